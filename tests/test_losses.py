@@ -1,0 +1,46 @@
+import torch
+
+from videostyle.losses import (
+    ContentLoss, StyleLoss, TemporalLoss, TVLoss, content_loss, gram_matrix, style_loss, temporal_loss, tv_loss,
+)
+
+
+def test_gram_matrix_matches_definition():
+    f = torch.randn(2, 3, 4, 5)
+    g = gram_matrix(f)
+    flat = f.reshape(2, 3, 20)
+    expected = torch.einsum("nci,ndi->ncd", flat, flat) / (3 * 4 * 5)
+    assert torch.allclose(g, expected, atol=1e-6)
+    assert torch.allclose(g, g.transpose(1, 2))
+
+
+def test_modules_agree_with_functional_forms():
+    torch.manual_seed(0)
+    f, t = torch.randn(1, 8, 6, 6), torch.randn(1, 8, 6, 6)
+    assert torch.equal(ContentLoss(t)(f), content_loss(f, t))
+    sl = StyleLoss.from_features(t)
+    assert torch.equal(sl(f), style_loss(f, gram_matrix(t)))
+    assert "target" in dict(sl.named_buffers())
+    img = torch.rand(1, 3, 10, 10)
+    assert torch.equal(TVLoss()(img), tv_loss(img))
+    mask = (torch.rand(1, 1, 10, 10) > 0.5).float()
+    tgt = torch.rand(1, 3, 10, 10)
+    assert torch.equal(TemporalLoss(tgt, mask)(img), temporal_loss(img, tgt, mask))
+
+
+def test_losses_are_zero_at_target_and_positive_elsewhere():
+    t = torch.randn(1, 4, 5, 5)
+    assert content_loss(t, t) == 0
+    assert style_loss(t, gram_matrix(t)) == 0
+    assert content_loss(t + 1, t) > 0
+    assert tv_loss(torch.ones(1, 3, 8, 8)) == 0
+    assert tv_loss(torch.rand(1, 3, 8, 8)) > 0
+
+
+def test_temporal_loss_ignores_masked_pixels():
+    img, tgt = torch.zeros(1, 3, 4, 4), torch.zeros(1, 3, 4, 4)
+    tgt[..., :2] = 1.0  # differs on the left half
+    left_masked = torch.ones(1, 1, 4, 4)
+    left_masked[..., :2] = 0
+    assert temporal_loss(img, tgt, left_masked) == 0
+    assert temporal_loss(img, tgt, torch.ones(1, 1, 4, 4)) > 0

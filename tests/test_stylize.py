@@ -1,0 +1,113 @@
+import numpy as np
+import torch
+
+from videostyle.losses import gram_matrix
+from videostyle.stylize import STIterate, Stylizer, TemporalTerm, preserve_colors, to_tensor
+
+from .conftest import pattern, stripes, tiny_config, tiny_extractor
+
+
+def make(cfg=None, styles=None):
+    st = Stylizer(cfg or tiny_config(), extractor=tiny_extractor())
+    st.set_styles(styles or [stripes(64, 64)])
+    return st
+
+
+def test_losses_fall_over_iterations():
+    for opt in ("lbfgs", "adam"):
+        st = make(tiny_config(**{"optim.optimizer": opt, "optim.lr": 0.05}))
+        seen: list[STIterate] = []
+        res = st.stylize(pattern(48, 64), iterations=15, callback=seen.append)
+        assert len(seen) == res.iterations == 15
+        assert seen[-1].loss < 0.5 * seen[0].loss, opt
+        assert res.image.shape == (48, 64, 3) and 0.0 <= res.image.min() and res.image.max() <= 1.0
+
+
+def test_style_only_moves_gram_toward_style():
+    cfg = tiny_config(**{"style.content_weight": 0.0, "style.tv_weight": 0.0})
+    st = make(cfg)
+    content = pattern(64, 64)
+    layers = ["relu1_1", "relu2_1", "relu3_1"]
+
+    def gram_distance(img):
+        with torch.no_grad():
+            f = st.extractor(to_tensor(img), layers)
+            s = st.extractor(to_tensor(stripes(64, 64)), layers)
+        return sum(float((gram_matrix(f[k]) - gram_matrix(s[k])).pow(2).sum()) for k in layers)
+
+    res = st.stylize(content, iterations=40)
+    assert gram_distance(res.image) < 0.5 * gram_distance(content)
+
+
+def test_same_seed_same_image_on_cpu():
+    cfg = tiny_config(**{"optim.init": "noise", "optim.seed": 7})
+    a = make(cfg).stylize(pattern(40, 40), iterations=5).image
+    b = make(cfg).stylize(pattern(40, 40), iterations=5).image
+    c = make(tiny_config(**{"optim.init": "noise", "optim.seed": 8})).stylize(pattern(40, 40), iterations=5).image
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_colour_preservation_keeps_content_chroma():
+    content = (pattern(48, 48) * 0.5 + 64).astype(np.uint8)  # unsaturated, so little clips
+    st = make(tiny_config(**{"style.preserve_colors": True}))
+    out = st.stylize(content, iterations=10).image
+    ycc = np.array([[-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], np.float32)
+    chroma_out = out @ ycc.T
+    chroma_in = (content / 255.0).astype(np.float32) @ ycc.T
+    # where nothing clipped, the chroma is the content's
+    inside = (out > 0.01).all(-1) & (out < 0.99).all(-1)
+    assert inside.mean() > 0.5
+    assert np.abs(chroma_out - chroma_in)[inside].max() < 2e-3
+    plain = make().stylize(content, iterations=10).image @ ycc.T
+    assert np.abs(plain - chroma_in).mean() > np.abs(chroma_out - chroma_in).mean()
+
+
+def test_preserve_colors_identity_on_same_image():
+    img = pattern(16, 16) / 255.0
+    assert np.allclose(preserve_colors(img.astype(np.float32), pattern(16, 16)), img, atol=1e-5)
+
+
+def test_blend_of_two_styles_is_weighted_average_of_grams():
+    st = Stylizer(tiny_config(), extractor=tiny_extractor())
+    a, b = stripes(64, 64), pattern(64, 64)
+    st.set_styles([a], [])
+    ga = st.style_targets((64, 64))
+    st.set_styles([b], [])
+    gb = st.style_targets((64, 64))
+    st.set_styles([a, b], [3.0, 1.0])
+    gab = st.style_targets((64, 64))
+    for k in ga:
+        assert torch.allclose(gab[k], 0.75 * ga[k] + 0.25 * gb[k], atol=1e-6)
+
+
+def test_pyramid_runs_levels_coarse_to_fine():
+    st = make(tiny_config(**{"optim.pyramid_levels": 2}))
+    sizes = []
+    res = st.stylize(pattern(64, 96), iterations=3, callback=lambda it: sizes.append(it.size))
+    assert sizes[0] == (32, 48) and sizes[-1] == (64, 96)
+    assert res.iterations == 6
+
+
+def test_early_stop_on_target_loss_and_tolerance():
+    st = make()
+    res = st.stylize(pattern(48, 48), iterations=50, stop_loss=float("inf"))
+    assert res.iterations == 1
+    st2 = make(tiny_config(**{"optim.tolerance": 0.5, "optim.tolerance_window": 2}))
+    assert st2.stylize(pattern(48, 48), iterations=50).iterations < 50
+
+
+def test_temporal_term_pulls_toward_target():
+    content = pattern(48, 48)
+    target = np.full((48, 48, 3), 0.5, np.float32)
+    mask = np.ones((48, 48), np.float32)
+    free = make().stylize(content, iterations=10).image
+    tied = make().stylize(content, iterations=10, temporal=[TemporalTerm(target, mask, 1e3)]).image
+    assert np.abs(tied - 0.5).mean() < np.abs(free - 0.5).mean()
+
+
+def test_bf16_autocast_runs_and_falls():
+    st = make(tiny_config(**{"render.precision": "bf16"}))
+    seen = []
+    st.stylize(pattern(48, 48), iterations=8, callback=seen.append)
+    assert seen[-1].loss < seen[0].loss

@@ -1,0 +1,226 @@
+"""Command line: the only module that prints, owns progress bars and exits."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import typing
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from videostyle import __version__
+from videostyle import config as C
+from videostyle.errors import ConfigError, VideostyleError
+from videostyle.stylize import STIterate
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports errors in one line with exit code 2 (no usage dump)."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        hint = ""
+        if message.startswith("unrecognized arguments:"):
+            bad = next((a for a in message.split(":", 1)[1].split() if a.startswith("--")), None)
+            if bad:
+                known = [s for a in self._all_actions() for s in a.option_strings if s.startswith("--")]
+                hint = C.suggest(bad.split("=")[0], known)
+        self.exit(2, f"videostyle: error: {message}{hint} (see {self.prog} --help)\n")
+
+    def _all_actions(self) -> list[argparse.Action]:
+        actions = list(self._actions)
+        for a in self._actions:
+            if isinstance(a, argparse._SubParsersAction):
+                for sp in a.choices.values():
+                    actions += sp._actions
+        return actions
+
+
+def add_config_flags(p: argparse.ArgumentParser) -> None:
+    """One flag per config field, generated from the dataclasses (the single source of defaults)."""
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for fi in C.FIELDS.values():
+        g = groups.setdefault(fi.section, p.add_argument_group(f"{fi.section} options"))
+        flag = "--" + fi.flag.replace("_", "-")
+        default = fi.default if fi.default != () else "none"
+        helptext = f"{fi.help} (default: {default}; config: {fi.path})"
+        origin = typing.get_origin(fi.type)
+        kw: dict[str, Any] = {"dest": f"cfg::{fi.path}", "default": argparse.SUPPRESS, "help": helptext}
+        if fi.type is bool:
+            g.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
+        elif origin is tuple:
+            g.add_argument(flag, action="append", metavar="V", **kw)
+        else:
+            if fi.choices:
+                kw["metavar"] = "{" + ",".join(map(str, fi.choices)) + "}"
+            g.add_argument(flag, **kw)
+
+
+def overrides_from_args(ns: argparse.Namespace) -> dict[str, Any]:
+    """Explicitly given config flags as ``{section.key: value}``."""
+    out: dict[str, Any] = {}
+    for key, value in vars(ns).items():
+        if not key.startswith("cfg::"):
+            continue
+        path = key[5:]
+        fi = C.FIELDS[path]
+        if typing.get_origin(fi.type) is tuple and typing.get_args(fi.type)[0] is not str:
+            value = [v for item in value for v in str(item).split(",") if v.strip()]
+        elif typing.get_origin(fi.type) is tuple and path != "style.images":
+            value = [v for item in value for v in str(item).split(",") if v.strip()]
+        out[path] = value
+    return out
+
+
+def resolve_config(ns: argparse.Namespace) -> C.Config:
+    cfg = C.Config()
+    if getattr(ns, "config", None):
+        cfg = C.load(ns.config, cfg)
+    return C.apply(cfg, overrides_from_args(ns), "command line")
+
+
+# ---------------------------------------------------------------- progress
+
+
+class TqdmReporter:
+    """Progress bars: frames (s/frame, ETA) and, at -v, iterations within a frame."""
+
+    def __init__(self, quiet: bool = False, verbose: bool = False) -> None:
+        self.quiet, self.verbose = quiet, verbose
+        self.frames_bar: Any = None
+        self.iter_bar: Any = None
+        self.level = -1
+
+    def notice(self, message: str) -> None:
+        from tqdm import tqdm
+
+        if self.quiet and not message.startswith(("warning", "error")):
+            return
+        tqdm.write(f"videostyle: {message}", file=sys.stderr)
+
+    def begin(self, total: int | None, what: str) -> None:
+        from tqdm import tqdm
+
+        if self.quiet:
+            return
+        self.frames_bar = tqdm(total=total, desc=Path(what).name[:30], unit="frame", file=sys.stderr,
+                               dynamic_ncols=True, leave=True)
+
+    def iterate(self, it: STIterate) -> None:
+        from tqdm import tqdm
+
+        if self.quiet or not self.verbose:
+            return
+        if self.iter_bar is None or it.i == 1:
+            if self.iter_bar is not None:
+                self.iter_bar.close()
+            lvl = f" L{it.level + 1}/{it.levels}" if it.levels > 1 else ""
+            self.iter_bar = tqdm(total=it.iterations, desc=f"  iter {it.size[1]}x{it.size[0]}{lvl}", unit="it",
+                                 file=sys.stderr, leave=False, dynamic_ncols=True)
+        self.iter_bar.update(1)
+        self.iter_bar.set_postfix(loss=f"{it.loss:.4g}", refresh=False)
+
+    def frame(self, done: Any) -> None:
+        if self.iter_bar is not None:
+            self.iter_bar.close()
+            self.iter_bar = None
+        if self.frames_bar is None:
+            return
+        if done.restarted:
+            self.notice(f"frame {done.index}: scene cut, restarted from the content with full iterations")
+        self.frames_bar.update(1)
+        post = {"it": done.iterations, "loss": f"{done.loss:.4g}"}
+        if done.seconds:
+            post["s/frame"] = f"{done.seconds:.2f}"
+        self.frames_bar.set_postfix(post, refresh=True)
+
+    def end(self) -> None:
+        if self.iter_bar is not None:
+            self.iter_bar.close()
+            self.iter_bar = None
+        if self.frames_bar is not None:
+            self.frames_bar.close()
+            self.frames_bar = None
+
+
+# ---------------------------------------------------------------- commands
+
+
+def default_output(inp: Path, cfg: C.Config, image: bool) -> Path:
+    style = Path(cfg.style.images[0]).stem if cfg.style.images else "styled"
+    ext = ".png" if image else ".mp4"
+    return inp.with_name(f"{inp.stem}_{style}{ext}")
+
+
+def cmd_render(ns: argparse.Namespace) -> int:
+    from videostyle.images import is_image_path
+    from videostyle.pipeline import Reporter, render_image
+
+    cfg = resolve_config(ns)
+    inp = Path(ns.input)
+    image = is_image_path(inp)
+    out = Path(ns.output) if ns.output else default_output(inp, cfg, image)
+    reporter = TqdmReporter(ns.quiet, ns.verbose)
+    if image:
+        res = render_image(inp, out, cfg, typing.cast(Reporter, reporter))
+    else:
+        from videostyle.pipeline import render_video
+
+        res = render_video(inp, out, cfg, typing.cast(Reporter, reporter), restart=ns.restart,
+                           overwrite=True)
+    if not ns.quiet:
+        print(f"wrote {res.output} ({res.frames} frame{'s' if res.frames != 1 else ''}, {res.seconds:.1f} s)")
+    return 0
+
+
+def cmd_config_show(ns: argparse.Namespace) -> int:
+    cfg = resolve_config(ns)
+    sys.stdout.write(C.dump_yaml(cfg))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="videostyle", description="Paint images and videos in the style of an artwork.")
+    p.add_argument("--version", action="version", version=f"videostyle {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    r = sub.add_parser("render", help="stylize an image or a video",
+                       description="Stylize an image or a video. Flags override --config.")
+    r.add_argument("input", help="input image or video")
+    r.add_argument("-o", "--output", help="output file (default: INPUT_STYLE.png/.mp4 next to the input)")
+    r.add_argument("--config", help="YAML config file (flags win over it)")
+    r.add_argument("--restart", action="store_true", help="discard an interrupted render's progress and start over")
+    r.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    r.add_argument("-v", "--verbose", action="store_true", help="show iterations within each frame")
+    add_config_flags(r)
+    r.set_defaults(func=cmd_render)
+
+    c = sub.add_parser("config", help="show the resolved configuration")
+    csub = c.add_subparsers(dest="config_command", metavar="ACTION", parser_class=_Parser)
+    csub.required = True
+    show = csub.add_parser("show", help="print the resolved config as YAML")
+    show.add_argument("--config", help="YAML config file")
+    add_config_flags(show)
+    show.set_defaults(func=cmd_config_show)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    ns = parser.parse_args(argv)
+    try:
+        return int(ns.func(ns))
+    except VideostyleError as err:
+        print(f"videostyle: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("videostyle: interrupted", file=sys.stderr)
+        return 130
+    except MemoryError:
+        print("videostyle: error: out of memory; lower --size", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

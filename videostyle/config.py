@@ -1,0 +1,394 @@
+"""One source of defaults: frozen dataclasses, filled from YAML files, batch jobs and CLI flags.
+
+Every field carries its help text, flag name and valid range in ``metadata``; the CLI builds
+its flags from them, YAML files use the same names (``optim.iterations`` or the flat flag
+name ``iterations``), and unknown keys fail with a "did you mean".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from videostyle.errors import ConfigError
+
+
+def opt(default: Any, help: str, *, choices: tuple[Any, ...] | None = None, lo: float | None = None,
+        hi: float | None = None, flag: str | None = None) -> Any:
+    """A config field: default, help text, optional choices / numeric range, CLI flag name."""
+    kwargs: dict[str, Any] = {"metadata": {"help": help, "choices": choices, "lo": lo, "hi": hi, "flag": flag}}
+    if isinstance(default, (list, dict, set)):
+        raise TypeError("use tuples for sequence defaults")
+    return field(default=default, **kwargs)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    # Feature network: torchvision VGG-19 ImageNet weights, or seeded random weights for smoke runs.
+    name: str = opt("vgg19", "feature network: vgg19 (pretrained) or random (offline smoke runs, not a real stylization)",
+                    choices=("vgg19", "random"), flag="model")
+    # Local VGG-19 state dict (torchvision or Caffe layout); env VIDEOSTYLE_WEIGHTS also sets it.
+    weights: str | None = opt(None, "local VGG-19 weights file (.pth), torchvision or Caffe layout")
+    # Layout of the weights file; auto detects it from the keys and the first conv's scale.
+    weights_format: str = opt("auto", "weights file layout", choices=("auto", "torchvision", "caffe"))
+    # Pooling layers of the network; the paper suggests avg for slightly smoother results.
+    pooling: str = opt("max", "pooling in the feature network", choices=("max", "avg"))
+
+
+@dataclass(frozen=True)
+class StyleConfig:
+    # Style images (paths); several are blended by `blend`.
+    images: tuple[str, ...] = opt((), "style image(s)", flag="style")
+    # Blend weights for several style images (normalised to sum 1); empty = equal.
+    blend: tuple[float, ...] = opt((), "blend weights of the style images", flag="style_blend")
+    # Style image size relative to the stylized size (neural-style's -style_scale).
+    scale: float = opt(1.0, "style image scale relative to the output size", lo=0.05, hi=4.0, flag="style_scale")
+    # Weight of the content (relu4_2) loss.
+    content_weight: float = opt(1.0, "content loss weight", lo=0.0)
+    # Weight of the style (Gram) loss; large because Gram entries are normalised by C*H*W.
+    style_weight: float = opt(1e5, "style loss weight", lo=0.0)
+    # Weight of the total-variation smoothness term.
+    tv_weight: float = opt(1e-2, "total variation weight", lo=0.0)
+    # Layers matched for content (the paper: conv4_2 -> relu4_2).
+    content_layers: tuple[str, ...] = opt(("relu4_2",), "content layers")
+    # Layers matched for style (the paper: relu1_1 ... relu5_1).
+    style_layers: tuple[str, ...] = opt(("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"), "style layers")
+    # Per-style-layer weights (same length as style_layers); empty = equal.
+    layer_weights: tuple[float, ...] = opt((), "per-style-layer weights")
+    # Keep the content's colours: transfer on luminance only (neural-style -original_colors).
+    preserve_colors: bool = opt(False, "keep the content's colours (style on luminance only)")
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    # Optimiser: L-BFGS (the paper's, best quality per iteration) or Adam.
+    optimizer: str = opt("lbfgs", "optimiser", choices=("lbfgs", "adam"))
+    # Iterations for an image and for a video's first frame (and after scene cuts).
+    iterations: int = opt(300, "iterations (image, first video frame, scene cuts)", lo=1)
+    # Iterations for each later video frame, which starts from the previous output.
+    iterations_later: int = opt(60, "iterations for later video frames", lo=0)
+    # Adam learning rate in pixel units ([0, 1] images).
+    lr: float = opt(0.02, "Adam learning rate", lo=0.0)
+    # Initial image for images and the first frame.
+    init: str = opt("content", "initial image", choices=("content", "noise", "image"))
+    # Image used when init is 'image'.
+    init_image: str | None = opt(None, "initial image file (with --init image)")
+    # Random seed (noise init, random model).
+    seed: int = opt(0, "random seed")
+    # Stylized resolution: the longer side in pixels (0 = source size).
+    size: int = opt(512, "stylized size: longer side in pixels (0 = source size)", lo=0)
+    # Coarse-to-fine levels for the first frame / images (1 = off).
+    pyramid_levels: int = opt(1, "coarse-to-fine levels (1 = off)", lo=1, hi=6)
+    # Scale factor between pyramid levels.
+    pyramid_scale: float = opt(2.0, "size ratio between pyramid levels", lo=1.1, hi=4.0)
+    # Stop a frame early when the relative loss change stays below this (0 = never).
+    tolerance: float = opt(0.0, "early stop: relative loss change per iteration (0 = off)", lo=0.0)
+    # Number of iterations the change must stay below the tolerance.
+    tolerance_window: int = opt(5, "early stop: window of iterations", lo=1)
+
+
+@dataclass(frozen=True)
+class TemporalConfig:
+    # Init of later frames: the content, the previous output, or the previous output warped by flow.
+    init_later: str = opt("prev-warped", "init of later frames", choices=("content", "prev", "prev-warped"))
+    # Weight of the temporal loss against the warped previous output (0 = off).
+    weight: float = opt(0.0, "temporal loss weight (0 = off)", lo=0.0, flag="temporal_weight")
+    # Previous frames (gaps) the temporal loss looks at, e.g. 1,2,4.
+    frames: tuple[int, ...] = opt((1,), "temporal loss frame gaps, e.g. 1,2,4", flag="temporal_frames")
+    # A frame whose reliable fraction falls below this is a scene cut (restarted from content).
+    scene_cut: float = opt(0.4, "scene cut when the reliable fraction falls below this", lo=0.0, hi=1.0)
+
+
+@dataclass(frozen=True)
+class FlowConfig:
+    # Optical flow algorithm (OpenCV).
+    method: str = opt("farneback", "optical flow method", choices=("farneback", "dis"), flag="flow")
+    # Compute flow at this fraction of the stylized size and upsample it (1 = full).
+    scale: float = opt(1.0, "flow resolution relative to the stylized size", lo=0.1, hi=1.0, flag="flow_scale")
+    # Farneback: image pyramid scale.
+    pyr_scale: float = opt(0.5, "Farneback pyramid scale", lo=0.1, hi=0.9)
+    # Farneback: pyramid levels.
+    levels: int = opt(3, "Farneback pyramid levels", lo=1, hi=10)
+    # Farneback: averaging window size.
+    winsize: int = opt(15, "Farneback window size", lo=3)
+    # Farneback: iterations per level.
+    flow_iterations: int = opt(3, "Farneback iterations per level", lo=1)
+    # Farneback: pixel neighbourhood for the polynomial expansion.
+    poly_n: int = opt(5, "Farneback polynomial neighbourhood", choices=(5, 7))
+    # Farneback: Gaussian sigma for the polynomial expansion.
+    poly_sigma: float = opt(1.2, "Farneback polynomial sigma", lo=0.1)
+    # DIS preset.
+    dis_preset: str = opt("medium", "DIS preset", choices=("ultrafast", "fast", "medium"))
+
+
+@dataclass(frozen=True)
+class EncodeConfig:
+    # Video codec of the output.
+    codec: str = opt("h264", "output video codec", choices=("h264", "hevc", "vp9", "av1", "prores"))
+    # Constant rate factor (quality; lower is better).
+    crf: int = opt(18, "constant rate factor", lo=0, hi=63)
+    # Encoder speed preset (x264/x265 names; mapped for other codecs).
+    preset: str = opt("medium", "encoder preset")
+    # Output resolution: the stylized size, or upscaled back to the source's.
+    output_size: str = opt("stylized", "output resolution", choices=("stylized", "source"))
+    # Make odd dimensions even by cropping or padding one pixel.
+    even: str = opt("crop", "make odd sizes even by", choices=("crop", "pad"))
+
+
+@dataclass(frozen=True)
+class RenderConfig:
+    # Compute device.
+    device: str = opt("auto", "device: auto, cpu, cuda or cuda:N")
+    # Autocast precision; auto picks bf16 on a CPU with bf16 support, tf32 on CUDA.
+    precision: str = opt("auto", "precision", choices=("auto", "fp32", "bf16", "fp16"))
+    # Channels-last memory format for the convolutions.
+    channels_last: bool = opt(True, "channels_last memory format")
+    # Video: start time in seconds.
+    start: float = opt(0.0, "video: start time (s)", lo=0.0)
+    # Video: duration in seconds (0 = to the end).
+    duration: float = opt(0.0, "video: duration (s, 0 = to the end)", lo=0.0)
+    # Video: render at most this many frames (0 = all).
+    max_frames: int = opt(0, "video: at most this many frames (0 = all)", lo=0)
+    # Write the current frame as PNG every N frames (0 = off).
+    preview_every: int = opt(0, "write a preview PNG every N frames (0 = off)", lo=0)
+
+
+@dataclass(frozen=True)
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    style: StyleConfig = field(default_factory=StyleConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    temporal: TemporalConfig = field(default_factory=TemporalConfig)
+    flow: FlowConfig = field(default_factory=FlowConfig)
+    encode: EncodeConfig = field(default_factory=EncodeConfig)
+    render: RenderConfig = field(default_factory=RenderConfig)
+
+
+SECTIONS: tuple[str, ...] = tuple(f.name for f in fields(Config))
+
+
+@dataclass(frozen=True)
+class FieldInfo:
+    section: str
+    name: str
+    type: Any
+    default: Any
+    help: str
+    choices: tuple[Any, ...] | None
+    lo: float | None
+    hi: float | None
+    flag: str  # flat name, also the CLI flag with '-' for '_'
+
+    @property
+    def path(self) -> str:
+        return f"{self.section}.{self.name}"
+
+
+def iter_fields() -> Iterator[FieldInfo]:
+    for sec in fields(Config):
+        cls = sec.default_factory  # type: ignore[misc]
+        hints = typing.get_type_hints(cls)
+        for f in fields(cls):
+            md = f.metadata
+            yield FieldInfo(sec.name, f.name, hints[f.name], f.default, md["help"], md["choices"], md["lo"],
+                            md["hi"], md["flag"] or f.name)
+
+
+FIELDS: dict[str, FieldInfo] = {fi.path: fi for fi in iter_fields()}
+FLAT: dict[str, FieldInfo] = {fi.flag: fi for fi in FIELDS.values()}
+assert len(FLAT) == len(FIELDS), "flat config names must be unique"
+
+
+def suggest(key: str, candidates: list[str]) -> str:
+    close = difflib.get_close_matches(key, candidates, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _coerce(fi: FieldInfo, value: Any, where: str) -> Any:
+    """Check and convert one value to the field's type; raise ConfigError naming the key."""
+    tp = fi.type
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    name = f"{where}{fi.path}"
+
+    def bad(expected: str) -> ConfigError:
+        return ConfigError(f"{name}: expected {expected}, got {value!r}")
+
+    if origin is tuple:
+        elem = args[0]
+        if isinstance(value, str):
+            items: list[Any] = [v.strip() for v in value.split(",") if v.strip()]
+        elif isinstance(value, (list, tuple)):
+            items = list(value)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool) and elem is not str:
+            items = [value]
+        else:
+            raise bad(f"a list of {elem.__name__}")
+        out = []
+        for item in items:
+            try:
+                if elem is str:
+                    if not isinstance(item, str):
+                        raise ValueError
+                    out.append(item)
+                elif elem is int:
+                    if isinstance(item, bool) or (isinstance(item, float) and not item.is_integer()):
+                        raise ValueError
+                    out.append(int(item))
+                else:
+                    if isinstance(item, bool):
+                        raise ValueError
+                    out.append(float(item))
+            except (TypeError, ValueError):
+                raise bad(f"a list of {elem.__name__}") from None
+        result: Any = tuple(out)
+        if fi.lo is not None and any(v < fi.lo for v in result):
+            raise ConfigError(f"{name}: values must be >= {fi.lo}, got {value!r}")
+        return result
+    optional = origin in (typing.Union, getattr(__import__("types"), "UnionType", None)) and type(None) in args
+    if optional:
+        if value is None:
+            return None
+        tp = next(a for a in args if a is not type(None))
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "yes", "on", "1", "false", "no", "off", "0"):
+            return value.lower() in ("true", "yes", "on", "1")
+        raise bad("true or false")
+    if tp is int:
+        if isinstance(value, bool):
+            raise bad("an integer")
+        try:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            result = int(value)
+        except (TypeError, ValueError):
+            raise bad("an integer") from None
+    elif tp is float:
+        if isinstance(value, bool):
+            raise bad("a number")
+        try:
+            result = float(value)
+        except (TypeError, ValueError):
+            raise bad("a number") from None
+    elif tp is str:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise bad("a string")
+        result = str(value)
+    else:  # pragma: no cover - only the types above are used
+        raise TypeError(tp)
+    if fi.choices is not None and result not in fi.choices:
+        raise ConfigError(f"{name}: must be one of {', '.join(map(str, fi.choices))}, got {value!r}"
+                          + suggest(str(result), [str(c) for c in fi.choices]))
+    if fi.lo is not None and result < fi.lo:
+        raise ConfigError(f"{name}: must be >= {fi.lo}, got {value!r}")
+    if fi.hi is not None and result > fi.hi:
+        raise ConfigError(f"{name}: must be <= {fi.hi}, got {value!r}")
+    return result
+
+
+def flatten(mapping: Mapping[str, Any], source: str = "", *, extra: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Turn nested ``{section: {key: v}}`` and flat ``{flag: v}`` keys into ``{section.key: v}``.
+
+    Keys in ``extra`` are passed through untouched (batch jobs' own keys).
+    """
+    where = f"{source}: " if source else ""
+    out: dict[str, Any] = {}
+    known = sorted(set(SECTIONS) | set(FLAT) | set(FIELDS) | set(extra))
+    for key, value in mapping.items():
+        key = str(key)
+        if key in extra:
+            out[key] = value
+        elif key in SECTIONS and (isinstance(value, Mapping) or value is None or key not in FLAT):
+            if value is None:
+                continue
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{where}{key}: expected a mapping of {key} settings, got {value!r}")
+            names = [fi.name for fi in FIELDS.values() if fi.section == key]
+            for sub, v in value.items():
+                if str(sub) not in names:
+                    raise ConfigError(f"{where}unknown key {key}.{sub}" + suggest(str(sub), names))
+                out[f"{key}.{sub}"] = v
+        elif key in FIELDS:
+            out[key] = value
+        elif key.replace("-", "_") in FLAT:
+            out[FLAT[key.replace("-", "_")].path] = value
+        else:
+            raise ConfigError(f"{where}unknown key {key}" + suggest(key, known))
+    return out
+
+
+def apply(cfg: Config, overrides: Mapping[str, Any], source: str = "") -> Config:
+    """Return ``cfg`` with ``{section.key: value}`` overrides validated and applied."""
+    where = f"{source}: " if source else ""
+    sections: dict[str, dict[str, Any]] = {}
+    for path, value in overrides.items():
+        fi = FIELDS.get(path)
+        if fi is None:
+            raise ConfigError(f"{where}unknown key {path}" + suggest(path, list(FIELDS)))
+        sections.setdefault(fi.section, {})[fi.name] = _coerce(fi, value, where)
+    for sec, values in sections.items():
+        cfg = replace(cfg, **{sec: replace(getattr(cfg, sec), **values)})
+    validate(cfg, source)
+    return cfg
+
+
+def validate(cfg: Config, source: str = "") -> None:
+    """Cross-field checks."""
+    where = f"{source}: " if source else ""
+    if cfg.style.blend and cfg.style.images and len(cfg.style.blend) != len(cfg.style.images):
+        raise ConfigError(f"{where}style.blend has {len(cfg.style.blend)} weights for {len(cfg.style.images)} style images")
+    if cfg.style.layer_weights and len(cfg.style.layer_weights) != len(cfg.style.style_layers):
+        raise ConfigError(f"{where}style.layer_weights needs one weight per style layer ({len(cfg.style.style_layers)})")
+    if any(k < 1 for k in cfg.temporal.frames):
+        raise ConfigError(f"{where}temporal.frames: gaps must be >= 1")
+    dev = cfg.render.device
+    if not (dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit())):
+        raise ConfigError(f"{where}render.device: use auto, cpu, cuda or cuda:N, got {dev!r}")
+    if cfg.optim.size and cfg.optim.size < 32:
+        raise ConfigError(f"{where}optim.size: must be 0 or >= 32 pixels, got {cfg.optim.size}")
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {p} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {p}: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" (line {mark.line + 1})" if mark is not None else ""
+        raise ConfigError(f"config file {p} is not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {p} must hold a mapping of settings, not {type(data).__name__}")
+    return data
+
+
+def load(path: str | Path, base: Config | None = None) -> Config:
+    """Load a config file over ``base`` (defaults when None)."""
+    return apply(base or Config(), flatten(read_yaml(path), str(path)), str(path))
+
+
+def to_dict(cfg: Config) -> dict[str, dict[str, Any]]:
+    """Plain nested dict (tuples as lists) suitable for YAML/JSON."""
+    def plain(v: Any) -> Any:
+        return list(v) if isinstance(v, tuple) else v
+    return {sec: {k: plain(v) for k, v in dataclasses.asdict(getattr(cfg, sec)).items()} for sec in SECTIONS}
+
+
+def dump_yaml(cfg: Config) -> str:
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False, default_flow_style=None)

@@ -1,0 +1,96 @@
+"""Losses of Gatys et al. (content, Gram style), total variation and Ruder et al.'s temporal term.
+
+Each loss has a functional form and a thin module that keeps its target in a buffer (so
+``.to(device)`` moves it and ``state_dict`` holds it). Losses are computed in float32 even
+when features come out of a bf16/fp16 autocast region: Gram sums over H*W products lose too
+much precision in half types.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def gram_matrix(features: Tensor) -> Tensor:
+    """(N, C, H, W) -> (N, C, C) Gram matrix normalised by C*H*W.
+
+    The paper's Gram matrix is unnormalised and its loss divides by 4 N^2 M^2; normalising
+    the Gram itself (as neural-style does) keeps one style weight meaningful across layers
+    and image sizes.
+    """
+    n, c, h, w = features.shape
+    f = features.float().reshape(n, c, h * w)
+    return torch.bmm(f, f.transpose(1, 2)) / (c * h * w)
+
+
+def content_loss(features: Tensor, target: Tensor) -> Tensor:
+    """Mean squared error between feature maps (the paper's 1/2 sum is a constant factor)."""
+    return F.mse_loss(features.float(), target.float())
+
+
+def style_loss(features: Tensor, target_gram: Tensor) -> Tensor:
+    """Mean squared error between the Gram matrix of ``features`` and a target Gram matrix."""
+    return F.mse_loss(gram_matrix(features), target_gram.float().expand(features.shape[0], -1, -1))
+
+
+def tv_loss(image: Tensor) -> Tensor:
+    """Total variation: mean squared difference of neighbouring pixels.
+
+    Not in the paper; added (as in jcjohnson/neural-style) to suppress high-frequency noise.
+    Squared differences and a mean keep the gradient smooth and the weight size-independent.
+    """
+    x = image.float()
+    dx = x[..., :, 1:] - x[..., :, :-1]
+    dy = x[..., 1:, :] - x[..., :-1, :]
+    return dx.pow(2).mean() + dy.pow(2).mean()
+
+
+def temporal_loss(image: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+    """Ruder et al.'s short-term temporal loss: (1/D) sum c * (x - warped previous)^2.
+
+    ``mask`` (N, 1, H, W) in [0, 1] is 0 where the flow is unreliable (occlusions, motion
+    boundaries) so those pixels are free to change.
+    """
+    diff = (image.float() - target.float()).pow(2)
+    return (diff * mask.float()).mean()
+
+
+class ContentLoss(nn.Module):
+    def __init__(self, target: Tensor) -> None:
+        super().__init__()
+        self.register_buffer("target", target.detach().float())
+
+    def forward(self, features: Tensor) -> Tensor:
+        return content_loss(features, self.target)
+
+
+class StyleLoss(nn.Module):
+    """Holds the target Gram matrix (already blended over several style images)."""
+
+    def __init__(self, target_gram: Tensor) -> None:
+        super().__init__()
+        self.register_buffer("target", target_gram.detach().float())
+
+    @classmethod
+    def from_features(cls, features: Tensor) -> StyleLoss:
+        return cls(gram_matrix(features))
+
+    def forward(self, features: Tensor) -> Tensor:
+        return style_loss(features, self.target)
+
+
+class TVLoss(nn.Module):
+    def forward(self, image: Tensor) -> Tensor:
+        return tv_loss(image)
+
+
+class TemporalLoss(nn.Module):
+    def __init__(self, target: Tensor, mask: Tensor) -> None:
+        super().__init__()
+        self.register_buffer("target", target.detach().float())
+        self.register_buffer("mask", mask.detach().float())
+
+    def forward(self, image: Tensor) -> Tensor:
+        return temporal_loss(image, self.target, self.mask)

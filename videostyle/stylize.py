@@ -1,0 +1,372 @@
+"""Optimise an image so its VGG features match a content image and the Gram statistics of style
+images (Gatys et al.), with warm starts and temporal terms for video.
+
+Images enter and leave as numpy arrays (H, W, 3): uint8 or float32 in [0, 1]. Progress is
+reported through a callback receiving :class:`STIterate`; nothing here prints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from videostyle.config import Config
+from videostyle.errors import ConfigError, InputError
+from videostyle.features import MIN_SIDE, VGGFeatures, build_extractor
+from videostyle.losses import content_loss, gram_matrix, style_loss, temporal_loss, tv_loss
+
+
+@dataclass(frozen=True)
+class STIterate:
+    """One optimiser iteration, as reported to progress callbacks."""
+
+    i: int  # iteration within the current pyramid level (1-based)
+    iterations: int  # planned iterations at this level
+    level: int  # pyramid level (0 = coarsest)
+    levels: int  # number of pyramid levels
+    loss: float  # total weighted loss
+    losses: dict[str, float]  # weighted loss per term: content, style, tv, temporal
+    size: tuple[int, int]  # (H, W) being optimised
+
+
+@dataclass(frozen=True)
+class TemporalTerm:
+    """Temporal loss against a warped earlier output: target (H, W, 3) float, mask (H, W) in [0, 1]."""
+
+    target: np.ndarray
+    mask: np.ndarray
+    weight: float
+
+
+@dataclass
+class StylizeResult:
+    image: np.ndarray  # (H, W, 3) float32 in [0, 1]
+    iterations: int  # iterations actually run (all levels)
+    loss: float  # final total loss
+    losses: dict[str, float] = field(default_factory=dict)
+
+
+Callback = Callable[[STIterate], None]
+
+
+# ---------------------------------------------------------------- image helpers
+
+
+def to_tensor(image: np.ndarray, device: torch.device | str = "cpu") -> Tensor:
+    """(H, W, 3) uint8 or float [0, 1] -> (1, 3, H, W) float32."""
+    arr = np.asarray(image)
+    t = torch.from_numpy(np.ascontiguousarray(arr))
+    t = t.float().div_(255.0) if arr.dtype == np.uint8 else t.float()
+    return t.permute(2, 0, 1).unsqueeze(0).to(device)
+
+
+def to_numpy(t: Tensor) -> np.ndarray:
+    """(1, 3, H, W) -> (H, W, 3) float32 on the CPU, clamped to [0, 1]."""
+    return t.detach().float().clamp(0, 1)[0].permute(1, 2, 0).contiguous().cpu().numpy()
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    if image.dtype == np.uint8:
+        return image
+    return np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
+
+
+def resize(t: Tensor, hw: tuple[int, int]) -> Tensor:
+    if tuple(t.shape[-2:]) == tuple(hw):
+        return t
+    return F.interpolate(t, size=hw, mode="bilinear", align_corners=False, antialias=True)
+
+
+def fit_size(h: int, w: int, max_side: int) -> tuple[int, int]:
+    """Scale (h, w) so the longer side is ``max_side`` (0 = unchanged), keeping the aspect ratio."""
+    if max_side <= 0:
+        return h, w
+    s = max_side / max(h, w)
+    return max(1, round(h * s)), max(1, round(w * s))
+
+
+def check_size(h: int, w: int, what: str) -> None:
+    if min(h, w) < MIN_SIDE:
+        raise InputError(
+            f"{what} is {w}x{h}; the network needs at least {MIN_SIDE} pixels on each side: use a larger image or --size"
+        )
+
+
+_YCC = torch.tensor([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
+
+
+def preserve_colors(stylized: np.ndarray, content: np.ndarray) -> np.ndarray:
+    """Luminance of ``stylized`` with the chroma of ``content`` (neural-style's -original_colors)."""
+    s = stylized.astype(np.float32)
+    c = content.astype(np.float32) / 255.0 if content.dtype == np.uint8 else content.astype(np.float32)
+    m = _YCC.numpy()
+    y = s @ m[0]
+    cc = c @ m[1:].T
+    ycc = np.concatenate([y[..., None], cc], axis=-1)
+    return np.clip(ycc @ np.linalg.inv(m).T, 0.0, 1.0).astype(np.float32)
+
+
+# ---------------------------------------------------------------- device / precision
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
+        dev = torch.device(name)
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ConfigError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) present")
+        return dev
+    if name == "cpu":
+        return torch.device("cpu")
+    raise ConfigError(f"--device {name!r}: use auto, cpu, cuda or cuda:N")
+
+
+def cpu_has_bf16() -> bool:
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, c, lambda: False)() for c in checks)
+
+
+def resolve_precision(name: str, device: torch.device, pixels: int = 512 * 512) -> torch.dtype | None:
+    """Autocast dtype, or None for fp32. ``auto``: bf16 on a CPU with native bf16 (about 2x faster
+    there); on CUDA tf32 fp32 below HD and bf16 from 720p up (faster only at large sizes)."""
+    if name == "fp32":
+        return None
+    if name == "bf16":
+        return torch.bfloat16
+    if name == "fp16":
+        return torch.float16
+    if device.type == "cuda":
+        return torch.bfloat16 if pixels >= 720 * 1280 else None
+    return torch.bfloat16 if cpu_has_bf16() else None
+
+
+# ---------------------------------------------------------------- the stylizer
+
+
+class Stylizer:
+    """Holds the frozen extractor and the style targets; ``stylize`` runs one optimisation."""
+
+    def __init__(self, cfg: Config, extractor: VGGFeatures | None = None, device: torch.device | None = None) -> None:
+        self.cfg = cfg
+        self.device = device or resolve_device(cfg.render.device)
+        if self.device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+            torch.backends.cudnn.benchmark = True
+        self.content_layers = tuple(cfg.style.content_layers)
+        self.style_layers = tuple(cfg.style.style_layers)
+        layers = set(self.content_layers) | set(self.style_layers)
+        if extractor is None:
+            extractor = build_extractor(layers, model=cfg.model.name, weights=cfg.model.weights,
+                                        weights_format=cfg.model.weights_format, pooling=cfg.model.pooling,  # type: ignore[arg-type]
+                                        seed=cfg.optim.seed)
+        self.extractor = extractor.to(self.device)
+        if cfg.render.channels_last:
+            self.extractor = self.extractor.to(memory_format=torch.channels_last)
+        lw = cfg.style.layer_weights or tuple(1.0 for _ in self.style_layers)
+        self.layer_weights = dict(zip(self.style_layers, lw))
+        self._styles: list[Tensor] = []
+        self._blend: list[float] = []
+        self._targets: dict[tuple[int, int], dict[str, Tensor]] = {}
+
+    # -- style targets
+
+    def set_styles(self, images: Sequence[np.ndarray], blend: Sequence[float] = ()) -> None:
+        if not images:
+            raise ConfigError("no style image given; pass --style IMAGE")
+        weights = list(blend) if blend else [1.0] * len(images)
+        total = sum(weights)
+        if total <= 0:
+            raise ConfigError("style blend weights must sum to more than 0")
+        self._styles = [to_tensor(im) for im in images]
+        self._blend = [w / total for w in weights]
+        self._targets.clear()
+
+    def _autocast(self, hw: tuple[int, int]) -> contextlib.AbstractContextManager[None]:
+        dtype = resolve_precision(self.cfg.render.precision, self.device, hw[0] * hw[1])
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    def _features(self, x: Tensor, layers: Sequence[str]) -> dict[str, Tensor]:
+        if self.cfg.render.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with self._autocast(tuple(x.shape[-2:])):  # type: ignore[arg-type]
+            return self.extractor(x, layers)
+
+    def style_targets(self, hw: tuple[int, int]) -> dict[str, Tensor]:
+        """Blended Gram targets for a content of size ``hw`` (style resized to scale * its long side)."""
+        if hw in self._targets:
+            return self._targets[hw]
+        if not self._styles:
+            raise ConfigError("no style image given; pass --style IMAGE")
+        side = max(round(max(hw) * self.cfg.style.scale), MIN_SIDE)
+        grams: dict[str, Tensor] = {}
+        with torch.no_grad():
+            for img, w in zip(self._styles, self._blend):
+                sh, sw = fit_size(img.shape[2], img.shape[3], side)
+                feats = self._features(resize(img, (max(sh, MIN_SIDE), max(sw, MIN_SIDE))).to(self.device),
+                                       self.style_layers)
+                for name in self.style_layers:
+                    g = gram_matrix(feats[name]) * w
+                    grams[name] = grams[name] + g if name in grams else g
+        if len(self._targets) > 8:
+            self._targets.clear()
+        self._targets[hw] = grams
+        return grams
+
+    # -- optimisation
+
+    def initial_image(self, content: np.ndarray, init: str | np.ndarray, seed: int) -> np.ndarray:
+        if isinstance(init, np.ndarray):
+            return init
+        if init == "content":
+            return content
+        if init == "noise":
+            gen = torch.Generator().manual_seed(seed)
+            h, w = content.shape[:2]
+            return torch.rand((h, w, 3), generator=gen).numpy()
+        if init == "image":
+            raise ConfigError("--init image needs --init-image PATH")
+        raise ConfigError(f"unknown init {init!r}; use content, noise or image")
+
+    def stylize(
+        self,
+        content: np.ndarray,
+        init: str | np.ndarray | None = None,
+        *,
+        iterations: int | None = None,
+        temporal: Sequence[TemporalTerm] = (),
+        pyramid: bool = True,
+        stop_loss: float | None = None,
+        seed: int | None = None,
+        callback: Callback | None = None,
+    ) -> StylizeResult:
+        """Stylize ``content`` (H, W, 3) at its own size, starting from ``init``.
+
+        ``pyramid`` enables coarse-to-fine when ``optim.pyramid_levels`` > 1 (used for first
+        frames and scene cuts; warm-started frames are already close and skip it).
+        ``stop_loss`` ends the optimisation once the total loss falls to it.
+        """
+        o = self.cfg.optim
+        iterations = o.iterations if iterations is None else iterations
+        seed = o.seed if seed is None else seed
+        h, w = content.shape[:2]
+        check_size(h, w, "the content image")
+        init_arr = self.initial_image(content, o.init if init is None else init, seed)
+        if init_arr.shape[:2] != (h, w):
+            init_t = resize(to_tensor(init_arr), (h, w))
+        else:
+            init_t = to_tensor(init_arr)
+        levels = o.pyramid_levels if pyramid and not temporal else 1
+        sizes = []
+        for k in range(levels):
+            f = o.pyramid_scale ** (levels - 1 - k)
+            lh, lw = round(h / f), round(w / f)
+            if min(lh, lw) >= MIN_SIDE:
+                sizes.append((lh, lw))
+        if not sizes or sizes[-1] != (h, w):
+            sizes.append((h, w))
+        content_t = to_tensor(content)
+        x = init_t
+        total_iters = 0
+        result_loss, result_losses = math.nan, {}
+        for level, hw in enumerate(sizes):
+            x = resize(x, hw)
+            x, n, result_loss, result_losses = self._optimise(
+                resize(content_t, hw).to(self.device), x.to(self.device), iterations,
+                temporal if hw == (h, w) else (), stop_loss if level == len(sizes) - 1 else None,
+                level, len(sizes), callback,
+            )
+            total_iters += n
+        out = to_numpy(x)
+        if self.cfg.style.preserve_colors:
+            out = preserve_colors(out, content)
+        return StylizeResult(out, total_iters, result_loss, result_losses)
+
+    def loss_terms(self, x: Tensor, content_feats: dict[str, Tensor], grams: dict[str, Tensor],
+                   temporal: Sequence[tuple[Tensor, Tensor, float]]) -> dict[str, Tensor]:
+        s = self.cfg.style
+        feats = self._features(x, sorted(set(self.content_layers) | set(self.style_layers)))
+        terms: dict[str, Tensor] = {}
+        terms["content"] = s.content_weight * sum(
+            (content_loss(feats[n], content_feats[n]) for n in self.content_layers), torch.zeros((), device=x.device))
+        terms["style"] = s.style_weight * sum(
+            (self.layer_weights[n] * style_loss(feats[n], grams[n]) for n in self.style_layers),
+            torch.zeros((), device=x.device))
+        if s.tv_weight:
+            terms["tv"] = s.tv_weight * tv_loss(x)
+        if temporal:
+            terms["temporal"] = sum((wt * temporal_loss(x, tgt, m) for tgt, m, wt in temporal),
+                                    torch.zeros((), device=x.device))
+        return terms
+
+    def _optimise(self, content: Tensor, x0: Tensor, iterations: int, temporal: Sequence[TemporalTerm],
+                  stop_loss: float | None, level: int, levels: int,
+                  callback: Callback | None) -> tuple[Tensor, int, float, dict[str, float]]:
+        o = self.cfg.optim
+        hw = (int(content.shape[2]), int(content.shape[3]))
+        grams = self.style_targets(hw)
+        with torch.no_grad():
+            content_feats = {k: v.detach() for k, v in self._features(content, self.content_layers).items()}
+        temp = [(to_tensor(t.target, self.device), torch.from_numpy(np.ascontiguousarray(t.mask, np.float32))[None, None]
+                 .to(self.device), t.weight) for t in temporal if t.weight > 0]
+        x = x0.detach().clone().contiguous().requires_grad_(True)
+        if iterations <= 0:
+            with torch.no_grad():
+                terms = self.loss_terms(x, content_feats, grams, temp)
+            return x.detach(), 0, float(sum(terms.values())), {k: float(v) for k, v in terms.items()}
+        if o.optimizer == "lbfgs":
+            # One closure evaluation per step() so progress, early stopping and the iteration
+            # count are exact; L-BFGS keeps its curvature history across steps.
+            opt: torch.optim.Optimizer = torch.optim.LBFGS([x], lr=1.0, max_iter=1, history_size=50,
+                                                            tolerance_grad=-1, tolerance_change=-1)
+        else:
+            opt = torch.optim.Adam([x], lr=o.lr)
+        last: dict[str, float] = {}
+        history: list[float] = []
+
+        def closure() -> Tensor:
+            opt.zero_grad(set_to_none=True)
+            terms = self.loss_terms(x, content_feats, grams, temp)
+            total = sum(terms.values())
+            total.backward()  # type: ignore[union-attr]
+            last.clear()
+            last.update({k: float(v.detach()) for k, v in terms.items()})
+            last["total"] = float(total.detach())  # type: ignore[union-attr]
+            return total  # type: ignore[return-value]
+
+        done = 0
+        for i in range(1, iterations + 1):
+            opt.step(closure)
+            if o.optimizer == "adam":
+                with torch.no_grad():
+                    x.clamp_(0, 1)
+            done = i
+            loss = last["total"]
+            history.append(loss)
+            if callback is not None:
+                callback(STIterate(i, iterations, level, levels, loss,
+                                   {k: v for k, v in last.items() if k != "total"}, hw))
+            if not math.isfinite(loss):
+                break
+            if stop_loss is not None and loss <= stop_loss:
+                break
+            if o.tolerance > 0 and len(history) > o.tolerance_window:
+                window = history[-o.tolerance_window - 1:]
+                rel = [abs(a - b) / max(abs(a), 1e-12) for a, b in zip(window, window[1:])]
+                if max(rel) < o.tolerance:
+                    break
+        with torch.no_grad():
+            x.clamp_(0, 1)
+        return x.detach(), done, last.get("total", math.nan), {k: v for k, v in last.items() if k != "total"}
