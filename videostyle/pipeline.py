@@ -4,15 +4,26 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from videostyle.config import Config
-from videostyle.errors import ConfigError, InputError, OutputError
+from videostyle.config import Config, to_dict
+from videostyle.errors import ConfigError, InputError, OutputError, VideostyleError
+from videostyle.flow import FlowParams, warp
+from videostyle.flow import pair as flow_pair
 from videostyle.images import is_image_path, read_image, write_image
-from videostyle.stylize import STIterate, Stylizer, check_size, fit_size, resize, to_numpy, to_tensor, to_uint8
+from videostyle.media import (
+    VideoWriter, check_codec, container_format, count_frames, even_size, make_even, probe, read_frames,
+)
+from videostyle.stylize import (
+    STIterate, Stylizer, TemporalTerm, check_size, fit_size, resize, to_numpy, to_tensor, to_uint8,
+)
+from videostyle.workdir import WorkDir, file_digest
 
 
 @dataclass(frozen=True)
@@ -124,3 +135,217 @@ def render_image(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: 
     reporter.frame(FrameDone(0, 1, res.iterations, secs, res.loss))
     reporter.end()
     return RenderResult(out, 1, secs, [res.iterations])
+
+
+# ---------------------------------------------------------------- video
+
+
+class RenderInterrupted(VideostyleError):
+    exit_code = 130
+
+
+def flow_params(cfg: Config) -> FlowParams:
+    f = cfg.flow
+    return FlowParams(method=f.method, scale=f.scale, pyr_scale=f.pyr_scale, levels=f.levels, winsize=f.winsize,
+                      iterations=f.flow_iterations, poly_n=f.poly_n, poly_sigma=f.poly_sigma, dis_preset=f.dis_preset)
+
+
+def render_settings(cfg: Config, inp: Path) -> dict[str, Any]:
+    """Everything that determines the stylized frames (for resume); not encode or progress options."""
+    d = to_dict(cfg)
+    d.pop("encode")
+    d["render"] = {k: v for k, v in d["render"].items() if k not in ("preview_every",)}
+    d["input"] = {"path": str(inp.resolve()), "digest": file_digest(inp, full=False)}
+    d["styles"] = [file_digest(p) for p in cfg.style.images]
+    weights = cfg.model.weights or os.environ.get("VIDEOSTYLE_WEIGHTS")
+    if weights and Path(weights).is_file():
+        st = Path(weights).stat()
+        d["weights"] = {"path": str(Path(weights).resolve()), "size": st.st_size, "mtime": st.st_mtime}
+    return d
+
+
+@dataclass
+class _History:
+    """The last few source frames and outputs (at the stylized size) for warm starts and temporal terms."""
+
+    depth: int
+    src: deque[tuple[int, np.ndarray]] = field(default_factory=deque)
+    out: deque[tuple[int, np.ndarray]] = field(default_factory=deque)
+
+    def push(self, index: int, src: np.ndarray, out: np.ndarray) -> None:
+        self.src.append((index, src))
+        self.out.append((index, out))
+        while len(self.src) > self.depth:
+            self.src.popleft()
+            self.out.popleft()
+
+    def reset(self) -> None:
+        self.src.clear()
+        self.out.clear()
+
+    def get(self, gap: int) -> tuple[np.ndarray, np.ndarray] | None:
+        if gap > len(self.src):
+            return None
+        return self.src[-gap][1], self.out[-gap][1]
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    image: np.ndarray  # (H, W, 3) uint8 at the stylized size
+    iterations: int
+    loss: float
+    restarted: bool
+
+
+class VideoStylizer:
+    """Per-frame logic of a video render: warm start, flow warping, temporal terms, scene cuts."""
+
+    def __init__(self, cfg: Config, stylizer: Stylizer) -> None:
+        self.cfg = cfg
+        self.st = stylizer
+        self.params = flow_params(cfg)
+        self.hist = _History(depth=max(max(cfg.temporal.frames, default=1), 1))
+        self.first_init: str | np.ndarray = cfg.optim.init
+        self.callback: Callable[[STIterate], None] | None = None
+
+    def push(self, index: int, src: np.ndarray, out: np.ndarray) -> None:
+        self.hist.push(index, src, out)
+
+    def full(self, index: int, src: np.ndarray) -> tuple[np.ndarray, int, float]:
+        res = self.st.stylize(src, self.first_init, iterations=self.cfg.optim.iterations, pyramid=True,
+                              seed=self.cfg.optim.seed + index, callback=self.callback)
+        return to_uint8(res.image), res.iterations, res.loss
+
+    def frame(self, index: int, src: np.ndarray) -> FrameResult:
+        t = self.cfg.temporal
+        prev = self.hist.get(1)
+        if prev is None:
+            img, n, loss = self.full(index, src)
+            return FrameResult(img, n, loss, False)
+        prev_src, prev_out = prev
+        p1 = flow_pair(src, prev_src, self.params)
+        if p1.reliable < t.scene_cut:
+            self.hist.reset()
+            img, n, loss = self.full(index, src)
+            return FrameResult(img, n, loss, True)
+        if t.init_later == "content":
+            init: np.ndarray = src
+        elif t.init_later == "prev":
+            init = prev_out
+        else:
+            # Ruder et al. initialise with the warped previous output; where the flow is not
+            # reliable (disocclusions) the current content is a better start than smeared paint.
+            warped = warp(prev_out, p1.back)
+            m = p1.mask[..., None]
+            init = (warped.astype(np.float32) * m + src.astype(np.float32) * (1 - m)).round().astype(np.uint8)
+        terms: list[TemporalTerm] = []
+        if t.weight > 0:
+            covered = np.zeros(p1.mask.shape, np.float32)
+            for gap in sorted(set(t.frames)):
+                earlier = self.hist.get(gap)
+                if earlier is None:
+                    continue
+                pk = p1 if gap == 1 else flow_pair(src, earlier[0], self.params)
+                # Long-term terms only cover pixels the closer frames could not (Ruder's c_long).
+                mask = np.clip(pk.mask - covered, 0.0, 1.0)
+                covered = np.maximum(covered, pk.mask)
+                terms.append(TemporalTerm(warp(earlier[1], pk.back).astype(np.float32) / 255.0, mask, t.weight))
+        res = self.st.stylize(src, init, iterations=self.cfg.optim.iterations_later, temporal=terms, pyramid=False,
+                              seed=self.cfg.optim.seed + index, callback=self.callback)
+        return FrameResult(to_uint8(res.image), res.iterations, res.loss, False)
+
+
+def render_video(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: Config,
+                 reporter: Reporter | None = None, *, restart: bool = False, overwrite: bool = True,
+                 stylizer: Stylizer | None = None) -> RenderResult:
+    """Stylize a video into ``out``, streaming, with the source's audio; resumable."""
+    reporter = reporter or Reporter()
+    inp, out = Path(inp), Path(out)
+    container_format(out)
+    check_codec(out, cfg.encode.codec)
+    info = probe(inp)
+    check_output(inp, out)
+    if out.exists() and not overwrite:
+        raise OutputError(f"output {out} exists; pass --overwrite to replace it")
+    r = cfg.render
+    if r.start and info.duration is not None and r.start >= info.duration:
+        raise ConfigError(f"--start {r.start} is past the end of {inp} ({info.duration:.2f} s)")
+    sh, sw = fit_size(info.height, info.width, cfg.optim.size)
+    check_size(sh, sw, f"video {inp}")
+    oh, ow = (info.height, info.width) if cfg.encode.output_size == "source" else (sh, sw)
+    eh, ew = even_size(oh, ow, cfg.encode.even)
+    total = count_frames(inp, start=r.start, duration=r.duration, max_frames=r.max_frames)
+    styles = load_styles(cfg)
+    work = WorkDir(out, render_settings(cfg, inp))
+    kept = work.open(restart)
+    if kept:
+        reporter.notice(f"resuming {out.name}: {kept} finished frame(s) kept in {work.path}")
+    random_model_notice(cfg, reporter)
+    st = stylizer or Stylizer(cfg)
+    st.set_styles(styles, cfg.style.blend)
+    vs = VideoStylizer(cfg, st)
+    vs.callback = reporter.iterate
+    if cfg.optim.init == "image":
+        if not cfg.optim.init_image:
+            raise ConfigError("--init image needs --init-image PATH")
+        vs.first_init = prepare_content(read_image(cfg.optim.init_image, "init image"), 0, "init image")
+    t0 = info.start_time + r.start
+    shift = t0 if r.start > 0 else 0.0
+    span_start = t0 if r.start > 0 else float("-inf")
+    span_end = t0 + r.duration if r.duration > 0 else None
+    writer = VideoWriter(out, width=ew, height=eh, time_base=info.time_base, fps=info.fps, codec=cfg.encode.codec,
+                         crf=cfg.encode.crf, preset=cfg.encode.preset, source=inp, span=(span_start, span_end),
+                         shift=shift, warn=reporter.notice)
+    iterations: list[int] = []
+    frames = 0
+    last_time = None
+    started = time.perf_counter()
+    preview = out.with_name(f"{out.stem}.preview.png")
+    reporter.begin(total, str(inp))
+    try:
+        for fr in read_frames(inp, start=r.start, duration=r.duration, max_frames=r.max_frames,
+                              warn=reporter.notice):
+            src = prepare_content(fr.image, cfg.optim.size, f"video {inp}")
+            tf = time.perf_counter()
+            if work.has(fr.index):
+                img = work.load(fr.index)
+                done = FrameDone(fr.index, total, 0, 0.0, float("nan"), resumed=True)
+            else:
+                res = vs.frame(fr.index, src)
+                img = res.image
+                work.save(fr.index, img)
+                iterations.append(res.iterations)
+                done = FrameDone(fr.index, total, res.iterations, time.perf_counter() - tf, res.loss, res.restarted)
+            vs.push(fr.index, src, img)
+            final = img
+            if final.shape[:2] != (oh, ow):
+                final = to_uint8(to_numpy(resize(to_tensor(final), (oh, ow))))
+            if cfg.encode.even == "crop":
+                final = final[:eh, :ew]
+            else:
+                final = make_even(final, "pad")
+            writer.write(final, fr.pts)
+            if r.preview_every and not done.resumed and fr.index % r.preview_every == 0:
+                write_image(preview, final)
+            frames += 1
+            last_time = fr.time
+            reporter.frame(done)
+        if frames == 0:
+            raise InputError(f"input {inp} has no video frames in the requested span")
+        if span_end is None and (r.max_frames or r.duration):
+            span_end = (last_time or 0.0) + float(1 / info.fps)
+        writer.span = (writer.span[0], span_end)
+        writer.finish()
+    except KeyboardInterrupt:
+        writer.abort()
+        reporter.end()
+        raise RenderInterrupted(
+            f"interrupted; {work.count()} finished frame(s) are kept in {work.path}: run the same command again to resume"
+        ) from None
+    except BaseException:
+        writer.abort()
+        reporter.end()
+        raise
+    reporter.end()
+    work.remove()
+    return RenderResult(out, frames, time.perf_counter() - started, iterations)

@@ -1,0 +1,237 @@
+"""Video renders, checked as an independent reader (PyAV) sees the output file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from videostyle.cli import main
+from videostyle.images import write_image
+from videostyle.pipeline import render_video
+from videostyle.stylize import Stylizer
+
+from .clips import audio_packets, make_clip, streams, video_pts
+from .conftest import stripes, tiny_config, tiny_extractor
+
+
+@pytest.fixture
+def style(tmp_path) -> Path:
+    p = tmp_path / "style.png"
+    write_image(p, stripes(48, 48))
+    return p
+
+
+def render(src: Path, out: Path, style: Path, **over):
+    over.setdefault("optim.size", 0)
+    cfg = tiny_config(**{"style.images": [str(style)], "optim.iterations": 2, "optim.iterations_later": 1,
+                         "encode.preset": "ultrafast", **over})
+    return render_video(src, out, cfg, stylizer=Stylizer(cfg, extractor=tiny_extractor()))
+
+
+def test_mp4_keeps_timestamps_frames_and_audio_bytes(tmp_path, style):
+    src = make_clip(tmp_path / "in.mp4", frames=12)
+    out = tmp_path / "out.mp4"
+    res = render(src, out, style)
+    assert res.frames == 12
+    assert streams(out) == [("video", "h264"), ("audio", "aac")]
+    assert video_pts(out) == pytest.approx(video_pts(src), abs=1e-6)
+    assert audio_packets(out) == audio_packets(src)
+    with av.open(str(out)) as c:
+        v = c.streams.video[0]
+        assert (v.codec_context.width, v.codec_context.height) == (64, 48)
+        assert v.codec_context.pix_fmt == "yuv420p"
+        assert v.codec_context.color_primaries == 1 and v.codec_context.colorspace == 1
+        dur_out = c.duration / 1e6
+    with av.open(str(src)) as c:
+        dur_src = c.duration / 1e6
+    assert abs(dur_out - dur_src) <= 1 / 12 + 1e-3
+    assert not list(tmp_path.glob(".*partial*")) and not list(tmp_path.glob("*videostyle-work"))
+
+
+def test_vfr_and_start_offset_are_kept(tmp_path, style):
+    src = make_clip(tmp_path / "vfr.mp4", frames=10, vfr=True, start_pts=300)
+    out = tmp_path / "out.mp4"
+    render(src, out, style)
+    src_pts, out_pts = video_pts(src), video_pts(out)
+    assert src_pts[0] > 0.2
+    assert out_pts == pytest.approx(src_pts, abs=1e-6)
+    gaps = np.diff(out_pts)
+    assert gaps.max() > 2 * gaps.min()  # still variable frame rate
+
+
+def test_rotation_is_applied_and_odd_size_made_even(tmp_path, style):
+    src = make_clip(tmp_path / "rot.mp4", frames=4, size=(66, 50), rotation=90, audio=())
+    out = tmp_path / "out.mp4"
+    render(src, out, style)
+    with av.open(str(out)) as c:
+        v = c.streams.video[0]
+        assert (v.codec_context.width, v.codec_context.height) == (50, 66)
+        frame = next(c.decode(v))
+        assert not frame.rotation
+    odd = make_clip(tmp_path / "odd.mp4", frames=3, size=(65, 49), audio=(), codec="mpeg4")
+    out2 = tmp_path / "odd_out.mp4"
+    render(odd, out2, style)
+    with av.open(str(out2)) as c:
+        cc = c.streams.video[0].codec_context
+        assert (cc.width, cc.height) == (64, 48)
+    out3 = tmp_path / "odd_pad.mp4"
+    render(odd, out3, style, **{"encode.even": "pad"})
+    with av.open(str(out3)) as c:
+        cc = c.streams.video[0].codec_context
+        assert (cc.width, cc.height) == (66, 50)
+
+
+def test_no_audio_clip(tmp_path, style):
+    src = make_clip(tmp_path / "silent.mp4", frames=5, audio=())
+    out = tmp_path / "out.mp4"
+    render(src, out, style)
+    assert streams(out) == [("video", "h264")]
+    assert len(video_pts(out)) == 5
+
+
+def test_two_audio_tracks_into_mkv_keep_tags(tmp_path, style):
+    src = make_clip(tmp_path / "two.mkv", frames=6, audio=("aac", "libopus"))
+    out = tmp_path / "out.mkv"
+    render(src, out, style)
+    assert streams(out) == [("video", "h264"), ("audio", "aac"), ("audio", "opus")]
+    assert audio_packets(out, 0) == audio_packets(src, 0)
+    assert audio_packets(out, 1) == audio_packets(src, 1)
+    with av.open(str(out)) as c:
+        tags = [(dict(s.metadata).get("language"), dict(s.metadata).get("title")) for s in c.streams.audio]
+    assert tags == [("eng", "track 0"), ("fra", "track 1")]
+
+
+def test_pcm_audio_into_mp4_is_transcoded_to_aac(tmp_path, style):
+    src = make_clip(tmp_path / "pcm.mov", frames=8, audio=("pcm_s16le",))
+    out = tmp_path / "out.mp4"
+    render(src, out, style)
+    assert streams(out) == [("video", "h264"), ("audio", "aac")]
+    with av.open(str(out)) as c:
+        a = c.streams.audio[0]
+        samples = sum(f.samples for f in c.decode(a))
+        assert a.metadata.get("language") == "eng"
+    assert abs(samples / 44100 - 8 / 12) < 0.05
+
+
+def test_webm_vp9_with_opus(tmp_path, style):
+    src = make_clip(tmp_path / "in.mp4", frames=4)
+    out = tmp_path / "out.webm"
+    render(src, out, style, **{"encode.codec": "vp9"})
+    assert streams(out) == [("video", "vp9"), ("audio", "opus")]
+    assert len(video_pts(out)) == 4
+
+
+def test_segment_start_duration_and_max_frames(tmp_path, style):
+    src = make_clip(tmp_path / "in.mp4", frames=24)
+    out = tmp_path / "seg.mp4"
+    res = render(src, out, style, **{"render.start": 0.5, "render.duration": 1.0})
+    assert res.frames == 12
+    pts = video_pts(out)
+    assert pts[0] == pytest.approx(0.0, abs=1e-6) and len(pts) == 12
+    with av.open(str(out)) as c:
+        a = c.streams.audio[0]
+        seconds = sum(f.samples for f in c.decode(a)) / 44100
+    assert abs(seconds - 1.0) < 0.1
+    out2 = tmp_path / "first.mp4"
+    assert render(src, out2, style, **{"render.max_frames": 5}).frames == 5
+    assert video_pts(out2) == pytest.approx(video_pts(src)[:5], abs=1e-6)
+
+
+def test_failed_render_leaves_no_output(tmp_path, style, monkeypatch):
+    src = make_clip(tmp_path / "in.mp4", frames=6)
+    out = tmp_path / "out.mp4"
+    from videostyle import pipeline
+
+    calls = {"n": 0}
+    real = pipeline.VideoStylizer.frame
+
+    def boom(self, index, img):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("simulated crash")
+        return real(self, index, img)
+
+    monkeypatch.setattr(pipeline.VideoStylizer, "frame", boom)
+    with pytest.raises(RuntimeError):
+        render(src, out, style)
+    assert not out.exists()
+    assert not list(tmp_path.glob(".*partial*"))
+
+
+FAST = ["--model", "random", "--size", "48", "--iterations", "1", "--iterations-later", "1", "-q", "--preset",
+        "ultrafast"]
+
+
+def test_cli_video_end_to_end(tmp_path, style):
+    src = make_clip(tmp_path / "clip.mp4", frames=4)
+    out = tmp_path / "clip_out.mp4"
+    assert main(["render", str(src), "--style", str(style), "-o", str(out), *FAST]) == 0
+    assert len(video_pts(out)) == 4
+
+
+@pytest.mark.parametrize("case,needle", [
+    ("missing", "does not exist"),
+    ("text", "not a readable video"),
+    ("audio_only", "has no video stream"),
+    ("same", "is the input file"),
+    ("nodir", "does not exist"),
+    ("badext", "unknown video extension"),
+    ("codec", "cannot go into .webm"),
+])
+def test_cli_video_errors(tmp_path, style, capsys, case, needle):
+    src = make_clip(tmp_path / "clip.mp4", frames=3)
+    out = tmp_path / "o.mp4"
+    extra: list[str] = []
+    if case == "missing":
+        src = tmp_path / "nope.mp4"
+    elif case == "text":
+        src = tmp_path / "notes.mp4"
+        src.write_text("hello, not a video\n" * 50)
+    elif case == "audio_only":
+        src = tmp_path / "a.m4a"
+        with av.open(str(src), "w", format="mp4") as c:
+            a = c.add_stream("aac", rate=44100)
+            fr = av.AudioFrame.from_ndarray(np.zeros((2, 1024), np.float32), format="fltp", layout="stereo")
+            fr.sample_rate = 44100
+            fr.pts = 0
+            for p in a.encode(fr):
+                c.mux(p)
+            for p in a.encode(None):
+                c.mux(p)
+    elif case == "same":
+        out = src
+    elif case == "nodir":
+        out = tmp_path / "no" / "o.mp4"
+    elif case == "badext":
+        out = tmp_path / "o.avi"
+    elif case == "codec":
+        out = tmp_path / "o.webm"
+        extra = ["--codec", "h264"]
+    before = src.read_bytes() if src.exists() else None
+    rc = main(["render", str(src), "--style", str(style), "-o", str(out), *FAST, *extra])
+    err = capsys.readouterr().err.strip()
+    assert rc != 0
+    assert needle in err and len(err.splitlines()) == 1 and "Traceback" not in err
+    if before is not None:
+        assert src.read_bytes() == before
+    if case != "same":
+        assert not out.exists()
+
+
+def test_truncated_clip_warns_or_fails_cleanly(tmp_path, style, capsys):
+    src = make_clip(tmp_path / "clip.mkv", frames=24, audio=())
+    data = src.read_bytes()
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(data[: len(data) * 2 // 3])
+    out = tmp_path / "o.mp4"
+    rc = main(["render", str(cut), "--style", str(style), "-o", str(out), *FAST])
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    if rc == 0:
+        assert 0 < len(video_pts(out)) < 24
+        assert "truncated" in err
+    else:
+        assert not out.exists()

@@ -1,0 +1,113 @@
+"""Optical flow, warping and occlusion masks (OpenCV + numpy only).
+
+Conventions: ``flow(a, b)`` returns F with ``a(x) ~ b(x + F(x))``: for each pixel of ``a`` where it
+came from in ``b``. So ``warp(b, flow(a, b))`` brings ``b`` onto ``a``'s pixel grid; the pipeline
+warps the previous output onto the current frame with ``flow(current, previous)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class FlowParams:
+    method: str = "farneback"  # farneback | dis
+    scale: float = 1.0  # compute at this fraction of the frame size, then upsample
+    pyr_scale: float = 0.5
+    levels: int = 3
+    winsize: int = 15
+    iterations: int = 3
+    poly_n: int = 5
+    poly_sigma: float = 1.2
+    dis_preset: str = "medium"
+
+
+_DIS_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+                "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
+
+
+def gray(image: np.ndarray) -> np.ndarray:
+    if image.ndim == 2:
+        return image
+    img = image if image.dtype == np.uint8 else np.clip(image * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+
+
+def compute_flow(a: np.ndarray, b: np.ndarray, params: FlowParams = FlowParams()) -> np.ndarray:
+    """Dense flow (H, W, 2) float32 with ``a(x) ~ b(x + F(x))``."""
+    ga, gb = gray(a), gray(b)
+    h, w = ga.shape
+    s = params.scale
+    if s < 1.0:
+        sw, sh = max(8, round(w * s)), max(8, round(h * s))
+        ga = cv2.resize(ga, (sw, sh), interpolation=cv2.INTER_AREA)
+        gb = cv2.resize(gb, (sw, sh), interpolation=cv2.INTER_AREA)
+    if params.method == "dis":
+        dis = cv2.DISOpticalFlow_create(_DIS_PRESETS[params.dis_preset])
+        flow = dis.calc(ga, gb, None)
+    else:
+        flow = cv2.calcOpticalFlowFarneback(ga, gb, None, params.pyr_scale, params.levels, params.winsize,
+                                            params.iterations, params.poly_n, params.poly_sigma, 0)
+    if flow.shape[:2] != (h, w):
+        fx, fy = w / flow.shape[1], h / flow.shape[0]
+        flow = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR)
+        flow[..., 0] *= fx
+        flow[..., 1] *= fy
+    return flow.astype(np.float32, copy=False)
+
+
+def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+
+
+def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """``out(x) = image(x + flow(x))``, bilinear with replicated borders (cv2.remap)."""
+    h, w = flow.shape[:2]
+    gx, gy = _grid(h, w)
+    return cv2.remap(image, gx + flow[..., 0], gy + flow[..., 1], interpolation=cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_REPLICATE)
+
+
+def consistency_mask(flow_back: np.ndarray, flow_fwd: np.ndarray) -> np.ndarray:
+    """Reliability mask (H, W) float32 in {0, 1} for warping with ``flow_back`` (Ruder et al. 2016).
+
+    ``flow_back`` maps the current frame to the previous one (w), ``flow_fwd`` the previous to the
+    current (w^). A pixel is unreliable where the round trip does not come back,
+    |w + w^(x + w)|^2 >= 0.01 (|w|^2 + |w^(x + w)|^2) + 0.5 (occlusion / disocclusion), or on a
+    motion boundary, |grad u|^2 + |grad v|^2 > 0.01 |w^(x + w)|^2 + 0.002 (artistic-videos'
+    consistencyChecker). Pixels whose match falls outside the frame are unreliable too.
+    """
+    h, w = flow_back.shape[:2]
+    gx, gy = _grid(h, w)
+    mx, my = gx + flow_back[..., 0], gy + flow_back[..., 1]
+    fwd_at = cv2.remap(flow_fwd, mx, my, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    round_trip = ((flow_back + fwd_at) ** 2).sum(-1)
+    mag = (flow_back ** 2).sum(-1) + (fwd_at ** 2).sum(-1)
+    occluded = round_trip >= 0.01 * mag + 0.5
+    ux, uy = np.gradient(flow_back[..., 0], axis=1), np.gradient(flow_back[..., 0], axis=0)
+    vx, vy = np.gradient(flow_back[..., 1], axis=1), np.gradient(flow_back[..., 1], axis=0)
+    boundary = (ux ** 2 + uy ** 2 + vx ** 2 + vy ** 2) > 0.01 * (fwd_at ** 2).sum(-1) + 0.002
+    outside = (mx < 0) | (mx > w - 1) | (my < 0) | (my > h - 1)
+    return (~(occluded | boundary | outside)).astype(np.float32)
+
+
+@dataclass
+class FramePair:
+    """Flow between the current frame and an earlier one, computed once and reused."""
+
+    back: np.ndarray  # current -> earlier
+    mask: np.ndarray  # reliability of warping the earlier frame onto the current one
+
+    @property
+    def reliable(self) -> float:
+        return float(self.mask.mean())
+
+
+def pair(current: np.ndarray, earlier: np.ndarray, params: FlowParams = FlowParams()) -> FramePair:
+    back = compute_flow(current, earlier, params)
+    fwd = compute_flow(earlier, current, params)
+    return FramePair(back, consistency_mask(back, fwd))

@@ -1,0 +1,112 @@
+"""A render's progress on disk, beside its output, so an interrupted render resumes.
+
+``.{output name}.videostyle-work/`` holds ``state.json`` (a hash of everything that determines
+the frames, and the settings behind it) and ``frames/NNNNNN.png``: every finished stylized
+frame, lossless, each written atomically. Resuming re-encodes the kept frames and continues
+from the first missing one; the folder is removed after the output is in place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from videostyle.errors import VideostyleError
+from videostyle.images import read_image, write_image
+
+
+class ResumeConflict(VideostyleError):
+    exit_code = 2
+
+
+def file_digest(path: str | os.PathLike[str], full: bool = True) -> str:
+    """sha256 of a file; with ``full=False`` of its size, first and last MiB (large videos)."""
+    p = Path(path)
+    h = hashlib.sha256()
+    size = p.stat().st_size
+    h.update(str(size).encode())
+    with open(p, "rb") as fh:
+        if full or size <= 4 << 20:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+        else:
+            h.update(fh.read(1 << 20))
+            fh.seek(-(1 << 20), os.SEEK_END)
+            h.update(fh.read(1 << 20))
+    return h.hexdigest()
+
+
+def digest(settings: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+class WorkDir:
+    def __init__(self, output: Path, settings: dict[str, Any]) -> None:
+        self.output = output
+        self.path = output.with_name(f".{output.name}.videostyle-work")
+        self.frames = self.path / "frames"
+        self.settings = settings
+        self.hash = digest(settings)
+
+    def open(self, restart: bool) -> int:
+        """Prepare the folder; return the number of consecutive finished frames kept (0 if new)."""
+        state_file = self.path / "state.json"
+        if restart and self.path.exists():
+            shutil.rmtree(self.path)
+        if state_file.exists():
+            try:
+                state = json.loads(state_file.read_text())
+            except (OSError, ValueError):
+                state = {}
+            if state.get("hash") != self.hash:
+                old = _flat(state.get("settings", {}))
+                new = _flat(json.loads(json.dumps(self.settings, default=str)))
+                changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+                what = ", ".join(changed[:5]) + ("..." if len(changed) > 5 else "") if changed else "unknown"
+                raise ResumeConflict(
+                    f"{self.output} has an interrupted render made with other settings (changed: {what}); "
+                    f"rerun with --restart to discard its {self.count()} finished frames, or restore the settings"
+                )
+        self.frames.mkdir(parents=True, exist_ok=True)
+        if not state_file.exists():
+            tmp = state_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"hash": self.hash, "settings": self.settings}, indent=1, default=str))
+            os.replace(tmp, state_file)
+        return self.count()
+
+    def frame_path(self, index: int) -> Path:
+        return self.frames / f"{index:06d}.png"
+
+    def count(self) -> int:
+        n = 0
+        while self.frame_path(n).exists():
+            n += 1
+        return n
+
+    def has(self, index: int) -> bool:
+        return self.frame_path(index).exists()
+
+    def save(self, index: int, image: np.ndarray) -> None:
+        write_image(self.frame_path(index), image)
+
+    def load(self, index: int) -> np.ndarray:
+        return read_image(self.frame_path(index), "finished frame")
+
+    def remove(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
