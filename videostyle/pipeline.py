@@ -58,12 +58,25 @@ class Reporter:
         """The render finished or stopped."""
 
 
+@dataclass
+class StageTimes:
+    """Seconds spent per stage of a render (summed over frames)."""
+
+    decode: float = 0.0  # waiting for the next decoded, resized source frame
+    flow: float = 0.0  # optical flow and masks
+    stylize: float = 0.0  # optimisation (VGG passes), excluding flow
+    encode: float = 0.0  # colour conversion, encoding and muxing
+    io: float = 0.0  # work folder reads/writes, previews
+
+
 @dataclass(frozen=True)
 class RenderResult:
     output: Path
     frames: int
     seconds: float
     iterations: list[int]
+    stages: StageTimes = field(default_factory=StageTimes)
+    frame_seconds: tuple[float, ...] = ()  # stylize + flow wall time of each newly rendered frame
 
 
 def check_output(inp: Path, out: Path) -> None:
@@ -207,6 +220,13 @@ class VideoStylizer:
         self.hist = _History(depth=max(max(cfg.temporal.frames, default=1), 1))
         self.first_init: str | np.ndarray = cfg.optim.init
         self.callback: Callable[[STIterate], None] | None = None
+        self.stages = StageTimes()
+
+    def _pair(self, a: np.ndarray, b: np.ndarray) -> Any:
+        t = time.perf_counter()
+        p = flow_pair(a, b, self.params)
+        self.stages.flow += time.perf_counter() - t
+        return p
 
     def push(self, index: int, src: np.ndarray, out: np.ndarray) -> None:
         self.hist.push(index, src, out)
@@ -223,7 +243,7 @@ class VideoStylizer:
             img, n, loss = self.full(index, src)
             return FrameResult(img, n, loss, False)
         prev_src, prev_out = prev
-        p1 = flow_pair(src, prev_src, self.params)
+        p1 = self._pair(src, prev_src)
         if p1.reliable < t.scene_cut:
             self.hist.reset()
             img, n, loss = self.full(index, src)
@@ -245,7 +265,7 @@ class VideoStylizer:
                 earlier = self.hist.get(gap)
                 if earlier is None:
                     continue
-                pk = p1 if gap == 1 else flow_pair(src, earlier[0], self.params)
+                pk = p1 if gap == 1 else self._pair(src, earlier[0])
                 # Long-term terms only cover pixels the closer frames could not (Ruder's c_long).
                 mask = np.clip(pk.mask - covered, 0.0, 1.0)
                 covered = np.maximum(covered, pk.mask)
@@ -301,22 +321,36 @@ def render_video(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: 
     last_time = None
     started = time.perf_counter()
     preview = out.with_name(f"{out.stem}.preview.png")
+    stages = StageTimes()
+    vs.stages = stages
+    frame_secs: list[float] = []
     reporter.begin(total, str(inp))
+    frames_iter = read_frames(inp, start=r.start, duration=r.duration, max_frames=r.max_frames, warn=reporter.notice)
     try:
-        for fr in read_frames(inp, start=r.start, duration=r.duration, max_frames=r.max_frames,
-                              warn=reporter.notice):
+        while True:
+            td = time.perf_counter()
+            fr = next(frames_iter, None)
+            if fr is None:
+                break
             src = prepare_content(fr.image, cfg.optim.size, f"video {inp}")
             tf = time.perf_counter()
+            stages.decode += tf - td
             if work.has(fr.index):
                 img = work.load(fr.index)
                 done = FrameDone(fr.index, total, 0, 0.0, float("nan"), resumed=True)
+                stages.io += time.perf_counter() - tf
             else:
                 res = vs.frame(fr.index, src)
                 img = res.image
+                secs = time.perf_counter() - tf
+                frame_secs.append(secs)
+                tw = time.perf_counter()
                 work.save(fr.index, img)
+                stages.io += time.perf_counter() - tw
                 iterations.append(res.iterations)
-                done = FrameDone(fr.index, total, res.iterations, time.perf_counter() - tf, res.loss, res.restarted)
+                done = FrameDone(fr.index, total, res.iterations, secs, res.loss, res.restarted)
             vs.push(fr.index, src, img)
+            te = time.perf_counter()
             final = img
             if final.shape[:2] != (oh, ow):
                 final = to_uint8(to_numpy(resize(to_tensor(final), (oh, ow))))
@@ -325,8 +359,11 @@ def render_video(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: 
             else:
                 final = make_even(final, "pad")
             writer.write(final, fr.pts)
+            tp = time.perf_counter()
+            stages.encode += tp - te
             if r.preview_every and not done.resumed and fr.index % r.preview_every == 0:
                 write_image(preview, final)
+                stages.io += time.perf_counter() - tp
             frames += 1
             last_time = fr.time
             reporter.frame(done)
@@ -335,7 +372,9 @@ def render_video(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: 
         if span_end is None and (r.max_frames or r.duration):
             span_end = (last_time or 0.0) + float(1 / info.fps)
         writer.span = (writer.span[0], span_end)
+        tfin = time.perf_counter()
         writer.finish()
+        stages.encode += time.perf_counter() - tfin
     except KeyboardInterrupt:
         writer.abort()
         reporter.end()
@@ -348,4 +387,5 @@ def render_video(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: 
         raise
     reporter.end()
     work.remove()
-    return RenderResult(out, frames, time.perf_counter() - started, iterations)
+    stages.stylize = max(sum(frame_secs) - stages.flow, 0.0)
+    return RenderResult(out, frames, time.perf_counter() - started, iterations, stages, tuple(frame_secs))
