@@ -173,6 +173,52 @@ def cmd_render(ns: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(ns: argparse.Namespace) -> int:
+    import json
+
+    from videostyle.errors import WeightsError
+    from videostyle.metrics import frame_losses, temporal_error
+    from videostyle.pipeline import flow_params
+
+    cfg = resolve_config(ns)
+    gaps = sorted({int(g) for g in str(ns.gaps).split(",") if g.strip()}) if ns.gaps else [1]
+    if any(g < 1 for g in gaps):
+        raise ConfigError(f"--gaps {ns.gaps}: gaps must be positive integers")
+    for p in (ns.stylized, ns.source):
+        if not Path(p).exists():
+            raise VideostyleError(f"input {p} does not exist")
+    rep = temporal_error(ns.stylized, ns.source, gaps=gaps, params=flow_params(cfg), max_frames=cfg.render.max_frames)
+    note = ""
+    if cfg.style.images:
+        from videostyle.features import build_extractor
+        from videostyle.images import read_image
+        from videostyle.stylize import Stylizer
+
+        try:
+            layers = set(cfg.style.content_layers) | set(cfg.style.style_layers)
+            ext = build_extractor(layers, model=cfg.model.name, weights=cfg.model.weights,
+                                  weights_format=cfg.model.weights_format, download=False)
+            st = Stylizer(cfg, extractor=ext)
+            st.set_styles([read_image(p, "style image") for p in cfg.style.images], cfg.style.blend)
+            rep.losses = frame_losses(ns.stylized, ns.source, st, cfg.render.max_frames)
+        except WeightsError:
+            note = "style/content losses need the VGG-19 weights (see README: Weights)"
+    if ns.json:
+        print(json.dumps(rep.as_dict() if ns.per_frame else {k: v for k, v in rep.as_dict().items() if k != "per_frame"},
+                         indent=1))
+        return 0
+    print(f"{Path(ns.stylized).name}: {rep.frames} frames at {rep.size[1]}x{rep.size[0]}, "
+          f"reliable fraction {rep.reliable:.3f}")
+    for g in rep.gaps:
+        label = "temporal error" if g == 1 else f"long-term error (gap {g})"
+        print(f"  {label:28s} {rep.error[g]:.6f}")
+    for k, v in rep.losses.items():
+        print(f"  mean {k} loss per frame{'':7s} {v:.6g}")
+    if note:
+        print(f"  ({note})")
+    return 0
+
+
 def cmd_config_show(ns: argparse.Namespace) -> int:
     cfg = resolve_config(ns)
     sys.stdout.write(C.dump_yaml(cfg))
@@ -195,6 +241,18 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-v", "--verbose", action="store_true", help="show iterations within each frame")
     add_config_flags(r)
     r.set_defaults(func=cmd_render)
+
+    e = sub.add_parser("eval", help="measure flicker (temporal error) of a stylized video",
+                       description="Temporal error of STYLIZED against the motion of SOURCE (flow and masks from "
+                                   "the source), at gap 1 and the long-term gaps given.")
+    e.add_argument("stylized", help="stylized video")
+    e.add_argument("--source", required=True, help="the source video it was made from")
+    e.add_argument("--gaps", default="1,4", help="frame gaps to measure, e.g. 1,2,4 (default: 1,4)")
+    e.add_argument("--json", action="store_true", help="print JSON")
+    e.add_argument("--per-frame", action="store_true", help="with --json: include per-frame errors")
+    e.add_argument("--config", help="YAML config (flow settings, style/model for the losses)")
+    add_config_flags(e)
+    e.set_defaults(func=cmd_eval)
 
     c = sub.add_parser("config", help="show the resolved configuration")
     csub = c.add_subparsers(dest="config_command", metavar="ACTION", parser_class=_Parser)

@@ -1,0 +1,88 @@
+#!/usr/bin/env python
+"""Temporal coherence vs cost: independent per-frame stylization against warm starts.
+
+Rows: independent (every frame from its content, full iterations), `prev`, `prev-warped`, and
+`prev-warped` + temporal loss (later frames at 1/5 of the first frame's iterations by default).
+Columns: seconds per frame (median of the later frames), temporal error (gap 1) and long-term
+error (gap 4) from `videostyle eval`'s measure, and the mean style / content loss per frame
+relative to the independent run.
+
+    python scripts/bench_temporal.py [--clip ...] [--frames 48] [--size 256] [--model random]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+from pathlib import Path
+
+from videostyle.config import Config, apply
+from videostyle.errors import WeightsError
+from videostyle.features import build_extractor
+from videostyle.metrics import frame_losses, temporal_error
+from videostyle.pipeline import flow_params, render_video
+from videostyle.stylize import Stylizer
+
+ROOT = Path(__file__).resolve().parents[1].parent / "shared/media"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--clip", type=Path, default=ROOT / "video/bunny_640x360_24fps_aac.mp4")
+    ap.add_argument("--style", type=Path, default=ROOT / "style/starry_night.jpg")
+    ap.add_argument("--frames", type=int, default=48)
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--iterations", type=int, default=50)
+    ap.add_argument("--later-fraction", type=float, default=0.2)
+    ap.add_argument("--temporal-weight", type=float, default=1.0)
+    ap.add_argument("--model", default="auto", help="vgg19, random, or auto (vgg19 when its weights are here)")
+    ap.add_argument("--flow", default="farneback")
+    args = ap.parse_args()
+    model = args.model
+    layers = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "relu5_1")
+    if model == "auto":
+        try:
+            build_extractor(layers, download=False)
+            model = "vgg19"
+        except WeightsError:
+            model = "random"
+    later = max(1, round(args.iterations * args.later_fraction))
+    base = {"model.name": model, "style.images": [str(args.style)], "optim.size": args.size,
+            "optim.iterations": args.iterations, "optim.iterations_later": later,
+            "render.max_frames": args.frames, "flow.method": args.flow, "encode.crf": 12}
+    rows = [
+        ("independent", {"temporal.init_later": "content", "optim.iterations_later": args.iterations,
+                         "temporal.scene_cut": 0.0}),
+        ("prev", {"temporal.init_later": "prev"}),
+        ("prev-warped", {"temporal.init_later": "prev-warped"}),
+        ("prev-warped + temporal loss", {"temporal.init_later": "prev-warped", "temporal.weight": args.temporal_weight}),
+    ]
+    print(f"# {args.clip.name}: {args.frames} frames at {args.size} px, model {model}, first frame {args.iterations} "
+          f"iterations, later {later} (independent: {args.iterations}), flow {args.flow}")
+    print("| variant | later iters | s/frame (median) | temporal error | vs independent | long-term (gap 4) "
+          "| style loss rel. | content loss rel. |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    ref: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        stylizer = None
+        for name, over in rows:
+            cfg = apply(Config(), {**base, **over})
+            if stylizer is None:
+                stylizer = Stylizer(cfg)
+            stylizer.cfg = cfg
+            out = Path(tmp) / f"{name.replace(' ', '_')}.mkv"
+            res = render_video(args.clip, out, cfg, stylizer=stylizer)
+            rep = temporal_error(out, args.clip, gaps=(1, 4), params=flow_params(cfg), max_frames=args.frames)
+            losses = frame_losses(out, args.clip, stylizer, args.frames)
+            spf = statistics.median(res.frame_seconds[1:]) if len(res.frame_seconds) > 1 else res.frame_seconds[0]
+            if not ref:
+                ref = {"te": rep.error[1], "style": losses["style"], "content": losses["content"]}
+            iters = statistics.median(res.iterations[1:]) if len(res.iterations) > 1 else res.iterations[0]
+            print(f"| {name} | {iters:g} | {spf:.2f} | {rep.error[1]:.5f} | {rep.error[1] / ref['te']:.2f}x | "
+                  f"{rep.error[4]:.5f} | {losses['style'] / ref['style']:.2f} | {losses['content'] / ref['content']:.2f} |",
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()
