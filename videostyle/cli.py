@@ -94,8 +94,6 @@ class TqdmReporter:
     def notice(self, message: str) -> None:
         from tqdm import tqdm
 
-        if self.quiet and not message.startswith(("warning", "error")):
-            return
         tqdm.write(f"videostyle: {message}", file=sys.stderr)
 
     def begin(self, total: int | None, what: str) -> None:
@@ -219,6 +217,57 @@ def cmd_eval(ns: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_batch(ns: argparse.Namespace) -> int:
+    import json
+
+    from videostyle import batch
+    from videostyle.images import is_image_path
+    from videostyle.pipeline import Reporter, render_image, render_video
+
+    overrides = overrides_from_args(ns)
+    plan = batch.plan(ns.jobs, overrides)
+    if ns.dry_run:
+        for i, r in enumerate(plan.renders, 1):
+            state = "exists, skip" if r.output.exists() and not ns.overwrite else "render"
+            print(f"{i:3d}. [{r.job}] {r.input} + {', '.join(Path(s).name for s in r.styles)} -> {r.output} ({state})")
+        print(f"{len(plan.renders)} render(s)")
+        return 0
+
+    def render_one(r: batch.Render) -> tuple[int, float]:
+        reporter = typing.cast(Reporter, TqdmReporter(ns.quiet, ns.verbose))
+        r.output.parent.mkdir(parents=True, exist_ok=True)
+        if is_image_path(r.input):
+            res = render_image(r.input, r.output, r.cfg, reporter)
+        else:
+            res = render_video(r.input, r.output, r.cfg, reporter, restart=ns.restart)
+        return res.frames, res.seconds
+
+    def on_outcome(o: batch.Outcome) -> None:
+        if o.status == "failed":
+            print(f"videostyle: error: [{o.render.job}] {o.render.input}: {o.error}", file=sys.stderr)
+
+    outcomes = batch.run(plan, render_one, overwrite=ns.overwrite, fail_fast=ns.fail_fast, on_outcome=on_outcome)
+    rows = [("job", "status", "frames", "seconds", "output")]
+    rows += [(o.render.job, o.status, str(o.frames), f"{o.seconds:.1f}", str(o.render.output)) for o in outcomes]
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    for row in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+    failed = sum(o.status == "failed" for o in outcomes)
+    not_run = len(plan.renders) - len(outcomes)
+    print(f"{sum(o.status == 'ok' for o in outcomes)} ok, {failed} failed, "
+          f"{sum(o.status == 'skipped' for o in outcomes)} skipped" + (f", {not_run} not run" if not_run else ""))
+    if ns.report:
+        report = {"batch": str(ns.jobs), "renders": [o.as_dict() for o in outcomes],
+                  "failed": failed, "not_run": not_run}
+        tmp = Path(ns.report).with_name(f".{Path(ns.report).name}.tmp")
+        try:
+            tmp.write_text(json.dumps(report, indent=1))
+            tmp.replace(ns.report)
+        except OSError as exc:
+            raise VideostyleError(f"cannot write report {ns.report}: {exc.strerror or exc}") from None
+    return 1 if failed or not_run else 0
+
+
 def cmd_config_show(ns: argparse.Namespace) -> int:
     cfg = resolve_config(ns)
     sys.stdout.write(C.dump_yaml(cfg))
@@ -253,6 +302,20 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--config", help="YAML config (flow settings, style/model for the losses)")
     add_config_flags(e)
     e.set_defaults(func=cmd_eval)
+
+    b = sub.add_parser("batch", help="run the renders of a YAML batch file",
+                       description="Run a batch file's jobs in order (defaults: + jobs:). Flags here override "
+                                   "every job.")
+    b.add_argument("jobs", help="batch YAML file")
+    b.add_argument("--dry-run", action="store_true", help="list the expanded renders and stop")
+    b.add_argument("--fail-fast", action="store_true", help="stop at the first failed render")
+    b.add_argument("--overwrite", action="store_true", help="re-render outputs that already exist")
+    b.add_argument("--report", help="write a JSON report of the outcomes here")
+    b.add_argument("--restart", action="store_true", help="discard interrupted renders' progress")
+    b.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    b.add_argument("-v", "--verbose", action="store_true", help="show iterations within each frame")
+    add_config_flags(b)
+    b.set_defaults(func=cmd_batch)
 
     c = sub.add_parser("config", help="show the resolved configuration")
     csub = c.add_subparsers(dest="config_command", metavar="ACTION", parser_class=_Parser)

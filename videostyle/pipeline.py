@@ -337,6 +337,8 @@ def render_video(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: 
             stages.decode += tf - td
             if work.has(fr.index):
                 img = work.load(fr.index)
+                if work.is_cut(fr.index):
+                    vs.hist.reset()
                 done = FrameDone(fr.index, total, 0, 0.0, float("nan"), resumed=True)
                 stages.io += time.perf_counter() - tf
             else:
@@ -345,6 +347,8 @@ def render_video(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: 
                 secs = time.perf_counter() - tf
                 frame_secs.append(secs)
                 tw = time.perf_counter()
+                if res.restarted:
+                    work.mark_cut(fr.index)
                 work.save(fr.index, img)
                 stages.io += time.perf_counter() - tw
                 iterations.append(res.iterations)

@@ -105,6 +105,13 @@ class WorkDir:
     def save(self, index: int, image: np.ndarray) -> None:
         write_image(self.frame_path(index), image)
 
+    def mark_cut(self, index: int) -> None:
+        """Remember that ``index`` restarted at a scene cut (resume rebuilds the same history)."""
+        (self.frames / f"{index:06d}.cut").touch()
+
+    def is_cut(self, index: int) -> bool:
+        return (self.frames / f"{index:06d}.cut").exists()
+
     def load(self, index: int) -> np.ndarray:
         return read_image(self.frame_path(index), "finished frame")
 

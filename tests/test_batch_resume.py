@@ -1,0 +1,180 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from videostyle import batch
+from videostyle.cli import main
+from videostyle.errors import ConfigError
+from videostyle.images import write_image
+
+from .clips import make_clip, video_pts
+from .conftest import pattern, stripes
+
+FAST = {"model": "random", "size": 48, "iterations": 2, "iterations_later": 1, "device": "cpu",
+        "encode": {"preset": "ultrafast"}}
+
+
+@pytest.fixture
+def media(tmp_path):
+    (tmp_path / "in").mkdir()
+    make_clip(tmp_path / "in" / "a.mp4", frames=4, audio=())
+    make_clip(tmp_path / "in" / "b.mp4", frames=3, audio=())
+    write_image(tmp_path / "in" / "c.png", pattern(40, 40))
+    write_image(tmp_path / "s1.png", stripes(48, 48))
+    write_image(tmp_path / "s2.png", 255 - stripes(48, 48))
+    return tmp_path
+
+
+def write_batch(path: Path, data: dict) -> Path:
+    import yaml
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_expansion_inputs_times_styles(media):
+    b = write_batch(media / "jobs.yaml", {"defaults": FAST, "jobs": [
+        {"name": "vids", "input": "in/*.mp4", "styles": ["s1.png", "s2.png", ["s1.png", "s2.png"]],
+         "output": "out/{input_stem}_{style_stem}.mkv", "max_frames": 2},
+        {"input": "in/c.png", "style": "s1.png", "optim": {"iterations": 3}},
+    ]})
+    plan = batch.plan(b)
+    assert len(plan.renders) == 2 * 3 + 1
+    outs = [r.output.name for r in plan.renders]
+    assert "a_s1.mkv" in outs and "b_s1+s2.mkv" in outs and "c_s1.png" in outs
+    assert plan.renders[0].cfg.render.max_frames == 2 and plan.renders[0].cfg.optim.size == 48
+    assert plan.renders[-1].cfg.optim.iterations == 3 and plan.renders[-1].output.parent == media / "in"
+    assert plan.renders[2].cfg.style.images == (str(media / "s1.png"), str(media / "s2.png"))
+
+
+@pytest.mark.parametrize("jobs,needle", [
+    ([{"input": "in/a.mp4", "style": "s1.png", "iteratons": 3}], "did you mean 'iterations'"),
+    ([{"input": "in/*.avi", "style": "s1.png"}], "matches no file"),
+    ([{"style": "s1.png"}], "no input"),
+    ([{"input": "in/a.mp4"}], "no style"),
+    ([{"input": "in/a.mp4", "style": "s1.png", "output": "{nope}.mp4"}], "bad output pattern"),
+])
+def test_bad_batch_files(media, jobs, needle):
+    b = write_batch(media / "jobs.yaml", {"jobs": jobs})
+    with pytest.raises(ConfigError, match=needle.replace("(", r"\(")):
+        batch.plan(b)
+
+
+def test_batch_isolates_failures_and_reports(media, capsys):
+    (media / "in" / "broken.mp4").write_text("not a video")
+    b = write_batch(media / "jobs.yaml", {"defaults": FAST, "jobs": [
+        {"name": "good1", "input": "in/a.mp4", "style": "s1.png", "output": "out/a.mp4"},
+        {"name": "bad", "input": "in/broken.mp4", "style": "s1.png", "output": "out/broken.mp4"},
+        {"name": "good2", "input": "in/c.png", "style": "s1.png", "output": "out/c.png"},
+    ]})
+    report = media / "report.json"
+    rc = main(["batch", str(b), "--report", str(report), "-q"])
+    captured = capsys.readouterr()
+    assert rc == 1
+    assert "[bad]" in captured.err and "not a readable video" in captured.err
+    data = json.loads(report.read_text())
+    assert [r["status"] for r in data["renders"]] == ["ok", "failed", "ok"]
+    assert data["renders"][0]["frames"] == 4
+    assert (media / "out" / "a.mp4").exists() and (media / "out" / "c.png").exists()
+    assert "1 ok" not in captured.out and "2 ok, 1 failed, 0 skipped" in captured.out
+    # second run: finished outputs are skipped unless --overwrite
+    rc = main(["batch", str(b), "--report", str(report), "-q", "--fail-fast"])
+    data = json.loads(report.read_text())
+    assert [r["status"] for r in data["renders"]] == ["skipped", "failed"] and data["not_run"] == 1
+    assert rc == 1
+    capsys.readouterr()
+    assert main(["batch", str(b), "--dry-run"]) == 0
+    assert "exists, skip" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- resume
+
+CLI_FAST = ["--model", "random", "--size", "64", "--iterations", "30", "--iterations-later", "12", "--device", "cpu",
+            "--preset", "ultrafast", "--temporal-weight", "1", "--temporal-frames", "1,2", "-q"]
+
+
+def _cmd(src, style, out):
+    return [sys.executable, "-m", "videostyle", "render", str(src), "--style", str(style), "-o", str(out), *CLI_FAST]
+
+
+def _frames(path):
+    with av.open(str(path)) as c:
+        return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+
+
+def _env():
+    env = dict(os.environ)
+    env["OMP_NUM_THREADS"] = "1"
+    return env
+
+
+def _kill_when(proc, work: Path, frames: int, sig: int) -> None:
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if work.exists() and len(list((work / "frames").glob("*.png"))) >= frames:
+            proc.send_signal(sig)
+            return
+        if proc.poll() is not None:
+            pytest.fail("render finished before it could be interrupted")
+        time.sleep(0.02)
+    proc.kill()
+    pytest.fail("render made no progress")
+
+
+def test_sigkill_then_resume_equals_uninterrupted(media):
+    src = make_clip(media / "long.mp4", frames=14, size=(64, 48), cut_at=9)
+    style = media / "s1.png"
+    ref = media / "ref.mp4"
+    subprocess.run(_cmd(src, style, ref), check=True, env=_env(), timeout=300)
+    out = media / "resumed.mp4"
+    work = media / ".resumed.mp4.videostyle-work"
+    proc = subprocess.Popen(_cmd(src, style, out), env=_env())
+    _kill_when(proc, work, 5, signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert not out.exists()
+    kept = len(list((work / "frames").glob("*.png")))
+    assert 5 <= kept < 14
+    r = subprocess.run(_cmd(src, style, out), env=_env(), timeout=300, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "resuming" in r.stderr
+    assert not work.exists()
+    a, b = _frames(ref), _frames(out)
+    assert len(a) == len(b) == 14
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert video_pts(out) == pytest.approx(video_pts(src), abs=1e-6)
+
+
+def test_ctrl_c_stops_cleanly_and_changed_config_refuses(media):
+    src = make_clip(media / "long.mp4", frames=14, size=(64, 48))
+    style = media / "s1.png"
+    out = media / "o.mp4"
+    work = media / ".o.mp4.videostyle-work"
+    proc = subprocess.Popen(_cmd(src, style, out), env=_env(), stderr=subprocess.PIPE, text=True)
+    _kill_when(proc, work, 3, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "run the same command again to resume" in err and "Traceback" not in err
+    assert not out.exists() and work.exists()
+    changed = _cmd(src, style, out)
+    changed[changed.index("--iterations") + 1] = "31"
+    r = subprocess.run(changed, env=_env(), capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2
+    assert "optim.iterations" in r.stderr and "--restart" in r.stderr
+    r = subprocess.run(changed + ["--restart"], env=_env(), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "resuming" not in r.stderr
+    assert len(video_pts(out)) == 14 and not work.exists()
+
+
+def test_preview_every_writes_png(media):
+    src = media / "in" / "a.mp4"
+    out = media / "p.mp4"
+    assert main(["render", str(src), "--style", str(media / "s1.png"), "-o", str(out), "--preview-every", "2",
+                 "--model", "random", "--size", "48", "--iterations", "1", "--iterations-later", "1", "-q"]) == 0
+    assert (media / "p.preview.png").exists()

@@ -1,0 +1,185 @@
+"""Batch renders from a YAML file: ``defaults:`` and ``jobs:``; inputs x styles expand to renders.
+
+A job takes every config key (nested ``optim: {iterations: 50}`` or flat ``iterations: 50``), plus:
+
+* ``input`` / ``inputs``: a path, glob, or list of them (relative to the batch file);
+* ``styles``: a list; each entry (a path, or a list of paths to blend) is its own render.
+  ``style`` is the plain config key: one render with all its images blended;
+* ``output``: a pattern, default ``{input_dir}/{input_stem}_{style_stem}{ext}`` with ``{ext}``
+  ``.png`` for images and ``.mp4`` for videos; also ``{job}`` and ``{n}``;
+* ``name``: shown in the summary; ``config``: a YAML config file applied first.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from videostyle import config as C
+from videostyle.errors import ConfigError, VideostyleError
+from videostyle.images import is_image_path
+
+JOB_KEYS = ("name", "input", "inputs", "styles", "output", "config")
+
+
+@dataclass(frozen=True)
+class Render:
+    job: str
+    input: Path
+    output: Path
+    cfg: C.Config
+    styles: tuple[str, ...]
+
+
+@dataclass
+class Outcome:
+    render: Render
+    status: str  # ok | failed | skipped
+    frames: int = 0
+    seconds: float = 0.0
+    error: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"job": self.render.job, "input": str(self.render.input), "output": str(self.render.output),
+                "styles": list(self.render.styles), "status": self.status, "frames": self.frames,
+                "seconds": round(self.seconds, 3), "error": self.error}
+
+
+@dataclass
+class BatchPlan:
+    renders: list[Render] = field(default_factory=list)
+
+
+def _as_list(value: Any, what: str, where: str) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, (str, os.PathLike)):
+        return [value]
+    if isinstance(value, list):
+        return value
+    raise ConfigError(f"{where}: {what} must be a path or a list of paths, got {value!r}")
+
+
+def _resolve(base: Path, p: str) -> Path:
+    q = Path(os.path.expanduser(str(p)))
+    return Path(os.path.normpath(q if q.is_absolute() else base / q))
+
+
+def _stem(styles: tuple[str, ...]) -> str:
+    return "+".join(Path(s).stem for s in styles) if styles else "styled"
+
+
+def plan(path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None) -> BatchPlan:
+    """Read a batch file and expand it into renders (validating every job's config)."""
+    bpath = Path(path)
+    data = C.read_yaml(bpath)
+    base = bpath.parent
+    for key in data:
+        if key not in ("defaults", "jobs"):
+            raise ConfigError(f"{bpath}: unknown top-level key {key}" + C.suggest(str(key), ["defaults", "jobs"]))
+    defaults = data.get("defaults") or {}
+    jobs = data.get("jobs")
+    if not isinstance(defaults, dict):
+        raise ConfigError(f"{bpath}: defaults must be a mapping of settings")
+    if not isinstance(jobs, list) or not jobs:
+        raise ConfigError(f"{bpath}: jobs must be a non-empty list")
+    out = BatchPlan()
+    for i, job in enumerate(jobs):
+        where = f"{bpath}: jobs[{i}]"
+        if not isinstance(job, dict):
+            raise ConfigError(f"{where} must be a mapping")
+        merged = {**defaults, **job}
+        for sec in C.SECTIONS:  # merge nested sections key by key
+            if isinstance(defaults.get(sec), dict) and isinstance(job.get(sec), dict):
+                merged[sec] = {**defaults[sec], **job[sec]}
+        flat = C.flatten(merged, where, extra=JOB_KEYS)
+        name = str(flat.pop("name", f"job{i + 1}"))
+        cfg = C.Config()
+        if "config" in flat:
+            cfg = C.load(_resolve(base, flat.pop("config")), cfg)
+        inputs = _as_list(flat.pop("input", None), "input", where) + _as_list(flat.pop("inputs", None), "inputs", where)
+        styles_key = flat.pop("styles", None)
+        pattern = str(flat.pop("output", "{input_dir}/{input_stem}_{style_stem}{ext}"))
+        # relative paths in config keys are relative to the batch file
+        for key in ("style.images",):
+            if key in flat:
+                flat[key] = [str(_resolve(base, s)) for s in _as_list(flat[key], "style", where)]
+        for key in ("optim.init_image", "model.weights"):
+            if flat.get(key):
+                flat[key] = str(_resolve(base, flat[key]))
+        cfg = C.apply(cfg, flat, where)
+        if overrides:
+            cfg = C.apply(cfg, overrides, "command line")
+        if not inputs:
+            raise ConfigError(f"{where} ({name}): no input; add input: PATH")
+        files: list[Path] = []
+        for item in inputs:
+            p = _resolve(base, str(item))
+            if glob.has_magic(str(p)):
+                matches = sorted(Path(m) for m in glob.glob(str(p)))
+                if not matches:
+                    raise ConfigError(f"{where} ({name}): input pattern {item} matches no file")
+                files += matches
+            else:
+                files.append(p)
+        style_sets: list[tuple[str, ...]]
+        if styles_key is not None:
+            if cfg.style.images and "style.images" in flat:
+                raise ConfigError(f"{where} ({name}): use either style (one blended render) or styles (one render each)")
+            style_sets = []
+            for s in _as_list(styles_key, "styles", where):
+                group = s if isinstance(s, list) else [s]
+                style_sets.append(tuple(str(_resolve(base, str(x))) for x in group))
+        else:
+            style_sets = [tuple(cfg.style.images)]
+        for f in files:
+            for styles in style_sets:
+                if not styles:
+                    raise ConfigError(f"{where} ({name}): no style; add style: PATH or styles: [...]")
+                n = len(out.renders)
+                ext = ".png" if is_image_path(f) else ".mp4"
+                try:
+                    target = pattern.format(input_stem=f.stem, input_dir=str(f.parent), style_stem=_stem(styles),
+                                            job=name, n=n, ext=ext)
+                except (KeyError, IndexError, ValueError) as exc:
+                    raise ConfigError(f"{where} ({name}): bad output pattern {pattern!r} ({exc}); use "
+                                      "{input_stem}, {input_dir}, {style_stem}, {job}, {n}, {ext}") from None
+                rcfg = C.apply(cfg, {"style.images": list(styles)})
+                out.renders.append(Render(name, f, _resolve(base, target), rcfg, styles))
+    return out
+
+
+def run(
+    batch: BatchPlan,
+    render_one: Callable[[Render], tuple[int, float]],
+    *,
+    overwrite: bool = False,
+    fail_fast: bool = False,
+    on_outcome: Callable[[Outcome], None] = lambda o: None,
+) -> list[Outcome]:
+    """Run renders in order; a failing render is recorded and the rest still run."""
+    outcomes: list[Outcome] = []
+    for r in batch.renders:
+        if r.output.exists() and not overwrite:
+            o = Outcome(r, "skipped", error="output exists (use --overwrite)")
+        else:
+            t0 = time.perf_counter()
+            try:
+                frames, _ = render_one(r)
+                o = Outcome(r, "ok", frames, time.perf_counter() - t0)
+            except KeyboardInterrupt:
+                raise
+            except VideostyleError as err:
+                o = Outcome(r, "failed", seconds=time.perf_counter() - t0, error=str(err))
+            except Exception as err:  # noqa: BLE001 - one broken job must not stop the batch
+                o = Outcome(r, "failed", seconds=time.perf_counter() - t0, error=f"{type(err).__name__}: {err}")
+        outcomes.append(o)
+        on_outcome(o)
+        if fail_fast and o.status == "failed":
+            break
+    return outcomes
