@@ -92,6 +92,9 @@ class OptimConfig:
     tolerance: float = opt(0.0, "early stop: relative loss change per iteration (0 = off)", lo=0.0)
     # Number of iterations the change must stay below the tolerance.
     tolerance_window: int = opt(5, "early stop: window of iterations", lo=1)
+    # Later frames stop once their loss falls to this times the first frame's (or the last scene
+    # cut's) final loss, as anishathalye/neural-style's video script does (0 = off).
+    stop_loss_ratio: float = opt(1.0, "later frames stop at this x the first frame's final loss (0 = off)", lo=0.0)
 
 
 @dataclass(frozen=True)
@@ -156,6 +159,10 @@ class RenderConfig:
     duration: float = opt(0.0, "video: duration (s, 0 = to the end)", lo=0.0)
     # Video: render at most this many frames (0 = all).
     max_frames: int = opt(0, "video: at most this many frames (0 = all)", lo=0)
+    # Run decoding, flow and encoding on background threads beside the stylizer.
+    overlap: bool = opt(True, "decode, flow and encode on background threads")
+    # torch.compile the feature network (slow first frame; pays off on long GPU renders).
+    compile: bool = opt(False, "torch.compile the feature network")
     # Write the current frame as PNG every N frames (0 = off).
     preview_every: int = opt(0, "write a preview PNG every N frames (0 = off)", lo=0)
 

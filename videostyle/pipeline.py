@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import queue
+import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,11 +16,11 @@ import numpy as np
 
 from videostyle.config import Config, to_dict
 from videostyle.errors import ConfigError, InputError, OutputError, VideostyleError
-from videostyle.flow import FlowParams, warp
+from videostyle.flow import FlowParams, FramePair, warp
 from videostyle.flow import pair as flow_pair
 from videostyle.images import is_image_path, read_image, write_image
 from videostyle.media import (
-    VideoWriter, check_codec, container_format, count_frames, even_size, make_even, probe, read_frames,
+    Frame, VideoWriter, check_codec, container_format, count_frames, even_size, make_even, probe, read_frames,
 )
 from videostyle.stylize import (
     STIterate, Stylizer, TemporalTerm, check_size, fit_size, resize, to_numpy, to_tensor, to_uint8,
@@ -67,6 +69,7 @@ class StageTimes:
     stylize: float = 0.0  # optimisation (VGG passes), excluding flow
     encode: float = 0.0  # colour conversion, encoding and muxing
     io: float = 0.0  # work folder reads/writes, previews
+    waiting: float = 0.0  # the stylizer (main thread) waiting for the next frame from decode/flow
 
 
 @dataclass(frozen=True)
@@ -221,8 +224,14 @@ class VideoStylizer:
         self.first_init: str | np.ndarray = cfg.optim.init
         self.callback: Callable[[STIterate], None] | None = None
         self.stages = StageTimes()
+        self.ref_loss: float | None = None  # final loss of the last full-iteration frame
 
-    def _pair(self, a: np.ndarray, b: np.ndarray) -> Any:
+    def gaps(self) -> list[int]:
+        """Earlier frames whose flow each frame needs: 1 always (init, scene cuts), more for long-term terms."""
+        t = self.cfg.temporal
+        return sorted({1} | (set(t.frames) if t.weight > 0 else set()))
+
+    def _pair(self, a: np.ndarray, b: np.ndarray) -> FramePair:
         t = time.perf_counter()
         p = flow_pair(a, b, self.params)
         self.stages.flow += time.perf_counter() - t
@@ -234,16 +243,19 @@ class VideoStylizer:
     def full(self, index: int, src: np.ndarray) -> tuple[np.ndarray, int, float]:
         res = self.st.stylize(src, self.first_init, iterations=self.cfg.optim.iterations, pyramid=True,
                               seed=self.cfg.optim.seed + index, callback=self.callback)
+        self.ref_loss = res.loss
         return to_uint8(res.image), res.iterations, res.loss
 
-    def frame(self, index: int, src: np.ndarray) -> FrameResult:
+    def frame(self, index: int, src: np.ndarray, pairs: dict[int, FramePair] | None = None) -> FrameResult:
+        """Stylize frame ``index``; ``pairs`` are precomputed flows to earlier frames (by gap)."""
         t = self.cfg.temporal
+        pairs = pairs or {}
         prev = self.hist.get(1)
         if prev is None:
             img, n, loss = self.full(index, src)
             return FrameResult(img, n, loss, False)
         prev_src, prev_out = prev
-        p1 = self._pair(src, prev_src)
+        p1 = pairs.get(1) or self._pair(src, prev_src)
         if p1.reliable < t.scene_cut:
             self.hist.reset()
             img, n, loss = self.full(index, src)
@@ -265,20 +277,87 @@ class VideoStylizer:
                 earlier = self.hist.get(gap)
                 if earlier is None:
                     continue
-                pk = p1 if gap == 1 else self._pair(src, earlier[0])
+                pk = p1 if gap == 1 else (pairs.get(gap) or self._pair(src, earlier[0]))
                 # Long-term terms only cover pixels the closer frames could not (Ruder's c_long).
                 mask = np.clip(pk.mask - covered, 0.0, 1.0)
                 covered = np.maximum(covered, pk.mask)
                 terms.append(TemporalTerm(warp(earlier[1], pk.back).astype(np.float32) / 255.0, mask, t.weight))
+        ratio = self.cfg.optim.stop_loss_ratio
+        # The temporal term is not part of the first frame's loss: compare like with like by
+        # letting it add to the threshold only through the frame's own optimisation.
+        stop = self.ref_loss * ratio if ratio > 0 and self.ref_loss is not None and not terms else None
         res = self.st.stylize(src, init, iterations=self.cfg.optim.iterations_later, temporal=terms, pyramid=False,
-                              seed=self.cfg.optim.seed + index, callback=self.callback)
+                              seed=self.cfg.optim.seed + index, stop_loss=stop, callback=self.callback)
         return FrameResult(to_uint8(res.image), res.iterations, res.loss, False)
+
+
+# ---------------------------------------------------------------- threads
+
+
+class _End:
+    """Queue sentinel: the producer finished (``error`` set when it failed)."""
+
+    def __init__(self, error: BaseException | None = None) -> None:
+        self.error = error
+
+
+class _Stage(threading.Thread):
+    """A daemon thread draining ``items`` into a bounded queue; errors reach the consumer as ``_End(error)``."""
+
+    def __init__(self, name: str, items: Iterator[Any], maxsize: int, stop: threading.Event) -> None:
+        super().__init__(name=f"videostyle-{name}", daemon=True)
+        self.q: queue.Queue[Any] = queue.Queue(maxsize=maxsize)
+        self.items = items
+        self.stop_event = stop
+
+    def put(self, item: Any) -> None:
+        while not self.stop_event.is_set():
+            try:
+                self.q.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+        raise _Stopped
+
+    def run(self) -> None:
+        try:
+            for item in self.items:
+                self.put(item)
+            self.put(_End())
+        except _Stopped:
+            pass
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            try:
+                self.put(_End(exc))
+            except _Stopped:
+                pass
+
+    def get(self) -> Any:
+        return self.q.get()
+
+
+class _Stopped(Exception):
+    pass
+
+
+def _drain(stage: _Stage) -> Iterator[Any]:
+    while True:
+        item = stage.get()
+        if isinstance(item, _End):
+            if item.error is not None:
+                raise item.error
+            return
+        yield item
 
 
 def render_video(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: Config,
                  reporter: Reporter | None = None, *, restart: bool = False, overwrite: bool = True,
                  stylizer: Stylizer | None = None) -> RenderResult:
-    """Stylize a video into ``out``, streaming, with the source's audio; resumable."""
+    """Stylize a video into ``out``, streaming, with the source's audio; resumable.
+
+    With ``render.overlap`` decoding, optical flow and encoding run on their own threads with
+    bounded queues, so the stylizer (the main thread) only waits when they fall behind.
+    """
     reporter = reporter or Reporter()
     inp, out = Path(inp), Path(out)
     container_format(out)
@@ -316,80 +395,178 @@ def render_video(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: 
     writer = VideoWriter(out, width=ew, height=eh, time_base=info.time_base, fps=info.fps, codec=cfg.encode.codec,
                          crf=cfg.encode.crf, preset=cfg.encode.preset, source=inp, span=(span_start, span_end),
                          shift=shift, warn=reporter.notice)
-    iterations: list[int] = []
-    frames = 0
-    last_time = None
-    started = time.perf_counter()
     preview = out.with_name(f"{out.stem}.preview.png")
     stages = StageTimes()
     vs.stages = stages
-    frame_secs: list[float] = []
-    reporter.begin(total, str(inp))
-    frames_iter = read_frames(inp, start=r.start, duration=r.duration, max_frames=r.max_frames, warn=reporter.notice)
-    try:
+    gaps = vs.gaps()
+    stop = threading.Event()
+    last: dict[str, Any] = {"frames": 0, "time": None}
+
+    # -- stages (each on its own thread with overlap, inline without)
+
+    def decode_items() -> Iterator[tuple[Frame, np.ndarray]]:
+        frames = read_frames(inp, start=r.start, duration=r.duration, max_frames=r.max_frames, warn=reporter.notice)
         while True:
             td = time.perf_counter()
-            fr = next(frames_iter, None)
+            fr = next(frames, None)
             if fr is None:
-                break
+                return
             src = prepare_content(fr.image, cfg.optim.size, f"video {inp}")
+            stages.decode += time.perf_counter() - td
+            yield fr, src
+
+    def flow_items(items: Iterator[tuple[Frame, np.ndarray]]) -> Iterator[tuple[Frame, np.ndarray, dict[int, FramePair]]]:
+        # Flow depends on source frames only, so it runs ahead of the stylizer; each pair is
+        # computed once and reused for the init, the mask, the scene-cut test and the loss.
+        hist: deque[np.ndarray] = deque(maxlen=max(gaps))
+        for fr, src in items:
+            pairs: dict[int, FramePair] = {}
+            if fr.index >= kept:  # resumed frames need no flow
+                tf = time.perf_counter()
+                for g in gaps:
+                    if len(hist) >= g:
+                        pairs[g] = flow_pair(src, hist[-g], vs.params)
+                stages.flow += time.perf_counter() - tf
+            hist.append(src)
+            yield fr, src, pairs
+
+    def encode_one(item: tuple[Frame, np.ndarray, bool]) -> None:
+        fr, img, is_new = item
+        te = time.perf_counter()
+        final = img
+        if final.shape[:2] != (oh, ow):
+            final = to_uint8(to_numpy(resize(to_tensor(final), (oh, ow))))
+        final = final[:eh, :ew] if cfg.encode.even == "crop" else make_even(final, "pad")
+        writer.write(final, fr.pts)
+        stages.encode += time.perf_counter() - te
+        if r.preview_every and is_new and fr.index % r.preview_every == 0:
+            write_image(preview, final)
+        last["frames"] += 1
+        last["time"] = fr.time
+
+    threads: list[threading.Thread] = []
+    enc_err: list[BaseException] = []
+    enc_q: queue.Queue[Any] = queue.Queue(maxsize=8)
+    if r.overlap:
+        dec = _Stage("decode", decode_items(), 4, stop)
+        flo = _Stage("flow", flow_items(_drain(dec)), 4, stop)
+
+        def encoder() -> None:
+            try:
+                while True:
+                    item = enc_q.get()
+                    if isinstance(item, _End):
+                        return
+                    encode_one(item)
+            except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+                enc_err.append(exc)
+                stop.set()
+
+        enc_thread = threading.Thread(target=encoder, name="videostyle-encode", daemon=True)
+        threads = [dec, flo, enc_thread]
+        for th in threads:
+            th.start()
+        source: Iterator[Any] = _drain(flo)
+
+        def emit(item: Any) -> None:
+            while True:
+                if enc_err:
+                    raise enc_err[0]
+                try:
+                    enc_q.put(item, timeout=0.1)
+                    return
+                except queue.Full:
+                    continue
+
+        def close_encoder() -> None:
+            while enc_thread.is_alive():
+                try:
+                    enc_q.put(_End(), timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            enc_thread.join()
+            if enc_err:
+                raise enc_err[0]
+    else:
+        source = flow_items(decode_items())
+        emit = encode_one
+
+        def close_encoder() -> None:
+            pass
+
+    iterations: list[int] = []
+    frame_secs: list[float] = []
+    started = time.perf_counter()
+    waited = 0.0
+    reporter.begin(total, str(inp))
+    try:
+        while True:
+            tw = time.perf_counter()
+            item = next(source, None)
+            waited += time.perf_counter() - tw
+            if item is None:
+                break
+            fr, src, pairs = item
             tf = time.perf_counter()
-            stages.decode += tf - td
             if work.has(fr.index):
                 img = work.load(fr.index)
                 if work.is_cut(fr.index):
                     vs.hist.reset()
+                ref = work.ref_loss(fr.index)
+                if ref is not None:
+                    vs.ref_loss = ref
                 done = FrameDone(fr.index, total, 0, 0.0, float("nan"), resumed=True)
                 stages.io += time.perf_counter() - tf
             else:
-                res = vs.frame(fr.index, src)
+                before = vs.ref_loss
+                res = vs.frame(fr.index, src, pairs)
                 img = res.image
                 secs = time.perf_counter() - tf
                 frame_secs.append(secs)
-                tw = time.perf_counter()
+                tio = time.perf_counter()
                 if res.restarted:
                     work.mark_cut(fr.index)
+                if vs.ref_loss is not None and vs.ref_loss is not before:
+                    work.save_ref_loss(fr.index, vs.ref_loss)
                 work.save(fr.index, img)
-                stages.io += time.perf_counter() - tw
+                stages.io += time.perf_counter() - tio
                 iterations.append(res.iterations)
                 done = FrameDone(fr.index, total, res.iterations, secs, res.loss, res.restarted)
             vs.push(fr.index, src, img)
-            te = time.perf_counter()
-            final = img
-            if final.shape[:2] != (oh, ow):
-                final = to_uint8(to_numpy(resize(to_tensor(final), (oh, ow))))
-            if cfg.encode.even == "crop":
-                final = final[:eh, :ew]
-            else:
-                final = make_even(final, "pad")
-            writer.write(final, fr.pts)
-            tp = time.perf_counter()
-            stages.encode += tp - te
-            if r.preview_every and not done.resumed and fr.index % r.preview_every == 0:
-                write_image(preview, final)
-                stages.io += time.perf_counter() - tp
-            frames += 1
-            last_time = fr.time
+            emit((fr, img, not done.resumed))
             reporter.frame(done)
-        if frames == 0:
+        close_encoder()
+        if last["frames"] == 0:
             raise InputError(f"input {inp} has no video frames in the requested span")
         if span_end is None and (r.max_frames or r.duration):
-            span_end = (last_time or 0.0) + float(1 / info.fps)
+            span_end = (last["time"] or 0.0) + float(1 / info.fps)
         writer.span = (writer.span[0], span_end)
         tfin = time.perf_counter()
         writer.finish()
         stages.encode += time.perf_counter() - tfin
     except KeyboardInterrupt:
+        stop.set()
+        _join(threads)
         writer.abort()
         reporter.end()
         raise RenderInterrupted(
             f"interrupted; {work.count()} finished frame(s) are kept in {work.path}: run the same command again to resume"
         ) from None
     except BaseException:
+        stop.set()
+        _join(threads)
         writer.abort()
         reporter.end()
         raise
     reporter.end()
     work.remove()
-    stages.stylize = max(sum(frame_secs) - stages.flow, 0.0)
-    return RenderResult(out, frames, time.perf_counter() - started, iterations, stages, tuple(frame_secs))
+    wall = time.perf_counter() - started
+    stages.stylize = max(sum(frame_secs) - (0.0 if r.overlap else stages.flow), 0.0)
+    stages.waiting = waited
+    return RenderResult(out, last["frames"], wall, iterations, stages, tuple(frame_secs))
+
+
+def _join(threads: list[threading.Thread]) -> None:
+    for th in threads:
+        th.join(timeout=5)

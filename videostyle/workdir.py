@@ -112,6 +112,19 @@ class WorkDir:
     def is_cut(self, index: int) -> bool:
         return (self.frames / f"{index:06d}.cut").exists()
 
+    def save_ref_loss(self, index: int, loss: float) -> None:
+        """Remember the final loss of a full-iteration frame (later frames stop at a ratio of it)."""
+        tmp = self.frames / f".{index:06d}.ref.tmp"
+        tmp.write_text(repr(float(loss)))
+        os.replace(tmp, self.frames / f"{index:06d}.ref")
+
+    def ref_loss(self, index: int) -> float | None:
+        p = self.frames / f"{index:06d}.ref"
+        try:
+            return float(p.read_text())
+        except (OSError, ValueError):
+            return None
+
     def load(self, index: int) -> np.ndarray:
         return read_image(self.frame_path(index), "finished frame")
 
