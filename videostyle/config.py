@@ -146,6 +146,22 @@ class EncodeConfig:
 
 
 @dataclass(frozen=True)
+class FastConfig:
+    # Engine: Gatys optimisation, the feed-forward network, or the network's output refined by Gatys.
+    method: str = opt("gatys", "engine: gatys (optimisation), fast (feed-forward), hybrid (fast init + gatys)",
+                      choices=("gatys", "fast", "hybrid"), flag="method")
+    # fast/hybrid: style vector interpolated from the content's own (0) to the style's (1).
+    strength: float = opt(1.0, "fast: style strength 0..1", lo=0.0, hi=1.0, flag="style_strength")
+    # fast video: reliable pixels follow the flow-warped previous output with this weight (0 = off).
+    blend: float = opt(0.6, "fast video: weight of the warped previous output on reliable pixels", lo=0.0, hi=1.0,
+                       flag="fast_blend")
+    # hybrid: Gatys iterations refining the feed-forward result (first frame, scene cuts, images).
+    refine_iterations: int = opt(60, "hybrid: iterations refining the fast result", lo=0)
+    # fast: overlap in pixels between the network's 384x384 tiles (feathered seams).
+    tile_overlap: int = opt(64, "fast: overlap of 384 px tiles", lo=0, hi=192)
+
+
+@dataclass(frozen=True)
 class RenderConfig:
     # Compute device.
     device: str = opt("auto", "device: auto, cpu, cuda or cuda:N")
@@ -175,6 +191,7 @@ class Config:
     temporal: TemporalConfig = field(default_factory=TemporalConfig)
     flow: FlowConfig = field(default_factory=FlowConfig)
     encode: EncodeConfig = field(default_factory=EncodeConfig)
+    fast: FastConfig = field(default_factory=FastConfig)
     render: RenderConfig = field(default_factory=RenderConfig)
 
 

@@ -238,7 +238,7 @@ def load_torchvision_state(progress: bool = True, download: bool = True) -> dict
     offline_msg = (
         f"VGG-19 weights not found at {path} and could not be downloaded; fetch them with: "
         f"{fetch_command()}  (or pass --weights PATH / set VIDEOSTYLE_WEIGHTS; "
-        "--model random runs offline but is not a real stylization)"
+        "--method fast stylizes without them; --model random runs offline but is not a real stylization)"
     )
     if not download:
         raise WeightsError(offline_msg)

@@ -22,8 +22,9 @@ from videostyle.images import is_image_path, read_image, write_image
 from videostyle.media import (
     Frame, VideoWriter, check_codec, container_format, count_frames, even_size, make_even, probe, read_frames,
 )
+from videostyle.fast import blend_temporal
 from videostyle.stylize import (
-    STIterate, Stylizer, TemporalTerm, check_size, fit_size, resize, to_numpy, to_tensor, to_uint8,
+    STIterate, preserve_colors, Stylizer, TemporalTerm, check_size, fit_size, resize, to_numpy, to_tensor, to_uint8,
 )
 from videostyle.workdir import WorkDir, file_digest
 
@@ -113,6 +114,25 @@ def build_stylizer(cfg: Config, reporter: Reporter, stylizer: Stylizer | None = 
     return st
 
 
+def build_fast(cfg: Config, styles: list[np.ndarray]) -> Any:
+    """The feed-forward engine for --method fast/hybrid (None for gatys)."""
+    if cfg.fast.method == "gatys":
+        return None
+    from videostyle.fast import FastStylizer
+
+    dev = "cpu" if cfg.render.device == "cpu" else "auto"
+    fast = FastStylizer(dev, overlap=cfg.fast.tile_overlap)
+    fast.set_styles(styles, cfg.style.blend)
+    return fast
+
+
+def fast_image(cfg: Config, fast: Any, content: np.ndarray) -> np.ndarray:
+    out = fast.stylize(content, cfg.fast.strength)
+    if cfg.style.preserve_colors:
+        out = preserve_colors(out, content)
+    return out
+
+
 def prepare_content(image: np.ndarray, size: int, what: str) -> np.ndarray:
     h, w = image.shape[:2]
     th, tw = fit_size(h, w, size)
@@ -132,25 +152,38 @@ def render_image(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: 
         raise OutputError(f"output {out}: an image input needs an image output (.png or .jpg)")
     check_output(inp, out)
     content = prepare_content(content_full, cfg.optim.size, f"input image {inp}")
-    st = build_stylizer(cfg, reporter, stylizer)
-    init: str | np.ndarray = cfg.optim.init
-    if cfg.optim.init == "image":
-        if not cfg.optim.init_image:
-            raise ConfigError("--init image needs --init-image PATH")
-        init = read_image(cfg.optim.init_image, "init image")
-    reporter.begin(1, str(inp))
-    t0 = time.perf_counter()
-    res = st.stylize(content, init, callback=reporter.iterate)
-    if not np.isfinite(res.loss):
-        raise InputError(f"optimisation of {inp} diverged (loss {res.loss}); lower the style weight or use --optimizer adam")
-    image = to_uint8(res.image)
+    styles = load_styles(cfg)
+    fast = build_fast(cfg, styles)
+    if cfg.fast.method == "fast":
+        reporter.begin(1, str(inp))
+        t0 = time.perf_counter()
+        image = to_uint8(fast_image(cfg, fast, content))
+        n_iter, loss = 0, float("nan")
+    else:
+        st = build_stylizer(cfg, reporter, stylizer)
+        init: str | np.ndarray = cfg.optim.init
+        iterations = cfg.optim.iterations
+        if cfg.optim.init == "image":
+            if not cfg.optim.init_image:
+                raise ConfigError("--init image needs --init-image PATH")
+            init = read_image(cfg.optim.init_image, "init image")
+        reporter.begin(1, str(inp))
+        t0 = time.perf_counter()
+        if fast is not None:  # hybrid: the feed-forward result is the optimiser's starting point
+            init = fast.stylize(content, cfg.fast.strength)
+            iterations = cfg.fast.refine_iterations
+        res = st.stylize(content, init, iterations=iterations, pyramid=fast is None, callback=reporter.iterate)
+        if not np.isfinite(res.loss):
+            raise InputError(f"optimisation of {inp} diverged (loss {res.loss}); lower the style weight or use --optimizer adam")
+        image = to_uint8(res.image)
+        n_iter, loss = res.iterations, res.loss
     if cfg.encode.output_size == "source" and image.shape[:2] != content_full.shape[:2]:
         image = to_uint8(to_numpy(resize(to_tensor(image), content_full.shape[:2])))
     write_image(out, image)
     secs = time.perf_counter() - t0
-    reporter.frame(FrameDone(0, 1, res.iterations, secs, res.loss))
+    reporter.frame(FrameDone(0, 1, n_iter, secs, loss))
     reporter.end()
-    return RenderResult(out, 1, secs, [res.iterations])
+    return RenderResult(out, 1, secs, [n_iter])
 
 
 # ---------------------------------------------------------------- video
@@ -216,9 +249,10 @@ class FrameResult:
 class VideoStylizer:
     """Per-frame logic of a video render: warm start, flow warping, temporal terms, scene cuts."""
 
-    def __init__(self, cfg: Config, stylizer: Stylizer) -> None:
+    def __init__(self, cfg: Config, stylizer: Stylizer | None, fast: Any = None) -> None:
         self.cfg = cfg
-        self.st = stylizer
+        self.st = stylizer  # None for --method fast
+        self.fast = fast  # feed-forward engine for fast / hybrid
         self.params = flow_params(cfg)
         self.hist = _History(depth=max(max(cfg.temporal.frames, default=1), 1))
         self.first_init: str | np.ndarray = cfg.optim.init
@@ -241,7 +275,14 @@ class VideoStylizer:
         self.hist.push(index, src, out)
 
     def full(self, index: int, src: np.ndarray) -> tuple[np.ndarray, int, float]:
-        res = self.st.stylize(src, self.first_init, iterations=self.cfg.optim.iterations, pyramid=True,
+        """First frame and scene cuts: full iterations (or the fast network, or fast + refinement)."""
+        if self.st is None:
+            return to_uint8(fast_image(self.cfg, self.fast, src)), 0, float("nan")
+        init, iterations, pyramid = self.first_init, self.cfg.optim.iterations, True
+        if self.fast is not None:
+            init = self.fast.stylize(src, self.cfg.fast.strength)
+            iterations, pyramid = self.cfg.fast.refine_iterations, False
+        res = self.st.stylize(src, init, iterations=iterations, pyramid=pyramid,
                               seed=self.cfg.optim.seed + index, callback=self.callback)
         self.ref_loss = res.loss
         return to_uint8(res.image), res.iterations, res.loss
@@ -260,6 +301,13 @@ class VideoStylizer:
             self.hist.reset()
             img, n, loss = self.full(index, src)
             return FrameResult(img, n, loss, True)
+        if self.st is None:
+            # Feed-forward frames flicker; reliable pixels follow the warped previous output.
+            new = fast_image(self.cfg, self.fast, src)
+            w = self.cfg.fast.blend
+            if w > 0:
+                new = blend_temporal(new, warp(prev_out, p1.back).astype(np.float32) / 255.0, p1.mask, w)
+            return FrameResult(to_uint8(new), 0, float("nan"), False)
         if t.init_later == "content":
             init: np.ndarray = src
         elif t.init_later == "prev":
@@ -379,10 +427,13 @@ def render_video(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: 
     kept = work.open(restart)
     if kept:
         reporter.notice(f"resuming {out.name}: {kept} finished frame(s) kept in {work.path}")
-    random_model_notice(cfg, reporter)
-    st = stylizer or Stylizer(cfg)
-    st.set_styles(styles, cfg.style.blend)
-    vs = VideoStylizer(cfg, st)
+    fast = build_fast(cfg, styles)
+    st: Stylizer | None = None
+    if cfg.fast.method != "fast":
+        random_model_notice(cfg, reporter)
+        st = stylizer or Stylizer(cfg)
+        st.set_styles(styles, cfg.style.blend)
+    vs = VideoStylizer(cfg, st, fast)
     vs.callback = reporter.iterate
     if cfg.optim.init == "image":
         if not cfg.optim.init_image:

@@ -85,8 +85,9 @@ def resize(t: Tensor, hw: tuple[int, int]) -> Tensor:
 
 
 def fit_size(h: int, w: int, max_side: int) -> tuple[int, int]:
-    """Scale (h, w) so the longer side is ``max_side`` (0 = unchanged), keeping the aspect ratio."""
-    if max_side <= 0:
+    """Scale (h, w) down so the longer side is at most ``max_side`` (0 = unchanged), keeping the
+    aspect ratio. Never upscales: detail the source does not have cannot be painted."""
+    if max_side <= 0 or max_side >= max(h, w):
         return h, w
     s = max_side / max(h, w)
     return max(1, round(h * s)), max(1, round(w * s))
@@ -217,7 +218,9 @@ class Stylizer:
         grams: dict[str, Tensor] = {}
         with torch.no_grad():
             for img, w in zip(self._styles, self._blend):
-                sh, sw = fit_size(img.shape[2], img.shape[3], side)
+                ih, iw = img.shape[2], img.shape[3]
+                f = side / max(ih, iw)  # the style image is scaled up or down to match
+                sh, sw = round(ih * f), round(iw * f)
                 feats = self._features(resize(img, (max(sh, MIN_SIDE), max(sw, MIN_SIDE))).to(self.device),
                                        self.style_layers)
                 for name in self.style_layers:

