@@ -73,7 +73,7 @@ def main() -> None:
                 method = "dis" if variant.startswith("dis") else "farneback"
                 cfg = apply(base, {"model.name": args.model, "style.images": [str(args.style)], "optim.size": size,
                                    "render.max_frames": args.frames, "render.device": str(device),
-                                   "flow.method": method, "render.overlap": not variant.endswith("inline")})
+                                   "flow.method": method, "render.stage_threads": not variant.endswith("inline")})
                 if stylizer is None:
                     stylizer = Stylizer(cfg)
                 stylizer.cfg = cfg

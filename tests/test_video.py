@@ -240,8 +240,8 @@ def test_truncated_clip_warns_or_fails_cleanly(tmp_path, style, capsys):
 def test_overlapped_threads_equal_inline_render(tmp_path, style):
     src = make_clip(tmp_path / "in.mp4", frames=6, audio=("aac",))
     a, b = tmp_path / "thr.mkv", tmp_path / "inl.mkv"
-    ra = render(src, a, style, **{"render.overlap": True, "temporal.weight": 1.0})
-    rb = render(src, b, style, **{"render.overlap": False, "temporal.weight": 1.0})
+    ra = render(src, a, style, **{"render.stage_threads": True, "temporal.weight": 1.0})
+    rb = render(src, b, style, **{"render.stage_threads": False, "temporal.weight": 1.0})
     assert ra.iterations == rb.iterations
     with av.open(str(a)) as ca, av.open(str(b)) as cb:
         fa = [f.to_ndarray(format="rgb24") for f in ca.decode(video=0)]

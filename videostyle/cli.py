@@ -127,6 +127,8 @@ class TqdmReporter:
         if done.restarted:
             self.notice(f"frame {done.index}: scene cut, restarted from the content with full iterations")
         self.frames_bar.update(1)
+        if done.resumed or done.loss != done.loss:  # resumed / parallel / fast frames: no optimiser stats
+            return
         post = {"it": done.iterations, "loss": f"{done.loss:.4g}"}
         if done.seconds:
             post["s/frame"] = f"{done.seconds:.2f}"
@@ -161,6 +163,10 @@ def cmd_render(ns: argparse.Namespace) -> int:
     reporter = TqdmReporter(ns.quiet, ns.verbose)
     if image:
         res = render_image(inp, out, cfg, typing.cast(Reporter, reporter))
+    elif cfg.render.workers > 1:
+        from videostyle.parallel import render_parallel
+
+        res = render_parallel(inp, out, cfg, typing.cast(Reporter, reporter), restart=ns.restart)
     else:
         from videostyle.pipeline import render_video
 
@@ -238,6 +244,10 @@ def cmd_batch(ns: argparse.Namespace) -> int:
         r.output.parent.mkdir(parents=True, exist_ok=True)
         if is_image_path(r.input):
             res = render_image(r.input, r.output, r.cfg, reporter)
+        elif r.cfg.render.workers > 1:
+            from videostyle.parallel import render_parallel
+
+            res = render_parallel(r.input, r.output, r.cfg, reporter, restart=ns.restart)
         else:
             res = render_video(r.input, r.output, r.cfg, reporter, restart=ns.restart)
         return res.frames, res.seconds

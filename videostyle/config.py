@@ -178,7 +178,13 @@ class RenderConfig:
     # Video: render at most this many frames (0 = all).
     max_frames: int = opt(0, "video: at most this many frames (0 = all)", lo=0)
     # Run decoding, flow and encoding on background threads beside the stylizer.
-    overlap: bool = opt(True, "decode, flow and encode on background threads")
+    stage_threads: bool = opt(True, "decode, flow and encode on background threads")
+    # Parallel render: split the clip into this many segments rendered as Ray tasks (needs .[ray]).
+    workers: int = opt(1, "parallel segments rendered on Ray (1 = this process only)", lo=1)
+    # Ray cluster to join (auto, ray://host:10001); none starts a local one on this machine.
+    ray_address: str | None = opt(None, "Ray cluster address (default: start a local cluster)")
+    # Frames each parallel segment renders before its start (cross-faded with the previous segment).
+    overlap: int = opt(8, "parallel: frames each segment starts early, cross-faded at the seam", lo=0)
     # torch.compile the feature network (slow first frame; pays off on long GPU renders).
     compile: bool = opt(False, "torch.compile the feature network")
     # Write the current frame as PNG every N frames (0 = off).

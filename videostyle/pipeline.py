@@ -203,7 +203,8 @@ def render_settings(cfg: Config, inp: Path) -> dict[str, Any]:
     """Everything that determines the stylized frames (for resume); not encode or progress options."""
     d = to_dict(cfg)
     d.pop("encode")
-    d["render"] = {k: v for k, v in d["render"].items() if k not in ("preview_every",)}
+    # Options that do not change the frames stay out of the hash (a resume may change them).
+    d["render"] = {k: v for k, v in d["render"].items() if k not in ("preview_every", "stage_threads", "ray_address")}
     d["input"] = {"path": str(inp.resolve()), "digest": file_digest(inp, full=False)}
     d["styles"] = [file_digest(p) for p in cfg.style.images]
     weights = cfg.model.weights or os.environ.get("VIDEOSTYLE_WEIGHTS")
@@ -381,7 +382,13 @@ class _Stage(threading.Thread):
                 pass
 
     def get(self) -> Any:
-        return self.q.get()
+        """Next item; raises _Stopped once the render is stopping and nothing is left to read."""
+        while True:
+            try:
+                return self.q.get(timeout=0.1)
+            except queue.Empty:
+                if self.stop_event.is_set():
+                    raise _Stopped from None
 
 
 class _Stopped(Exception):
@@ -403,7 +410,7 @@ def render_video(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: 
                  stylizer: Stylizer | None = None) -> RenderResult:
     """Stylize a video into ``out``, streaming, with the source's audio; resumable.
 
-    With ``render.overlap`` decoding, optical flow and encoding run on their own threads with
+    With ``render.stage_threads`` decoding, optical flow and encoding run on their own threads with
     bounded queues, so the stylizer (the main thread) only waits when they fall behind.
     """
     reporter = reporter or Reporter()
@@ -498,14 +505,19 @@ def render_video(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: 
     threads: list[threading.Thread] = []
     enc_err: list[BaseException] = []
     enc_q: queue.Queue[Any] = queue.Queue(maxsize=8)
-    if r.overlap:
+    if r.stage_threads:
         dec = _Stage("decode", decode_items(), 4, stop)
         flo = _Stage("flow", flow_items(_drain(dec)), 4, stop)
 
         def encoder() -> None:
             try:
                 while True:
-                    item = enc_q.get()
+                    try:
+                        item = enc_q.get(timeout=0.1)
+                    except queue.Empty:
+                        if stop.is_set():
+                            return
+                        continue
                     if isinstance(item, _End):
                         return
                     encode_one(item)
@@ -554,7 +566,10 @@ def render_video(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: 
     try:
         while True:
             tw = time.perf_counter()
-            item = next(source, None)
+            try:
+                item = next(source, None)
+            except _Stopped:  # a background stage failed and stopped the others
+                raise enc_err[0] if enc_err else RenderInterrupted("render stopped") from None
             waited += time.perf_counter() - tw
             if item is None:
                 break
@@ -613,7 +628,7 @@ def render_video(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: 
     reporter.end()
     work.remove()
     wall = time.perf_counter() - started
-    stages.stylize = max(sum(frame_secs) - (0.0 if r.overlap else stages.flow), 0.0)
+    stages.stylize = max(sum(frame_secs) - (0.0 if r.stage_threads else stages.flow), 0.0)
     stages.waiting = waited
     return RenderResult(out, last["frames"], wall, iterations, stages, tuple(frame_secs))
 
@@ -621,3 +636,53 @@ def render_video(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: 
 def _join(threads: list[threading.Thread]) -> None:
     for th in threads:
         th.join(timeout=5)
+
+
+# ---------------------------------------------------------------- segments (parallel renders)
+
+
+def stylize_segment(inp: str | os.PathLike[str], cfg: Config, store: WorkDir, begin: int, end: int,
+                    reporter: Reporter | None = None, stylizer: Stylizer | None = None) -> int:
+    """Stylize source frames ``begin`` .. ``end - 1`` (indices within the render's span) into
+    ``store``, starting fresh at ``begin`` and warm-starting after it; frames already in the store
+    are kept (resume). Returns the number of frames stylized now."""
+    reporter = reporter or Reporter()
+    r = cfg.render
+    styles = load_styles(cfg)
+    fast = build_fast(cfg, styles)
+    st: Stylizer | None = None
+    if cfg.fast.method != "fast":
+        st = stylizer or Stylizer(cfg)
+        st.set_styles(styles, cfg.style.blend)
+    vs = VideoStylizer(cfg, st, fast)
+    vs.callback = reporter.iterate
+    done_until = begin + store.count(begin)
+    if done_until >= end:
+        return 0
+    depth = max(vs.gaps())
+    first = max(begin, done_until - depth)  # earlier frames cannot be in the warm-start history
+    ref = store.latest_ref_loss(begin, done_until)
+    if ref is not None:
+        vs.ref_loss = ref
+    made = 0
+    for fr in read_frames(inp, start=r.start, duration=r.duration, max_frames=end, skip=first, warn=reporter.notice):
+        src = prepare_content(fr.image, cfg.optim.size, f"video {inp}")
+        if store.has(fr.index):
+            img = store.load(fr.index)
+            if store.is_cut(fr.index):
+                vs.hist.reset()
+        else:
+            tf = time.perf_counter()
+            before = vs.ref_loss
+            res = vs.frame(fr.index, src)
+            img = res.image
+            if res.restarted:
+                store.mark_cut(fr.index)
+            if vs.ref_loss is not None and vs.ref_loss is not before:
+                store.save_ref_loss(fr.index, vs.ref_loss)
+            store.save(fr.index, img)
+            made += 1
+            reporter.frame(FrameDone(fr.index, end - begin, res.iterations, time.perf_counter() - tf, res.loss,
+                                     res.restarted))
+        vs.push(fr.index, src, img)
+    return made

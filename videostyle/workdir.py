@@ -93,11 +93,12 @@ class WorkDir:
     def frame_path(self, index: int) -> Path:
         return self.frames / f"{index:06d}.png"
 
-    def count(self) -> int:
-        n = 0
+    def count(self, first: int = 0) -> int:
+        """Consecutive finished frames from ``first`` on."""
+        n = first
         while self.frame_path(n).exists():
             n += 1
-        return n
+        return n - first
 
     def has(self, index: int) -> bool:
         return self.frame_path(index).exists()
@@ -125,8 +126,31 @@ class WorkDir:
         except (OSError, ValueError):
             return None
 
+    def latest_ref_loss(self, first: int, before: int) -> float | None:
+        """The reference loss of the last full-iteration frame in ``first`` .. ``before - 1``."""
+        for i in range(before - 1, first - 1, -1):
+            ref = self.ref_loss(i)
+            if ref is not None:
+                return ref
+        return None
+
     def load(self, index: int) -> np.ndarray:
         return read_image(self.frame_path(index), "finished frame")
 
     def remove(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
+
+    @classmethod
+    def at(cls, path: Path) -> WorkDir:
+        """A frame store at ``path`` (no state file): a parallel worker's view of a work folder."""
+        store = cls.__new__(cls)
+        store.output, store.settings, store.hash = path, {}, ""
+        store.path = path
+        store.frames = path / "frames"
+        return store
+
+    def segment(self, index: int) -> WorkDir:
+        """The frame store of parallel segment ``index`` (its own frames, cut and loss markers)."""
+        seg = WorkDir.at(self.path / f"segment{index:03d}")
+        seg.frames.mkdir(parents=True, exist_ok=True)
+        return seg

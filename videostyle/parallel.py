@@ -1,0 +1,239 @@
+"""Parallel renders on Ray: a clip is split into segments rendered as Ray tasks, then muxed by
+the driver with the original audio exactly as a single-process render.
+
+Segments end at detected scene cuts where there are any, else at even lengths. Warm starting
+makes each frame depend on the previous ones, so a segment that does not begin at a cut starts
+``overlap`` frames early from a fresh start; the frames two segments both render are cross-faded
+from the earlier segment's to the later one's. Frames travel through the render's work folder
+(which must be on a shared filesystem when the cluster has several machines); a worker that dies
+is retried by Ray and resumes from its segment's finished frames.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from videostyle import config as C
+from videostyle.errors import ConfigError, InputError, OutputError
+from videostyle.flow import pair as flow_pair
+from videostyle.media import VideoWriter, check_codec, container_format, even_size, make_even, probe, read_frames
+from videostyle.pipeline import (
+    FrameDone, RenderInterrupted, RenderResult, Reporter, StageTimes, check_output, flow_params, load_styles,
+    prepare_content, render_settings, stylize_segment,
+)
+from videostyle.stylize import check_size, fit_size, resize, to_numpy, to_tensor, to_uint8
+from videostyle.workdir import WorkDir
+
+INSTALL = 'pip install -e ".[ray]"'
+
+
+@dataclass(frozen=True)
+class Segment:
+    index: int
+    start: int  # first frame this segment owns
+    end: int  # one past its last frame
+    warmup: int  # frames rendered before ``start`` (cross-faded with the previous segment)
+
+    @property
+    def first(self) -> int:
+        return self.start - self.warmup
+
+
+def import_ray() -> Any:
+    try:
+        return importlib.import_module("ray")
+    except ImportError:
+        raise ConfigError(f"--workers > 1 renders on Ray, which is not installed; install the extra with: {INSTALL}") \
+            from None
+
+
+def plan_segments(n: int, cuts: list[int], workers: int, overlap: int) -> list[Segment]:
+    """Split ``n`` frames into at most ``workers`` segments, snapping boundaries to scene cuts."""
+    workers = max(1, min(workers, n))
+    length = n / workers
+    bounds: list[tuple[int, bool]] = []
+    for k in range(1, workers):
+        ideal = round(k * length)
+        near = [c for c in cuts if abs(c - ideal) <= length / 4]
+        b, at_cut = (min(near, key=lambda c: abs(c - ideal)), True) if near else (ideal, False)
+        if (not bounds or b > bounds[-1][0]) and 0 < b < n:
+            bounds.append((b, at_cut))
+    segs: list[Segment] = []
+    starts = [(0, True)] + bounds
+    for i, (s, at_cut) in enumerate(starts):
+        e = starts[i + 1][0] if i + 1 < len(starts) else n
+        warm = 0 if at_cut else min(overlap, s)
+        segs.append(Segment(i, s, e, warm))
+    return segs
+
+
+def scan(inp: Path, cfg: C.Config) -> tuple[int, list[int]]:
+    """Count the span's frames and find scene cuts (flow reliability at the stylized size)."""
+    r = cfg.render
+    params = flow_params(cfg)
+    prev = None
+    n = 0
+    cuts: list[int] = []
+    for fr in read_frames(inp, start=r.start, duration=r.duration, max_frames=r.max_frames):
+        src = prepare_content(fr.image, cfg.optim.size, f"video {inp}")
+        if prev is not None and flow_pair(src, prev, params).reliable < cfg.temporal.scene_cut:
+            cuts.append(fr.index)
+        prev = src
+        n += 1
+    return n, cuts
+
+
+def _segment_task(inp: str, cfg_dict: dict[str, Any], work_path: str, seg: tuple[int, int, int, int],
+                  threads: int) -> int:
+    """Ray task body: render one segment into its frame store (resuming), return frames made."""
+    import torch
+
+    from videostyle.workdir import WorkDir
+
+    if threads:
+        torch.set_num_threads(threads)
+    cfg = C.apply(C.Config(), C.flatten(cfg_dict))
+    index, start, end, warmup = seg
+    store = WorkDir.at(Path(work_path)).segment(index)
+    (store.path / "worker.pid").write_text(str(os.getpid()))
+    return stylize_segment(inp, cfg, store, start - warmup, end)
+
+
+def composite(work: WorkDir, segs: list[Segment], i: int) -> np.ndarray:
+    """Frame ``i``: its segment's output, cross-faded into the next segment's warm-up frames."""
+    owner = next(s for s in segs if s.start <= i < s.end)
+    img = work.segment(owner.index).load(i)
+    nxt = segs[owner.index + 1] if owner.index + 1 < len(segs) else None
+    if nxt is not None and nxt.warmup and i >= nxt.first:
+        # Linear cross-fade over the K shared frames: weight of the later segment rises 1/(K+1)...K/(K+1).
+        alpha = (i - nxt.first + 1) / (nxt.warmup + 1)
+        other = work.segment(nxt.index).load(i)
+        img = np.clip(np.rint(img * (1 - alpha) + other * alpha), 0, 255).astype(np.uint8)
+    return img
+
+
+def render_parallel(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: C.Config,
+                    reporter: Reporter | None = None, *, restart: bool = False, overwrite: bool = True) -> RenderResult:
+    """Render a video as ``cfg.render.workers`` parallel Ray tasks and mux it like a single render."""
+    reporter = reporter or Reporter()
+    inp, out = Path(inp), Path(out)
+    ray = import_ray()
+    container_format(out)
+    check_codec(out, cfg.encode.codec)
+    info = probe(inp)
+    check_output(inp, out)
+    if out.exists() and not overwrite:
+        raise OutputError(f"output {out} exists; pass --overwrite to replace it")
+    r = cfg.render
+    sh, sw = fit_size(info.height, info.width, cfg.optim.size)
+    check_size(sh, sw, f"video {inp}")
+    oh, ow = (info.height, info.width) if cfg.encode.output_size == "source" else (sh, sw)
+    eh, ew = even_size(oh, ow, cfg.encode.even)
+    load_styles(cfg)  # fail fast on bad style paths
+    started = time.perf_counter()
+    n, cuts = scan(inp, cfg)
+    if n == 0:
+        raise InputError(f"input {inp} has no video frames in the requested span")
+    segs = plan_segments(n, cuts, r.workers, r.overlap)
+    settings = render_settings(cfg, inp)
+    settings["segments"] = [(s.start, s.end, s.warmup) for s in segs]
+    work = WorkDir(out, settings)
+    work.open(restart)
+    kept = sum(work.segment(s.index).count(s.first) for s in segs)
+    if kept:
+        reporter.notice(f"resuming {out.name}: {kept} finished frame(s) kept in {work.path}")
+    if cfg.model.name == "random" and cfg.fast.method != "fast":
+        reporter.notice("warning: --model random uses untrained VGG weights; the result is not a real stylization")
+
+    started_ray = False
+    if not ray.is_initialized():
+        if r.ray_address is None:
+            # The embedded local cluster serves this machine only: keep it on loopback.
+            os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+            ray.init(num_cpus=max(os.cpu_count() or 1, 1), include_dashboard=False, log_to_driver=False,
+                     configure_logging=False)
+        else:
+            ray.init(address=r.ray_address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        started_ray = True
+    total_rendered = sum(s.end - s.first for s in segs)
+    reporter.begin(total_rendered, str(inp))
+    try:
+        res = ray.cluster_resources()
+        gpus = int(res.get("GPU", 0))
+        if gpus:
+            opts: dict[str, Any] = {"num_gpus": 1, "num_cpus": 1}
+            threads = 0
+        else:
+            cpus = max(1, int(res.get("CPU", 1)) // len(segs))
+            opts = {"num_cpus": cpus}
+            threads = cpus  # torch threads match the task's CPU share: no oversubscription
+        task = ray.remote(max_retries=3, retry_exceptions=False)(_segment_task).options(**opts)
+        cfg_dict = C.to_dict(cfg)
+        refs = [task.remote(str(inp), cfg_dict, str(work.path), (s.index, s.start, s.end, s.warmup), threads)
+                for s in segs]
+        seen = kept
+        for _ in range(kept):
+            reporter.frame(FrameDone(0, total_rendered, 0, 0.0, float("nan"), resumed=True))
+        pending = list(refs)
+        while pending:
+            _, pending = ray.wait(pending, timeout=0.5)
+            now = sum(work.segment(s.index).count(s.first) for s in segs)
+            for _ in range(now - seen):
+                reporter.frame(FrameDone(0, total_rendered, 0, 0.0, float("nan")))
+            seen = max(seen, now)
+        ray.get(refs)  # raises a task's error
+    except KeyboardInterrupt:
+        reporter.end()
+        if started_ray:
+            ray.shutdown()
+        raise RenderInterrupted(f"interrupted; finished frames are kept in {work.path}: run the same command "
+                                "again to resume") from None
+    except Exception as exc:
+        reporter.end()
+        if started_ray:
+            ray.shutdown()
+        cause = getattr(exc, "cause", None) or exc
+        if isinstance(cause, (ConfigError, InputError, OutputError)):
+            raise cause from None
+        raise OutputError(f"parallel render of {inp} failed: {type(cause).__name__}: {cause}") from None
+    if started_ray:
+        ray.shutdown()
+    reporter.end()
+
+    # Mux exactly as a single-process render: source timestamps, original audio.
+    t0 = info.start_time + r.start
+    shift = t0 if r.start > 0 else 0.0
+    span_start = t0 if r.start > 0 else float("-inf")
+    span_end = t0 + r.duration if r.duration > 0 else None
+    writer = VideoWriter(out, width=ew, height=eh, time_base=info.time_base, fps=info.fps, codec=cfg.encode.codec,
+                         crf=cfg.encode.crf, preset=cfg.encode.preset, source=inp, span=(span_start, span_end),
+                         shift=shift, warn=reporter.notice)
+    stages = StageTimes()
+    frames, last_time = 0, 0.0
+    try:
+        for fr in read_frames(inp, start=r.start, duration=r.duration, max_frames=r.max_frames):
+            te = time.perf_counter()
+            img = composite(work, segs, fr.index)
+            if img.shape[:2] != (oh, ow):
+                img = to_uint8(to_numpy(resize(to_tensor(img), (oh, ow))))
+            img = img[:eh, :ew] if cfg.encode.even == "crop" else make_even(img, "pad")
+            writer.write(img, fr.pts)
+            stages.encode += time.perf_counter() - te
+            frames += 1
+            last_time = fr.time
+        if span_end is None and (r.max_frames or r.duration):
+            span_end = last_time + float(1 / info.fps)
+        writer.span = (writer.span[0], span_end)
+        writer.finish()
+    except BaseException:
+        writer.abort()
+        raise
+    work.remove()
+    return RenderResult(out, frames, time.perf_counter() - started, [], stages)
