@@ -177,6 +177,8 @@ class RenderConfig:
     duration: float = opt(0.0, "video: duration (s, 0 = to the end)", lo=0.0)
     # Video: render at most this many frames (0 = all).
     max_frames: int = opt(0, "video: at most this many frames (0 = all)", lo=0)
+    # torch CPU threads (0 = torch's default; parallel tasks: their share of the cluster's CPUs).
+    threads: int = opt(0, "torch CPU threads (0 = default)", lo=0)
     # Run decoding, flow and encoding on background threads beside the stylizer.
     stage_threads: bool = opt(True, "decode, flow and encode on background threads")
     # Parallel render: split the clip into this many segments rendered as Ray tasks (needs .[ray]).
@@ -184,7 +186,7 @@ class RenderConfig:
     # Ray cluster to join (auto, ray://host:10001); none starts a local one on this machine.
     ray_address: str | None = opt(None, "Ray cluster address (default: start a local cluster)")
     # Frames each parallel segment renders before its start (cross-faded with the previous segment).
-    overlap: int = opt(8, "parallel: frames each segment starts early, cross-faded at the seam", lo=0)
+    overlap: int = opt(12, "parallel: frames each segment starts early, cross-faded at the seam", lo=0)
     # torch.compile the feature network (slow first frame; pays off on long GPU renders).
     compile: bool = opt(False, "torch.compile the feature network")
     # Write the current frame as PNG every N frames (0 = off).

@@ -173,7 +173,7 @@ def render_parallel(inp: str | os.PathLike[str], out: str | os.PathLike[str], cf
         else:
             cpus = max(1, int(res.get("CPU", 1)) // len(segs))
             opts = {"num_cpus": cpus}
-            threads = cpus  # torch threads match the task's CPU share: no oversubscription
+            threads = r.threads or cpus  # torch threads match the task's CPU share: no oversubscription
         task = ray.remote(max_retries=3, retry_exceptions=False)(_segment_task).options(**opts)
         cfg_dict = C.to_dict(cfg)
         refs = [task.remote(str(inp), cfg_dict, str(work.path), (s.index, s.start, s.end, s.warmup), threads)

@@ -159,6 +159,8 @@ class Stylizer:
 
     def __init__(self, cfg: Config, extractor: VGGFeatures | None = None, device: torch.device | None = None) -> None:
         self.cfg = cfg
+        if cfg.render.threads:
+            torch.set_num_threads(cfg.render.threads)
         self.device = device or resolve_device(cfg.render.device)
         if self.device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = True

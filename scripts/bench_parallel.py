@@ -1,0 +1,69 @@
+#!/usr/bin/env python
+"""Parallel segment renders on a local Ray cluster: wall time of 1 vs 2 workers (one torch
+thread each) and the temporal error of the frames at segment boundaries against the median of
+the rest, with and without overlap.
+
+Ray stays on loopback (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 is set here).
+
+    python scripts/bench_parallel.py [--clip ...] [--frames 48] [--size 128]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+from pathlib import Path
+
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+
+from videostyle.config import Config, apply  # noqa: E402
+from videostyle.metrics import temporal_error  # noqa: E402
+from videostyle.parallel import plan_segments, render_parallel, scan  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1].parent / "shared/media"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--clip", type=Path, default=ROOT / "video/bunny_640x360_24fps_aac.mp4")
+    ap.add_argument("--style", type=Path, default=ROOT / "style/starry_night.jpg")
+    ap.add_argument("--frames", type=int, default=48)
+    ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--iterations", type=int, default=40)
+    ap.add_argument("--iterations-later", type=int, default=10)
+    args = ap.parse_args()
+    base = apply(Config(), {"model.name": "random", "style.images": [str(args.style)], "optim.size": args.size,
+                            "optim.iterations": args.iterations, "optim.iterations_later": args.iterations_later,
+                            "render.max_frames": args.frames, "render.threads": 1, "encode.crf": 12})
+    default_overlap = base.render.overlap
+    print(f"# {args.clip.name}: {args.frames} frames at {args.size} px, --model random, iterations "
+          f"{args.iterations}/{args.iterations_later}, one torch thread per worker, {os.cpu_count()} cores")
+    print("| workers | overlap | wall s | speedup | boundary frames | boundary temporal error | median of the rest "
+          "| ratio |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    wall1 = None
+    with tempfile.TemporaryDirectory() as tmp:
+        n, cuts = scan(args.clip, base)
+        for workers, overlap in ((1, 0), (2, 0), (2, default_overlap)):
+            cfg = apply(base, {"render.workers": workers, "render.overlap": overlap})
+            out = Path(tmp) / f"w{workers}_o{overlap}.mkv"
+            res = render_parallel(args.clip, out, cfg)
+            wall1 = wall1 or res.seconds
+            rep = temporal_error(out, args.clip, max_frames=args.frames)
+            per = rep.per_frame[1]  # per[t - 1] = error of frame t against frame t - 1
+            segs = plan_segments(n, cuts, workers, overlap)
+            boundary = sorted({t for s in segs[1:] for t in range(max(1, s.first), s.start + 1)})
+            rest = [e for t, e in enumerate(per, start=1) if t not in boundary]
+            if boundary:
+                b = statistics.mean(per[t - 1] for t in boundary)
+                med = statistics.median(rest)
+                cells = f"{boundary[0]}..{boundary[-1]} | {b:.5f} | {med:.5f} | {b / med:.2f}x"
+            else:
+                cells = f"none | | {statistics.median(rest):.5f} |"
+            print(f"| {workers} | {overlap} | {res.seconds:.1f} | {wall1 / res.seconds:.2f}x | {cells} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
