@@ -16,7 +16,6 @@ compare fairly).
 
 from __future__ import annotations
 
-import argparse
 import resource
 import statistics
 import sys
@@ -27,14 +26,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_stylizer import LAYERS, time_iteration  # noqa: E402
+from benchlib import media_parser  # noqa: E402
 
 from videostyle.config import Config, apply, load  # noqa: E402
 from videostyle.features import VGGFeatures, random_init  # noqa: E402
 from videostyle.metrics import temporal_error  # noqa: E402
 from videostyle.pipeline import render_video  # noqa: E402
 from videostyle.stylize import Stylizer, fit_size, resolve_precision  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1].parent / "shared/media"
 
 
 def floor_ms(size_hw: tuple[int, int], device: torch.device, dtype: torch.dtype | None, channels_last: bool) -> float:
@@ -46,19 +44,16 @@ def floor_ms(size_hw: tuple[int, int], device: torch.device, dtype: torch.dtype 
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--clip", type=Path, default=ROOT / "video/bunny_640x360_24fps_aac.mp4")
-    ap.add_argument("--style", type=Path, default=ROOT / "style/starry_night.jpg")
+    ap = media_parser(__doc__, frames=12, size=0)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--sizes", type=int, nargs="+", default=None, help="default: 256 on CPU, 512 1080 on CUDA")
-    ap.add_argument("--frames", type=int, default=12)
     ap.add_argument("--config", type=Path, help="preset to measure (default: the built-in defaults)")
     ap.add_argument("--model", default="random")
     ap.add_argument("--variants", default="farneback,dis,farneback-inline",
                     help="comma list of farneback, dis, farneback-inline (overlap off)")
     args = ap.parse_args()
     device = torch.device(args.device)
-    sizes = args.sizes or ([256] if device.type == "cpu" else [512, 1080])
+    sizes = args.sizes or ([args.size] if args.size else [256] if device.type == "cpu" else [512, 1080])
     base = load(args.config) if args.config else Config()
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"# {args.clip.name}, {args.frames} frames, model {args.model}, preset {args.config or 'defaults'} "

@@ -8,8 +8,8 @@ iterations `hybrid` needs to reach the style loss that plain `gatys` reaches at 
 
 from __future__ import annotations
 
-import argparse
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -18,16 +18,15 @@ import cv2
 import numpy as np
 
 from videostyle.config import Config, apply
-from videostyle.errors import WeightsError
 from videostyle.fast import FastStylizer
-from videostyle.features import build_extractor
 from videostyle.images import read_image, write_image
 from videostyle.media import read_frames
 from videostyle.metrics import temporal_error
 from videostyle.pipeline import render_video
 from videostyle.stylize import Stylizer, fit_size, to_uint8
 
-ROOT = Path(__file__).resolve().parents[1].parent / "shared/media"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import MEDIA, media_parser, resolve_model  # noqa: E402
 
 
 def speed_table(fast_by_mode: dict[str, FastStylizer], clip: Path, repeats: int) -> None:
@@ -114,25 +113,15 @@ def docs(out_dir: Path, content: np.ndarray, style: np.ndarray, clip: Path, fast
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--clip", type=Path, default=ROOT / "video/bunny_640x360_24fps_aac.mp4")
-    ap.add_argument("--style", type=Path, default=ROOT / "style/starry_night.jpg")
-    ap.add_argument("--content", type=Path, default=ROOT / "content/astronaut.png")
-    ap.add_argument("--frames", type=int, default=48)
-    ap.add_argument("--size", type=int, default=256)
+    ap = media_parser(__doc__, frames=48, size=256)
+    ap.add_argument("--content", type=Path, default=MEDIA / "content/astronaut.png")
     ap.add_argument("--iterations", type=int, default=100)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--model", default="auto")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--docs", type=Path, help="write the README pictures into this folder")
     args = ap.parse_args()
-    model = args.model
-    if model == "auto":
-        try:
-            build_extractor(("relu1_1",), download=False)
-            model = "vgg19"
-        except WeightsError:
-            model = "random"
+    model = resolve_model(args.model)
     style, content = read_image(args.style), read_image(args.content)
     modes = {m: FastStylizer(args.device, tiling=m) for m in ("whole", "tiles")}
     for f in modes.values():

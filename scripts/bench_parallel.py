@@ -10,8 +10,8 @@ Ray stays on loopback (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 is set here).
 
 from __future__ import annotations
 
-import argparse
 import os
+import sys
 import statistics
 import tempfile
 from pathlib import Path
@@ -22,15 +22,13 @@ from videostyle.config import Config, apply  # noqa: E402
 from videostyle.metrics import temporal_error  # noqa: E402
 from videostyle.parallel import plan_segments, render_parallel, scan  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1].parent / "shared/media"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import media_parser  # noqa: E402
+
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--clip", type=Path, default=ROOT / "video/bunny_640x360_24fps_aac.mp4")
-    ap.add_argument("--style", type=Path, default=ROOT / "style/starry_night.jpg")
-    ap.add_argument("--frames", type=int, default=48)
-    ap.add_argument("--size", type=int, default=128)
+    ap = media_parser(__doc__, frames=48, size=128)
     ap.add_argument("--iterations", type=int, default=40)
     ap.add_argument("--iterations-later", type=int, default=10)
     args = ap.parse_args()

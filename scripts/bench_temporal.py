@@ -12,41 +12,30 @@ relative to the independent run.
 
 from __future__ import annotations
 
-import argparse
 import statistics
+import sys
 import tempfile
 from pathlib import Path
 
 from videostyle.config import Config, apply
-from videostyle.errors import WeightsError
-from videostyle.features import build_extractor
 from videostyle.metrics import frame_losses, temporal_error
 from videostyle.pipeline import flow_params, render_video
 from videostyle.stylize import Stylizer
 
-ROOT = Path(__file__).resolve().parents[1].parent / "shared/media"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import media_parser, resolve_model  # noqa: E402
+
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--clip", type=Path, default=ROOT / "video/bunny_640x360_24fps_aac.mp4")
-    ap.add_argument("--style", type=Path, default=ROOT / "style/starry_night.jpg")
-    ap.add_argument("--frames", type=int, default=48)
-    ap.add_argument("--size", type=int, default=256)
+    ap = media_parser(__doc__, frames=48, size=256)
     ap.add_argument("--iterations", type=int, default=50)
     ap.add_argument("--later-fraction", type=float, default=0.2)
     ap.add_argument("--temporal-weight", type=float, default=1.0)
     ap.add_argument("--model", default="auto", help="vgg19, random, or auto (vgg19 when its weights are here)")
     ap.add_argument("--flow", default="farneback")
     args = ap.parse_args()
-    model = args.model
-    layers = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "relu5_1")
-    if model == "auto":
-        try:
-            build_extractor(layers, download=False)
-            model = "vgg19"
-        except WeightsError:
-            model = "random"
+    model = resolve_model(args.model)
     later = max(1, round(args.iterations * args.later_fraction))
     base = {"model.name": model, "style.images": [str(args.style)], "optim.size": args.size,
             "optim.iterations": args.iterations, "optim.iterations_later": later,

@@ -23,12 +23,11 @@ import numpy as np
 from videostyle import config as C
 from videostyle.errors import ConfigError, InputError, OutputError
 from videostyle.flow import pair as flow_pair
-from videostyle.media import VideoWriter, check_codec, container_format, even_size, make_even, probe, read_frames
+from videostyle.media import read_frames
 from videostyle.pipeline import (
-    FrameDone, RenderInterrupted, RenderResult, Reporter, StageTimes, check_output, flow_params, load_styles,
-    prepare_content, render_settings, stylize_segment,
+    FrameDone, RenderInterrupted, RenderResult, Reporter, StageTimes, finish_writer, flow_params, load_styles,
+    open_writer, output_frame, plan_video, prepare_content, render_settings, stylize_segment,
 )
-from videostyle.stylize import check_size, fit_size, resize, to_numpy, to_tensor, to_uint8
 from videostyle.workdir import WorkDir
 
 INSTALL = 'pip install -e ".[ray]"'
@@ -125,17 +124,8 @@ def render_parallel(inp: str | os.PathLike[str], out: str | os.PathLike[str], cf
     reporter = reporter or Reporter()
     inp, out = Path(inp), Path(out)
     ray = import_ray()
-    container_format(out)
-    check_codec(out, cfg.encode.codec)
-    info = probe(inp)
-    check_output(inp, out)
-    if out.exists() and not overwrite:
-        raise OutputError(f"output {out} exists; pass --overwrite to replace it")
+    job = plan_video(inp, out, cfg, overwrite)
     r = cfg.render
-    sh, sw = fit_size(info.height, info.width, cfg.optim.size)
-    check_size(sh, sw, f"video {inp}")
-    oh, ow = (info.height, info.width) if cfg.encode.output_size == "source" else (sh, sw)
-    eh, ew = even_size(oh, ow, cfg.encode.even)
     load_styles(cfg)  # fail fast on bad style paths
     started = time.perf_counter()
     n, cuts = scan(inp, cfg)
@@ -208,30 +198,17 @@ def render_parallel(inp: str | os.PathLike[str], out: str | os.PathLike[str], cf
     reporter.end()
 
     # Mux exactly as a single-process render: source timestamps, original audio.
-    t0 = info.start_time + r.start
-    shift = t0 if r.start > 0 else 0.0
-    span_start = t0 if r.start > 0 else float("-inf")
-    span_end = t0 + r.duration if r.duration > 0 else None
-    writer = VideoWriter(out, width=ew, height=eh, time_base=info.time_base, fps=info.fps, codec=cfg.encode.codec,
-                         crf=cfg.encode.crf, preset=cfg.encode.preset, source=inp, span=(span_start, span_end),
-                         shift=shift, warn=reporter.notice)
+    writer = open_writer(inp, out, cfg, job, reporter.notice)
     stages = StageTimes()
     frames, last_time = 0, 0.0
     try:
         for fr in read_frames(inp, start=r.start, duration=r.duration, max_frames=r.max_frames):
             te = time.perf_counter()
-            img = composite(work, segs, fr.index)
-            if img.shape[:2] != (oh, ow):
-                img = to_uint8(to_numpy(resize(to_tensor(img), (oh, ow))))
-            img = img[:eh, :ew] if cfg.encode.even == "crop" else make_even(img, "pad")
-            writer.write(img, fr.pts)
+            writer.write(output_frame(composite(work, segs, fr.index), cfg, job), fr.pts)
             stages.encode += time.perf_counter() - te
             frames += 1
             last_time = fr.time
-        if span_end is None and (r.max_frames or r.duration):
-            span_end = last_time + float(1 / info.fps)
-        writer.span = (writer.span[0], span_end)
-        writer.finish()
+        finish_writer(writer, cfg, job, last_time)
     except BaseException:
         writer.abort()
         raise

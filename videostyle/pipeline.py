@@ -20,7 +20,7 @@ from videostyle.flow import FlowParams, FramePair, warp
 from videostyle.flow import pair as flow_pair
 from videostyle.images import is_image_path, read_image, write_image
 from videostyle.media import (
-    Frame, VideoWriter, check_codec, container_format, count_frames, even_size, make_even, probe, read_frames,
+    Frame, VideoInfo, VideoWriter, check_codec, container_format, count_frames, even_size, make_even, probe, read_frames,
 )
 from videostyle.fast import blend_temporal
 from videostyle.stylize import (
@@ -405,16 +405,18 @@ def _drain(stage: _Stage) -> Iterator[Any]:
         yield item
 
 
-def render_video(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: Config,
-                 reporter: Reporter | None = None, *, restart: bool = False, overwrite: bool = True,
-                 stylizer: Stylizer | None = None) -> RenderResult:
-    """Stylize a video into ``out``, streaming, with the source's audio; resumable.
+@dataclass(frozen=True)
+class VideoJob:
+    """A checked video render: the source's header and the three sizes a frame passes through."""
 
-    With ``render.stage_threads`` decoding, optical flow and encoding run on their own threads with
-    bounded queues, so the stylizer (the main thread) only waits when they fall behind.
-    """
-    reporter = reporter or Reporter()
-    inp, out = Path(inp), Path(out)
+    info: VideoInfo
+    stylized: tuple[int, int]  # (H, W) the optimiser works at
+    output: tuple[int, int]  # (H, W) after --output-size
+    encoded: tuple[int, int]  # (H, W) made even for yuv420p
+
+
+def plan_video(inp: Path, out: Path, cfg: Config, overwrite: bool) -> VideoJob:
+    """Every check that can fail before any work starts: paths, codec, span, sizes."""
     container_format(out)
     check_codec(out, cfg.encode.codec)
     info = probe(inp)
@@ -427,7 +429,50 @@ def render_video(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: 
     sh, sw = fit_size(info.height, info.width, cfg.optim.size)
     check_size(sh, sw, f"video {inp}")
     oh, ow = (info.height, info.width) if cfg.encode.output_size == "source" else (sh, sw)
-    eh, ew = even_size(oh, ow, cfg.encode.even)
+    return VideoJob(info, (sh, sw), (oh, ow), even_size(oh, ow, cfg.encode.even))
+
+
+def open_writer(inp: Path, out: Path, cfg: Config, job: VideoJob, warn: Callable[[str], None]) -> VideoWriter:
+    """The encoder, carrying the audio over the render's span (shifted to 0 for --start cuts)."""
+    r = cfg.render
+    t0 = job.info.start_time + r.start
+    span = (t0 if r.start > 0 else float("-inf"), t0 + r.duration if r.duration > 0 else None)
+    eh, ew = job.encoded
+    return VideoWriter(out, width=ew, height=eh, time_base=job.info.time_base, fps=job.info.fps,
+                       codec=cfg.encode.codec, crf=cfg.encode.crf, preset=cfg.encode.preset, source=inp, span=span,
+                       shift=t0 if r.start > 0 else 0.0, warn=warn)
+
+
+def finish_writer(writer: VideoWriter, cfg: Config, job: VideoJob, last_time: float | None) -> None:
+    """Close the span (a --max-frames cut ends the audio one frame after the last frame) and finish."""
+    r = cfg.render
+    end = writer.span[1]
+    if end is None and (r.max_frames or r.duration):
+        end = (last_time or 0.0) + float(1 / job.info.fps)
+    writer.span = (writer.span[0], end)
+    writer.finish()
+
+
+def output_frame(img: np.ndarray, cfg: Config, job: VideoJob) -> np.ndarray:
+    """A stylized frame at the output size, made even."""
+    if img.shape[:2] != job.output:
+        img = to_uint8(to_numpy(resize(to_tensor(img), job.output)))
+    eh, ew = job.encoded
+    return img[:eh, :ew] if cfg.encode.even == "crop" else make_even(img, "pad")
+
+
+def render_video(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: Config,
+                 reporter: Reporter | None = None, *, restart: bool = False, overwrite: bool = True,
+                 stylizer: Stylizer | None = None) -> RenderResult:
+    """Stylize a video into ``out``, streaming, with the source's audio; resumable.
+
+    With ``render.stage_threads`` decoding, optical flow and encoding run on their own threads with
+    bounded queues, so the stylizer (the main thread) only waits when they fall behind.
+    """
+    reporter = reporter or Reporter()
+    inp, out = Path(inp), Path(out)
+    job = plan_video(inp, out, cfg, overwrite)
+    r = cfg.render
     total = count_frames(inp, start=r.start, duration=r.duration, max_frames=r.max_frames)
     styles = load_styles(cfg)
     work = WorkDir(out, render_settings(cfg, inp))
@@ -446,13 +491,7 @@ def render_video(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: 
         if not cfg.optim.init_image:
             raise ConfigError("--init image needs --init-image PATH")
         vs.first_init = prepare_content(read_image(cfg.optim.init_image, "init image"), 0, "init image")
-    t0 = info.start_time + r.start
-    shift = t0 if r.start > 0 else 0.0
-    span_start = t0 if r.start > 0 else float("-inf")
-    span_end = t0 + r.duration if r.duration > 0 else None
-    writer = VideoWriter(out, width=ew, height=eh, time_base=info.time_base, fps=info.fps, codec=cfg.encode.codec,
-                         crf=cfg.encode.crf, preset=cfg.encode.preset, source=inp, span=(span_start, span_end),
-                         shift=shift, warn=reporter.notice)
+    writer = open_writer(inp, out, cfg, job, reporter.notice)
     preview = out.with_name(f"{out.stem}.preview.png")
     stages = StageTimes()
     vs.stages = stages
@@ -491,10 +530,7 @@ def render_video(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: 
     def encode_one(item: tuple[Frame, np.ndarray, bool]) -> None:
         fr, img, is_new = item
         te = time.perf_counter()
-        final = img
-        if final.shape[:2] != (oh, ow):
-            final = to_uint8(to_numpy(resize(to_tensor(final), (oh, ow))))
-        final = final[:eh, :ew] if cfg.encode.even == "crop" else make_even(final, "pad")
+        final = output_frame(img, cfg, job)
         writer.write(final, fr.pts)
         stages.encode += time.perf_counter() - te
         if r.preview_every and is_new and fr.index % r.preview_every == 0:
@@ -605,11 +641,8 @@ def render_video(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: 
         close_encoder()
         if last["frames"] == 0:
             raise InputError(f"input {inp} has no video frames in the requested span")
-        if span_end is None and (r.max_frames or r.duration):
-            span_end = (last["time"] or 0.0) + float(1 / info.fps)
-        writer.span = (writer.span[0], span_end)
         tfin = time.perf_counter()
-        writer.finish()
+        finish_writer(writer, cfg, job, last["time"])
         stages.encode += time.perf_counter() - tfin
     except KeyboardInterrupt:
         stop.set()
