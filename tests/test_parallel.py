@@ -116,3 +116,28 @@ def test_killed_worker_is_retried_and_output_complete(tmp_path):
     assert len(video_pts(out)) == 20
     assert video_pts(out) == pytest.approx(video_pts(src), abs=1e-6)
     assert audio_packets(out) == audio_packets(src)
+
+
+def test_batch_spreads_jobs_over_the_cluster_and_isolates_failures(tmp_path, capsys):
+    import json
+
+    import yaml
+
+    make_clip(tmp_path / "a.mp4", frames=8, audio=("aac",))
+    make_clip(tmp_path / "b.mp4", frames=6, audio=())
+    (tmp_path / "bad.mp4").write_text("not a video")
+    write_image(tmp_path / "s.png", stripes(48, 48))
+    fast = {"model": "random", "size": 48, "iterations": 2, "iterations_later": 1, "device": "cpu",
+            "encode": {"preset": "ultrafast"}, "workers": 2, "overlap": 2}
+    jobs = tmp_path / "jobs.yaml"
+    jobs.write_text(yaml.safe_dump({"defaults": fast, "jobs": [
+        {"name": "two", "inputs": ["a.mp4", "bad.mp4", "b.mp4"], "style": "s.png", "output": "out/{input_stem}.mp4"},
+    ]}))
+    report = tmp_path / "r.json"
+    rc = main(["batch", str(jobs), "--report", str(report), "-q"])
+    assert rc == 1
+    data = json.loads(report.read_text())
+    assert [r["status"] for r in data["renders"]] == ["ok", "failed", "ok"]
+    assert len(video_pts(tmp_path / "out" / "a.mp4")) == 8 and len(video_pts(tmp_path / "out" / "b.mp4")) == 6
+    assert audio_packets(tmp_path / "out" / "a.mp4") == audio_packets(tmp_path / "a.mp4")
+    assert "bad.mp4" in capsys.readouterr().err

@@ -244,10 +244,6 @@ def cmd_batch(ns: argparse.Namespace) -> int:
         r.output.parent.mkdir(parents=True, exist_ok=True)
         if is_image_path(r.input):
             res = render_image(r.input, r.output, r.cfg, reporter)
-        elif r.cfg.render.workers > 1:
-            from videostyle.parallel import render_parallel
-
-            res = render_parallel(r.input, r.output, r.cfg, reporter, restart=ns.restart)
         else:
             res = render_video(r.input, r.output, r.cfg, reporter, restart=ns.restart)
         return res.frames, res.seconds
@@ -256,7 +252,17 @@ def cmd_batch(ns: argparse.Namespace) -> int:
         if o.status == "failed":
             print(f"videostyle: error: [{o.render.job}] {o.render.input}: {o.error}", file=sys.stderr)
 
-    outcomes = batch.run(plan, render_one, overwrite=ns.overwrite, fail_fast=ns.fail_fast, on_outcome=on_outcome)
+    if any(r.cfg.render.workers > 1 and not is_image_path(r.input) for r in plan.renders):
+        from videostyle.parallel import run_batch
+
+        address = next((r.cfg.render.ray_address for r in plan.renders if r.cfg.render.ray_address), None)
+        outcomes = run_batch(plan.renders, render_one, overwrite=ns.overwrite, fail_fast=ns.fail_fast,
+                             restart=ns.restart, address=address,
+                             make_reporter=lambda: typing.cast(Reporter, TqdmReporter(ns.quiet, ns.verbose)),
+                             on_outcome=on_outcome)
+    else:
+        outcomes = batch.run(plan, render_one, overwrite=ns.overwrite, fail_fast=ns.fail_fast,
+                             on_outcome=on_outcome)
     rows = [("job", "status", "frames", "seconds", "output")]
     rows += [(o.render.job, o.status, str(o.frames), f"{o.seconds:.1f}", str(o.render.output)) for o in outcomes]
     widths = [max(len(r[i]) for r in rows) for i in range(5)]

@@ -11,8 +11,10 @@ is retried by Ray and resumes from its segment's finished frames.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
+from collections.abc import Iterator
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,99 +120,185 @@ def composite(work: WorkDir, segs: list[Segment], i: int) -> np.ndarray:
     return img
 
 
-def render_parallel(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: C.Config,
-                    reporter: Reporter | None = None, *, restart: bool = False, overwrite: bool = True) -> RenderResult:
-    """Render a video as ``cfg.render.workers`` parallel Ray tasks and mux it like a single render."""
-    reporter = reporter or Reporter()
-    inp, out = Path(inp), Path(out)
+@contextlib.contextmanager
+def ray_session(address: str | None) -> Iterator[Any]:
+    """Ray, initialised for the duration: joins ``address`` or starts a local loopback cluster."""
     ray = import_ray()
-    job = plan_video(inp, out, cfg, overwrite)
-    r = cfg.render
-    load_styles(cfg)  # fail fast on bad style paths
-    started = time.perf_counter()
-    n, cuts = scan(inp, cfg)
-    if n == 0:
-        raise InputError(f"input {inp} has no video frames in the requested span")
-    segs = plan_segments(n, cuts, r.workers, r.overlap)
-    settings = render_settings(cfg, inp)
-    settings["segments"] = [(s.start, s.end, s.warmup) for s in segs]
-    work = WorkDir(out, settings)
-    work.open(restart)
-    kept = sum(work.segment(s.index).count(s.first) for s in segs)
-    if kept:
-        reporter.notice(f"resuming {out.name}: {kept} finished frame(s) kept in {work.path}")
-    if cfg.model.name == "random" and cfg.fast.method != "fast":
-        reporter.notice("warning: --model random uses untrained VGG weights; the result is not a real stylization")
-
-    started_ray = False
+    started = False
     if not ray.is_initialized():
-        if r.ray_address is None:
+        if address is None:
             # The embedded local cluster serves this machine only: keep it on loopback.
             os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
             ray.init(num_cpus=max(os.cpu_count() or 1, 1), include_dashboard=False, log_to_driver=False,
                      configure_logging=False)
         else:
-            ray.init(address=r.ray_address, include_dashboard=False, log_to_driver=False, configure_logging=False)
-        started_ray = True
-    total_rendered = sum(s.end - s.first for s in segs)
-    reporter.begin(total_rendered, str(inp))
+            try:
+                ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                raise ConfigError(f"--ray-address {address}: cannot join the Ray cluster ({exc})") from None
+        started = True
     try:
+        yield ray
+    finally:
+        if started:
+            ray.shutdown()
+
+
+class ParallelRender:
+    """One video's parallel render: checked and planned on creation, then submitted, collected, muxed."""
+
+    def __init__(self, inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: C.Config,
+                 reporter: Reporter | None = None, *, restart: bool = False, overwrite: bool = True) -> None:
+        self.reporter = reporter or Reporter()
+        self.inp, self.out, self.cfg = Path(inp), Path(out), cfg
+        self.started = time.perf_counter()
+        self.job = plan_video(self.inp, self.out, cfg, overwrite)
+        load_styles(cfg)  # fail fast on bad style paths
+        n, cuts = scan(self.inp, cfg)
+        if n == 0:
+            raise InputError(f"input {self.inp} has no video frames in the requested span")
+        self.segs = plan_segments(n, cuts, cfg.render.workers, cfg.render.overlap)
+        settings = render_settings(cfg, self.inp)
+        settings["segments"] = [(s.start, s.end, s.warmup) for s in self.segs]
+        self.work = WorkDir(self.out, settings)
+        self.work.open(restart)
+        self.kept = self.done()
+        if self.kept:
+            self.reporter.notice(f"resuming {self.out.name}: {self.kept} finished frame(s) kept in {self.work.path}")
+        if cfg.model.name == "random" and cfg.fast.method != "fast":
+            self.reporter.notice("warning: --model random uses untrained VGG weights; the result is not a real "
+                                 "stylization")
+        self.total = sum(s.end - s.first for s in self.segs)
+        self.refs: list[Any] = []
+
+    def done(self) -> int:
+        return sum(self.work.segment(s.index).count(s.first) for s in self.segs)
+
+    def submit(self, ray: Any) -> None:
+        """Queue one Ray task per segment: a GPU each where the cluster has GPUs, else a CPU share."""
+        r = self.cfg.render
         res = ray.cluster_resources()
-        gpus = int(res.get("GPU", 0))
-        if gpus:
+        if int(res.get("GPU", 0)):
             opts: dict[str, Any] = {"num_gpus": 1, "num_cpus": 1}
-            threads = 0
+            threads = r.threads
         else:
-            cpus = max(1, int(res.get("CPU", 1)) // len(segs))
+            cpus = max(1, int(res.get("CPU", 1)) // r.workers)
             opts = {"num_cpus": cpus}
             threads = r.threads or cpus  # torch threads match the task's CPU share: no oversubscription
         task = ray.remote(max_retries=3, retry_exceptions=False)(_segment_task).options(**opts)
-        cfg_dict = C.to_dict(cfg)
-        refs = [task.remote(str(inp), cfg_dict, str(work.path), (s.index, s.start, s.end, s.warmup), threads)
-                for s in segs]
-        seen = kept
-        for _ in range(kept):
-            reporter.frame(FrameDone(0, total_rendered, 0, 0.0, float("nan"), resumed=True))
-        pending = list(refs)
-        while pending:
-            _, pending = ray.wait(pending, timeout=0.5)
-            now = sum(work.segment(s.index).count(s.first) for s in segs)
-            for _ in range(now - seen):
-                reporter.frame(FrameDone(0, total_rendered, 0, 0.0, float("nan")))
-            seen = max(seen, now)
-        ray.get(refs)  # raises a task's error
-    except KeyboardInterrupt:
-        reporter.end()
-        if started_ray:
-            ray.shutdown()
-        raise RenderInterrupted(f"interrupted; finished frames are kept in {work.path}: run the same command "
-                                "again to resume") from None
-    except Exception as exc:
-        reporter.end()
-        if started_ray:
-            ray.shutdown()
-        cause = getattr(exc, "cause", None) or exc
-        if isinstance(cause, (ConfigError, InputError, OutputError)):
-            raise cause from None
-        raise OutputError(f"parallel render of {inp} failed: {type(cause).__name__}: {cause}") from None
-    if started_ray:
-        ray.shutdown()
-    reporter.end()
+        cfg_dict = C.to_dict(self.cfg)
+        self.refs = [task.remote(str(self.inp), cfg_dict, str(self.work.path), (s.index, s.start, s.end, s.warmup),
+                                 threads) for s in self.segs]
 
-    # Mux exactly as a single-process render: source timestamps, original audio.
-    writer = open_writer(inp, out, cfg, job, reporter.notice)
-    stages = StageTimes()
-    frames, last_time = 0, 0.0
-    try:
-        for fr in read_frames(inp, start=r.start, duration=r.duration, max_frames=r.max_frames):
-            te = time.perf_counter()
-            writer.write(output_frame(composite(work, segs, fr.index), cfg, job), fr.pts)
-            stages.encode += time.perf_counter() - te
-            frames += 1
-            last_time = fr.time
-        finish_writer(writer, cfg, job, last_time)
-    except BaseException:
-        writer.abort()
-        raise
-    work.remove()
-    return RenderResult(out, frames, time.perf_counter() - started, [], stages)
+    def wait(self, ray: Any) -> None:
+        """Wait for the segments, reporting frames as they land; a task's error becomes one line."""
+        rep = self.reporter
+        rep.begin(self.total, str(self.inp))
+        try:
+            seen = self.kept
+            for _ in range(seen):
+                rep.frame(FrameDone(0, self.total, 0, 0.0, float("nan"), resumed=True))
+            pending = list(self.refs)
+            while pending:
+                _, pending = ray.wait(pending, timeout=0.5)
+                now = self.done()
+                for _ in range(now - seen):
+                    rep.frame(FrameDone(0, self.total, 0, 0.0, float("nan")))
+                seen = max(seen, now)
+            ray.get(self.refs)
+        except KeyboardInterrupt:
+            raise RenderInterrupted(f"interrupted; finished frames are kept in {self.work.path}: run the same "
+                                    "command again to resume") from None
+        except Exception as exc:  # noqa: BLE001 - Ray wraps the task's own error
+            cause = getattr(exc, "cause", None) or exc
+            if isinstance(cause, (ConfigError, InputError, OutputError)):
+                raise cause from None
+            raise OutputError(f"parallel render of {self.inp} failed: {type(cause).__name__}: {cause}") from None
+        finally:
+            rep.end()
+
+    def mux(self) -> RenderResult:
+        """Encode the composited frames with the original audio exactly as a single-process render."""
+        cfg, job, r = self.cfg, self.job, self.cfg.render
+        writer = open_writer(self.inp, self.out, cfg, job, self.reporter.notice)
+        stages = StageTimes()
+        frames, last_time = 0, 0.0
+        try:
+            for fr in read_frames(self.inp, start=r.start, duration=r.duration, max_frames=r.max_frames):
+                te = time.perf_counter()
+                writer.write(output_frame(composite(self.work, self.segs, fr.index), cfg, job), fr.pts)
+                stages.encode += time.perf_counter() - te
+                frames += 1
+                last_time = fr.time
+            finish_writer(writer, cfg, job, last_time)
+        except BaseException:
+            writer.abort()
+            raise
+        self.work.remove()
+        return RenderResult(self.out, frames, time.perf_counter() - self.started, [], stages)
+
+
+def render_parallel(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: C.Config,
+                    reporter: Reporter | None = None, *, restart: bool = False, overwrite: bool = True) -> RenderResult:
+    """Render a video as ``cfg.render.workers`` parallel Ray tasks and mux it like a single render."""
+    import_ray()
+    pr = ParallelRender(inp, out, cfg, reporter, restart=restart, overwrite=overwrite)
+    with ray_session(cfg.render.ray_address) as ray:
+        pr.submit(ray)
+        pr.wait(ray)
+    return pr.mux()
+
+
+def run_batch(renders: list[Any], render_one: Any, *, overwrite: bool, fail_fast: bool, restart: bool,
+              address: str | None, make_reporter: Any, on_outcome: Any = lambda o: None) -> list[Any]:
+    """A batch on Ray: every video job's segments are submitted at once, so jobs and segments
+    spread over the cluster together; results are collected and muxed in the batch's order.
+    Images (and jobs with workers 1) render in this process. One failing job does not stop the
+    others (``fail_fast`` cancels what is left)."""
+    from videostyle.batch import Outcome
+    from videostyle.errors import VideostyleError
+    from videostyle.images import is_image_path
+
+    outcomes: list[Any] = []
+    with ray_session(address) as ray:
+        early: dict[int, Any] = {}
+        jobs: dict[int, ParallelRender] = {}
+        for i, r in enumerate(renders):
+            if r.output.exists() and not overwrite:
+                early[i] = Outcome(r, "skipped", error="output exists (use --overwrite)")
+            elif not is_image_path(r.input) and r.cfg.render.workers > 1:
+                try:
+                    r.output.parent.mkdir(parents=True, exist_ok=True)
+                    pr = ParallelRender(r.input, r.output, r.cfg, make_reporter(), restart=restart)
+                    pr.submit(ray)
+                    jobs[i] = pr
+                except VideostyleError as err:
+                    early[i] = Outcome(r, "failed", error=str(err))
+        for i, r in enumerate(renders):
+            t0 = time.perf_counter()
+            if i in early:
+                o = early[i]
+            elif i in jobs:
+                try:
+                    jobs[i].wait(ray)
+                    res = jobs[i].mux()
+                    o = Outcome(r, "ok", res.frames, res.seconds)
+                except VideostyleError as err:
+                    o = Outcome(r, "failed", seconds=time.perf_counter() - t0, error=str(err))
+            else:
+                try:
+                    frames, _ = render_one(r)
+                    o = Outcome(r, "ok", frames, time.perf_counter() - t0)
+                except VideostyleError as err:
+                    o = Outcome(r, "failed", seconds=time.perf_counter() - t0, error=str(err))
+                except Exception as err:  # noqa: BLE001 - one broken job must not stop the batch
+                    o = Outcome(r, "failed", seconds=time.perf_counter() - t0, error=f"{type(err).__name__}: {err}")
+            outcomes.append(o)
+            on_outcome(o)
+            if fail_fast and o.status == "failed":
+                for j, pr in jobs.items():
+                    if j > i:
+                        for ref in pr.refs:
+                            ray.cancel(ref, force=True)
+                break
+    return outcomes
