@@ -42,7 +42,7 @@ def main() -> None:
             "render.max_frames": args.frames, "flow.method": args.flow, "encode.crf": 12}
     rows = [
         ("independent", {"temporal.init_later": "content", "optim.iterations_later": args.iterations,
-                         "temporal.scene_cut": 0.0}),
+                         "temporal.scene_cut": 0.0, "optim.stop_loss_ratio": 0.0}),
         ("prev", {"temporal.init_later": "prev"}),
         ("prev-warped", {"temporal.init_later": "prev-warped"}),
         ("prev-warped + temporal loss", {"temporal.init_later": "prev-warped", "temporal.weight": args.temporal_weight}),

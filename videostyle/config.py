@@ -73,7 +73,7 @@ class OptimConfig:
     # Iterations for an image and for a video's first frame (and after scene cuts).
     iterations: int = opt(300, "iterations (image, first video frame, scene cuts)", lo=1)
     # Iterations for each later video frame, which starts from the previous output.
-    iterations_later: int = opt(24, "iterations for later video frames", lo=0)
+    iterations_later: int = opt(20, "iterations for later video frames", lo=0)
     # Adam learning rate in pixel units ([0, 1] images).
     lr: float = opt(0.02, "Adam learning rate", lo=0.0)
     # Initial image for images and the first frame.
