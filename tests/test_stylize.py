@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 
 from videostyle.losses import gram_matrix
@@ -111,3 +112,10 @@ def test_bf16_autocast_runs_and_falls():
     seen = []
     st.stylize(pattern(48, 48), iterations=8, callback=seen.append)
     assert seen[-1].loss < seen[0].loss
+
+
+@pytest.mark.slow
+def test_torch_compile_matches_eager():
+    eager = make(tiny_config()).stylize(pattern(48, 48), iterations=3).image
+    compiled = make(tiny_config(**{"render.compile": True})).stylize(pattern(48, 48), iterations=3).image
+    assert np.abs(eager - compiled).max() < 1e-3

@@ -271,3 +271,12 @@ def test_encoder_thread_error_reaches_caller(tmp_path, style, monkeypatch):
     with pytest.raises(OutputError, match="disk full"):
         render(src, out, style)
     assert not out.exists() and not list(tmp_path.glob(".*partial*"))
+
+
+def test_output_size_source_upscales_video(tmp_path, style):
+    src = make_clip(tmp_path / "in.mp4", frames=3, audio=(), size=(96, 64))
+    out = tmp_path / "o.mp4"
+    render(src, out, style, **{"optim.size": 48, "encode.output_size": "source"})
+    with av.open(str(out)) as c:
+        cc = c.streams.video[0].codec_context
+        assert (cc.width, cc.height) == (96, 64)
