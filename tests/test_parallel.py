@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import builtins
 import os
 import signal
 import subprocess
@@ -19,7 +18,7 @@ from videostyle.images import write_image
 from videostyle.parallel import Segment, plan_segments
 
 from .clips import audio_packets, make_clip, streams, video_pts
-from .conftest import stripes
+from .conftest import hide_module, stripes
 
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # Ray binds 127.0.0.1 only
 
@@ -42,16 +41,7 @@ def test_plan_never_more_segments_than_frames():
 
 
 def test_missing_ray_gives_one_line(tmp_path, monkeypatch, capsys):
-    real_import = builtins.__import__
-
-    def fake_import(name, *args, **kwargs):
-        if name == "ray":
-            raise ImportError("No module named 'ray'")
-        return real_import(name, *args, **kwargs)
-
-    import importlib
-    monkeypatch.setattr(importlib, "import_module",
-                        lambda name, *a: fake_import(name) if name == "ray" else real_import(name))
+    hide_module(monkeypatch, "ray")
     src = make_clip(tmp_path / "c.mp4", frames=3)
     style = tmp_path / "s.png"
     write_image(style, stripes(48, 48))

@@ -154,6 +154,18 @@ def plan(path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = Non
     return out
 
 
+def attempt(r: Render, render_one: Callable[[Render], tuple[int, float]]) -> Outcome:
+    """Run one render; any error becomes a failed outcome (Ctrl-C still stops the batch)."""
+    t0 = time.perf_counter()
+    try:
+        frames, _ = render_one(r)
+        return Outcome(r, "ok", frames, time.perf_counter() - t0)
+    except VideostyleError as err:
+        return Outcome(r, "failed", seconds=time.perf_counter() - t0, error=str(err))
+    except Exception as err:  # noqa: BLE001 - one broken job must not stop the batch
+        return Outcome(r, "failed", seconds=time.perf_counter() - t0, error=f"{type(err).__name__}: {err}")
+
+
 def run(
     batch: BatchPlan,
     render_one: Callable[[Render], tuple[int, float]],
@@ -168,16 +180,7 @@ def run(
         if r.output.exists() and not overwrite:
             o = Outcome(r, "skipped", error="output exists (use --overwrite)")
         else:
-            t0 = time.perf_counter()
-            try:
-                frames, _ = render_one(r)
-                o = Outcome(r, "ok", frames, time.perf_counter() - t0)
-            except KeyboardInterrupt:
-                raise
-            except VideostyleError as err:
-                o = Outcome(r, "failed", seconds=time.perf_counter() - t0, error=str(err))
-            except Exception as err:  # noqa: BLE001 - one broken job must not stop the batch
-                o = Outcome(r, "failed", seconds=time.perf_counter() - t0, error=f"{type(err).__name__}: {err}")
+            o = attempt(r, render_one)
         outcomes.append(o)
         on_outcome(o)
         if fail_fast and o.status == "failed":

@@ -255,7 +255,7 @@ def run_batch(renders: list[Any], render_one: Any, *, overwrite: bool, fail_fast
     spread over the cluster together; results are collected and muxed in the batch's order.
     Images (and jobs with workers 1) render in this process. One failing job does not stop the
     others (``fail_fast`` cancels what is left)."""
-    from videostyle.batch import Outcome
+    from videostyle.batch import Outcome, attempt
     from videostyle.errors import VideostyleError
     from videostyle.images import is_image_path
 
@@ -286,13 +286,7 @@ def run_batch(renders: list[Any], render_one: Any, *, overwrite: bool, fail_fast
                 except VideostyleError as err:
                     o = Outcome(r, "failed", seconds=time.perf_counter() - t0, error=str(err))
             else:
-                try:
-                    frames, _ = render_one(r)
-                    o = Outcome(r, "ok", frames, time.perf_counter() - t0)
-                except VideostyleError as err:
-                    o = Outcome(r, "failed", seconds=time.perf_counter() - t0, error=str(err))
-                except Exception as err:  # noqa: BLE001 - one broken job must not stop the batch
-                    o = Outcome(r, "failed", seconds=time.perf_counter() - t0, error=f"{type(err).__name__}: {err}")
+                o = attempt(r, render_one)
             outcomes.append(o)
             on_outcome(o)
             if fail_fast and o.status == "failed":
