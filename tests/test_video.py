@@ -280,3 +280,76 @@ def test_output_size_source_upscales_video(tmp_path, style):
     with av.open(str(out)) as c:
         cc = c.streams.video[0].codec_context
         assert (cc.width, cc.height) == (96, 64)
+
+
+def _with_subtitles(src: Path, dst: Path) -> Path:
+    """Remux ``src`` adding an ASS subtitle track (language eng)."""
+    from fractions import Fraction
+
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        vin = inp.streams.video[0]
+        vo = out.add_stream_from_template(vin)
+        so = out.add_stream("ass")
+        so.metadata["language"] = "eng"
+        so.time_base = Fraction(1, 1000)
+        for p in inp.demux(vin):
+            if p.dts is None:
+                continue
+            p.stream = vo
+            out.mux(p)
+        for i, t in enumerate((100, 600)):
+            pk = av.Packet(f"{i},0,Default,,0,0,0,,line {i}".encode())
+            pk.pts, pk.dts, pk.duration, pk.time_base, pk.stream = t, t, 400, Fraction(1, 1000), so
+            out.mux(pk)
+    return dst
+
+
+def test_subtitles_copied_into_mkv_and_dropped_from_mp4_with_warning(tmp_path, style):
+    from videostyle.pipeline import Reporter
+
+    src = _with_subtitles(make_clip(tmp_path / "v.mkv", frames=8, audio=()), tmp_path / "subs.mkv")
+    assert streams(src)[1][0] == "subtitle"
+    out = tmp_path / "o.mkv"
+    render(src, out, style)
+    assert [t for t, _ in streams(out)] == ["video", "subtitle"]
+    with av.open(str(out)) as c:
+        s = c.streams.subtitles[0]
+        assert s.metadata.get("language") == "eng"
+        assert [bytes(p) for p in c.demux(s) if p.size] == [b"0,0,Default,,0,0,0,,line 0", b"1,0,Default,,0,0,0,,line 1"]
+
+    notes: list[str] = []
+
+    class Keep(Reporter):
+        def notice(self, message):
+            notes.append(message)
+
+    cfg = tiny_config(**{"style.images": [str(style)], "optim.size": 0, "optim.iterations": 1,
+                         "optim.iterations_later": 1, "encode.preset": "ultrafast"})
+    mp4 = tmp_path / "o.mp4"
+    render_video(src, mp4, cfg, Keep(), stylizer=Stylizer(cfg, extractor=tiny_extractor()))
+    assert [t for t, _ in streams(mp4)] == ["video"]
+    assert any("subtitle" in n and "dropped" in n for n in notes)
+
+
+def test_cover_art_stream_is_ignored(tmp_path, style):
+    src = make_clip(tmp_path / "v.mp4", frames=6, audio=("aac",))
+    cov = tmp_path / "cover.mp4"
+    with av.open(str(src)) as inp, av.open(str(cov), "w") as out:
+        art = out.add_stream("mjpeg")
+        art.width, art.height, art.pix_fmt = 32, 32, "yuvj420p"
+        art.disposition = av.stream.Disposition.attached_pic
+        vin, ain = inp.streams.video[0], inp.streams.audio[0]
+        vo, ao = out.add_stream_from_template(vin), out.add_stream_from_template(ain)
+        fr = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 128, np.uint8), format="rgb24").reformat(format="yuvj420p")
+        fr.pts = 0
+        for p in [*art.encode(fr), *art.encode(None)]:
+            out.mux(p)
+        for p in inp.demux(vin, ain):
+            if p.dts is not None:
+                p.stream = vo if p.stream.type == "video" else ao
+                out.mux(p)
+    assert ("video", "mjpeg") in streams(cov)
+    out = tmp_path / "o.mp4"
+    render(cov, out, style)
+    assert streams(out) == [("video", "h264"), ("audio", "aac")]
+    assert len(video_pts(out)) == 6
