@@ -21,6 +21,7 @@ import statistics
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -30,6 +31,7 @@ from benchlib import media_parser  # noqa: E402
 
 from videostyle.config import Config, apply, load  # noqa: E402
 from videostyle.features import VGGFeatures, random_init  # noqa: E402
+from videostyle.media import probe  # noqa: E402
 from videostyle.metrics import temporal_error  # noqa: E402
 from videostyle.pipeline import render_video  # noqa: E402
 from videostyle.stylize import Stylizer, fit_size, resolve_precision  # noqa: E402
@@ -62,8 +64,11 @@ def main() -> None:
           "| s/later frame | ms/iter | floor ms/iter | ratio | temporal err | peak RSS MB | peak GPU MB |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     stylizer = None
+    info = probe(args.clip)
     with tempfile.TemporaryDirectory() as tmp:
         for size in sizes:
+            hw = fit_size(info.height, info.width, size)
+            floors: dict[Any, float] = {}  # the floor per (precision, channels_last), measured once per size
             for variant in args.variants.split(","):
                 method = "dis" if variant.startswith("dis") else "farneback"
                 cfg = apply(base, {"model.name": args.model, "style.images": [str(args.style)], "optim.size": size,
@@ -81,11 +86,11 @@ def main() -> None:
                 later_secs = res.frame_seconds[1:] or res.frame_seconds
                 later_iters = res.iterations[1:] or res.iterations
                 ms_iter = 1e3 * s.stylize / max(sum(res.iterations), 1)
-                from videostyle.media import probe
-                info = probe(args.clip)
-                hw = fit_size(info.height, info.width, size)
                 dtype = resolve_precision(cfg.render.precision, device, hw[0] * hw[1])
-                floor = floor_ms(hw, device, dtype, cfg.render.channels_last)
+                key = (dtype, cfg.render.channels_last)
+                if key not in floors:
+                    floors[key] = floor_ms(hw, device, dtype, cfg.render.channels_last)
+                floor = floors[key]
                 te = temporal_error(out, args.clip, max_frames=args.frames).error[1]
                 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
                 gpu = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else float("nan")

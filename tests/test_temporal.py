@@ -86,7 +86,7 @@ def test_prev_warped_init_fills_unreliable_pixels_from_content(tmp_path):
     a = pattern(48, 64)
     b = a.copy()
     b[:, 32:] = np.random.default_rng(0).integers(0, 255, (48, 32, 3))
-    vs.push(0, a, np.full((48, 64, 3), 200, np.uint8))
+    vs.push(a, np.full((48, 64, 3), 200, np.uint8))
     res = vs.frame(1, b)
     # zero iterations: the output is the init. Left half reliable (static) -> previous output (200)
     assert abs(float(res.image[8:40, 4:20].mean()) - 200) < 3

@@ -64,9 +64,7 @@ def overrides_from_args(ns: argparse.Namespace) -> dict[str, Any]:
             continue
         path = key[5:]
         fi = C.FIELDS[path]
-        if typing.get_origin(fi.type) is tuple and typing.get_args(fi.type)[0] is not str:
-            value = [v for item in value for v in str(item).split(",") if v.strip()]
-        elif typing.get_origin(fi.type) is tuple and path != "style.images":
+        if typing.get_origin(fi.type) is tuple and path != "style.images":  # style paths may hold commas
             value = [v for item in value for v in str(item).split(",") if v.strip()]
         out[path] = value
     return out

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import types
 import typing
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -286,7 +287,7 @@ def _coerce(fi: FieldInfo, value: Any, where: str) -> Any:
         if fi.lo is not None and any(v < fi.lo for v in result):
             raise ConfigError(f"{name}: values must be >= {fi.lo}, got {value!r}")
         return result
-    optional = origin in (typing.Union, getattr(__import__("types"), "UnionType", None)) and type(None) in args
+    optional = origin in (typing.Union, types.UnionType) and type(None) in args
     if optional:
         if value is None:
             return None

@@ -100,13 +100,8 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
         cc = v.codec_context
         if not cc.width or not cc.height:
             raise InputError(f"input {p}: the video stream has no frame size (corrupt header?)")
-        rotation = 0
-        try:
-            first = next(iter(_decode(c, v, p, lambda m: None)), None)
-            if first is not None:
-                rotation = int(first.rotation or 0)
-        except InputError:
-            raise
+        first = next(iter(_decode(c, v, p, lambda m: None)), None)
+        rotation = int(first.rotation or 0) if first is not None else 0
         w, h = cc.width, cc.height
         if rotation % 180 != 0:
             w, h = h, w
@@ -163,16 +158,18 @@ def read_frames(
     max_frames: int = 0,
     skip: int = 0,
     warn: Warn = lambda m: None,
+    info: VideoInfo | None = None,
 ) -> Iterator[Frame]:
     """Stream RGB frames with repaired, strictly increasing timestamps.
 
     ``start``/``duration`` (seconds from the file's first frame) and ``max_frames`` choose the
     span; ``skip`` drops that many frames of the span without converting them (resume).
+    ``info`` is the file's :func:`probe`, when the caller already has it.
     """
     p = Path(path)
-    info = probe(p)
+    info = info or probe(p)
     with _open_input(p) as c:
-        v = c.streams.video[[s.index for s in c.streams.video].index(info.video_index)]
+        v = c.streams[info.video_index]
         v.thread_type = "AUTO"
         tb = Fraction(v.time_base)
         step = max(1, round(1 / (info.fps * tb))) if info.fps else 1
@@ -209,9 +206,10 @@ def read_frames(
                 warn(f"warning: {p}: frames end at {end:.2f} s, the header says {info.duration:.2f} s (truncated file?)")
 
 
-def count_frames(path: str | os.PathLike[str], *, start: float = 0.0, duration: float = 0.0, max_frames: int = 0) -> int | None:
+def count_frames(path: str | os.PathLike[str], *, start: float = 0.0, duration: float = 0.0, max_frames: int = 0,
+                 info: VideoInfo | None = None) -> int | None:
     """Frames a span will yield, estimated from the header (None when unknown)."""
-    info = probe(path)
+    info = info or probe(path)
     if max_frames and not duration and not start:
         return min(max_frames, info.frames) if info.frames else max_frames
     if info.duration is None:

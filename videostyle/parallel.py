@@ -14,8 +14,8 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
-from collections.abc import Iterator
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,8 +95,6 @@ def _segment_task(inp: str, cfg_dict: dict[str, Any], work_path: str, seg: tuple
                   threads: int) -> int:
     """Ray task body: render one segment into its frame store (resuming), return frames made."""
     import torch
-
-    from videostyle.workdir import WorkDir
 
     if threads:
         torch.set_num_threads(threads)
@@ -224,7 +222,8 @@ class ParallelRender:
         stages = StageTimes()
         frames, last_time = 0, 0.0
         try:
-            for fr in read_frames(self.inp, start=r.start, duration=r.duration, max_frames=r.max_frames):
+            for fr in read_frames(self.inp, start=r.start, duration=r.duration, max_frames=r.max_frames,
+                                  info=job.info):
                 te = time.perf_counter()
                 writer.write(output_frame(composite(self.work, self.segs, fr.index), cfg, job), fr.pts)
                 stages.encode += time.perf_counter() - te

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import queue
 import threading
@@ -214,29 +215,20 @@ def render_settings(cfg: Config, inp: Path) -> dict[str, Any]:
     return d
 
 
-@dataclass
 class _History:
-    """The last few source frames and outputs (at the stylized size) for warm starts and temporal terms."""
+    """The last few (source, output) frame pairs at the stylized size, for warm starts and temporal terms."""
 
-    depth: int
-    src: deque[tuple[int, np.ndarray]] = field(default_factory=deque)
-    out: deque[tuple[int, np.ndarray]] = field(default_factory=deque)
+    def __init__(self, depth: int) -> None:
+        self.pairs: deque[tuple[np.ndarray, np.ndarray]] = deque(maxlen=depth)
 
-    def push(self, index: int, src: np.ndarray, out: np.ndarray) -> None:
-        self.src.append((index, src))
-        self.out.append((index, out))
-        while len(self.src) > self.depth:
-            self.src.popleft()
-            self.out.popleft()
+    def push(self, src: np.ndarray, out: np.ndarray) -> None:
+        self.pairs.append((src, out))
 
     def reset(self) -> None:
-        self.src.clear()
-        self.out.clear()
+        self.pairs.clear()
 
     def get(self, gap: int) -> tuple[np.ndarray, np.ndarray] | None:
-        if gap > len(self.src):
-            return None
-        return self.src[-gap][1], self.out[-gap][1]
+        return self.pairs[-gap] if gap <= len(self.pairs) else None
 
 
 @dataclass(frozen=True)
@@ -244,7 +236,9 @@ class FrameResult:
     image: np.ndarray  # (H, W, 3) uint8 at the stylized size
     iterations: int
     loss: float
-    restarted: bool
+    restarted: bool  # a scene cut restarted this frame
+    full: bool = False  # full-iteration frame (first or scene cut): its loss is the new reference
+    seconds: float = 0.0  # wall time of the stylization, flow included
 
 
 class VideoStylizer:
@@ -272,8 +266,8 @@ class VideoStylizer:
         self.stages.flow += time.perf_counter() - t
         return p
 
-    def push(self, index: int, src: np.ndarray, out: np.ndarray) -> None:
-        self.hist.push(index, src, out)
+    def push(self, src: np.ndarray, out: np.ndarray) -> None:
+        self.hist.push(src, out)
 
     def full(self, index: int, src: np.ndarray) -> tuple[np.ndarray, int, float]:
         """First frame and scene cuts: full iterations (or the fast network, or fast + refinement)."""
@@ -290,18 +284,22 @@ class VideoStylizer:
 
     def frame(self, index: int, src: np.ndarray, pairs: dict[int, FramePair] | None = None) -> FrameResult:
         """Stylize frame ``index``; ``pairs`` are precomputed flows to earlier frames (by gap)."""
+        t0 = time.perf_counter()
+        res = self._frame(index, src, pairs or {})
+        return dataclasses.replace(res, seconds=time.perf_counter() - t0)
+
+    def _frame(self, index: int, src: np.ndarray, pairs: dict[int, FramePair]) -> FrameResult:
         t = self.cfg.temporal
-        pairs = pairs or {}
         prev = self.hist.get(1)
         if prev is None:
             img, n, loss = self.full(index, src)
-            return FrameResult(img, n, loss, False)
+            return FrameResult(img, n, loss, False, full=True)
         prev_src, prev_out = prev
         p1 = pairs.get(1) or self._pair(src, prev_src)
         if p1.reliable < t.scene_cut:
             self.hist.reset()
             img, n, loss = self.full(index, src)
-            return FrameResult(img, n, loss, True)
+            return FrameResult(img, n, loss, True, full=True)
         if self.st is None:
             # Feed-forward frames flicker; reliable pixels follow the warped previous output.
             new = fast_image(self.cfg, self.fast, src)
@@ -338,6 +336,50 @@ class VideoStylizer:
         res = self.st.stylize(src, init, iterations=self.cfg.optim.iterations_later, temporal=terms, pyramid=False,
                               seed=self.cfg.optim.seed + index, stop_loss=stop, callback=self.callback)
         return FrameResult(to_uint8(res.image), res.iterations, res.loss, False)
+
+
+def stylize_or_restore(vs: VideoStylizer, store: WorkDir, index: int, src: np.ndarray,
+                       pairs: dict[int, FramePair] | None = None,
+                       stages: StageTimes | None = None) -> tuple[np.ndarray, FrameResult | None]:
+    """Frame ``index`` from ``store`` when an earlier run finished it, restoring the warm-start
+    state that run left (scene-cut reset, reference loss); else stylized now and saved with its
+    markers. Either way it joins the warm-start history. The result is None for restored frames."""
+    stages = stages or StageTimes()
+    t0 = time.perf_counter()
+    res: FrameResult | None = None
+    if store.has(index):
+        img = store.load(index)
+        if store.is_cut(index):
+            vs.hist.reset()
+        ref = store.ref_loss(index)
+        if ref is not None:
+            vs.ref_loss = ref
+    else:
+        res = vs.frame(index, src, pairs)
+        img = res.image
+        t0 = time.perf_counter()
+        if res.restarted:
+            store.mark_cut(index)
+        if res.full and vs.ref_loss is not None:
+            store.save_ref_loss(index, vs.ref_loss)
+        store.save(index, img)
+    stages.io += time.perf_counter() - t0
+    vs.push(src, img)
+    return img, res
+
+
+def build_video_stylizer(cfg: Config, styles: list[np.ndarray], reporter: Reporter,
+                         stylizer: Stylizer | None = None) -> VideoStylizer:
+    """The engines a video render needs (no VGG for --method fast) around one VideoStylizer."""
+    fast = build_fast(cfg, styles)
+    st: Stylizer | None = None
+    if cfg.fast.method != "fast":
+        random_model_notice(cfg, reporter)
+        st = stylizer or Stylizer(cfg)
+        st.set_styles(styles, cfg.style.blend)
+    vs = VideoStylizer(cfg, st, fast)
+    vs.callback = reporter.iterate
+    return vs
 
 
 # ---------------------------------------------------------------- threads
@@ -473,20 +515,13 @@ def render_video(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: 
     inp, out = Path(inp), Path(out)
     job = plan_video(inp, out, cfg, overwrite)
     r = cfg.render
-    total = count_frames(inp, start=r.start, duration=r.duration, max_frames=r.max_frames)
+    total = count_frames(inp, start=r.start, duration=r.duration, max_frames=r.max_frames, info=job.info)
     styles = load_styles(cfg)
     work = WorkDir(out, render_settings(cfg, inp))
     kept = work.open(restart)
     if kept:
         reporter.notice(f"resuming {out.name}: {kept} finished frame(s) kept in {work.path}")
-    fast = build_fast(cfg, styles)
-    st: Stylizer | None = None
-    if cfg.fast.method != "fast":
-        random_model_notice(cfg, reporter)
-        st = stylizer or Stylizer(cfg)
-        st.set_styles(styles, cfg.style.blend)
-    vs = VideoStylizer(cfg, st, fast)
-    vs.callback = reporter.iterate
+    vs = build_video_stylizer(cfg, styles, reporter, stylizer)
     if cfg.optim.init == "image":
         if not cfg.optim.init_image:
             raise ConfigError("--init image needs --init-image PATH")
@@ -502,7 +537,8 @@ def render_video(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: 
     # -- stages (each on its own thread with overlap, inline without)
 
     def decode_items() -> Iterator[tuple[Frame, np.ndarray]]:
-        frames = read_frames(inp, start=r.start, duration=r.duration, max_frames=r.max_frames, warn=reporter.notice)
+        frames = read_frames(inp, start=r.start, duration=r.duration, max_frames=r.max_frames, warn=reporter.notice,
+                             info=job.info)
         while True:
             td = time.perf_counter()
             fr = next(frames, None)
@@ -610,32 +646,13 @@ def render_video(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: 
             if item is None:
                 break
             fr, src, pairs = item
-            tf = time.perf_counter()
-            if work.has(fr.index):
-                img = work.load(fr.index)
-                if work.is_cut(fr.index):
-                    vs.hist.reset()
-                ref = work.ref_loss(fr.index)
-                if ref is not None:
-                    vs.ref_loss = ref
+            img, res = stylize_or_restore(vs, work, fr.index, src, pairs, stages)
+            if res is None:
                 done = FrameDone(fr.index, total, 0, 0.0, float("nan"), resumed=True)
-                stages.io += time.perf_counter() - tf
             else:
-                before = vs.ref_loss
-                res = vs.frame(fr.index, src, pairs)
-                img = res.image
-                secs = time.perf_counter() - tf
-                frame_secs.append(secs)
-                tio = time.perf_counter()
-                if res.restarted:
-                    work.mark_cut(fr.index)
-                if vs.ref_loss is not None and vs.ref_loss is not before:
-                    work.save_ref_loss(fr.index, vs.ref_loss)
-                work.save(fr.index, img)
-                stages.io += time.perf_counter() - tio
+                frame_secs.append(res.seconds)
                 iterations.append(res.iterations)
-                done = FrameDone(fr.index, total, res.iterations, secs, res.loss, res.restarted)
-            vs.push(fr.index, src, img)
+                done = FrameDone(fr.index, total, res.iterations, res.seconds, res.loss, res.restarted)
             emit((fr, img, not done.resumed))
             reporter.frame(done)
         close_encoder()
@@ -681,14 +698,7 @@ def stylize_segment(inp: str | os.PathLike[str], cfg: Config, store: WorkDir, be
     are kept (resume). Returns the number of frames stylized now."""
     reporter = reporter or Reporter()
     r = cfg.render
-    styles = load_styles(cfg)
-    fast = build_fast(cfg, styles)
-    st: Stylizer | None = None
-    if cfg.fast.method != "fast":
-        st = stylizer or Stylizer(cfg)
-        st.set_styles(styles, cfg.style.blend)
-    vs = VideoStylizer(cfg, st, fast)
-    vs.callback = reporter.iterate
+    vs = build_video_stylizer(cfg, load_styles(cfg), reporter, stylizer)
     done_until = begin + store.count(begin)
     if done_until >= end:
         return 0
@@ -700,22 +710,8 @@ def stylize_segment(inp: str | os.PathLike[str], cfg: Config, store: WorkDir, be
     made = 0
     for fr in read_frames(inp, start=r.start, duration=r.duration, max_frames=end, skip=first, warn=reporter.notice):
         src = prepare_content(fr.image, cfg.optim.size, f"video {inp}")
-        if store.has(fr.index):
-            img = store.load(fr.index)
-            if store.is_cut(fr.index):
-                vs.hist.reset()
-        else:
-            tf = time.perf_counter()
-            before = vs.ref_loss
-            res = vs.frame(fr.index, src)
-            img = res.image
-            if res.restarted:
-                store.mark_cut(fr.index)
-            if vs.ref_loss is not None and vs.ref_loss is not before:
-                store.save_ref_loss(fr.index, vs.ref_loss)
-            store.save(fr.index, img)
+        _, res = stylize_or_restore(vs, store, fr.index, src)
+        if res is not None:
             made += 1
-            reporter.frame(FrameDone(fr.index, end - begin, res.iterations, time.perf_counter() - tf, res.loss,
-                                     res.restarted))
-        vs.push(fr.index, src, img)
+            reporter.frame(FrameDone(fr.index, end - begin, res.iterations, res.seconds, res.loss, res.restarted))
     return made

@@ -90,8 +90,11 @@ class WorkDir:
             os.replace(tmp, state_file)
         return self.count()
 
+    def _file(self, index: int, suffix: str) -> Path:
+        return self.frames / f"{index:06d}{suffix}"
+
     def frame_path(self, index: int) -> Path:
-        return self.frames / f"{index:06d}.png"
+        return self._file(index, ".png")
 
     def count(self, first: int = 0) -> int:
         """Consecutive finished frames from ``first`` on."""
@@ -108,21 +111,20 @@ class WorkDir:
 
     def mark_cut(self, index: int) -> None:
         """Remember that ``index`` restarted at a scene cut (resume rebuilds the same history)."""
-        (self.frames / f"{index:06d}.cut").touch()
+        self._file(index, ".cut").touch()
 
     def is_cut(self, index: int) -> bool:
-        return (self.frames / f"{index:06d}.cut").exists()
+        return self._file(index, ".cut").exists()
 
     def save_ref_loss(self, index: int, loss: float) -> None:
         """Remember the final loss of a full-iteration frame (later frames stop at a ratio of it)."""
         tmp = self.frames / f".{index:06d}.ref.tmp"
         tmp.write_text(repr(float(loss)))
-        os.replace(tmp, self.frames / f"{index:06d}.ref")
+        os.replace(tmp, self._file(index, ".ref"))
 
     def ref_loss(self, index: int) -> float | None:
-        p = self.frames / f"{index:06d}.ref"
         try:
-            return float(p.read_text())
+            return float(self._file(index, ".ref").read_text())
         except (OSError, ValueError):
             return None
 
