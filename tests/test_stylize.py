@@ -119,3 +119,28 @@ def test_torch_compile_matches_eager():
     eager = make(tiny_config()).stylize(pattern(48, 48), iterations=3).image
     compiled = make(tiny_config(**{"render.compile": True})).stylize(pattern(48, 48), iterations=3).image
     assert np.abs(eager - compiled).max() < 1e-3
+
+
+def test_reported_terms_are_the_loss_at_each_iterate():
+    """Progress reports the weighted terms of the image before each update, summing to the total."""
+    cfg = tiny_config(**{"optim.optimizer": "adam", "optim.lr": 0.05})
+    st = make(cfg)
+    content = pattern(48, 64)
+    seen: list[STIterate] = []
+    st.stylize(content, iterations=1, callback=seen.append)
+    x = to_tensor(content)
+    with torch.no_grad():
+        cf = st._features(x, st.content_layers)
+        terms = st.loss_terms(x, cf, st.style_targets((48, 64)), [])
+    assert set(seen[0].losses) == set(st.term_names(False)) == set(terms)
+    for k, v in terms.items():
+        assert seen[0].losses[k] == pytest.approx(float(v), rel=1e-6)
+    assert seen[0].loss == pytest.approx(sum(seen[0].losses.values()), rel=1e-6)
+
+
+def test_cuda_graphs_need_cuda_and_adam():
+    from videostyle.errors import ConfigError
+
+    for extra in ({}, {"optim.optimizer": "adam"}):
+        with pytest.raises(ConfigError, match="--cuda-graphs needs --device cuda and --optimizer adam"):
+            Stylizer(tiny_config(**{"render.cuda_graphs": True, **extra}), extractor=tiny_extractor())

@@ -190,6 +190,9 @@ class RenderConfig:
     overlap: int = opt(12, "parallel: frames each segment starts early, cross-faded at the seam", lo=0)
     # torch.compile the feature network (slow first frame; pays off on long GPU renders).
     compile: bool = opt(False, "torch.compile the feature network")
+    # CUDA only, with --optimizer adam: replay each iteration (forward, backward, Adam update) from
+    # a CUDA graph captured once per frame size, instead of launching its few hundred kernels.
+    cuda_graphs: bool = opt(False, "CUDA: replay the Adam iteration from a captured CUDA graph")
     # Write the current frame as PNG every N frames (0 = off).
     preview_every: int = opt(0, "write a preview PNG every N frames (0 = off)", lo=0)
 

@@ -11,6 +11,7 @@ import contextlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -184,6 +185,11 @@ class Stylizer:
         self._styles: list[Tensor] = []
         self._blend: list[float] = []
         self._targets: dict[tuple[int, int], dict[str, Tensor]] = {}
+        self._graphs: dict[Any, _GraphRunner] = {}
+        r = cfg.render
+        if r.cuda_graphs and (self.device.type != "cuda" or cfg.optim.optimizer != "adam" or r.compile):
+            raise ConfigError("--cuda-graphs needs --device cuda and --optimizer adam (L-BFGS branches on the "
+                              "device's values between kernels, which a graph cannot hold), without --compile")
 
     # -- style targets
 
@@ -202,7 +208,9 @@ class Stylizer:
         dtype = resolve_precision(self.cfg.render.precision, self.device, hw[0] * hw[1])
         if dtype is None:
             return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=dtype)
+        # No cast cache: it only serves leaf tensors that need grad (the image, cast once per
+        # forward anyway) and CUDA graph capture requires it off.
+        return torch.autocast(self.device.type, dtype=dtype, cache_enabled=False)
 
     def _features(self, x: Tensor, layers: Sequence[str]) -> dict[str, Tensor]:
         if self.cfg.render.channels_last:
@@ -329,39 +337,27 @@ class Stylizer:
             content_feats = {k: v.detach() for k, v in self._features(content, self.content_layers).items()}
         temp = [(to_tensor(t.target, self.device), torch.from_numpy(np.ascontiguousarray(t.mask, np.float32))[None, None]
                  .to(self.device), t.weight) for t in temporal if t.weight > 0]
-        x = x0.detach().clone().contiguous().requires_grad_(True)
         if iterations <= 0:
             with torch.no_grad():
-                terms = self.loss_terms(x, content_feats, grams, temp)
-            return x.detach(), 0, float(sum(terms.values())), {k: float(v) for k, v in terms.items()}
-        if o.optimizer == "lbfgs":
-            # One closure evaluation per step() so progress, early stopping and the iteration
-            # count are exact; L-BFGS keeps its curvature history across steps.
-            opt: torch.optim.Optimizer = torch.optim.LBFGS([x], lr=1.0, max_iter=1, history_size=50,
-                                                            tolerance_grad=-1, tolerance_change=-1)
+                terms = self.loss_terms(x0, content_feats, grams, temp)
+            return x0.detach(), 0, float(sum(terms.values())), {k: float(v) for k, v in terms.items()}
+        names = self.term_names(bool(temp))
+        if self.cfg.render.cuda_graphs:
+            runner: _Runner = self._graph(hw, grams, content_feats, temp)
         else:
-            opt = torch.optim.Adam([x], lr=o.lr)
+            runner = _EagerRunner(self, o.optimizer, o.lr)
+        step = runner.start(x0, content_feats, grams, temp)
+
         last: dict[str, float] = {}
         history: list[float] = []
-
-        def closure() -> Tensor:
-            opt.zero_grad(set_to_none=True)
-            terms = self.loss_terms(x, content_feats, grams, temp)
-            total = sum(terms.values())
-            total.backward()  # type: ignore[union-attr]
-            last.clear()
-            last.update({k: float(v.detach()) for k, v in terms.items()})
-            last["total"] = float(total.detach())  # type: ignore[union-attr]
-            return total  # type: ignore[return-value]
-
         done = 0
         for i in range(1, iterations + 1):
-            opt.step(closure)
-            if o.optimizer == "adam":
-                with torch.no_grad():
-                    x.clamp_(0, 1)
+            # One host read per iteration: the weighted terms and their total, stacked on the
+            # device (reading each term apart would wait on the device once per term).
+            values = step().tolist()
+            last = dict(zip(names, values[:-1]))
+            loss = last["total"] = values[-1]
             done = i
-            loss = last["total"]
             history.append(loss)
             if callback is not None:
                 callback(STIterate(i, iterations, level, levels, loss,
@@ -375,6 +371,152 @@ class Stylizer:
                 rel = [abs(a - b) / max(abs(a), 1e-12) for a, b in zip(window, window[1:])]
                 if max(rel) < o.tolerance:
                     break
+        x = runner.result()
+        return x, done, last.get("total", math.nan), {k: v for k, v in last.items() if k != "total"}
+
+    def term_names(self, temporal: bool) -> list[str]:
+        """The keys of :meth:`loss_terms`, in order."""
+        return ["content", "style"] + (["tv"] if self.cfg.style.tv_weight else []) + (["temporal"] if temporal else [])
+
+    def _graph(self, hw: tuple[int, int], grams: dict[str, Tensor], content_feats: dict[str, Tensor],
+               temp: Sequence[tuple[Tensor, Tensor, float]]) -> _GraphRunner:
+        key = (hw, tuple(wt for _, _, wt in temp))
+        runner = self._graphs.get(key)
+        if runner is None or runner.grams is not grams:
+            if len(self._graphs) >= 4:  # each graph keeps a memory pool for its size's activations
+                self._graphs.pop(next(iter(self._graphs)))
+            runner = _GraphRunner(self, self.cfg.optim.lr)
+            self._graphs[key] = runner
+        return runner
+
+
+class _Runner:
+    """Runs optimiser iterations on an image; ``step()`` returns the weighted loss terms followed
+    by their total, stacked on the device, evaluated at the image before the update."""
+
+    def start(self, x0: Tensor, content_feats: dict[str, Tensor], grams: dict[str, Tensor],
+              temp: Sequence[tuple[Tensor, Tensor, float]]) -> Callable[[], Tensor]:
+        raise NotImplementedError
+
+    def result(self) -> Tensor:
+        raise NotImplementedError
+
+
+def _stacked(terms: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+    total = sum(terms.values())
+    return total, torch.stack([*(t.detach() for t in terms.values()), total.detach()])  # type: ignore[union-attr]
+
+
+class _EagerRunner(_Runner):
+    def __init__(self, st: Stylizer, optimizer: str, lr: float) -> None:
+        self.st, self.optimizer, self.lr = st, optimizer, lr
+
+    def start(self, x0: Tensor, content_feats: dict[str, Tensor], grams: dict[str, Tensor],
+              temp: Sequence[tuple[Tensor, Tensor, float]]) -> Callable[[], Tensor]:
+        x = self.x = x0.detach().clone().contiguous().requires_grad_(True)
+        if self.optimizer == "lbfgs":
+            # One closure evaluation per step() so progress, early stopping and the iteration
+            # count are exact; L-BFGS keeps its curvature history across steps.
+            opt: torch.optim.Optimizer = torch.optim.LBFGS([x], lr=1.0, max_iter=1, history_size=50,
+                                                            tolerance_grad=-1, tolerance_change=-1)
+        else:
+            opt = torch.optim.Adam([x], lr=self.lr)
+        out: list[Tensor] = []
+
+        def closure() -> Tensor:
+            opt.zero_grad(set_to_none=True)
+            total, values = _stacked(self.st.loss_terms(x, content_feats, grams, temp))
+            total.backward()
+            out.append(values)
+            return total
+
+        def step() -> Tensor:
+            out.clear()
+            opt.step(closure)  # type: ignore[arg-type]
+            if self.optimizer == "adam":
+                with torch.no_grad():
+                    x.clamp_(0, 1)
+            return out[0]
+
+        return step
+
+    def result(self) -> Tensor:
         with torch.no_grad():
-            x.clamp_(0, 1)
-        return x.detach(), done, last.get("total", math.nan), {k: v for k, v in last.items() if k != "total"}
+            self.x.clamp_(0, 1)
+        return self.x.detach()
+
+
+class _GraphRunner(_Runner):
+    """Adam iterations replayed from a CUDA graph (``--cuda-graphs``).
+
+    An iteration launches a few hundred small kernels (VGG forward and backward, Gram matrices,
+    the Adam update); at video sizes on a fast GPU, launching them from Python takes about as
+    long as running them. The graph is captured once per size and set of temporal weights, on
+    static buffers: each frame copies its start image, content features and temporal targets
+    into them and zeroes Adam's state in place, so the replayed kernels read the new frame.
+    """
+
+    def __init__(self, st: Stylizer, lr: float) -> None:
+        self.st, self.lr = st, lr
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.grams: dict[str, Tensor] | None = None
+
+    def _load(self, x0: Tensor, content_feats: dict[str, Tensor],
+              temp: Sequence[tuple[Tensor, Tensor, float]]) -> None:
+        with torch.no_grad():
+            self.x.copy_(x0)
+            for k, v in content_feats.items():
+                self.content[k].copy_(v)
+            for (tgt, m, _), (btgt, bm, _) in zip(temp, self.temp):
+                btgt.copy_(tgt)
+                bm.copy_(m)
+            for state in self.opt.state.values():
+                for v in state.values():
+                    if isinstance(v, Tensor):
+                        v.zero_()  # capturable Adam keeps its step count on the device too
+
+    def start(self, x0: Tensor, content_feats: dict[str, Tensor], grams: dict[str, Tensor],
+              temp: Sequence[tuple[Tensor, Tensor, float]]) -> Callable[[], Tensor]:
+        if self.graph is None:
+            self._capture(x0, content_feats, grams, temp)
+        self._load(x0, content_feats, temp)
+        graph = self.graph
+        assert graph is not None
+
+        def step() -> Tensor:
+            graph.replay()
+            return self.values
+
+        return step
+
+    def _capture(self, x0: Tensor, content_feats: dict[str, Tensor], grams: dict[str, Tensor],
+                 temp: Sequence[tuple[Tensor, Tensor, float]]) -> None:
+        self.grams = grams  # the graph reads these tensors: keep them alive with it
+        self.x = x0.detach().clone().contiguous().requires_grad_(True)
+        self.content = {k: v.detach().clone() for k, v in content_feats.items()}
+        self.temp = [(t.detach().clone(), m.detach().clone(), wt) for t, m, wt in temp]
+        self.opt = torch.optim.Adam([self.x], lr=self.lr, capturable=True)
+
+        def body() -> Tensor:
+            self.opt.zero_grad(set_to_none=False)
+            total, values = _stacked(self.st.loss_terms(self.x, self.content, grams, self.temp))
+            total.backward()
+            self.opt.step()
+            with torch.no_grad():
+                self.x.clamp_(0, 1)
+            return values
+
+        # Warm up on a side stream (cuDNN picks its algorithms, Adam creates its state), as
+        # torch.cuda.graph requires, then capture one iteration.
+        side = torch.cuda.Stream(self.x.device)
+        side.wait_stream(torch.cuda.current_stream(self.x.device))
+        with torch.cuda.stream(side):
+            for _ in range(3):
+                body()
+        torch.cuda.current_stream(self.x.device).wait_stream(side)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self.values = body()
+
+    def result(self) -> Tensor:
+        return self.x.detach().clone()
