@@ -178,3 +178,49 @@ def test_preview_every_writes_png(media):
     assert main(["render", str(src), "--style", str(media / "s1.png"), "-o", str(out), "--preview-every", "2",
                  "--model", "random", "--size", "48", "--iterations", "1", "--iterations-later", "1", "-q"]) == 0
     assert (media / "p.preview.png").exists()
+
+
+def _render_cfg(style: Path):
+    from videostyle.config import Config, apply
+
+    return apply(Config(), {"model.name": "random", "style.images": [str(style)], "optim.size": 48,
+                            "optim.iterations": 2, "optim.iterations_later": 1, "render.device": "cpu",
+                            "encode.preset": "ultrafast"})
+
+
+def test_interrupt_keeps_every_frame_handed_to_the_background_writer(media):
+    from videostyle.pipeline import RenderInterrupted, Reporter, render_video
+
+    src = make_clip(media / "long.mp4", frames=10, size=(64, 48), audio=())
+
+    class StopAt(Reporter):
+        def frame(self, done):
+            if done.index == 5:
+                raise KeyboardInterrupt
+
+    out = media / "o.mp4"
+    with pytest.raises(RenderInterrupted, match="6 finished frame"):
+        render_video(src, out, _render_cfg(media / "s1.png"), StopAt())
+    frames = sorted(p.name for p in (media / ".o.mp4.videostyle-work" / "frames").glob("*.png"))
+    assert frames == [f"{i:06d}.png" for i in range(6)] and not out.exists()
+
+
+def test_work_folder_write_error_stops_the_render(media, monkeypatch):
+    from videostyle.errors import OutputError
+    from videostyle.pipeline import render_video
+    from videostyle.workdir import WorkDir
+
+    src = make_clip(media / "long.mp4", frames=10, size=(64, 48), audio=())
+    real = WorkDir.save
+
+    def full_disk(self, index, image):
+        if index == 3:
+            raise OutputError(f"cannot write {self.frame_path(index)}: No space left on device")
+        real(self, index, image)
+
+    monkeypatch.setattr(WorkDir, "save", full_disk)
+    out = media / "o.mp4"
+    with pytest.raises(OutputError, match="No space left"):
+        render_video(src, out, _render_cfg(media / "s1.png"))
+    assert not out.exists()
+    assert not list(media.glob("*.tmp*")) and not list(media.glob(".o.mp4.*tmp*"))

@@ -85,3 +85,18 @@ def test_temporal_error_follows_source_motion():
     moving = [255 - s for s in src]
     static = [255 - src[0] for _ in src]
     assert temporal_error(moving, src).error[1] < 0.2 * temporal_error(static, src).error[1]
+
+
+def test_blend_takes_a_where_reliable_b_elsewhere():
+    from videostyle.flow import blend
+
+    rng = np.random.default_rng(1)
+    a = rng.integers(0, 256, (37, 53, 3), np.uint8)
+    b = rng.integers(0, 256, (37, 53, 3), np.uint8)
+    m = rng.random((37, 53)).astype(np.float32)
+    m[:5], m[5:10] = 0.0, 1.0
+    out = blend(a, b, m)
+    assert out.dtype == np.uint8 and out.shape == a.shape
+    assert np.array_equal(out[:5], b[:5]) and np.array_equal(out[5:10], a[5:10])
+    exact = a.astype(np.float32) * m[..., None] + b.astype(np.float32) * (1 - m[..., None])
+    assert np.abs(out - exact).max() <= 0.5 + 1e-3
