@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """End-to-end render speed on a real clip, against the per-iteration floor of the same device.
 
-For each variant (flow method, overlap on/off) it renders the clip and prints per-stage time per
+For each variant (flow method, overlap on/off, optimiser, CUDA graphs) it renders the clip and prints per-stage time per
 frame (decode, flow, stylize, encode, all run on their threads when overlapped), the stylizer's
 busy fraction (stylize time / wall time), iterations per later frame, seconds per later frame
 (median), peak RSS and peak GPU memory, the per-iteration time against the floor (VGG-19
@@ -37,6 +37,17 @@ from videostyle.pipeline import render_video  # noqa: E402
 from videostyle.stylize import Stylizer, fit_size, resolve_precision  # noqa: E402
 
 
+# Each variant's settings on top of the preset: flow method, stages overlapped or inline, and
+# the optimiser (Adam eager, or replayed from a CUDA graph).
+VARIANTS: dict[str, dict[str, Any]] = {
+    "farneback": {"flow.method": "farneback"},
+    "dis": {"flow.method": "dis"},
+    "farneback-inline": {"flow.method": "farneback", "render.stage_threads": False},
+    "adam": {"optim.optimizer": "adam"},
+    "adam-graphs": {"optim.optimizer": "adam", "render.cuda_graphs": True},
+}
+
+
 def floor_ms(size_hw: tuple[int, int], device: torch.device, dtype: torch.dtype | None, channels_last: bool) -> float:
     """Median ms of one VGG forward+backward at (H, W); time_iteration takes a square, so use
     the same pixel count (conv cost is linear in pixels)."""
@@ -45,16 +56,49 @@ def floor_ms(size_hw: tuple[int, int], device: torch.device, dtype: torch.dtype 
     return 1e3 * time_iteration(model, side, dtype, channels_last, device, repeats=5, warmup=2)
 
 
+def upscaled(clip: Path, long_side: int, frames: int, folder: Path) -> Path:
+    """The first ``frames`` frames of ``clip`` scaled up to ``long_side`` (H.264, no audio), for
+    sizes the clip is too small for (the renderer never upscales). A stand-in for speed only:
+    flow sees smoother, magnified motion than a real HD source has."""
+    import av
+    import cv2
+
+    out = folder / f"{clip.stem}_{long_side}.mp4"
+    if out.exists():
+        return out
+    with av.open(str(clip)) as src, av.open(str(out), "w") as dst:
+        vin = src.streams.video[0]
+        f = long_side / max(vin.width, vin.height)
+        w, h = round(vin.width * f) // 2 * 2, round(vin.height * f) // 2 * 2
+        vout = dst.add_stream("libx264", rate=vin.average_rate)
+        vout.width, vout.height, vout.pix_fmt = w, h, "yuv420p"
+        vout.options = {"preset": "veryfast", "crf": "16"}
+        for i, frame in enumerate(src.decode(vin)):
+            if i >= frames:
+                break
+            img = cv2.resize(frame.to_ndarray(format="rgb24"), (w, h), interpolation=cv2.INTER_CUBIC)
+            for packet in vout.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                dst.mux(packet)
+        for packet in vout.encode(None):
+            dst.mux(packet)
+    return out
+
+
 def main() -> None:
     ap = media_parser(__doc__, frames=12, size=0)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--sizes", type=int, nargs="+", default=None, help="default: 256 on CPU, 512 1080 on CUDA")
     ap.add_argument("--config", type=Path, help="preset to measure (default: the built-in defaults)")
     ap.add_argument("--model", default="random")
-    ap.add_argument("--variants", default="farneback,dis,farneback-inline",
-                    help="comma list of farneback, dis, farneback-inline (overlap off)")
+    ap.add_argument("--variants", default=None,
+                    help="comma list of " + ", ".join(VARIANTS) + " (default: all; the graphs variant on CUDA only)")
     args = ap.parse_args()
     device = torch.device(args.device)
+    variants = args.variants.split(",") if args.variants else [
+        v for v in VARIANTS if device.type == "cuda" or not VARIANTS[v].get("render.cuda_graphs")]
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        ap.error(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
     sizes = args.sizes or ([args.size] if args.size else [256] if device.type == "cpu" else [512, 1080])
     base = load(args.config) if args.config else Config()
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
@@ -64,16 +108,20 @@ def main() -> None:
           "| s/later frame | ms/iter | floor ms/iter | ratio | temporal err | peak RSS MB | peak GPU MB |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     stylizer = None
-    info = probe(args.clip)
     with tempfile.TemporaryDirectory() as tmp:
         for size in sizes:
+            clip = args.clip
+            info = probe(clip)
+            if size > max(info.width, info.height):
+                clip = upscaled(clip, size, args.frames, Path(tmp))
+                info = probe(clip)
+                print(f"# {size}: {args.clip.name} scaled up to {info.width}x{info.height} (speed only)", flush=True)
             hw = fit_size(info.height, info.width, size)
             floors: dict[Any, float] = {}  # the floor per (precision, channels_last), measured once per size
-            for variant in args.variants.split(","):
-                method = "dis" if variant.startswith("dis") else "farneback"
+            for variant in variants:
                 cfg = apply(base, {"model.name": args.model, "style.images": [str(args.style)], "optim.size": size,
                                    "render.max_frames": args.frames, "render.device": str(device),
-                                   "flow.method": method, "render.stage_threads": not variant.endswith("inline")})
+                                   **VARIANTS[variant]})
                 if stylizer is None:
                     stylizer = Stylizer(cfg)
                 stylizer.cfg = cfg
@@ -81,7 +129,7 @@ def main() -> None:
                 if device.type == "cuda":
                     torch.cuda.reset_peak_memory_stats(device)
                 out = Path(tmp) / f"{size}_{variant}.mp4"
-                res = render_video(args.clip, out, cfg, stylizer=stylizer)
+                res = render_video(clip, out, cfg, stylizer=stylizer)
                 s, n = res.stages, res.frames
                 later_secs = res.frame_seconds[1:] or res.frame_seconds
                 later_iters = res.iterations[1:] or res.iterations
@@ -91,7 +139,7 @@ def main() -> None:
                 if key not in floors:
                     floors[key] = floor_ms(hw, device, dtype, cfg.render.channels_last)
                 floor = floors[key]
-                te = temporal_error(out, args.clip, max_frames=args.frames).error[1]
+                te = temporal_error(out, clip, max_frames=args.frames).error[1]
                 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
                 gpu = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else float("nan")
                 print(f"| {size} | {variant} | {1e3 * s.decode / n:.1f} | {1e3 * s.flow / n:.1f} | {s.stylize / n:.2f} | "

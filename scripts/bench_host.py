@@ -8,7 +8,8 @@ fraction. This measures that work on this machine's CPU:
 
 1. per frame, at 512 px and 1080p: the warm-start init (warp + blend; numpy vs cv2.blendLinear)
    and the work-folder PNG save (inline vs handed to the background writer);
-2. per iteration: aten ops dispatched (each a kernel launch on CUDA) and device-to-host reads
+2. flow throughput with 1, 2 and 4 frames computed at once (``--flow-workers``);
+3. per iteration: aten ops dispatched (each a kernel launch on CUDA) and device-to-host reads
    (each a full wait for the device), for L-BFGS and Adam, eager, as the stylizer runs them.
 
     python scripts/bench_host.py
@@ -104,6 +105,28 @@ def per_frame(tmp: Path) -> None:
         print(f"| {w}x{h} | work-folder PNG save: inline / background writer | {a:.1f} | {b:.2f} | {a / b:.0f}x |")
 
 
+def flow_throughput() -> None:
+    import cv2
+    from concurrent.futures import ThreadPoolExecutor
+
+    from videostyle.flow import FlowParams, pair
+
+    print()
+    print("| size | flow workers | pairs/s (forward + backward + mask) | vs 1 worker |")
+    print("| --- | --- | --- | --- |")
+    style = read_image(STYLE)
+    for h, w in ((288, 512), (720, 1280)):
+        frames = [np.roll(cv2.resize(style, (w, h)), 2 * i, axis=1) for i in range(9)]
+        base = None
+        for workers in (1, 2, 4):
+            with ThreadPoolExecutor(workers) as ex:
+                t = time.perf_counter()
+                list(ex.map(lambda i: pair(frames[i + 1], frames[i], FlowParams()), range(8)))
+                rate = 8 / (time.perf_counter() - t)
+            base = base or rate
+            print(f"| {w}x{h} | {workers} | {rate:.1f} | {rate / base:.2f}x |", flush=True)
+
+
 def per_iteration() -> None:
     print()
     print("| optimizer | aten ops / iteration (kernel launches or views on CUDA) | host reads / iteration |")
@@ -143,6 +166,7 @@ def main() -> None:
     print(f"# host work, CPU {torch.get_num_threads()} threads, torch {torch.__version__}, median of 7")
     with tempfile.TemporaryDirectory() as tmp:
         per_frame(Path(tmp))
+    flow_throughput()
     per_iteration()
 
 

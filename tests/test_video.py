@@ -237,16 +237,19 @@ def test_truncated_clip_warns_or_fails_cleanly(tmp_path, style, capsys):
         assert not out.exists()
 
 
-def test_overlapped_threads_equal_inline_render(tmp_path, style):
-    src = make_clip(tmp_path / "in.mp4", frames=6, audio=("aac",))
+@pytest.mark.parametrize("flow_workers", [1, 3])
+def test_overlapped_threads_equal_inline_render(tmp_path, style, flow_workers):
+    src = make_clip(tmp_path / "in.mp4", frames=7, audio=("aac",), cut_at=4)
     a, b = tmp_path / "thr.mkv", tmp_path / "inl.mkv"
-    ra = render(src, a, style, **{"render.stage_threads": True, "temporal.weight": 1.0})
-    rb = render(src, b, style, **{"render.stage_threads": False, "temporal.weight": 1.0})
+    long_term = {"temporal.weight": 1.0, "temporal.frames": (1, 2)}
+    ra = render(src, a, style, **{"render.stage_threads": True, "flow.workers": flow_workers, **long_term})
+    rb = render(src, b, style, **{"render.stage_threads": False, **long_term})
     assert ra.iterations == rb.iterations
+    assert ra.iterations[4] == ra.iterations[0]  # the scene cut restarted with full iterations
     with av.open(str(a)) as ca, av.open(str(b)) as cb:
         fa = [f.to_ndarray(format="rgb24") for f in ca.decode(video=0)]
         fb = [f.to_ndarray(format="rgb24") for f in cb.decode(video=0)]
-    assert len(fa) == 6 and all(np.array_equal(x, y) for x, y in zip(fa, fb))
+    assert len(fa) == 7 and all(np.array_equal(x, y) for x, y in zip(fa, fb))
     assert audio_packets(a) == audio_packets(b)
 
 

@@ -10,6 +10,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -201,12 +202,48 @@ def flow_params(cfg: Config) -> FlowParams:
                       iterations=f.flow_iterations, poly_n=f.poly_n, poly_sigma=f.poly_sigma, dis_preset=f.dis_preset)
 
 
+def flow_workers(cfg: Config, vs: VideoStylizer) -> int:
+    """Frames whose flow is computed at once: ``flow.workers``, or for 0, 1 when the stylizer
+    runs on the CPU (it uses every core) and up to 4 beside a GPU (a quarter of the cores)."""
+    if cfg.flow.workers:
+        return cfg.flow.workers
+    if vs.st is None or vs.st.device.type == "cpu":
+        return 1
+    return max(1, min(4, (os.cpu_count() or 1) // 4))
+
+
+def _flow_pairs(src: np.ndarray, earlier: dict[int, np.ndarray],
+                params: FlowParams) -> tuple[dict[int, FramePair], float]:
+    t = time.perf_counter()
+    pairs = {g: flow_pair(src, e, params) for g, e in earlier.items()}
+    return pairs, time.perf_counter() - t
+
+
+class _Inline:
+    """An executor that runs each call at once (one flow worker, no threads)."""
+
+    def __enter__(self) -> _Inline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        fut: Future[Any] = Future()
+        try:
+            fut.set_result(fn(*args))
+        except BaseException as exc:  # noqa: BLE001 - re-raised by result()
+            fut.set_exception(exc)
+        return fut
+
+
 def render_settings(cfg: Config, inp: Path) -> dict[str, Any]:
     """Everything that determines the stylized frames (for resume); not encode or progress options."""
     d = to_dict(cfg)
     d.pop("encode")
     # Options that do not change the frames stay out of the hash (a resume may change them).
     d["render"] = {k: v for k, v in d["render"].items() if k not in ("preview_every", "stage_threads", "ray_address")}
+    d["flow"] = {k: v for k, v in d["flow"].items() if k != "workers"}
     d["input"] = {"path": str(inp.resolve()), "digest": file_digest(inp, full=False)}
     d["styles"] = [file_digest(p) for p in cfg.style.images]
     weights = cfg.model.weights or os.environ.get("VIDEOSTYLE_WEIGHTS")
@@ -582,6 +619,7 @@ def render_video(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: 
     stages = StageTimes()
     vs.stages = stages
     gaps = vs.gaps()
+    workers = flow_workers(cfg, vs) if r.stage_threads else 1
     stop = threading.Event()
     last: dict[str, Any] = {"frames": 0, "time": None}
 
@@ -602,17 +640,26 @@ def render_video(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: 
     def flow_items(items: Iterator[tuple[Frame, np.ndarray]]) -> Iterator[tuple[Frame, np.ndarray, dict[int, FramePair]]]:
         # Flow depends on source frames only, so it runs ahead of the stylizer; each pair is
         # computed once and reused for the init, the mask, the scene-cut test and the loss.
+        # With several flow workers, that many frames are computed at once and handed on in order.
         hist: deque[np.ndarray] = deque(maxlen=max(gaps))
-        for fr, src in items:
-            pairs: dict[int, FramePair] = {}
-            if fr.index >= kept:  # resumed frames need no flow
-                tf = time.perf_counter()
-                for g in gaps:
-                    if len(hist) >= g:
-                        pairs[g] = flow_pair(src, hist[-g], vs.params)
-                stages.flow += time.perf_counter() - tf
-            hist.append(src)
-            yield fr, src, pairs
+        pending: deque[tuple[Frame, np.ndarray, Future[tuple[dict[int, FramePair], float]]]] = deque()
+        with ThreadPoolExecutor(workers, thread_name_prefix="videostyle-flow") if workers > 1 else _Inline() as pool:
+            for fr, src in items:
+                # Resumed frames need no flow.
+                earlier = {g: hist[-g] for g in gaps if len(hist) >= g} if fr.index >= kept else {}
+                hist.append(src)
+                pending.append((fr, src, pool.submit(_flow_pairs, src, earlier, vs.params)))
+                while len(pending) >= workers or (pending and pending[0][2].done()):
+                    yield take(pending.popleft())
+            while pending:
+                yield take(pending.popleft())
+
+    def take(item: tuple[Frame, np.ndarray, Future[tuple[dict[int, FramePair], float]]]
+             ) -> tuple[Frame, np.ndarray, dict[int, FramePair]]:
+        fr, src, fut = item
+        pairs, seconds = fut.result()
+        stages.flow += seconds
+        return fr, src, pairs
 
     def encode_one(item: tuple[Frame, np.ndarray, bool]) -> None:
         fr, img, is_new = item
