@@ -87,7 +87,7 @@ def upscaled(clip: Path, long_side: int, frames: int, folder: Path) -> Path:
 def main() -> None:
     ap = media_parser(__doc__, frames=12, size=0)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--sizes", type=int, nargs="+", default=None, help="default: 256 on CPU, 512 1080 on CUDA")
+    ap.add_argument("--sizes", type=int, nargs="+", default=None, help="default: 256 on CPU, 512 1080 1920 on CUDA")
     ap.add_argument("--config", type=Path, help="preset to measure (default: the built-in defaults)")
     ap.add_argument("--model", default="random")
     ap.add_argument("--variants", default=None,
@@ -99,7 +99,7 @@ def main() -> None:
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         ap.error(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
-    sizes = args.sizes or ([args.size] if args.size else [256] if device.type == "cpu" else [512, 1080])
+    sizes = args.sizes or ([args.size] if args.size else [256] if device.type == "cpu" else [512, 1080, 1920])
     base = load(args.config) if args.config else Config()
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"# {args.clip.name}, {args.frames} frames, model {args.model}, preset {args.config or 'defaults'} "

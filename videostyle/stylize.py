@@ -515,7 +515,8 @@ class _GraphRunner(_Runner):
                 body()
         torch.cuda.current_stream(self.x.device).wait_stream(side)
         self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
+        # thread_local: decode, flow and encode go on in their threads while this one captures.
+        with torch.cuda.graph(self.graph, capture_error_mode="thread_local"):
             self.values = body()
 
     def result(self) -> Tensor:
