@@ -115,10 +115,16 @@ def _env():
     return env
 
 
+def _finished(work: Path) -> int:
+    from videostyle.workdir import WorkDir
+
+    return WorkDir.at(work).finished() if work.exists() else 0
+
+
 def _kill_when(proc, work: Path, frames: int, sig: int) -> None:
     deadline = time.time() + 120
     while time.time() < deadline:
-        if work.exists() and len(list((work / "frames").glob("*.png"))) >= frames:
+        if _finished(work) >= frames:
             proc.send_signal(sig)
             return
         if proc.poll() is not None:
@@ -128,20 +134,27 @@ def _kill_when(proc, work: Path, frames: int, sig: int) -> None:
     pytest.fail("render made no progress")
 
 
-def test_sigkill_then_resume_equals_uninterrupted(media):
+@pytest.mark.parametrize("chunk", [None, 4])
+def test_sigkill_then_resume_equals_uninterrupted(media, chunk):
     src = make_clip(media / "long.mp4", frames=14, size=(64, 48), cut_at=9)
     style = media / "s1.png"
     ref = media / "ref.mp4"
-    subprocess.run(_cmd(src, style, ref), check=True, env=_env(), timeout=300)
+    extra = ["--chunk-frames", str(chunk)] if chunk else []
+    subprocess.run(_cmd(src, style, ref) + extra, check=True, env=_env(), timeout=300)
     out = media / "resumed.mp4"
     work = media / ".resumed.mp4.videostyle-work"
-    proc = subprocess.Popen(_cmd(src, style, out), env=_env())
-    _kill_when(proc, work, 5, signal.SIGKILL)
+    proc = subprocess.Popen(_cmd(src, style, out) + extra, env=_env())
+    _kill_when(proc, work, 9 if chunk else 5, signal.SIGKILL)
     proc.wait(timeout=60)
     assert not out.exists()
-    kept = len(list((work / "frames").glob("*.png")))
-    assert 5 <= kept < 14
-    r = subprocess.run(_cmd(src, style, out), env=_env(), timeout=300, capture_output=True, text=True)
+    kept = _finished(work)
+    assert (9 if chunk else 5) <= kept < 14
+    if chunk:  # closed chunks hold the frames; PNGs only for the open chunk and 2 warm-start frames
+        closed = sorted(p.name for p in (work / "chunks").glob("0*"))
+        assert closed[:2] == ["000000-000004.mp4", "000004-000008.mp4"]
+        pngs = sorted(int(p.stem) for p in (work / "frames").glob("*.png"))
+        assert pngs[0] >= 4 * len(closed) - 2 and pngs == list(range(pngs[0], kept))
+    r = subprocess.run(_cmd(src, style, out) + extra, env=_env(), timeout=300, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert "resuming" in r.stderr
     assert not work.exists()
@@ -224,3 +237,44 @@ def test_work_folder_write_error_stops_the_render(media, monkeypatch):
         render_video(src, out, _render_cfg(media / "s1.png"))
     assert not out.exists()
     assert not list(media.glob("*.tmp*")) and not list(media.glob(".o.mp4.*tmp*"))
+
+
+@pytest.mark.parametrize("suffix,codec", [(".mp4", "h264"), (".mkv", "hevc"), (".webm", "vp9")])
+def test_chunked_render_keeps_timestamps_audio_and_resumes_identically(media, suffix, codec):
+    """Chunks of 3 frames, B-frames (preset medium), a VFR source with a start offset and AAC audio:
+    the output has the source's timestamps and audio, and an interrupted render resumes from its
+    closed chunks to the same frames."""
+    from videostyle.config import apply
+    from videostyle.pipeline import RenderInterrupted, Reporter, render_video
+
+    from .clips import audio_packets, streams
+
+    src = make_clip(media / "vfr.mp4", frames=11, size=(64, 48), vfr=True, start_pts=300, audio=("aac",))
+    cfg = apply(_render_cfg(media / "s1.png"), {"render.chunk_frames": 3, "encode.preset": "medium",
+                                                "encode.codec": codec, "temporal.weight": 1.0,
+                                                "temporal.frames": (1, 2), "optim.size": 64})
+    ref = media / f"ref{suffix}"
+    render_video(src, ref, cfg)
+
+    class StopAt(Reporter):
+        def frame(self, done):
+            if done.index == 7:
+                raise KeyboardInterrupt
+
+    out = media / f"o{suffix}"
+    work = media / f".o{suffix}.videostyle-work"
+    with pytest.raises(RenderInterrupted, match="8 finished frame"):
+        render_video(src, out, cfg, StopAt())
+    assert sorted(p.name for p in (work / "chunks").iterdir()) == [f"000000-000003{suffix}", f"000003-000006{suffix}"]
+    assert sorted(p.name for p in (work / "frames").glob("*.png")) == [f"{i:06d}.png" for i in range(4, 8)]
+    render_video(src, out, cfg)
+    assert not work.exists()
+    a, b = _frames(ref), _frames(out)
+    assert len(a) == len(b) == 11 and all(np.array_equal(x, y) for x, y in zip(a, b))
+    exact = suffix == ".mp4"  # Matroska/WebM keep milliseconds
+    for f in (ref, out):
+        assert video_pts(f) == pytest.approx(video_pts(src), abs=1e-6 if exact else 1e-3)
+    if suffix == ".webm":  # AAC is re-encoded as Opus for WebM
+        assert streams(out) == [("video", "vp9"), ("audio", "opus")] and audio_packets(out) == audio_packets(ref)
+    else:
+        assert audio_packets(out) == audio_packets(src) == audio_packets(ref)

@@ -198,6 +198,10 @@ class RenderConfig:
     # CUDA only, with --optimizer adam: replay each iteration (forward, backward, Adam update) from
     # a CUDA graph captured once per frame size, instead of launching its few hundred kernels.
     cuda_graphs: bool = opt(False, "CUDA: replay the Adam iteration from a captured CUDA graph")
+    # Video: finished frames are encoded into chunks of this many frames in the work folder; a
+    # closed chunk's PNGs are deleted, so an interrupted render keeps about one chunk of PNGs.
+    # Each chunk starts with a keyframe (x264's default keyframe interval is 250).
+    chunk_frames: int = opt(240, "video: frames per encoded chunk of the work folder", lo=1)
     # Write the current frame as PNG every N frames (0 = off).
     preview_every: int = opt(0, "write a preview PNG every N frames (0 = off)", lo=0)
 

@@ -272,7 +272,10 @@ def _video_options(codec: str, crf: int, preset: str) -> dict[str, str]:
 
 class VideoWriter:
     """Encode RGB frames into ``path`` (written as a temporary file, renamed by ``finish``),
-    carrying the source's audio and subtitle streams over the same time span."""
+    carrying the source's audio and subtitle streams over the same time span.
+
+    With ``template`` (an encoded chunk of the same container format) the video stream takes
+    that file's codec parameters and ``copy_video`` muxes already encoded chunks instead."""
 
     def __init__(
         self,
@@ -289,6 +292,7 @@ class VideoWriter:
         span: tuple[float, float | None] = (0.0, None),
         shift: float = 0.0,
         warn: Warn = lambda m: None,
+        template: str | os.PathLike[str] | None = None,
     ) -> None:
         self.path = Path(path)
         self.fmt = container_format(self.path)
@@ -301,19 +305,30 @@ class VideoWriter:
         self.span = span  # source seconds [t0, t1) of the aux streams to carry
         self.warn = warn
         self._last_pts: int | None = None
+        # MP4/MOV keep a non-zero start as an edit list in the movie timescale (1/1000 s by
+        # default): in the source's time base it is exact.
+        den = self.time_base.denominator
+        opts = {"movie_timescale": str(den)} if self.fmt in ("mp4", "mov") and den < 2**31 else {}
         try:
-            self.out = av.open(str(self.tmp), "w", format=self.fmt)
+            self.out = av.open(str(self.tmp), "w", format=self.fmt, options=opts)
         except (av.error.FFmpegError, OSError) as exc:
             raise OutputError(f"cannot write {self.path}: {getattr(exc, 'strerror', None) or exc}") from None
+        self._last_dts: int | None = None
+        self.remux = template is not None
         try:
-            self.video = self.out.add_stream(VIDEO_ENCODERS[codec], rate=fps,
-                                             options=_video_options(codec, crf, preset))
-            self.video.width, self.video.height = width, height
-            self.video.pix_fmt = "yuv422p10le" if codec == "prores" else "yuv420p"
-            self.video.time_base = self.time_base
-            self.video.codec_context.time_base = self.time_base
-            cc = self.video.codec_context
-            cc.color_primaries, cc.color_trc, cc.colorspace, cc.color_range = 1, 1, 1, 1  # BT.709, limited range
+            if template is not None:
+                with _open_input(Path(template)) as tpl:
+                    self.video = self.out.add_stream_from_template(tpl.streams.video[0])
+                    self.video.time_base = tpl.streams.video[0].time_base
+            else:
+                self.video = self.out.add_stream(VIDEO_ENCODERS[codec], rate=fps,
+                                                 options=_video_options(codec, crf, preset))
+                self.video.width, self.video.height = width, height
+                self.video.pix_fmt = "yuv422p10le" if codec == "prores" else "yuv420p"
+                self.video.time_base = self.time_base
+                self.video.codec_context.time_base = self.time_base
+                cc = self.video.codec_context
+                cc.color_primaries, cc.color_trc, cc.colorspace, cc.color_range = 1, 1, 1, 1  # BT.709, limited range
             self.aux: list[_Aux] = []
             self._in: Any = None
             self._packets: Iterator[Any] | None = None
@@ -449,10 +464,41 @@ class VideoWriter:
         for packet in self.video.encode(frame):
             self.out.mux(packet)
 
+    def copy_video(self, chunk: str | os.PathLike[str]) -> int:
+        """Mux the video packets of an encoded chunk (same codec parameters as the template),
+        carrying aux packets up to each one's time; returns the number of packets."""
+        n = 0
+        try:
+            with _open_input(Path(chunk)) as src:
+                stream = src.streams.video[0]
+                for pkt in src.demux(stream):
+                    if pkt.size == 0 or (pkt.pts is None and pkt.dts is None):
+                        continue
+                    if pkt.time_base != self.video.time_base:
+                        pkt.pts = None if pkt.pts is None else int(round(pkt.pts * pkt.time_base / self.video.time_base))
+                        pkt.dts = None if pkt.dts is None else int(round(pkt.dts * pkt.time_base / self.video.time_base))
+                        pkt.time_base = self.video.time_base
+                    ts = pkt.pts if pkt.pts is not None else pkt.dts
+                    self._mux_aux_until(float(ts * self.video.time_base) + self.shift)
+                    # Each chunk's encoder starts its decode timestamps a few frames before its
+                    # first frame; keep them increasing across the seam (never past the pts).
+                    if pkt.dts is not None and self._last_dts is not None and pkt.dts <= self._last_dts:
+                        pkt.dts = self._last_dts + 1
+                        if pkt.pts is not None and pkt.pts < pkt.dts:
+                            pkt.pts = pkt.dts
+                    if pkt.dts is not None:
+                        self._last_dts = pkt.dts
+                    pkt.stream = self.video
+                    self.out.mux(pkt)
+                    n += 1
+        except av.error.FFmpegError as exc:
+            raise OutputError(f"cannot read the encoded chunk {chunk}: {exc}; rerun with --restart") from None
+        return n
+
     def finish(self) -> Path:
         """Flush encoders, carry the remaining aux packets, close and rename into place."""
         try:
-            for packet in self.video.encode(None):
+            for packet in ([] if self.remux else self.video.encode(None)):
                 self.out.mux(packet)
             self._mux_aux_until(None)
             for aux in self.aux:

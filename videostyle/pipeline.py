@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import queue
@@ -238,10 +237,11 @@ class _Inline:
 
 
 def render_settings(cfg: Config, inp: Path) -> dict[str, Any]:
-    """Everything that determines the stylized frames (for resume); not encode or progress options."""
+    """Everything that determines the stylized frames and their encoding (for resume); not
+    progress or scheduling options."""
     d = to_dict(cfg)
-    d.pop("encode")
-    # Options that do not change the frames stay out of the hash (a resume may change them).
+    # Encode settings stay in: the work folder holds frames encoded with them.
+    # Options that change neither the frames nor their encoding stay out (a resume may change them).
     d["render"] = {k: v for k, v in d["render"].items() if k not in ("preview_every", "stage_threads", "ray_address")}
     d["flow"] = {k: v for k, v in d["flow"].items() if k != "workers"}
     d["input"] = {"path": str(inp.resolve()), "digest": file_digest(inp, full=False)}
@@ -414,48 +414,6 @@ def stylize_or_restore(vs: VideoStylizer, store: WorkDir, index: int, src: np.nd
     return img, res
 
 
-class _Saver:
-    """Writes finished frames to the work folder on a background thread, in order, so PNG
-    encoding (about 70 ms for a 1080p frame) stays off the stylizer's path. One writer in
-    order keeps the frames on disk a prefix of the render, which is what resume needs;
-    ``close`` waits for the pending writes, so an interrupted render keeps every frame it
-    finished."""
-
-    def __init__(self, stages: StageTimes) -> None:
-        self.q: queue.Queue[Any] = queue.Queue(maxsize=4)
-        self.error: BaseException | None = None
-        self.stages = stages
-        self.seconds = 0.0  # added to stages.io on close (one writer per counter)
-        self.thread = threading.Thread(target=self._run, name="videostyle-save", daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        while True:
-            item = self.q.get()
-            if item is None:
-                return
-            if self.error is None:
-                t = time.perf_counter()
-                try:
-                    save_frame(*item)
-                except BaseException as exc:  # noqa: BLE001 - raised on the main thread
-                    self.error = exc
-                self.seconds += time.perf_counter() - t
-
-    def __call__(self, store: WorkDir, index: int, img: np.ndarray, cut: bool, ref: float | None) -> None:
-        if self.error is not None:
-            raise self.error
-        self.q.put((store, index, img, cut, ref))
-
-    def close(self) -> None:
-        if self.thread.is_alive():
-            self.q.put(None)
-            self.thread.join()
-            self.stages.io += self.seconds
-        if self.error is not None:
-            raise self.error
-
-
 def build_video_stylizer(cfg: Config, styles: list[np.ndarray], reporter: Reporter,
                          stylizer: Stylizer | None = None) -> VideoStylizer:
     """The engines a video render needs (no VGG for --method fast) around one VideoStylizer."""
@@ -562,15 +520,62 @@ def plan_video(inp: Path, out: Path, cfg: Config, overwrite: bool) -> VideoJob:
     return VideoJob(info, (sh, sw), (oh, ow), even_size(oh, ow, cfg.encode.even))
 
 
-def open_writer(inp: Path, out: Path, cfg: Config, job: VideoJob, warn: Callable[[str], None]) -> VideoWriter:
-    """The encoder, carrying the audio over the render's span (shifted to 0 for --start cuts)."""
+def open_writer(inp: Path | None, out: Path, cfg: Config, job: VideoJob, warn: Callable[[str], None],
+                template: Path | None = None) -> VideoWriter:
+    """The encoder, carrying the audio of ``inp`` (None: video only) over the render's span
+    (shifted to 0 for --start cuts); with ``template`` it muxes encoded chunks instead."""
     r = cfg.render
     t0 = job.info.start_time + r.start
     span = (t0 if r.start > 0 else float("-inf"), t0 + r.duration if r.duration > 0 else None)
     eh, ew = job.encoded
     return VideoWriter(out, width=ew, height=eh, time_base=job.info.time_base, fps=job.info.fps,
                        codec=cfg.encode.codec, crf=cfg.encode.crf, preset=cfg.encode.preset, source=inp, span=span,
-                       shift=t0 if r.start > 0 else 0.0, warn=warn)
+                       shift=t0 if r.start > 0 else 0.0, warn=warn, template=template)
+
+
+class _Chunks:
+    """The open chunk of a render's work folder: encoded frames go into it, and every
+    ``render.chunk_frames`` frames it is closed (renamed into place) and the PNGs that a resume
+    no longer needs are deleted. Chunk boundaries fall at fixed frame indices, so a resumed
+    render encodes exactly as an uninterrupted one."""
+
+    def __init__(self, work: WorkDir, cfg: Config, job: VideoJob, out: Path, keep: int,
+                 warn: Callable[[str], None]) -> None:
+        self.work, self.cfg, self.job, self.keep, self.warn = work, cfg, job, keep, warn
+        self.suffix = out.suffix
+        self.writer: VideoWriter | None = None
+        self.start = self.end = 0
+        self.pruned = 0  # PNGs below this index are already deleted
+        closed = {f for _, _, f in work.closed_chunks()}
+        for f in work.chunks.iterdir():  # an open chunk of an interrupted run is redone
+            if f not in closed:
+                f.unlink(missing_ok=True)
+
+    def write(self, index: int, image: np.ndarray, pts: int) -> None:
+        if self.writer is not None and index >= self.start + self.cfg.render.chunk_frames:
+            self.close()
+        if self.writer is None:
+            self.start = index
+            path = self.work.chunks / f"{index:06d}.open{self.suffix}"
+            self.writer = open_writer(None, path, self.cfg, self.job, self.warn)
+        self.writer.write(image, pts)
+        self.end = index + 1
+
+    def close(self) -> None:
+        if self.writer is None:
+            return
+        done = self.writer.finish()
+        self.writer = None
+        os.replace(done, self.work.chunk_path(self.start, self.end, self.suffix))
+        upto = self.end - self.keep
+        if upto > self.pruned:
+            self.work.prune(self.pruned, upto)
+            self.pruned = upto
+
+    def abort(self) -> None:
+        if self.writer is not None:
+            self.writer.abort()
+            self.writer = None
 
 
 def finish_writer(writer: VideoWriter, cfg: Config, job: VideoJob, last_time: float | None) -> None:
@@ -597,7 +602,9 @@ def render_video(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: 
     """Stylize a video into ``out``, streaming, with the source's audio; resumable.
 
     With ``render.stage_threads`` decoding, optical flow and encoding run on their own threads with
-    bounded queues, so the stylizer (the main thread) only waits when they fall behind.
+    bounded queues, so the stylizer (the main thread) only waits when they fall behind. Finished
+    frames are saved and encoded into the work folder's chunks by the encoding stage; the output
+    is muxed from the chunks with the audio at the end.
     """
     reporter = reporter or Reporter()
     inp, out = Path(inp), Path(out)
@@ -606,26 +613,36 @@ def render_video(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: 
     total = count_frames(inp, start=r.start, duration=r.duration, max_frames=r.max_frames, info=job.info)
     styles = load_styles(cfg)
     work = WorkDir(out, render_settings(cfg, inp))
-    kept = work.open(restart)
-    if kept:
-        reporter.notice(f"resuming {out.name}: {kept} finished frame(s) kept in {work.path}")
+    work.open(restart)
     vs = build_video_stylizer(cfg, styles, reporter, stylizer)
     if cfg.optim.init == "image":
         if not cfg.optim.init_image:
             raise ConfigError("--init image needs --init-image PATH")
         vs.first_init = prepare_content(read_image(cfg.optim.init_image, "init image"), 0, "init image")
-    writer = open_writer(inp, out, cfg, job, reporter.notice)
+    gaps = vs.gaps()
+    keep = max(gaps)  # finished frames a resume needs before its first new frame (warm start)
+    covered = work.covered()
+    while covered and not all(work.has(i) for i in range(max(0, covered - keep), covered)):
+        work.drop_chunk(work.closed_chunks()[-1][0])  # its warm-start frames are gone: redo it
+        covered = work.covered()
+    kept = covered + work.count(covered)
+    if kept:
+        reporter.notice(f"resuming {out.name}: {kept} finished frame(s) kept in {work.path}")
+    skip = max(0, covered - keep)  # frames only the closed chunks need
+    ref = work.latest_ref_loss(0, skip)
+    if ref is not None:
+        vs.ref_loss = ref
+    chunks = _Chunks(work, cfg, job, out, keep, reporter.notice)
     preview = out.with_name(f"{out.stem}.preview.png")
     stages = StageTimes()
     vs.stages = stages
-    gaps = vs.gaps()
     workers = flow_workers(cfg, vs) if r.stage_threads else 1
     stop = threading.Event()
-    last: dict[str, Any] = {"frames": 0, "time": None}
+    enc_io = [0.0]  # work-folder writes on the encoding stage
 
     # -- stages (each on its own thread with overlap, inline without)
 
-    def decode_items() -> Iterator[tuple[Frame, np.ndarray]]:
+    def decode_items() -> Iterator[tuple[Frame, np.ndarray | None]]:
         frames = read_frames(inp, start=r.start, duration=r.duration, max_frames=r.max_frames, warn=reporter.notice,
                              info=job.info)
         while True:
@@ -633,53 +650,61 @@ def render_video(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: 
             fr = next(frames, None)
             if fr is None:
                 return
-            src = prepare_content(fr.image, cfg.optim.size, f"video {inp}")
+            src = prepare_content(fr.image, cfg.optim.size, f"video {inp}") if fr.index >= skip else None
             stages.decode += time.perf_counter() - td
             yield fr, src
 
-    def flow_items(items: Iterator[tuple[Frame, np.ndarray]]) -> Iterator[tuple[Frame, np.ndarray, dict[int, FramePair]]]:
+    def flow_items(items: Iterator[tuple[Frame, np.ndarray | None]]
+                   ) -> Iterator[tuple[Frame, np.ndarray | None, dict[int, FramePair]]]:
         # Flow depends on source frames only, so it runs ahead of the stylizer; each pair is
         # computed once and reused for the init, the mask, the scene-cut test and the loss.
         # With several flow workers, that many frames are computed at once and handed on in order.
         hist: deque[np.ndarray] = deque(maxlen=max(gaps))
-        pending: deque[tuple[Frame, np.ndarray, Future[tuple[dict[int, FramePair], float]]]] = deque()
+        pending: deque[tuple[Frame, np.ndarray | None, Future[tuple[dict[int, FramePair], float]]]] = deque()
         with ThreadPoolExecutor(workers, thread_name_prefix="videostyle-flow") if workers > 1 else _Inline() as pool:
             for fr, src in items:
                 # Resumed frames need no flow.
                 earlier = {g: hist[-g] for g in gaps if len(hist) >= g} if fr.index >= kept else {}
-                hist.append(src)
+                if src is not None:
+                    hist.append(src)
                 pending.append((fr, src, pool.submit(_flow_pairs, src, earlier, vs.params)))
                 while len(pending) >= workers or (pending and pending[0][2].done()):
                     yield take(pending.popleft())
             while pending:
                 yield take(pending.popleft())
 
-    def take(item: tuple[Frame, np.ndarray, Future[tuple[dict[int, FramePair], float]]]
-             ) -> tuple[Frame, np.ndarray, dict[int, FramePair]]:
+    def take(item: tuple[Frame, np.ndarray | None, Future[tuple[dict[int, FramePair], float]]]
+             ) -> tuple[Frame, np.ndarray | None, dict[int, FramePair]]:
         fr, src, fut = item
         pairs, seconds = fut.result()
         stages.flow += seconds
         return fr, src, pairs
 
-    def encode_one(item: tuple[Frame, np.ndarray, bool]) -> None:
-        fr, img, is_new = item
+    def encode_one(item: tuple[Frame, np.ndarray, tuple[bool, float | None] | None]) -> None:
+        # The PNG is saved before the frame is encoded, so a closed chunk's frames are all on disk.
+        fr, img, save = item
+        if save is not None:
+            ts = time.perf_counter()
+            save_frame(work, fr.index, img, *save)
+            enc_io[0] += time.perf_counter() - ts
         te = time.perf_counter()
         final = output_frame(img, cfg, job)
-        writer.write(final, fr.pts)
+        chunks.write(fr.index, final, fr.pts)
         stages.encode += time.perf_counter() - te
-        if r.preview_every and is_new and fr.index % r.preview_every == 0:
+        if r.preview_every and save is not None and fr.index % r.preview_every == 0:
             write_image(preview, final)
-        last["frames"] += 1
-        last["time"] = fr.time
 
     threads: list[threading.Thread] = []
     enc_err: list[BaseException] = []
-    enc_q: queue.Queue[Any] = queue.Queue(maxsize=8)
+    # Small: frames waiting here are not on disk yet (a SIGKILL loses them).
+    enc_q: queue.Queue[Any] = queue.Queue(maxsize=2)
+    enc_thread: threading.Thread | None = None
     if r.stage_threads:
         dec = _Stage("decode", decode_items(), 4, stop)
         flo = _Stage("flow", flow_items(_drain(dec)), 4, stop)
 
         def encoder() -> None:
+            # On stop, the frames already queued are still saved and encoded: they are finished work.
             try:
                 while True:
                     try:
@@ -696,8 +721,8 @@ def render_video(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: 
                 stop.set()
 
         enc_thread = threading.Thread(target=encoder, name="videostyle-encode", daemon=True)
-        threads = [dec, flo, enc_thread]
-        for th in threads:
+        threads = [dec, flo]
+        for th in (dec, flo, enc_thread):
             th.start()
         source: Iterator[Any] = _drain(flo)
 
@@ -712,6 +737,7 @@ def render_video(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: 
                     continue
 
         def close_encoder() -> None:
+            assert enc_thread is not None
             while enc_thread.is_alive():
                 try:
                     enc_q.put(_End(), timeout=0.1)
@@ -728,11 +754,11 @@ def render_video(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: 
         def close_encoder() -> None:
             pass
 
-    saver = _Saver(stages) if r.stage_threads else None
     iterations: list[int] = []
     frame_secs: list[float] = []
     started = time.perf_counter()
     waited = 0.0
+    n_frames, last_time = 0, None
     reporter.begin(total, str(inp))
     try:
         while True:
@@ -745,48 +771,61 @@ def render_video(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: 
             if item is None:
                 break
             fr, src, pairs = item
-            img, res = stylize_or_restore(vs, work, fr.index, src, pairs, stages, saver or save_frame)
+            n_frames, last_time = n_frames + 1, fr.time
+            if fr.index < skip:  # in a closed chunk
+                reporter.frame(FrameDone(fr.index, total, 0, 0.0, float("nan"), resumed=True))
+                continue
+            img, res = stylize_or_restore(vs, work, fr.index, src, pairs, stages, save=_no_save)
             if res is None:
                 done = FrameDone(fr.index, total, 0, 0.0, float("nan"), resumed=True)
+                if fr.index >= covered:  # kept as PNG: goes into the open chunk again
+                    emit((fr, img, None))
             else:
                 frame_secs.append(res.seconds)
                 iterations.append(res.iterations)
                 done = FrameDone(fr.index, total, res.iterations, res.seconds, res.loss, res.restarted)
-            emit((fr, img, not done.resumed))
+                emit((fr, img, (res.restarted, vs.ref_loss if res.full else None)))
             reporter.frame(done)
         close_encoder()
-        if saver is not None:
-            saver.close()
-        if last["frames"] == 0:
-            raise InputError(f"input {inp} has no video frames in the requested span")
         tfin = time.perf_counter()
-        finish_writer(writer, cfg, job, last["time"])
+        chunks.close()
+        if n_frames == 0:
+            raise InputError(f"input {inp} has no video frames in the requested span")
+        parts = [f for _, _, f in work.closed_chunks()]
+        writer = open_writer(inp, out, cfg, job, reporter.notice, template=parts[0])
+        for part in parts:
+            writer.copy_video(part)
+        finish_writer(writer, cfg, job, last_time)
         stages.encode += time.perf_counter() - tfin
     except KeyboardInterrupt:
         stop.set()
         _join(threads)
-        writer.abort()
+        if enc_thread is not None:
+            enc_thread.join(timeout=60)  # saves the frames already handed over
+        chunks.abort()
         reporter.end()
-        if saver is not None:
-            saver.close()  # the frames already handed over are finished work: keep them
         raise RenderInterrupted(
-            f"interrupted; {work.count()} finished frame(s) are kept in {work.path}: run the same command again to resume"
+            f"interrupted; {work.finished()} finished frame(s) are kept in {work.path}: run the same command again to resume"
         ) from None
     except BaseException:
         stop.set()
         _join(threads)
-        writer.abort()
+        if enc_thread is not None:
+            enc_thread.join(timeout=60)
+        chunks.abort()
         reporter.end()
-        if saver is not None:
-            with contextlib.suppress(BaseException):
-                saver.close()
         raise
     reporter.end()
     work.remove()
     wall = time.perf_counter() - started
     stages.stylize = max(sum(frame_secs) - (0.0 if r.stage_threads else stages.flow), 0.0)
     stages.waiting = waited
-    return RenderResult(out, last["frames"], wall, iterations, stages, tuple(frame_secs))
+    stages.io += enc_io[0]
+    return RenderResult(out, n_frames, wall, iterations, stages, tuple(frame_secs))
+
+
+def _no_save(store: WorkDir, index: int, img: np.ndarray, cut: bool, ref: float | None) -> None:
+    """render_video saves on its encoding stage, in order with the encoding (see encode_one)."""
 
 
 def _join(threads: list[threading.Thread]) -> None:

@@ -1,9 +1,14 @@
 """A render's progress on disk, beside its output, so an interrupted render resumes.
 
 ``.{output name}.videostyle-work/`` holds ``state.json`` (a hash of everything that determines
-the frames, and the settings behind it) and ``frames/NNNNNN.png``: every finished stylized
-frame, lossless, each written atomically. Resuming re-encodes the kept frames and continues
-from the first missing one; the folder is removed after the output is in place.
+the frames and their encoding, and the settings behind it), ``chunks/AAAAAA-BBBBBB.EXT``: the
+finished frames A..B-1 encoded as the output will carry them, one file per closed chunk, and
+``frames/NNNNNN.png``: the finished frames of the open chunk, lossless, each written atomically,
+plus the last few frames of the closed chunks that a resume needs to warm-start the next frame
+(a chunk's other PNGs are deleted once it is closed, so the folder stays about the size of the
+output plus one chunk of PNGs). Resuming keeps the closed chunks, re-encodes the open chunk's
+kept frames and continues from the first missing one; the output is muxed from the chunks at
+the end and the folder removed after it is in place.
 """
 
 from __future__ import annotations
@@ -81,9 +86,10 @@ class WorkDir:
                 what = ", ".join(changed[:5]) + ("..." if len(changed) > 5 else "") if changed else "unknown"
                 raise ResumeConflict(
                     f"{self.output} has an interrupted render made with other settings (changed: {what}); "
-                    f"rerun with --restart to discard its {self.count()} finished frames, or restore the settings"
+                    f"rerun with --restart to discard its {self.finished()} finished frames, or restore the settings"
                 )
         self.frames.mkdir(parents=True, exist_ok=True)
+        self.chunks.mkdir(exist_ok=True)
         if not state_file.exists():
             tmp = state_file.with_suffix(".tmp")
             tmp.write_text(json.dumps({"hash": self.hash, "settings": self.settings}, indent=1, default=str))
@@ -97,7 +103,7 @@ class WorkDir:
         return self._file(index, ".png")
 
     def count(self, first: int = 0) -> int:
-        """Consecutive finished frames from ``first`` on."""
+        """Consecutive finished frames (PNGs) from ``first`` on."""
         n = first
         while self.frame_path(n).exists():
             n += 1
@@ -135,6 +141,53 @@ class WorkDir:
             if ref is not None:
                 return ref
         return None
+
+    # -- encoded chunks
+
+    @property
+    def chunks(self) -> Path:
+        return self.path / "chunks"
+
+    def chunk_path(self, start: int, end: int, suffix: str) -> Path:
+        """Where the closed chunk of frames ``start`` .. ``end - 1`` lives."""
+        return self.chunks / f"{start:06d}-{end:06d}{suffix}"
+
+    def closed_chunks(self) -> list[tuple[int, int, Path]]:
+        """Consecutive closed chunks from frame 0: (start, end, path)."""
+        found: dict[int, tuple[int, Path]] = {}
+        if self.chunks.is_dir():
+            for f in self.chunks.iterdir():
+                a, sep, b = f.stem.partition("-")
+                if sep and a.isdigit() and b.isdigit() and not f.name.startswith("."):
+                    found[int(a)] = (int(b), f)
+        out: list[tuple[int, int, Path]] = []
+        start = 0
+        while start in found:
+            end, f = found[start]
+            out.append((start, end, f))
+            start = end
+        return out
+
+    def covered(self) -> int:
+        """Frames 0 .. N-1 held by closed chunks: N."""
+        chunks = self.closed_chunks()
+        return chunks[-1][1] if chunks else 0
+
+    def finished(self) -> int:
+        """Consecutive finished frames from 0, in closed chunks or as PNGs."""
+        covered = self.covered()
+        return covered + self.count(covered)
+
+    def drop_chunk(self, start: int) -> None:
+        for a, _, f in self.closed_chunks():
+            if a == start:
+                f.unlink(missing_ok=True)
+
+    def prune(self, first: int, before: int) -> None:
+        """Delete the PNGs of frames ``first`` .. ``before - 1`` (held by closed chunks); their
+        cut and loss markers stay for resume."""
+        for i in range(first, before):
+            self.frame_path(i).unlink(missing_ok=True)
 
     def load(self, index: int) -> np.ndarray:
         return read_image(self.frame_path(index), "finished frame")
