@@ -15,7 +15,7 @@ from videostyle.cli import main
 from videostyle.errors import ConfigError
 from videostyle.images import write_image
 
-from .clips import make_clip, video_pts
+from .clips import audio_packets, make_clip, video_pts
 from .conftest import pattern, stripes
 
 FAST = {"model": "random", "size": 48, "iterations": 2, "iterations_later": 1, "device": "cpu",
@@ -247,7 +247,7 @@ def test_chunked_render_keeps_timestamps_audio_and_resumes_identically(media, su
     from videostyle.config import apply
     from videostyle.pipeline import RenderInterrupted, Reporter, render_video
 
-    from .clips import audio_packets, streams
+    from .clips import streams
 
     src = make_clip(media / "vfr.mp4", frames=11, size=(64, 48), vfr=True, start_pts=300, audio=("aac",))
     cfg = apply(_render_cfg(media / "s1.png"), {"render.chunk_frames": 3, "encode.preset": "medium",
@@ -278,3 +278,37 @@ def test_chunked_render_keeps_timestamps_audio_and_resumes_identically(media, su
         assert streams(out) == [("video", "vp9"), ("audio", "opus")] and audio_packets(out) == audio_packets(ref)
     else:
         assert audio_packets(out) == audio_packets(src) == audio_packets(ref)
+
+
+def test_failed_final_mux_keeps_the_chunks_and_a_rerun_finishes(media, monkeypatch):
+    from videostyle.config import apply
+    from videostyle.errors import OutputError
+    from videostyle.media import VideoWriter
+    from videostyle.pipeline import Reporter, render_video
+
+    src = make_clip(media / "long.mp4", frames=7, size=(64, 48), audio=("aac",))
+    cfg = apply(_render_cfg(media / "s1.png"), {"render.chunk_frames": 3})
+    out = media / "o.mp4"
+    real = VideoWriter.copy_video
+
+    def failing(self, chunk):
+        raise OutputError(f"cannot write {self.path}: No space left on device")
+
+    monkeypatch.setattr(VideoWriter, "copy_video", failing)
+    with pytest.raises(OutputError, match="No space left"):
+        render_video(src, out, cfg)
+    work = media / ".o.mp4.videostyle-work"
+    assert not out.exists() and not list(media.glob(".o.partial*"))
+    assert sorted(p.name for p in (work / "chunks").iterdir()) == [
+        "000000-000003.mp4", "000003-000006.mp4", "000006-000007.mp4"]
+    monkeypatch.setattr(VideoWriter, "copy_video", real)
+
+    class Count(Reporter):
+        stylized = 0
+
+        def frame(self, done):
+            Count.stylized += not done.resumed
+
+    res = render_video(src, out, cfg, Count())
+    assert Count.stylized == 0 and res.frames == 7 and len(video_pts(out)) == 7 and not work.exists()
+    assert audio_packets(out) == audio_packets(src)

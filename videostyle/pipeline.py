@@ -759,6 +759,7 @@ def render_video(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: 
     started = time.perf_counter()
     waited = 0.0
     n_frames, last_time = 0, None
+    final: list[VideoWriter | None] = [None]  # the output's muxer, once the chunks are done
     reporter.begin(total, str(inp))
     try:
         while True:
@@ -792,7 +793,7 @@ def render_video(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: 
         if n_frames == 0:
             raise InputError(f"input {inp} has no video frames in the requested span")
         parts = [f for _, _, f in work.closed_chunks()]
-        writer = open_writer(inp, out, cfg, job, reporter.notice, template=parts[0])
+        writer = final[0] = open_writer(inp, out, cfg, job, reporter.notice, template=parts[0])
         for part in parts:
             writer.copy_video(part)
         finish_writer(writer, cfg, job, last_time)
@@ -803,6 +804,8 @@ def render_video(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: 
         if enc_thread is not None:
             enc_thread.join(timeout=60)  # saves the frames already handed over
         chunks.abort()
+        if final[0] is not None:
+            final[0].abort()
         reporter.end()
         raise RenderInterrupted(
             f"interrupted; {work.finished()} finished frame(s) are kept in {work.path}: run the same command again to resume"
@@ -813,6 +816,8 @@ def render_video(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: 
         if enc_thread is not None:
             enc_thread.join(timeout=60)
         chunks.abort()
+        if final[0] is not None:
+            final[0].abort()
         reporter.end()
         raise
     reporter.end()
