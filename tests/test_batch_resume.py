@@ -312,3 +312,17 @@ def test_failed_final_mux_keeps_the_chunks_and_a_rerun_finishes(media, monkeypat
     res = render_video(src, out, cfg, Count())
     assert Count.stylized == 0 and res.frames == 7 and len(video_pts(out)) == 7 and not work.exists()
     assert audio_packets(out) == audio_packets(src)
+
+
+def test_a_render_that_failed_before_any_frame_does_not_block_the_next(media):
+    src = media / "in" / "a.mp4"
+    out = media / "o.mp4"
+    base = ["render", str(src), "--style", str(media / "s1.png"), "-o", str(out), "--model", "random",
+            "--size", "48", "--iterations", "1", "--iterations-later", "1", "-q"]
+    assert main(base + ["--cuda-graphs"]) == 2  # fails at setup (no CUDA here)
+    assert not (media / ".o.mp4.videostyle-work").exists()
+    work = media / ".o.mp4.videostyle-work"
+    work.mkdir()
+    (work / "state.json").write_text(json.dumps({"hash": "other", "settings": {"optim": {"iterations": 5}}}))
+    assert main(base) == 0 and not work.exists()  # a stale folder without finished frames is replaced
+    assert len(video_pts(out)) == 4

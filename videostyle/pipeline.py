@@ -612,13 +612,13 @@ def render_video(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: 
     r = cfg.render
     total = count_frames(inp, start=r.start, duration=r.duration, max_frames=r.max_frames, info=job.info)
     styles = load_styles(cfg)
-    work = WorkDir(out, render_settings(cfg, inp))
-    work.open(restart)
     vs = build_video_stylizer(cfg, styles, reporter, stylizer)
     if cfg.optim.init == "image":
         if not cfg.optim.init_image:
             raise ConfigError("--init image needs --init-image PATH")
         vs.first_init = prepare_content(read_image(cfg.optim.init_image, "init image"), 0, "init image")
+    work = WorkDir(out, render_settings(cfg, inp))  # after every setup check: a failed start leaves nothing
+    work.open(restart)
     gaps = vs.gaps()
     keep = max(gaps)  # finished frames a resume needs before its first new frame (warm start)
     covered = work.covered()

@@ -79,7 +79,9 @@ class WorkDir:
                 state = json.loads(state_file.read_text())
             except (OSError, ValueError):
                 state = {}
-            if state.get("hash") != self.hash:
+            if state.get("hash") != self.hash and not self._holds_work():
+                shutil.rmtree(self.path)  # a render that stopped before finishing a frame: start over
+            elif state.get("hash") != self.hash:
                 old = _flat(state.get("settings", {}))
                 new = _flat(json.loads(json.dumps(self.settings, default=str)))
                 changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
@@ -95,6 +97,10 @@ class WorkDir:
             tmp.write_text(json.dumps({"hash": self.hash, "settings": self.settings}, indent=1, default=str))
             os.replace(tmp, state_file)
         return self.count()
+
+    def _holds_work(self) -> bool:
+        """Any finished frame here: a PNG (parallel segments included) or a closed chunk."""
+        return bool(self.closed_chunks()) or next(self.path.rglob("*.png"), None) is not None
 
     def _file(self, index: int, suffix: str) -> Path:
         return self.frames / f"{index:06d}{suffix}"
