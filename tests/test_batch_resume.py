@@ -326,3 +326,27 @@ def test_a_render_that_failed_before_any_frame_does_not_block_the_next(media):
     (work / "state.json").write_text(json.dumps({"hash": "other", "settings": {"optim": {"iterations": 5}}}))
     assert main(base) == 0 and not work.exists()  # a stale folder without finished frames is replaced
     assert len(video_pts(out)) == 4
+
+
+def test_corrupt_chunk_is_a_one_line_error_naming_restart(media, capsys):
+    src = make_clip(media / "long.mp4", frames=7, size=(64, 48), audio=())
+    out = media / "o.mp4"
+    args = ["render", str(src), "--style", str(media / "s1.png"), "-o", str(out), "--model", "random", "--size", "48",
+            "--iterations", "1", "--iterations-later", "1", "--chunk-frames", "3", "--device", "cpu", "-q"]
+
+    from videostyle.media import VideoWriter
+
+    real = VideoWriter.copy_video
+    try:
+        VideoWriter.copy_video = lambda self, chunk: (_ for _ in ()).throw(KeyboardInterrupt)
+        assert main(args) == 130
+    finally:
+        VideoWriter.copy_video = real
+    first = media / ".o.mp4.videostyle-work" / "chunks" / "000000-000003.mp4"
+    first.write_bytes(b"\0" * 100)
+    capsys.readouterr()
+    assert main(args) != 0
+    err = capsys.readouterr().err
+    assert "000000-000003.mp4 is unreadable" in err and "--restart" in err and "Traceback" not in err
+    assert not out.exists()
+    assert main(args + ["--restart"]) == 0 and len(video_pts(out)) == 7

@@ -270,6 +270,21 @@ def _video_options(codec: str, crf: int, preset: str) -> dict[str, str]:
     return {"profile": "3"}  # prores_ks HQ
 
 
+def _unreadable_chunk(chunk: str | os.PathLike[str]) -> str:
+    return f"the encoded chunk {chunk} is unreadable; rerun with --restart to render again"
+
+
+def _open_chunk(chunk: str | os.PathLike[str]) -> Any:
+    try:
+        src = _open_input(Path(chunk))
+        if not src.streams.video:
+            src.close()
+            raise InputError("no video")
+        return src
+    except InputError:
+        raise OutputError(_unreadable_chunk(chunk)) from None
+
+
 class VideoWriter:
     """Encode RGB frames into ``path`` (written as a temporary file, renamed by ``finish``),
     carrying the source's audio and subtitle streams over the same time span.
@@ -317,7 +332,7 @@ class VideoWriter:
         self.remux = template is not None
         try:
             if template is not None:
-                with _open_input(Path(template)) as tpl:
+                with _open_chunk(template) as tpl:
                     self.video = self.out.add_stream_from_template(tpl.streams.video[0])
                     self.video.time_base = tpl.streams.video[0].time_base
             else:
@@ -467,32 +482,41 @@ class VideoWriter:
     def copy_video(self, chunk: str | os.PathLike[str]) -> int:
         """Mux the video packets of an encoded chunk (same codec parameters as the template),
         carrying aux packets up to each one's time; returns the number of packets."""
+        unreadable = _unreadable_chunk(chunk)
+        src = _open_chunk(chunk)
         n = 0
-        try:
-            with _open_input(Path(chunk)) as src:
-                stream = src.streams.video[0]
-                for pkt in src.demux(stream):
-                    if pkt.size == 0 or (pkt.pts is None and pkt.dts is None):
-                        continue
-                    if pkt.time_base != self.video.time_base:
-                        pkt.pts = None if pkt.pts is None else int(round(pkt.pts * pkt.time_base / self.video.time_base))
-                        pkt.dts = None if pkt.dts is None else int(round(pkt.dts * pkt.time_base / self.video.time_base))
-                        pkt.time_base = self.video.time_base
-                    ts = pkt.pts if pkt.pts is not None else pkt.dts
-                    self._mux_aux_until(float(ts * self.video.time_base) + self.shift)
-                    # Each chunk's encoder starts its decode timestamps a few frames before its
-                    # first frame; keep them increasing across the seam (never past the pts).
-                    if pkt.dts is not None and self._last_dts is not None and pkt.dts <= self._last_dts:
-                        pkt.dts = self._last_dts + 1
-                        if pkt.pts is not None and pkt.pts < pkt.dts:
-                            pkt.pts = pkt.dts
-                    if pkt.dts is not None:
-                        self._last_dts = pkt.dts
-                    pkt.stream = self.video
+        with src:
+            packets = src.demux(src.streams.video[0])
+            while True:
+                try:
+                    pkt = next(packets)
+                except StopIteration:
+                    break
+                except av.error.FFmpegError:
+                    raise OutputError(unreadable) from None
+                if pkt.size == 0 or (pkt.pts is None and pkt.dts is None):
+                    continue
+                tb = self.video.time_base
+                if pkt.time_base != tb:
+                    pkt.pts = None if pkt.pts is None else int(round(pkt.pts * pkt.time_base / tb))
+                    pkt.dts = None if pkt.dts is None else int(round(pkt.dts * pkt.time_base / tb))
+                    pkt.time_base = tb
+                ts = pkt.pts if pkt.pts is not None else pkt.dts
+                self._mux_aux_until(float(ts * tb) + self.shift)
+                # Each chunk's encoder starts its decode timestamps a few frames before its first
+                # frame; keep them increasing across the seam (never past the pts).
+                if pkt.dts is not None and self._last_dts is not None and pkt.dts <= self._last_dts:
+                    pkt.dts = self._last_dts + 1
+                    if pkt.pts is not None and pkt.pts < pkt.dts:
+                        pkt.pts = pkt.dts
+                if pkt.dts is not None:
+                    self._last_dts = pkt.dts
+                pkt.stream = self.video
+                try:
                     self.out.mux(pkt)
-                    n += 1
-        except av.error.FFmpegError as exc:
-            raise OutputError(f"cannot read the encoded chunk {chunk}: {exc}; rerun with --restart") from None
+                except (av.error.FFmpegError, OSError) as exc:
+                    raise OutputError(f"cannot write {self.path}: {getattr(exc, 'strerror', None) or exc}") from None
+                n += 1
         return n
 
     def finish(self) -> Path:
