@@ -506,8 +506,9 @@ class _GraphRunner(_Runner):
                 self.x.clamp_(0, 1)
             return values
 
-        # Warm up on a side stream (cuDNN picks its algorithms, Adam creates its state), as
-        # torch.cuda.graph requires, then capture one iteration.
+        # Warm up on a side stream (cuDNN picks its algorithms, cuBLAS makes its handle and
+        # workspace for that stream, Adam creates its state), as torch.cuda.graph requires, then
+        # capture one iteration on the same stream.
         side = torch.cuda.Stream(self.x.device)
         side.wait_stream(torch.cuda.current_stream(self.x.device))
         with torch.cuda.stream(side):
@@ -516,7 +517,7 @@ class _GraphRunner(_Runner):
         torch.cuda.current_stream(self.x.device).wait_stream(side)
         self.graph = torch.cuda.CUDAGraph()
         # thread_local: decode, flow and encode go on in their threads while this one captures.
-        with torch.cuda.graph(self.graph, capture_error_mode="thread_local"):
+        with torch.cuda.graph(self.graph, stream=side, capture_error_mode="thread_local"):
             self.values = body()
 
     def result(self) -> Tensor:
