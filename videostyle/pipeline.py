@@ -211,10 +211,10 @@ def flow_workers(cfg: Config, vs: VideoStylizer) -> int:
     return max(1, min(4, (os.cpu_count() or 1) // 4))
 
 
-def _flow_pairs(src: np.ndarray, earlier: dict[int, np.ndarray],
+def _flow_pairs(src: np.ndarray | None, earlier: dict[int, np.ndarray],
                 params: FlowParams) -> tuple[dict[int, FramePair], float]:
     t = time.perf_counter()
-    pairs = {g: flow_pair(src, e, params) for g, e in earlier.items()}
+    pairs = {g: flow_pair(src, e, params) for g, e in earlier.items()} if src is not None else {}
     return pairs, time.perf_counter() - t
 
 

@@ -403,8 +403,12 @@ class _Runner:
 
 
 def _stacked(terms: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
-    total = sum(terms.values())
-    return total, torch.stack([*(t.detach() for t in terms.values()), total.detach()])  # type: ignore[union-attr]
+    """The total loss, and the terms followed by the total stacked for one host read."""
+    parts = list(terms.values())
+    total = parts[0]
+    for t in parts[1:]:
+        total = total + t
+    return total, torch.stack([*(t.detach() for t in parts), total.detach()])
 
 
 class _EagerRunner(_Runner):
