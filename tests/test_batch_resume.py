@@ -350,3 +350,16 @@ def test_corrupt_chunk_is_a_one_line_error_naming_restart(media, capsys):
     assert "000000-000003.mp4 is unreadable" in err and "--restart" in err and "Traceback" not in err
     assert not out.exists()
     assert main(args + ["--restart"]) == 0 and len(video_pts(out)) == 7
+
+
+def test_chunked_av1_remuxes(media):
+    """AV1 chunks are muxed by copying their codec parameters (no AV1 encoder named like the decoder)."""
+    from videostyle.config import apply
+    from videostyle.pipeline import render_video
+
+    src = make_clip(media / "in7.mp4", frames=7, size=(64, 48), audio=("aac",))
+    out = media / "o.mp4"
+    render_video(src, out, apply(_render_cfg(media / "s1.png"), {"render.chunk_frames": 3, "encode.codec": "av1",
+                                                                 "optim.size": 64}))
+    assert video_pts(out) == pytest.approx(video_pts(src), abs=1e-6)
+    assert audio_packets(out) == audio_packets(src)

@@ -18,6 +18,10 @@ import numpy as np
 
 from videostyle.errors import ConfigError, InputError, OutputError
 
+# SVT-AV1 prints a 20-line banner each time an encoder opens (every chunk of an AV1 render);
+# errors only, unless the user asks for more.
+os.environ.setdefault("SVT_LOG", "1")
+
 Warn = Callable[[str], None]
 
 CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm"}
@@ -333,7 +337,9 @@ class VideoWriter:
         try:
             if template is not None:
                 with _open_chunk(template) as tpl:
-                    self.video = self.out.add_stream_from_template(tpl.streams.video[0])
+                    # opaque: reuse the chunk's codec parameters as they are (without it PyAV looks
+                    # for an encoder named like the chunk's decoder, e.g. libdav1d for AV1).
+                    self.video = self.out.add_stream_from_template(tpl.streams.video[0], opaque=True)
                     self.video.time_base = tpl.streams.video[0].time_base
             else:
                 self.video = self.out.add_stream(VIDEO_ENCODERS[codec], rate=fps,
