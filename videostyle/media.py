@@ -333,6 +333,7 @@ class VideoWriter:
         except (av.error.FFmpegError, OSError) as exc:
             raise OutputError(f"cannot write {self.path}: {getattr(exc, 'strerror', None) or exc}") from None
         self._last_dts: int | None = None
+        self._fps = Fraction(fps) if fps else None
         self.remux = template is not None
         try:
             if template is not None:
@@ -483,7 +484,28 @@ class VideoWriter:
         frame.pts = out_pts
         frame.time_base = self.time_base
         for packet in self.video.encode(frame):
+            self._check_dts(packet)
             self.out.mux(packet)
+
+    def _check_dts(self, packet: Any) -> None:
+        """Keep decode timestamps increasing and no later than the presentation timestamp.
+
+        x265 sometimes returns garbage decode timestamps for streams shorter than its reordering
+        delay (two frames: a short last chunk); such frames are not reordered, so their decode
+        time is their presentation time."""
+        dts, pts, last = packet.dts, packet.pts, self._last_dts
+        if dts is None:
+            return
+        # No encoder holds a frame back by more than 16 frames.
+        window = 16 * max(1, int(1 / (Fraction(self._fps) * packet.time_base))) if self._fps else 1 << 62
+        if pts is not None and (dts > pts or dts < pts - window or (last is not None and dts <= last)):
+            dts = pts if last is None or pts > last else last + 1
+        elif last is not None and dts <= last:
+            dts = last + 1
+        if pts is not None and pts < dts:  # nothing valid is left: show it one tick late
+            packet.pts = dts
+        packet.dts = dts
+        self._last_dts = dts
 
     def copy_video(self, chunk: str | os.PathLike[str]) -> int:
         """Mux the video packets of an encoded chunk (same codec parameters as the template),
@@ -510,13 +532,8 @@ class VideoWriter:
                 ts = pkt.pts if pkt.pts is not None else pkt.dts
                 self._mux_aux_until(float(ts * tb) + self.shift)
                 # Each chunk's encoder starts its decode timestamps a few frames before its first
-                # frame; keep them increasing across the seam (never past the pts).
-                if pkt.dts is not None and self._last_dts is not None and pkt.dts <= self._last_dts:
-                    pkt.dts = self._last_dts + 1
-                    if pkt.pts is not None and pkt.pts < pkt.dts:
-                        pkt.pts = pkt.dts
-                if pkt.dts is not None:
-                    self._last_dts = pkt.dts
+                # frame; keep them increasing across the seam.
+                self._check_dts(pkt)
                 pkt.stream = self.video
                 try:
                     self.out.mux(pkt)
@@ -529,6 +546,7 @@ class VideoWriter:
         """Flush encoders, carry the remaining aux packets, close and rename into place."""
         try:
             for packet in ([] if self.remux else self.video.encode(None)):
+                self._check_dts(packet)
                 self.out.mux(packet)
             self._mux_aux_until(None)
             for aux in self.aux:
