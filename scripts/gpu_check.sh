@@ -3,9 +3,11 @@
 # carry .whl and .media). Writes each table to $OUT (or /tmp/gpu_check) and prints it.
 #   1. tests/test_cuda.py + tests/test_stylize.py on the device (graphed Adam == eager Adam);
 #   2. scripts/bench_stylizer.py: the per-iteration floor at 512 and 1080 px squares;
-#   3. scripts/bench.py: end to end at 512, 1080 and 1920 px (the clip scaled up past its
+#   3. scripts/bench_host.py: the host's flow throughput per worker count (the auto setting
+#      beside a GPU is up to 4) and the host work left on the stylizer's path;
+#   4. scripts/bench.py: end to end at 512, 1080 and 1920 px (the clip scaled up past its
 #      640x360), every variant: busy fraction, s/later frame, ms/iter against the floor.
-# About 6 minutes on an H200.
+# About 6 minutes on an H200: give the call 540 s.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-/tmp/gpu_check}
@@ -23,4 +25,5 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | 
 python3 -c "import torch, av, cv2; print('torch', torch.__version__, 'av', av.__version__, 'cv2', cv2.__version__, 'cpus', __import__('os').cpu_count())" | tee -a "$out/device.txt"
 timeout 150 python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_stylize.py 2>&1 | tee "$out/tests.txt"
 timeout 90 python3 scripts/bench_stylizer.py --device cuda --sizes 512 1080 2>&1 | tee "$out/bench_stylizer.md"
+timeout 60 python3 scripts/bench_host.py 2>&1 | tee "$out/bench_host.md"
 timeout 330 python3 scripts/bench.py --device cuda --clip "$clip" --style "$style" --sizes 512 1080 1920 2>&1 | tee "$out/bench.md"
