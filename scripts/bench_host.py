@@ -62,10 +62,10 @@ class Count(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-def per_frame(tmp: Path) -> None:
+def per_frame(tmp: Path, style_path: Path) -> None:
     import cv2
 
-    style = read_image(STYLE)
+    style = read_image(style_path)
     print("| size | step on the stylizer's thread | before ms | now ms | ratio |")
     print("| --- | --- | --- | --- | --- |")
     rng = np.random.default_rng(0)
@@ -116,7 +116,7 @@ def per_frame(tmp: Path) -> None:
         print(f"| {w}x{h} | work-folder PNG save: inline / on the encoding stage | {a:.1f} | {b:.2f} | {a / b:.0f}x |")
 
 
-def flow_throughput() -> None:
+def flow_throughput(style_path: Path) -> None:
     import cv2
     from concurrent.futures import ThreadPoolExecutor
 
@@ -125,7 +125,7 @@ def flow_throughput() -> None:
     print()
     print("| size | flow workers | pairs/s (forward + backward + mask) | vs 1 worker |")
     print("| --- | --- | --- | --- |")
-    style = read_image(STYLE)
+    style = read_image(style_path)
     for h, w in ((288, 512), (720, 1280)):
         frames = [np.roll(cv2.resize(style, (w, h)), 2 * i, axis=1) for i in range(9)]
         base = None
@@ -174,10 +174,15 @@ def per_iteration() -> None:
 
 
 def main() -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--style", type=Path, default=STYLE, help="any picture: the frames are made from it")
+    args = ap.parse_args()
     print(f"# host work, CPU {torch.get_num_threads()} threads, torch {torch.__version__}, median of 7")
     with tempfile.TemporaryDirectory() as tmp:
-        per_frame(Path(tmp))
-    flow_throughput()
+        per_frame(Path(tmp), args.style)
+    flow_throughput(args.style)
     per_iteration()
 
 

@@ -25,5 +25,5 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | 
 python3 -c "import torch, av, cv2; print('torch', torch.__version__, 'av', av.__version__, 'cv2', cv2.__version__, 'cpus', __import__('os').cpu_count())" | tee -a "$out/device.txt"
 timeout 150 python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_stylize.py 2>&1 | tee "$out/tests.txt"
 timeout 90 python3 scripts/bench_stylizer.py --device cuda --sizes 512 1080 2>&1 | tee "$out/bench_stylizer.md"
-timeout 60 python3 scripts/bench_host.py 2>&1 | tee "$out/bench_host.md"
+timeout 60 python3 scripts/bench_host.py --style "$style" 2>&1 | tee "$out/bench_host.md"
 timeout 330 python3 scripts/bench.py --device cuda --clip "$clip" --style "$style" --sizes 512 1080 1920 2>&1 | tee "$out/bench.md"
