@@ -164,7 +164,7 @@ class WorkDir:
         if self.chunks.is_dir():
             for f in self.chunks.iterdir():
                 a, sep, b = f.stem.partition("-")
-                if sep and a.isdigit() and b.isdigit() and not f.name.startswith("."):
+                if sep and a.isdigit() and b.isdigit() and int(b) > int(a) and not f.name.startswith("."):
                     found[int(a)] = (int(b), f)
         out: list[tuple[int, int, Path]] = []
         start = 0
