@@ -241,16 +241,20 @@ def test_work_folder_write_error_stops_the_render(media, monkeypatch):
 
 @pytest.mark.parametrize("suffix,codec", [(".mp4", "h264"), (".mkv", "hevc"), (".webm", "vp9")])
 def test_chunked_render_keeps_timestamps_audio_and_resumes_identically(media, suffix, codec):
-    """Chunks of 3 frames, B-frames (preset medium), a VFR source with a start offset and AAC audio:
-    the output has the source's timestamps and audio, and an interrupted render resumes from its
-    closed chunks to the same frames."""
+    """Chunks of 3 frames, reordered frames (x265, libvpx), a VFR source with a start offset and AAC
+    audio: the output has the source's timestamps and audio, and an interrupted render resumes
+    from its closed chunks to the same frames."""
     from videostyle.config import apply
     from videostyle.pipeline import RenderInterrupted, Reporter, render_video
 
     from .clips import streams
 
     src = make_clip(media / "vfr.mp4", frames=11, size=(64, 48), vfr=True, start_pts=300, audio=("aac",))
-    cfg = apply(_render_cfg(media / "s1.png"), {"render.chunk_frames": 3, "encode.preset": "medium",
+    # x264 at preset medium gave a different bitstream for identical frames in about 1 of 20 runs at
+    # this tiny size (frames hashed at the encoder's input): ultrafast for h264; x265 and libvpx
+    # keep their B-frames / alt-ref reordering across the seams.
+    preset = "ultrafast" if codec == "h264" else "medium"
+    cfg = apply(_render_cfg(media / "s1.png"), {"render.chunk_frames": 3, "encode.preset": preset,
                                                 "encode.codec": codec, "temporal.weight": 1.0,
                                                 "temporal.frames": (1, 2), "optim.size": 64})
     ref = media / f"ref{suffix}"
