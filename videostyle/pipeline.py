@@ -71,7 +71,7 @@ class StageTimes:
     flow: float = 0.0  # optical flow and masks
     stylize: float = 0.0  # optimisation (VGG passes), excluding flow
     encode: float = 0.0  # colour conversion, encoding and muxing
-    io: float = 0.0  # work folder reads and writes (the writes on their own thread with stage_threads)
+    io: float = 0.0  # work folder reads and writes (the writes on the encoding stage with stage_threads)
     waiting: float = 0.0  # the stylizer (main thread) waiting for the next frame from decode/flow
 
 
@@ -275,7 +275,8 @@ class FrameResult:
     iterations: int
     loss: float
     restarted: bool  # a scene cut restarted this frame
-    full: bool = False  # full-iteration frame (first or scene cut): its loss is the new reference
+    # Full-iteration frames (first, scene cuts): the reference loss later frames stop at (None otherwise).
+    ref_loss: float | None = None
     seconds: float = 0.0  # wall time of the stylization, flow included
 
 
@@ -331,13 +332,13 @@ class VideoStylizer:
         prev = self.hist.get(1)
         if prev is None:
             img, n, loss = self.full(index, src)
-            return FrameResult(img, n, loss, False, full=True)
+            return FrameResult(img, n, loss, False, ref_loss=self.ref_loss)
         prev_src, prev_out = prev
         p1 = pairs.get(1) or self._pair(src, prev_src)
         if p1.reliable < t.scene_cut:
             self.hist.reset()
             img, n, loss = self.full(index, src)
-            return FrameResult(img, n, loss, True, full=True)
+            return FrameResult(img, n, loss, True, ref_loss=self.ref_loss)
         if self.st is None:
             # Feed-forward frames flicker; reliable pixels follow the warped previous output.
             new = fast_image(self.cfg, self.fast, src)
@@ -374,9 +375,6 @@ class VideoStylizer:
         return FrameResult(to_uint8(res.image), res.iterations, res.loss, False)
 
 
-SaveFrame = Callable[[WorkDir, int, np.ndarray, bool, "float | None"], None]
-
-
 def save_frame(store: WorkDir, index: int, img: np.ndarray, cut: bool, ref: float | None) -> None:
     """Persist a finished frame with its markers; the PNG comes last, as it marks the frame done."""
     if cut:
@@ -389,11 +387,11 @@ def save_frame(store: WorkDir, index: int, img: np.ndarray, cut: bool, ref: floa
 def stylize_or_restore(vs: VideoStylizer, store: WorkDir, index: int, src: np.ndarray,
                        pairs: dict[int, FramePair] | None = None,
                        stages: StageTimes | None = None,
-                       save: SaveFrame = save_frame) -> tuple[np.ndarray, FrameResult | None]:
+                       save: bool = True) -> tuple[np.ndarray, FrameResult | None]:
     """Frame ``index`` from ``store`` when an earlier run finished it, restoring the warm-start
-    state that run left (scene-cut reset, reference loss); else stylized now and handed to
-    ``save`` with its markers. Either way it joins the warm-start history. The result is None
-    for restored frames."""
+    state that run left (scene-cut reset, reference loss); else stylized now and, with ``save``,
+    saved with its markers (else the caller saves it). Either way it joins the warm-start
+    history. The result is None for restored frames."""
     stages = stages or StageTimes()
     t0 = time.perf_counter()
     res: FrameResult | None = None
@@ -408,7 +406,8 @@ def stylize_or_restore(vs: VideoStylizer, store: WorkDir, index: int, src: np.nd
         res = vs.frame(index, src, pairs)
         img = res.image
         t0 = time.perf_counter()
-        save(store, index, img, res.restarted, vs.ref_loss if res.full else None)
+        if save:
+            save_frame(store, index, img, res.restarted, res.ref_loss)
     stages.io += time.perf_counter() - t0
     vs.push(src, img)
     return img, res
@@ -759,7 +758,7 @@ def render_video(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: 
     started = time.perf_counter()
     waited = 0.0
     n_frames, last_time = 0, None
-    final: list[VideoWriter | None] = [None]  # the output's muxer, once the chunks are done
+    writer: VideoWriter | None = None  # the output's muxer, once the chunks are done
     reporter.begin(total, str(inp))
     try:
         while True:
@@ -776,7 +775,7 @@ def render_video(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: 
             if fr.index < skip:  # in a closed chunk
                 reporter.frame(FrameDone(fr.index, total, 0, 0.0, float("nan"), resumed=True))
                 continue
-            img, res = stylize_or_restore(vs, work, fr.index, src, pairs, stages, save=_no_save)
+            img, res = stylize_or_restore(vs, work, fr.index, src, pairs, stages, save=False)
             if res is None:
                 done = FrameDone(fr.index, total, 0, 0.0, float("nan"), resumed=True)
                 if fr.index >= covered:  # kept as PNG: goes into the open chunk again
@@ -785,7 +784,7 @@ def render_video(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: 
                 frame_secs.append(res.seconds)
                 iterations.append(res.iterations)
                 done = FrameDone(fr.index, total, res.iterations, res.seconds, res.loss, res.restarted)
-                emit((fr, img, (res.restarted, vs.ref_loss if res.full else None)))
+                emit((fr, img, (res.restarted, res.ref_loss)))
             reporter.frame(done)
         close_encoder()
         tfin = time.perf_counter()
@@ -793,7 +792,7 @@ def render_video(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: 
         if n_frames == 0:
             raise InputError(f"input {inp} has no video frames in the requested span")
         parts = [f for _, _, f in work.closed_chunks()]
-        writer = final[0] = open_writer(inp, out, cfg, job, reporter.notice, template=parts[0])
+        writer = open_writer(inp, out, cfg, job, reporter.notice, template=parts[0])
         for part in parts:
             writer.copy_video(part)
         finish_writer(writer, cfg, job, last_time)
@@ -804,8 +803,8 @@ def render_video(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: 
         if enc_thread is not None:
             enc_thread.join(timeout=60)  # saves the frames already handed over
         chunks.abort()
-        if final[0] is not None:
-            final[0].abort()
+        if writer is not None:
+            writer.abort()
         reporter.end()
         raise RenderInterrupted(
             f"interrupted; {work.finished()} finished frame(s) are kept in {work.path}: run the same command again to resume"
@@ -816,8 +815,8 @@ def render_video(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: 
         if enc_thread is not None:
             enc_thread.join(timeout=60)
         chunks.abort()
-        if final[0] is not None:
-            final[0].abort()
+        if writer is not None:
+            writer.abort()
         reporter.end()
         raise
     reporter.end()
@@ -827,10 +826,6 @@ def render_video(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: 
     stages.waiting = waited
     stages.io += enc_io[0]
     return RenderResult(out, n_frames, wall, iterations, stages, tuple(frame_secs))
-
-
-def _no_save(store: WorkDir, index: int, img: np.ndarray, cut: bool, ref: float | None) -> None:
-    """render_video saves on its encoding stage, in order with the encoding (see encode_one)."""
 
 
 def _join(threads: list[threading.Thread]) -> None:

@@ -69,8 +69,8 @@ class WorkDir:
         self.settings = settings
         self.hash = digest(settings)
 
-    def open(self, restart: bool) -> int:
-        """Prepare the folder; return the number of consecutive finished frames kept (0 if new)."""
+    def open(self, restart: bool) -> None:
+        """Prepare the folder: new, or kept from an interrupted render with the same settings."""
         state_file = self.path / "state.json"
         if restart and self.path.exists():
             shutil.rmtree(self.path)
@@ -96,7 +96,6 @@ class WorkDir:
             tmp = state_file.with_suffix(".tmp")
             tmp.write_text(json.dumps({"hash": self.hash, "settings": self.settings}, indent=1, default=str))
             os.replace(tmp, state_file)
-        return self.count()
 
     def _holds_work(self) -> bool:
         """Any finished frame here: a PNG (parallel segments included) or a closed chunk."""
