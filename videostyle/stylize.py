@@ -341,7 +341,6 @@ class Stylizer:
             with torch.no_grad():
                 terms = self.loss_terms(x0, content_feats, grams, temp)
             return x0.detach(), 0, float(sum(terms.values())), {k: float(v) for k, v in terms.items()}
-        names = self.term_names(bool(temp))
         if self.cfg.render.cuda_graphs:
             runner: _Runner = self._graph(hw, grams, content_feats, temp)
         else:
@@ -355,7 +354,7 @@ class Stylizer:
             # One host read per iteration: the weighted terms and their total, stacked on the
             # device (reading each term apart would wait on the device once per term).
             values = step().tolist()
-            last = dict(zip(names, values[:-1]))
+            last = dict(zip(runner.names, values[:-1]))
             loss = last["total"] = values[-1]
             done = i
             history.append(loss)
@@ -374,10 +373,6 @@ class Stylizer:
         x = runner.result()
         return x, done, last.get("total", math.nan), {k: v for k, v in last.items() if k != "total"}
 
-    def term_names(self, temporal: bool) -> list[str]:
-        """The keys of :meth:`loss_terms`, in order."""
-        return ["content", "style"] + (["tv"] if self.cfg.style.tv_weight else []) + (["temporal"] if temporal else [])
-
     def _graph(self, hw: tuple[int, int], grams: dict[str, Tensor], content_feats: dict[str, Tensor],
                temp: Sequence[tuple[Tensor, Tensor, float]]) -> _GraphRunner:
         key = (hw, tuple(wt for _, _, wt in temp))
@@ -394,6 +389,8 @@ class _Runner:
     """Runs optimiser iterations on an image; ``step()`` returns the weighted loss terms followed
     by their total, stacked on the device, evaluated at the image before the update."""
 
+    names: list[str]  # the terms' names, in the order step() returns them
+
     def start(self, x0: Tensor, content_feats: dict[str, Tensor], grams: dict[str, Tensor],
               temp: Sequence[tuple[Tensor, Tensor, float]]) -> Callable[[], Tensor]:
         raise NotImplementedError
@@ -402,8 +399,10 @@ class _Runner:
         raise NotImplementedError
 
 
-def _stacked(terms: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
-    """The total loss, and the terms followed by the total stacked for one host read."""
+def _stacked(runner: _Runner, terms: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+    """The total loss, and the terms followed by the total stacked for one host read (their
+    names go to ``runner.names``)."""
+    runner.names = list(terms)
     parts = list(terms.values())
     total = parts[0]
     for t in parts[1:]:
@@ -429,7 +428,7 @@ class _EagerRunner(_Runner):
 
         def closure() -> Tensor:
             opt.zero_grad(set_to_none=True)
-            total, values = _stacked(self.st.loss_terms(x, content_feats, grams, temp))
+            total, values = _stacked(self, self.st.loss_terms(x, content_feats, grams, temp))
             total.backward()
             out.append(values)
             return total
@@ -503,7 +502,7 @@ class _GraphRunner(_Runner):
 
         def body() -> Tensor:
             self.opt.zero_grad(set_to_none=False)
-            total, values = _stacked(self.st.loss_terms(self.x, self.content, grams, self.temp))
+            total, values = _stacked(self, self.st.loss_terms(self.x, self.content, grams, self.temp))
             total.backward()
             self.opt.step()
             with torch.no_grad():
