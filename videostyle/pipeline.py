@@ -26,6 +26,7 @@ from videostyle.media import (
 )
 from videostyle.fast import blend_temporal
 from videostyle.stylize import (
+    DivergedError,
     STIterate, preserve_colors, Stylizer, TemporalTerm, check_size, fit_size, resize, to_numpy, to_tensor, to_uint8,
 )
 from videostyle.workdir import WorkDir, file_digest
@@ -113,6 +114,7 @@ def build_stylizer(cfg: Config, reporter: Reporter, stylizer: Stylizer | None = 
     random_model_notice(cfg, reporter)
     st = stylizer or Stylizer(cfg)
     st.set_styles(styles, cfg.style.blend)
+    st.notice = reporter.notice
     return st
 
 
@@ -174,9 +176,10 @@ def render_image(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: 
         if fast is not None:  # hybrid: the feed-forward result is the optimiser's starting point
             init = fast.stylize(content, cfg.fast.strength)
             iterations = cfg.fast.refine_iterations
-        res = st.stylize(content, init, iterations=iterations, pyramid=fast is None, callback=reporter.iterate)
-        if not np.isfinite(res.loss):
-            raise InputError(f"optimisation of {inp} diverged (loss {res.loss}); lower the style weight or use --optimizer adam")
+        try:
+            res = st.stylize(content, init, iterations=iterations, pyramid=fast is None, callback=reporter.iterate)
+        except DivergedError as exc:
+            raise DivergedError(f"{inp}: {exc}") from None
         image = to_uint8(res.image)
         n_iter, loss = res.iterations, res.loss
     if cfg.encode.output_size == "source" and image.shape[:2] != content_full.shape[:2]:
@@ -324,7 +327,11 @@ class VideoStylizer:
     def frame(self, index: int, src: np.ndarray, pairs: dict[int, FramePair] | None = None) -> FrameResult:
         """Stylize frame ``index``; ``pairs`` are precomputed flows to earlier frames (by gap)."""
         t0 = time.perf_counter()
-        res = self._frame(index, src, pairs or {})
+        try:
+            res = self._frame(index, src, pairs or {})
+        except DivergedError as exc:
+            # Finished frames stay in the work folder; this one is never written as finished.
+            raise DivergedError(f"frame {index}: {exc}") from None
         return dataclasses.replace(res, seconds=time.perf_counter() - t0)
 
     def _frame(self, index: int, src: np.ndarray, pairs: dict[int, FramePair]) -> FrameResult:
@@ -422,6 +429,7 @@ def build_video_stylizer(cfg: Config, styles: list[np.ndarray], reporter: Report
         random_model_notice(cfg, reporter)
         st = stylizer or Stylizer(cfg)
         st.set_styles(styles, cfg.style.blend)
+        st.notice = reporter.notice
     vs = VideoStylizer(cfg, st, fast)
     vs.callback = reporter.iterate
     return vs
