@@ -144,3 +144,13 @@ def test_cuda_graphs_need_cuda_and_adam():
     for extra in ({}, {"optim.optimizer": "adam"}):
         with pytest.raises(ConfigError, match="--cuda-graphs needs --device cuda and --optimizer adam"):
             Stylizer(tiny_config(**{"render.cuda_graphs": True, **extra}), extractor=tiny_extractor())
+
+
+def test_a_start_at_zero_loss_is_not_divergence():
+    """Content only, from the content: the loss is 0 and stays ~0; no restart, no notice."""
+    st = make(tiny_config(**{"style.style_weight": 0.0, "style.tv_weight": 0.0}))
+    notes: list[str] = []
+    st.notice = notes.append
+    res = st.stylize(pattern(48, 48), iterations=5)
+    assert res.iterations == 5 and not notes
+    assert np.isfinite(res.image).all()

@@ -375,7 +375,8 @@ class Stylizer:
             if callback is not None:
                 callback(STIterate(i, iterations, level, levels, loss,
                                    {k: v for k, v in last.items() if k != "total"}, hw))
-            diverged = not math.isfinite(loss) or loss > EXPLODE * history[0]
+            grown = loss - history[0]  # (an absolute floor: a start at loss 0 is not "exploded" by 1e-9)
+            diverged = not math.isfinite(loss) or (loss > EXPLODE * history[0] and grown > 1e-6)
             if not diverged and i < iterations:
                 if stop_loss is not None and loss <= stop_loss:
                     break
@@ -389,7 +390,7 @@ class Stylizer:
             if not diverged:
                 # The last iteration: an image that ended worse than it started, or not finite,
                 # is garbage even when no single step exploded.
-                worse = o.optimizer == "lbfgs" and loss > history[0] * (1 + 1e-3)  # Adam may climb first
+                worse = o.optimizer == "lbfgs" and grown > 1e-3 * history[0] and grown > 1e-6  # Adam may climb first
                 diverged = len(history) > 2 and (worse or not bool(torch.isfinite(x).all()))
             if not diverged:
                 break
