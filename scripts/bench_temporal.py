@@ -8,6 +8,10 @@ error (gap 4) from `videostyle eval`'s measure, and the mean style / content los
 relative to the independent run.
 
     python scripts/bench_temporal.py [--clip ...] [--frames 48] [--size 256] [--model random]
+        [--temporal-weights 10,30,100] [--strip docs/temporal_strip.jpg]
+
+With --strip, six consecutive frames (source above, the last temporal-loss row below) are written
+as one image, to be checked by eye for ghosting and smearing.
 """
 
 from __future__ import annotations
@@ -16,6 +20,10 @@ import statistics
 import sys
 import tempfile
 from pathlib import Path
+
+import av
+import cv2
+import numpy as np
 
 from videostyle.config import Config, apply
 from videostyle.metrics import frame_losses, temporal_error
@@ -31,7 +39,10 @@ def main() -> None:
     ap = media_parser(__doc__, frames=48, size=256)
     ap.add_argument("--iterations", type=int, default=50)
     ap.add_argument("--later-fraction", type=float, default=0.2)
-    ap.add_argument("--temporal-weight", type=float, default=1.0)
+    ap.add_argument("--temporal-weights", default=str(Config().temporal.weight or 30),
+                    help="temporal loss weights, one row each (default: the config's)")
+    ap.add_argument("--strip", type=Path, default=None, help="write six consecutive frames here")
+    ap.add_argument("--strip-start", type=int, default=24)
     ap.add_argument("--model", default="auto", help="vgg19, random, or auto (vgg19 when its weights are here)")
     ap.add_argument("--flow", default="farneback")
     args = ap.parse_args()
@@ -45,8 +56,8 @@ def main() -> None:
                          "temporal.scene_cut": 0.0, "optim.stop_loss_ratio": 0.0}),
         ("prev", {"temporal.init_later": "prev"}),
         ("prev-warped", {"temporal.init_later": "prev-warped"}),
-        ("prev-warped + temporal loss", {"temporal.init_later": "prev-warped", "temporal.weight": args.temporal_weight}),
-    ]
+    ] + [(f"prev-warped + temporal loss {float(w):g}", {"temporal.init_later": "prev-warped", "temporal.weight": float(w)})
+         for w in args.temporal_weights.split(",")]
     print(f"# {args.clip.name}: {args.frames} frames at {args.size} px, model {model}, first frame {args.iterations} "
           f"iterations, later {later} (independent: {args.iterations}), flow {args.flow}")
     print("| variant | later iters | s/frame (median) | temporal error | vs independent | long-term (gap 4) "
@@ -71,6 +82,30 @@ def main() -> None:
             print(f"| {name} | {iters:g} | {spf:.2f} | {rep.error[1]:.5f} | {rep.error[1] / ref['te']:.2f}x | "
                   f"{rep.error[4]:.5f} | {losses['style'] / ref['style']:.2f} | {losses['content'] / ref['content']:.2f} |",
                   flush=True)
+        if args.strip:
+            write_strip(args.clip, out, args.strip, args.strip_start, args.size)
+            print(f"\nstrip: {args.strip} (frames {args.strip_start}-{args.strip_start + 5} of the last row)")
+
+
+def frames_at(path: Path, start: int, n: int, size: tuple[int, int]) -> list[np.ndarray]:
+    got = []
+    with av.open(str(path)) as c:
+        for i, f in enumerate(c.decode(video=0)):
+            if i >= start:
+                got.append(cv2.resize(f.to_ndarray(format="rgb24"), size, interpolation=cv2.INTER_AREA))
+            if len(got) == n:
+                break
+    return got
+
+
+def write_strip(clip: Path, out: Path, dest: Path, start: int, size: int) -> None:
+    with av.open(str(out)) as c:
+        s = c.streams.video[0]
+        wh = (s.width, s.height)
+    src, sty = frames_at(clip, start, 6, wh), frames_at(out, start, 6, wh)
+    sheet = np.concatenate([np.concatenate(src, 1), np.concatenate(sty, 1)], 0)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(dest), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 88])
 
 
 if __name__ == "__main__":

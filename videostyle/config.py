@@ -109,8 +109,13 @@ class OptimConfig:
 class TemporalConfig:
     # Init of later frames: the content, the previous output, or the previous output warped by flow.
     init_later: str = opt("prev-warped", "init of later frames", choices=("content", "prev", "prev-warped"))
-    # Weight of the temporal loss against the warped previous output (0 = off).
-    weight: float = opt(0.0, "temporal loss weight (0 = off)", lo=0.0, flag="temporal_weight")
+    # Weight of the temporal loss against the warped previous output (0 = off). 30 is Ruder et
+    # al.'s balance (content 5 : temporal 1e3 on 0-255 pixels) translated to our scale-free
+    # content term on the real VGG-19. Off by default: on the bunny clip the warped warm start
+    # alone already gives 0.05x the independent frames' temporal error and 30 takes 10% more
+    # off (scripts/bench_temporal.py), while it disables the early stop at the first frame's loss.
+    weight: float = opt(0.0, "temporal loss weight (0 = off; 30 = Ruder et al.'s balance)", lo=0.0,
+                        flag="temporal_weight")
     # Previous frames (gaps) the temporal loss looks at, e.g. 1,2,4.
     frames: tuple[int, ...] = opt((1,), "temporal loss frame gaps, e.g. 1,2,4", flag="temporal_frames")
     # A frame whose reliable fraction falls below this is a scene cut (restarted from content).
