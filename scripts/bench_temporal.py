@@ -8,7 +8,7 @@ error (gap 4) from `videostyle eval`'s measure, and the mean style / content los
 relative to the independent run.
 
     python scripts/bench_temporal.py [--clip ...] [--frames 48] [--size 256] [--model random]
-        [--temporal-weights 10,30,100] [--strip docs/temporal_strip.jpg]
+        [--temporal-weights 10,30,100] [--long-term 1,2,4] [--strip docs/temporal_strip.jpg]
 
 With --strip, six consecutive frames (source above, the last temporal-loss row below) are written
 as one image, to be checked by eye for ghosting and smearing.
@@ -41,6 +41,8 @@ def main() -> None:
     ap.add_argument("--later-fraction", type=float, default=0.2)
     ap.add_argument("--temporal-weights", default=str(Config().temporal.weight or 30),
                     help="temporal loss weights, one row each (default: the config's)")
+    ap.add_argument("--long-term", default="1,2,4",
+                    help="frame gaps of a last row with long-term terms at the last temporal weight ('' = no row)")
     ap.add_argument("--strip", type=Path, default=None, help="write six consecutive frames here")
     ap.add_argument("--strip-start", type=int, default=24)
     ap.add_argument("--model", default="auto", help="vgg19, random, or auto (vgg19 when its weights are here)")
@@ -58,6 +60,11 @@ def main() -> None:
         ("prev-warped", {"temporal.init_later": "prev-warped"}),
     ] + [(f"prev-warped + temporal loss {float(w):g}", {"temporal.init_later": "prev-warped", "temporal.weight": float(w)})
          for w in args.temporal_weights.split(",")]
+    if args.long_term:
+        w = float(args.temporal_weights.split(",")[-1])
+        gaps = [int(g) for g in args.long_term.split(",")]
+        rows.append((f"prev-warped + temporal loss {w:g}, frames {args.long_term}",
+                     {"temporal.init_later": "prev-warped", "temporal.weight": w, "temporal.frames": gaps}))
     print(f"# {args.clip.name}: {args.frames} frames at {args.size} px, model {model}, first frame {args.iterations} "
           f"iterations, later {later} (independent: {args.iterations}), flow {args.flow}")
     print("| variant | later iters | s/frame (median) | temporal error | vs independent | long-term (gap 4) "
