@@ -3,7 +3,7 @@
 thread each) and the temporal error of the frames at segment boundaries against the median of
 the rest, with and without overlap.
 
-Ray stays on loopback (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 is set here).
+The local cluster listens on loopback only (videostyle.parallel.import_ray sees to it).
 
     python scripts/bench_parallel.py [--clip ...] [--frames 48] [--size 128]
 """
@@ -16,11 +16,9 @@ import statistics
 import tempfile
 from pathlib import Path
 
-os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-
-from videostyle.config import Config, apply  # noqa: E402
-from videostyle.metrics import temporal_error  # noqa: E402
-from videostyle.parallel import plan_segments, render_parallel, scan  # noqa: E402
+from videostyle.config import Config, apply
+from videostyle.metrics import temporal_error
+from videostyle.parallel import plan_segments, render_parallel, scan
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import media_parser  # noqa: E402

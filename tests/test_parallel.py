@@ -20,8 +20,6 @@ from videostyle.parallel import Segment, plan_segments
 from .clips import audio_packets, make_clip, streams, video_pts
 from .conftest import hide_module, stripes
 
-os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # Ray binds 127.0.0.1 only
-
 
 def test_plan_even_segments_with_overlap():
     segs = plan_segments(40, [], 2, 6)
@@ -87,9 +85,8 @@ def test_killed_worker_is_retried_and_output_complete(tmp_path):
     out = tmp_path / "o.mp4"
     slow = ["--model", "random", "--size", "64", "--iterations", "40", "--iterations-later", "15", "--preset",
             "ultrafast", "--device", "cpu", "-q", "--workers", "2", "--overlap", "2"]
-    env = dict(os.environ, RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0")
     proc = subprocess.Popen([sys.executable, "-m", "videostyle", "render", str(src), "--style", str(style),
-                             "-o", str(out), *slow], env=env, stderr=subprocess.PIPE, text=True)
+                             "-o", str(out), *slow], stderr=subprocess.PIPE, text=True)
     seg = tmp_path / ".o.mp4.videostyle-work" / "segment001"
     killed = None
     deadline = time.time() + 180
@@ -131,3 +128,81 @@ def test_batch_spreads_jobs_over_the_cluster_and_isolates_failures(tmp_path, cap
     assert len(video_pts(tmp_path / "out" / "a.mp4")) == 8 and len(video_pts(tmp_path / "out" / "b.mp4")) == 6
     assert audio_packets(tmp_path / "out" / "a.mp4") == audio_packets(tmp_path / "a.mp4")
     assert "bad.mp4" in capsys.readouterr().err
+
+
+# Lists the TCP sockets that this process and its descendants listen on, from /proc (Linux).
+LISTEN_PROBE = r"""
+import json, os, socket
+from videostyle.parallel import ray_session
+
+def addr(hexaddr):
+    ip, port = hexaddr.split(":")
+    raw = bytes.fromhex(ip)
+    if len(raw) == 4:
+        return socket.inet_ntop(socket.AF_INET, raw[::-1]), int(port, 16)
+    raw = b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))
+    return socket.inet_ntop(socket.AF_INET6, raw), int(port, 16)
+
+def listening():
+    inodes = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in open(table).read().splitlines()[1:]:
+            f = line.split()
+            if f[3] == "0A":
+                inodes[f[9]] = addr(f[1])
+    parent = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                parent[int(d)] = int(open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                pass
+
+    def ours(pid):
+        while pid > 1:
+            if pid == os.getpid():
+                return True
+            pid = parent.get(pid, 0)
+        return False
+    found = []
+    for pid in parent:
+        if not ours(pid):
+            continue
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if link.startswith("socket:[") and link[8:-1] in inodes:
+                found.append(inodes[link[8:-1]])
+    return found
+
+with ray_session(None) as ray:
+    @ray.remote
+    def ping():
+        return 1
+    ray.get(ping.remote())  # a worker process is up too
+    print(json.dumps(listening()))
+"""
+
+
+def test_embedded_cluster_listens_on_loopback_only_whatever_the_environment():
+    """Ray binds all interfaces unless told before its import; the package tells it itself."""
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"}
+    r = subprocess.run([sys.executable, "-c", LISTEN_PROBE], capture_output=True, text=True, env=env, timeout=240)
+    assert r.returncode == 0, r.stderr[-2000:]
+    import ipaddress
+    import json
+    sockets = json.loads(r.stdout.strip().splitlines()[-1])
+    assert len(sockets) >= 3, sockets  # GCS, raylet, the driver's and the worker's servers
+    exposed = []
+    for ip, port in sockets:
+        a = ipaddress.ip_address(ip)
+        a = a.ipv4_mapped or a if isinstance(a, ipaddress.IPv6Address) else a
+        if not a.is_loopback:
+            exposed.append((ip, port))
+    assert not exposed, f"listening beyond loopback: {exposed}"

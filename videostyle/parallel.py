@@ -47,12 +47,29 @@ class Segment:
         return self.start - self.warmup
 
 
-def import_ray() -> Any:
+# Ray reads this once, when ray_constants is imported: "0" makes the node address 127.0.0.1, and
+# every process of a cluster it then starts (GCS, raylet, workers, agents) listens on loopback
+# only. Unset, on Linux they listen on all interfaces: an unauthenticated cluster that anyone on
+# the network could run code on.
+LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+def import_ray(local: bool = True) -> Any:
+    """Ray, imported so that a ``local`` cluster it starts listens on 127.0.0.1 whatever the
+    environment says (a remote cluster, joined with --ray-address, is left as it is)."""
+    if local:
+        os.environ[LOOPBACK_ENV] = "0"  # before the first import; inherited by Ray's processes
     try:
-        return importlib.import_module("ray")
+        ray = importlib.import_module("ray")
     except ImportError:
         raise ConfigError(f"--workers > 1 renders on Ray, which is not installed; install the extra with: {INSTALL}") \
             from None
+    if local:
+        # Imported earlier by someone else (a notebook, an embedding program): the constant was
+        # read then; the node address is looked up through it when the cluster starts.
+        constants = importlib.import_module("ray._private.ray_constants")
+        constants.ENABLE_RAY_CLUSTER = False
+    return ray
 
 
 def plan_segments(n: int, cuts: list[int], workers: int, overlap: int) -> list[Segment]:
@@ -121,12 +138,11 @@ def composite(work: WorkDir, segs: list[Segment], i: int) -> np.ndarray:
 @contextlib.contextmanager
 def ray_session(address: str | None) -> Iterator[Any]:
     """Ray, initialised for the duration: joins ``address`` or starts a local loopback cluster."""
-    ray = import_ray()
+    ray = import_ray(local=address is None)
     started = False
     if not ray.is_initialized():
         if address is None:
-            # The embedded local cluster serves this machine only: keep it on loopback.
-            os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+            # The embedded local cluster serves this machine only: loopback (see import_ray).
             ray.init(num_cpus=max(os.cpu_count() or 1, 1), include_dashboard=False, log_to_driver=False,
                      configure_logging=False)
         else:
@@ -240,7 +256,7 @@ class ParallelRender:
 def render_parallel(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: C.Config,
                     reporter: Reporter | None = None, *, restart: bool = False, overwrite: bool = True) -> RenderResult:
     """Render a video as ``cfg.render.workers`` parallel Ray tasks and mux it like a single render."""
-    import_ray()
+    import_ray(local=cfg.render.ray_address is None)
     pr = ParallelRender(inp, out, cfg, reporter, restart=restart, overwrite=overwrite)
     with ray_session(cfg.render.ray_address) as ray:
         pr.submit(ray)
