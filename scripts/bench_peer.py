@@ -86,7 +86,7 @@ def main() -> None:
                 outs[f"videostyle {precision}"] = out
                 return [sys.executable, "-m", "videostyle", "render", str(args.content), "--style", str(args.style),
                         "-o", str(out), "--size", str(args.size), "--iterations", str(n), "--tv-weight", "0",
-                        "--precision", precision, "--device", "cpu", "-q"]
+                        "--precision", precision, "--device", "cpu", "-q", "-y"]
             return cmd
 
         variants = [("pastiche (its CLI)", "pastiche", pastiche), ("videostyle fp32", "videostyle fp32", ours("fp32")),

@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -50,11 +51,32 @@ def test_expansion_inputs_times_styles(media):
     outs = [r.output.name for r in plan.renders]
     assert "a_s1.mkv" in outs and "b_s1+s2.mkv" in outs and "c_s1.png" in outs
     assert plan.renders[0].cfg.render.max_frames == 2 and plan.renders[0].cfg.optim.size == 48
-    assert plan.renders[-1].cfg.optim.iterations == 3 and plan.renders[-1].output.parent == media / "in"
+    assert plan.renders[-1].cfg.optim.iterations == 3 and plan.renders[-1].output.parent == media / "in" / "stylized"
     assert plan.renders[2].cfg.style.images == (str(media / "s1.png"), str(media / "s2.png"))
 
 
+def test_default_outputs_stay_out_of_a_rerun_s_glob(media, capsys):
+    from videostyle.cli import main
+
+    b = write_batch(media / "jobs.yaml", {"defaults": FAST, "jobs": [{"input": "in/*.png", "style": "s1.png"}]})
+    assert main(["batch", str(b), "-q"]) == 0
+    out = media / "in" / "stylized" / "c_s1.png"
+    assert out.exists()
+    before = out.read_bytes()
+    capsys.readouterr()
+    assert main(["batch", str(b), "--dry-run"]) == 0  # the rerun sees one input, its output done
+    listing = capsys.readouterr().out
+    assert "1 render(s)" in listing and "exists, skip" in listing
+    assert out.read_bytes() == before
+
+
 @pytest.mark.parametrize("jobs,needle", [
+    ([{"name": "a", "input": "in/a.mp4", "style": "s1.png", "output": "out/x.mp4"},
+      {"name": "b", "input": "in/b.mp4", "style": "s1.png", "output": "out/x.mp4"}], "jobs a (a.mp4) and b (b.mp4) both write"),
+    ([{"name": "a", "input": "in/a.mp4", "style": "s1.png", "output": "in/b.mp4"},
+      {"name": "b", "input": "in/b.mp4", "style": "s1.png", "output": "out/b.mp4"}], "which job b reads as its input"),
+    ([{"name": "g", "input": "in/*.mp4", "style": "s1.png", "output": "{input_dir}/{input_stem}_{style_stem}.mp4"}],
+     "matches job g's input pattern"),
     ([{"input": "in/a.mp4", "style": "s1.png", "iteratons": 3}], "did you mean 'iterations'"),
     ([{"input": "in/*.avi", "style": "s1.png"}], "matches no file"),
     ([{"style": "s1.png"}], "no input"),
@@ -63,7 +85,7 @@ def test_expansion_inputs_times_styles(media):
 ])
 def test_bad_batch_files(media, jobs, needle):
     b = write_batch(media / "jobs.yaml", {"jobs": jobs})
-    with pytest.raises(ConfigError, match=needle.replace("(", r"\(")):
+    with pytest.raises(ConfigError, match=re.escape(needle)):
         batch.plan(b)
 
 

@@ -71,6 +71,18 @@ def run(argv):
         return exc.code
 
 
+def test_render_refuses_to_replace_an_existing_output(files, capsys):
+    tmp, content, style = files
+    out = tmp / "out.png"
+    out.write_bytes(b"keep me")
+    assert run(["render", str(content), "--style", str(style), "-o", str(out), *FAST]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "exists" in err and "--overwrite (or -y)" in err and len(err.splitlines()) == 1
+    assert out.read_bytes() == b"keep me"
+    assert run(["render", str(content), "--style", str(style), "-o", str(out), "-y", *FAST]) == 0
+    assert read_image(out).shape == (36, 48, 3)
+
+
 def test_config_show_prints_resolved_yaml(capsys, tmp_path):
     cfgf = tmp_path / "c.yaml"
     cfgf.write_text("optim:\n  iterations: 7\nsize: 128\n")

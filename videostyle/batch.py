@@ -5,8 +5,10 @@ A job takes every config key (nested ``optim: {iterations: 50}`` or flat ``itera
 * ``input`` / ``inputs``: a path, glob, or list of them (relative to the batch file);
 * ``styles``: a list; each entry (a path, or a list of paths to blend) is its own render.
   ``style`` is the plain config key: one render with all its images blended;
-* ``output``: a pattern, default ``{input_dir}/{input_stem}_{style_stem}{ext}`` with ``{ext}``
-  ``.png`` for images and ``.mp4`` for videos; also ``{job}`` and ``{n}``;
+* ``output``: a pattern, default ``{input_dir}/stylized/{input_stem}_{style_stem}{ext}`` with
+  ``{ext}`` ``.png`` for images and ``.mp4`` for videos; also ``{job}`` and ``{n}``. The default
+  writes into a folder of its own, so a rerun's ``clips/*.mp4`` does not take the last run's
+  outputs for new inputs;
 * ``name``: shown in the summary; ``config``: a YAML config file applied first.
 """
 
@@ -25,6 +27,8 @@ from videostyle.errors import ConfigError, VideostyleError
 from videostyle.images import is_image_path
 
 JOB_KEYS = ("name", "input", "inputs", "styles", "output", "config")
+# Beside the inputs, in a folder of their own: an input glob never picks them up.
+DEFAULT_OUTPUT = "{input_dir}/stylized/{input_stem}_{style_stem}{ext}"
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,7 @@ def plan(path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = Non
     if not isinstance(jobs, list) or not jobs:
         raise ConfigError(f"{bpath}: jobs must be a non-empty list")
     out = BatchPlan()
+    globs: list[tuple[str, Path]] = []  # (job, input pattern)
     for i, job in enumerate(jobs):
         where = f"{bpath}: jobs[{i}]"
         if not isinstance(job, dict):
@@ -104,7 +109,7 @@ def plan(path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = Non
             cfg = C.load(_resolve(base, flat.pop("config")), cfg)
         inputs = _as_list(flat.pop("input", None), "input", where) + _as_list(flat.pop("inputs", None), "inputs", where)
         styles_key = flat.pop("styles", None)
-        pattern = str(flat.pop("output", "{input_dir}/{input_stem}_{style_stem}{ext}"))
+        pattern = str(flat.pop("output", DEFAULT_OUTPUT))
         # relative paths in config keys are relative to the batch file
         for key in ("style.images",):
             if key in flat:
@@ -121,6 +126,7 @@ def plan(path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = Non
         for item in inputs:
             p = _resolve(base, str(item))
             if glob.has_magic(str(p)):
+                globs.append((name, p))
                 matches = sorted(Path(m) for m in glob.glob(str(p)))
                 if not matches:
                     raise ConfigError(f"{where} ({name}): input pattern {item} matches no file")
@@ -151,7 +157,30 @@ def plan(path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = Non
                                       "{input_stem}, {input_dir}, {style_stem}, {job}, {n}, {ext}") from None
                 rcfg = C.apply(cfg, {"style.images": list(styles)})
                 out.renders.append(Render(name, f, _resolve(base, target), rcfg, styles))
+    check_outputs(out.renders, globs, bpath)
     return out
+
+
+def check_outputs(renders: list[Render], globs: list[tuple[str, Path]], where: Path) -> None:
+    """Refuse, before anything renders, a plan whose outputs would clobber each other or its
+    inputs, or be taken for new inputs by the next run of the same batch."""
+    first: dict[Path, Render] = {}
+    inputs = {Path(os.path.abspath(r.input)): r for r in renders}
+    for r in renders:
+        o = Path(os.path.abspath(r.output))
+        if o in first:
+            a = first[o]
+            raise ConfigError(f"{where}: jobs {a.job} ({a.input.name}) and {r.job} ({r.input.name}) both write {o}; "
+                              "give one of them an output pattern of its own (e.g. with {style_stem} or {job})")
+        first[o] = r
+        if o in inputs:
+            raise ConfigError(f"{where}: job {r.job} writes {o}, which job {inputs[o].job} reads as its input; "
+                              "write the outputs to another folder")
+        for job, pattern in globs:
+            if o.match(str(pattern)):
+                raise ConfigError(f"{where}: job {r.job}'s output {o} matches job {job}'s input pattern {pattern}, so a "
+                                  "rerun would stylize it again; write the outputs to another folder (the default "
+                                  "output: is {input_dir}/stylized/...)")
 
 
 def attempt(r: Render, render_one: Callable[[Render], tuple[int, float]]) -> Outcome:

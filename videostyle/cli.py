@@ -11,7 +11,7 @@ from typing import Any
 
 from videostyle import __version__
 from videostyle import config as C
-from videostyle.errors import ConfigError, VideostyleError
+from videostyle.errors import ConfigError, OutputError, VideostyleError
 from videostyle.stylize import STIterate
 
 
@@ -158,18 +158,22 @@ def cmd_render(ns: argparse.Namespace) -> int:
     inp = Path(ns.input)
     image = is_image_path(inp)
     out = Path(ns.output) if ns.output else default_output(inp, cfg, image)
+    if out.exists() and not ns.overwrite and not (inp.exists() and out.resolve() == inp.resolve()):
+        # ffmpeg's convention: nothing is replaced unless asked (-y). (Output = input gets its own error.)
+        raise OutputError(f"output {out} exists; pass --overwrite (or -y) to replace it")
     reporter = TqdmReporter(ns.quiet, ns.verbose)
     if image:
         res = render_image(inp, out, cfg, typing.cast(Reporter, reporter))
     elif cfg.render.workers > 1:
         from videostyle.parallel import render_parallel
 
-        res = render_parallel(inp, out, cfg, typing.cast(Reporter, reporter), restart=ns.restart)
+        res = render_parallel(inp, out, cfg, typing.cast(Reporter, reporter), restart=ns.restart,
+                              overwrite=ns.overwrite)
     else:
         from videostyle.pipeline import render_video
 
         res = render_video(inp, out, cfg, typing.cast(Reporter, reporter), restart=ns.restart,
-                           overwrite=True)
+                           overwrite=ns.overwrite)
     if not ns.quiet:
         print(f"wrote {res.output} ({res.frames} frame{'s' if res.frames != 1 else ''}, {res.seconds:.1f} s)")
     return 0
@@ -300,6 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-o", "--output", help="output file (default: INPUT_STYLE.png/.mp4 next to the input)")
     r.add_argument("--config", help="YAML config file (flags win over it)")
     r.add_argument("--restart", action="store_true", help="discard an interrupted render's progress and start over")
+    r.add_argument("-y", "--overwrite", action="store_true", help="replace the output if it exists (default: refuse)")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     r.add_argument("-v", "--verbose", action="store_true", help="show iterations within each frame")
     add_config_flags(r)
