@@ -207,6 +207,25 @@ def test_ctrl_c_stops_cleanly_and_changed_config_refuses(media):
     assert len(video_pts(out)) == 14 and not work.exists()
 
 
+@pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_sigterm_and_sighup_stop_like_ctrl_c(media, sig, code):
+    """docker stop / systemd / a closed terminal: frames kept, no partial output, 128 + N, resumable."""
+    src = make_clip(media / "long.mp4", frames=14, size=(64, 48))
+    style, out, work = media / "s1.png", media / "o.mp4", media / ".o.mp4.videostyle-work"
+    proc = subprocess.Popen(_cmd(src, style, out), env=_env(), stderr=subprocess.PIPE, text=True)
+    _kill_when(proc, work, 3, sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    lines = err.strip().splitlines()  # (the first is --model random's warning)
+    assert "Traceback" not in err and f"interrupted by {signal.Signals(sig).name}" in lines[-1]
+    assert "run the same command again to resume" in lines[-1]
+    assert not out.exists() and not [p for p in media.iterdir() if "partial" in p.name]
+    assert _finished(work) >= 3
+    r = subprocess.run(_cmd(src, style, out), env=_env(), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "resuming" in r.stderr, r.stderr
+    assert len(video_pts(out)) == 14
+
+
 def test_preview_every_writes_png(media):
     src = media / "in" / "a.mp4"
     out = media / "p.mp4"

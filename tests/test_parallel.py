@@ -105,6 +105,33 @@ def test_killed_worker_is_retried_and_output_complete(tmp_path):
     assert audio_packets(out) == audio_packets(src)
 
 
+def test_sigterm_stops_a_parallel_render_like_ctrl_c(tmp_path):
+    src = make_clip(tmp_path / "c.mp4", frames=20, audio=("aac",))
+    style = tmp_path / "s.png"
+    write_image(style, stripes(48, 48))
+    out = tmp_path / "o.mp4"
+    slow = ["--model", "random", "--size", "64", "--iterations", "40", "--iterations-later", "15", "--preset",
+            "ultrafast", "--device", "cpu", "-q", "--workers", "2", "--overlap", "2"]
+    proc = subprocess.Popen([sys.executable, "-m", "videostyle", "render", str(src), "--style", str(style),
+                             "-o", str(out), *slow], stderr=subprocess.PIPE, text=True)
+    work = tmp_path / ".o.mp4.videostyle-work"
+    deadline = time.time() + 180
+    sent = False
+    while time.time() < deadline and proc.poll() is None:
+        if len(list(work.glob("segment*/frames/*.png"))) >= 2:
+            proc.send_signal(signal.SIGTERM)
+            sent = True
+            break
+        time.sleep(0.05)
+    assert sent, "the segments never got going"
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert "interrupted by SIGTERM" in err and "run the same command again to resume" in err
+    assert "Traceback" not in err
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if "partial" in p.name]
+    assert list(work.glob("segment*/frames/*.png"))  # finished frames kept
+
+
 def test_batch_spreads_jobs_over_the_cluster_and_isolates_failures(tmp_path, capsys):
     import json
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from videostyle import config as C
-from videostyle.errors import ConfigError, VideostyleError
+from videostyle.errors import ConfigError, RenderInterrupted, VideostyleError
 from videostyle.images import is_image_path
 
 JOB_KEYS = ("name", "input", "inputs", "styles", "output", "config")
@@ -189,6 +189,8 @@ def attempt(r: Render, render_one: Callable[[Render], tuple[int, float]]) -> Out
     try:
         frames, _ = render_one(r)
         return Outcome(r, "ok", frames, time.perf_counter() - t0)
+    except RenderInterrupted:
+        raise  # Ctrl-C / SIGTERM stop the whole batch, not just this render
     except VideostyleError as err:
         return Outcome(r, "failed", seconds=time.perf_counter() - t0, error=str(err))
     except Exception as err:  # noqa: BLE001 - one broken job must not stop the batch

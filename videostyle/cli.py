@@ -347,16 +347,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from videostyle import interrupt
+
     parser = build_parser()
     ns = parser.parse_args(argv)
+    interrupt.install()  # SIGTERM / SIGHUP stop a render the way Ctrl-C does
     try:
         return int(ns.func(ns))
     except VideostyleError as err:
         print(f"videostyle: error: {err}", file=sys.stderr)
         return err.exit_code
-    except KeyboardInterrupt:
-        print("videostyle: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        print(f"videostyle: interrupted{interrupt.by(exc)}", file=sys.stderr)
+        return interrupt.exit_code(exc)
     except MemoryError:
         print("videostyle: error: out of memory; lower --size", file=sys.stderr)
         return 1

@@ -32,3 +32,10 @@ class WeightsError(VideostyleError):
 
 class OutputError(VideostyleError):
     """The output cannot be written."""
+
+
+class RenderInterrupted(VideostyleError):
+    """Ctrl-C, SIGTERM or SIGHUP stopped a render; finished frames are kept for a resume. A batch
+    stops too (exit code 130, or 128 + the signal's number)."""
+
+    exit_code = 130

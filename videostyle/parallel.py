@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from videostyle import config as C
+from videostyle import interrupt
 from videostyle.errors import ConfigError, InputError, OutputError
 from videostyle.flow import pair as flow_pair
 from videostyle.media import read_frames
@@ -140,6 +141,7 @@ def ray_session(address: str | None) -> Iterator[Any]:
     """Ray, initialised for the duration: joins ``address`` or starts a local loopback cluster."""
     ray = import_ray(local=address is None)
     started = False
+    ours = interrupt.installed()
     if not ray.is_initialized():
         if address is None:
             # The embedded local cluster serves this machine only: loopback (see import_ray).
@@ -151,6 +153,8 @@ def ray_session(address: str | None) -> Iterator[Any]:
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 raise ConfigError(f"--ray-address {address}: cannot join the Ray cluster ({exc})") from None
         started = True
+        if ours:
+            interrupt.install()  # ray.init replaces the SIGTERM handler with its own sys.exit
     try:
         yield ray
     finally:
@@ -220,9 +224,9 @@ class ParallelRender:
                     rep.frame(FrameDone(0, self.total, 0, 0.0, float("nan")))
                 seen = max(seen, now)
             ray.get(self.refs)
-        except KeyboardInterrupt:
-            raise RenderInterrupted(f"interrupted; finished frames are kept in {self.work.path}: run the same "
-                                    "command again to resume") from None
+        except KeyboardInterrupt as exc:
+            raise RenderInterrupted(f"interrupted{interrupt.by(exc)}; finished frames are kept in {self.work.path}: run the "
+                                    "same command again to resume", exit_code=interrupt.exit_code(exc)) from None
         except Exception as exc:  # noqa: BLE001 - Ray wraps the task's own error
             cause = getattr(exc, "cause", None) or exc
             if isinstance(cause, (ConfigError, InputError, OutputError)):

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from videostyle.config import Config, to_dict
-from videostyle.errors import ConfigError, InputError, OutputError, VideostyleError
+from videostyle.errors import ConfigError, InputError, OutputError, RenderInterrupted
 from videostyle.flow import FlowParams, FramePair, blend, warp
 from videostyle.flow import pair as flow_pair
 from videostyle.images import is_image_path, read_image, write_image
@@ -25,6 +25,7 @@ from videostyle.media import (
     Frame, VideoInfo, VideoWriter, check_codec, container_format, count_frames, even_size, make_even, probe, read_frames,
 )
 from videostyle.fast import blend_temporal
+from videostyle import interrupt
 from videostyle.stylize import (
     DivergedError,
     STIterate, preserve_colors, Stylizer, TemporalTerm, check_size, fit_size, resize, to_numpy, to_tensor, to_uint8,
@@ -194,8 +195,6 @@ def render_image(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: 
 # ---------------------------------------------------------------- video
 
 
-class RenderInterrupted(VideostyleError):
-    exit_code = 130
 
 
 def flow_params(cfg: Config) -> FlowParams:
@@ -805,7 +804,7 @@ def render_video(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: 
             writer.copy_video(part)
         finish_writer(writer, cfg, job, last_time)
         stages.encode += time.perf_counter() - tfin
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         stop.set()
         _join(threads)
         if enc_thread is not None:
@@ -815,8 +814,8 @@ def render_video(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: 
             writer.abort()
         reporter.end()
         raise RenderInterrupted(
-            f"interrupted; {work.finished()} finished frame(s) are kept in {work.path}: run the same command again to resume"
-        ) from None
+            f"interrupted{interrupt.by(exc)}; {work.finished()} finished frame(s) are kept in {work.path}: run the same command "
+            "again to resume", exit_code=interrupt.exit_code(exc)) from None
     except BaseException:
         stop.set()
         _join(threads)
