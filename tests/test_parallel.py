@@ -78,7 +78,8 @@ def test_two_workers_match_one_worker_stream_for_stream(tmp_path):
     assert not (tmp_path / ".two.mp4.videostyle-work").exists()
 
 
-def test_killed_worker_is_retried_and_output_complete(tmp_path):
+def start_slow_parallel_render(tmp_path: Path) -> tuple[Path, Path, subprocess.Popen]:
+    """A 20-frame clip rendered by 2 Ray workers in a subprocess, slowly enough to interrupt."""
     src = make_clip(tmp_path / "c.mp4", frames=20, audio=("aac",))
     style = tmp_path / "s.png"
     write_image(style, stripes(48, 48))
@@ -87,6 +88,11 @@ def test_killed_worker_is_retried_and_output_complete(tmp_path):
             "ultrafast", "--device", "cpu", "-q", "--workers", "2", "--overlap", "2"]
     proc = subprocess.Popen([sys.executable, "-m", "videostyle", "render", str(src), "--style", str(style),
                              "-o", str(out), *slow], stderr=subprocess.PIPE, text=True)
+    return src, out, proc
+
+
+def test_killed_worker_is_retried_and_output_complete(tmp_path):
+    src, out, proc = start_slow_parallel_render(tmp_path)
     seg = tmp_path / ".o.mp4.videostyle-work" / "segment001"
     killed = None
     deadline = time.time() + 180
@@ -106,14 +112,7 @@ def test_killed_worker_is_retried_and_output_complete(tmp_path):
 
 
 def test_sigterm_stops_a_parallel_render_like_ctrl_c(tmp_path):
-    src = make_clip(tmp_path / "c.mp4", frames=20, audio=("aac",))
-    style = tmp_path / "s.png"
-    write_image(style, stripes(48, 48))
-    out = tmp_path / "o.mp4"
-    slow = ["--model", "random", "--size", "64", "--iterations", "40", "--iterations-later", "15", "--preset",
-            "ultrafast", "--device", "cpu", "-q", "--workers", "2", "--overlap", "2"]
-    proc = subprocess.Popen([sys.executable, "-m", "videostyle", "render", str(src), "--style", str(style),
-                             "-o", str(out), *slow], stderr=subprocess.PIPE, text=True)
+    _, out, proc = start_slow_parallel_render(tmp_path)
     work = tmp_path / ".o.mp4.videostyle-work"
     deadline = time.time() + 180
     sent = False
