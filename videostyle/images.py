@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from videostyle import durable
 from videostyle.errors import InputError, OutputError
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
@@ -56,7 +57,7 @@ def write_image(path: str | os.PathLike[str], image: np.ndarray) -> None:
             fh.write(buf.tobytes())
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, p)
+        durable.replace(tmp, p, synced=True)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise OutputError(f"cannot write {p}: {exc.strerror or exc}") from None

@@ -16,6 +16,7 @@ from typing import Any
 import av
 import numpy as np
 
+from videostyle import durable
 from videostyle.errors import ConfigError, InputError, OutputError
 
 # SVT-AV1 prints a 20-line banner each time an encoder opens (every chunk of an AV1 render);
@@ -563,7 +564,7 @@ class VideoWriter:
         except BaseException:
             self.abort()
             raise
-        os.replace(self.tmp, self.path)
+        durable.replace(self.tmp, self.path)  # data, rename, directory: survives a power cut
         return self.path
 
     def abort(self) -> None:

@@ -25,7 +25,7 @@ from videostyle.media import (
     Frame, VideoInfo, VideoWriter, check_codec, container_format, count_frames, even_size, make_even, probe, read_frames,
 )
 from videostyle.fast import blend_temporal
-from videostyle import interrupt
+from videostyle import durable, interrupt
 from videostyle.stylize import (
     DivergedError,
     STIterate, preserve_colors, Stylizer, TemporalTerm, check_size, fit_size, resize, to_numpy, to_tensor, to_uint8,
@@ -572,7 +572,9 @@ class _Chunks:
             return
         done = self.writer.finish()
         self.writer = None
-        os.replace(done, self.work.chunk_path(self.start, self.end, self.suffix))
+        # Journal order: the chunk's data and name are on disk before the PNGs it replaces go
+        # (VideoWriter.finish synced the file; this syncs the chunks folder after the rename).
+        durable.replace(done, self.work.chunk_path(self.start, self.end, self.suffix), synced=True)
         upto = self.end - self.keep
         if upto > self.pruned:
             self.work.prune(self.pruned, upto)

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from videostyle import durable
 from videostyle.errors import VideostyleError
 from videostyle.images import read_image, write_image
 
@@ -93,9 +94,8 @@ class WorkDir:
         self.frames.mkdir(parents=True, exist_ok=True)
         self.chunks.mkdir(exist_ok=True)
         if not state_file.exists():
-            tmp = state_file.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"hash": self.hash, "settings": self.settings}, indent=1, default=str))
-            os.replace(tmp, state_file)
+            durable.write_text(state_file, json.dumps({"hash": self.hash, "settings": self.settings}, indent=1,
+                                                      default=str))
 
     def _holds_work(self) -> bool:
         """Any finished frame here: a PNG (parallel segments included) or a closed chunk."""
@@ -129,9 +129,7 @@ class WorkDir:
 
     def save_ref_loss(self, index: int, loss: float) -> None:
         """Remember the final loss of a full-iteration frame (later frames stop at a ratio of it)."""
-        tmp = self.frames / f".{index:06d}.ref.tmp"
-        tmp.write_text(repr(float(loss)))
-        os.replace(tmp, self._file(index, ".ref"))
+        durable.write_text(self._file(index, ".ref"), repr(float(loss)))
 
     def ref_loss(self, index: int) -> float | None:
         try:
