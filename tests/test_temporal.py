@@ -41,6 +41,24 @@ def test_scene_cut_is_detected_and_restarted(tmp_path):
     assert res.iterations[5] == 4 and res.iterations[4] == 1
 
 
+def test_scene_cut_starts_from_its_own_content_not_the_init_image(tmp_path, monkeypatch):
+    src = make_clip(tmp_path / "cut.mp4", frames=7, audio=(), cut_at=4)
+    black = tmp_path / "init.png"
+    write_image(black, np.zeros((48, 64, 3), np.uint8))
+    inits: dict[int, object] = {}
+    real = Stylizer.stylize
+
+    def spy(self, content, init=None, **kw):
+        inits[kw.get("seed", 0)] = init
+        return real(self, content, init, **kw)
+
+    monkeypatch.setattr(Stylizer, "stylize", spy)
+    _render(tmp_path, src, "o.mp4", **{"optim.iterations": 2, "optim.iterations_later": 1, "optim.init": "image",
+                                       "optim.init_image": str(black)})
+    assert isinstance(inits[0], np.ndarray) and inits[0].max() == 0  # frame 0: the init image
+    assert inits[4] == "content"  # the cut: its own content
+
+
 def test_long_term_temporal_terms_run(tmp_path):
     src = make_clip(tmp_path / "m.mp4", frames=5, audio=())
     _, rep, res = _render(tmp_path, src, "o.mp4", **{"temporal.weight": 1.0, "temporal.frames": [1, 2, 4]})

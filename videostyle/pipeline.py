@@ -310,11 +310,15 @@ class VideoStylizer:
     def push(self, src: np.ndarray, out: np.ndarray) -> None:
         self.hist.push(src, out)
 
-    def full(self, index: int, src: np.ndarray) -> tuple[np.ndarray, int, float]:
+    def full(self, index: int, src: np.ndarray, cut: bool = False) -> tuple[np.ndarray, int, float]:
         """First frame and scene cuts: full iterations (or the fast network, or fast + refinement)."""
         if self.st is None:
             return to_uint8(fast_image(self.cfg, self.fast, src)), 0, float("nan")
         init, iterations, pyramid = self.first_init, self.cfg.optim.iterations, True
+        if cut and isinstance(init, np.ndarray):
+            # --init-image is a picture for the first frame; a new shot starts from its own content
+            # (--init noise stays noise: it is a look, applied to every fresh start).
+            init = "content"
         if self.fast is not None:
             init = self.fast.stylize(src, self.cfg.fast.strength)
             iterations, pyramid = self.cfg.fast.refine_iterations, False
@@ -343,7 +347,7 @@ class VideoStylizer:
         p1 = pairs.get(1) or self._pair(src, prev_src)
         if p1.reliable < t.scene_cut:
             self.hist.reset()
-            img, n, loss = self.full(index, src)
+            img, n, loss = self.full(index, src, cut=True)
             return FrameResult(img, n, loss, True, ref_loss=self.ref_loss)
         if self.st is None:
             # Feed-forward frames flicker; reliable pixels follow the warped previous output.
