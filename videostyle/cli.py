@@ -11,7 +11,7 @@ from typing import Any
 
 from videostyle import __version__
 from videostyle import config as C
-from videostyle.errors import ConfigError, OutputError, VideostyleError
+from videostyle.errors import ConfigError, VideostyleError
 from videostyle.stylize import STIterate
 
 
@@ -158,12 +158,9 @@ def cmd_render(ns: argparse.Namespace) -> int:
     inp = Path(ns.input)
     image = is_image_path(inp)
     out = Path(ns.output) if ns.output else default_output(inp, cfg, image)
-    if out.exists() and not ns.overwrite and not (inp.exists() and out.resolve() == inp.resolve()):
-        # ffmpeg's convention: nothing is replaced unless asked (-y). (Output = input gets its own error.)
-        raise OutputError(f"output {out} exists; pass --overwrite (or -y) to replace it")
     reporter = TqdmReporter(ns.quiet, ns.verbose)
     if image:
-        res = render_image(inp, out, cfg, typing.cast(Reporter, reporter))
+        res = render_image(inp, out, cfg, typing.cast(Reporter, reporter), overwrite=ns.overwrite)
     elif cfg.render.workers > 1:
         from videostyle.parallel import render_parallel
 

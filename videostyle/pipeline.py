@@ -87,9 +87,13 @@ class RenderResult:
     frame_seconds: tuple[float, ...] = ()  # stylize + flow wall time of each newly rendered frame
 
 
-def check_output(inp: Path, out: Path) -> None:
+def check_output(inp: Path, out: Path, overwrite: bool = True) -> None:
+    """The output path can be written: not the input, in a writable folder, and (ffmpeg's
+    convention) not an existing file unless ``overwrite``."""
     if out.resolve() == inp.resolve():
         raise OutputError(f"output {out} is the input file; choose another output path with -o")
+    if out.exists() and not out.is_dir() and not overwrite:
+        raise OutputError(f"output {out} exists; pass --overwrite (or -y) to replace it")
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
         raise OutputError(f"output folder {parent} does not exist; create it or choose another -o")
@@ -148,14 +152,15 @@ def prepare_content(image: np.ndarray, size: int, what: str) -> np.ndarray:
 
 
 def render_image(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: Config,
-                 reporter: Reporter | None = None, stylizer: Stylizer | None = None) -> RenderResult:
+                 reporter: Reporter | None = None, stylizer: Stylizer | None = None, *,
+                 overwrite: bool = True) -> RenderResult:
     """Stylize one image file into ``out``."""
     reporter = reporter or Reporter()
     inp, out = Path(inp), Path(out)
     content_full = read_image(inp, "input image")
     if not is_image_path(out):
         raise OutputError(f"output {out}: an image input needs an image output (.png or .jpg)")
-    check_output(inp, out)
+    check_output(inp, out, overwrite)
     content = prepare_content(content_full, cfg.optim.size, f"input image {inp}")
     styles = load_styles(cfg)
     fast = build_fast(cfg, styles)
@@ -518,9 +523,7 @@ def plan_video(inp: Path, out: Path, cfg: Config, overwrite: bool) -> VideoJob:
     container_format(out)
     check_codec(out, cfg.encode.codec)
     info = probe(inp)
-    check_output(inp, out)
-    if out.exists() and not overwrite:
-        raise OutputError(f"output {out} exists; pass --overwrite to replace it")
+    check_output(inp, out, overwrite)
     r = cfg.render
     if r.start and info.duration is not None and r.start >= info.duration:
         raise ConfigError(f"--start {r.start} is past the end of {inp} ({info.duration:.2f} s)")
