@@ -40,12 +40,21 @@ def replace(src: str | os.PathLike[str], dst: str | os.PathLike[str], *, synced:
     fsync_dir(Path(dst).parent)
 
 
-def write_text(path: str | os.PathLike[str], text: str) -> None:
-    """Write a small file through a temporary name, durably."""
+def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write a file through a temporary name beside it, durably; on failure the temporary file
+    is removed and ``path`` is untouched (the OSError propagates)."""
     p = Path(path)
     tmp = p.with_name(f".{p.name}.tmp{os.getpid()}")
-    with open(tmp, "w") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    replace(tmp, p, synced=True)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        replace(tmp, p, synced=True)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_text(path: str | os.PathLike[str], text: str) -> None:
+    write_bytes(path, text.encode())

@@ -51,13 +51,7 @@ def write_image(path: str | os.PathLike[str], image: np.ndarray) -> None:
     ok, buf = cv2.imencode(ext, cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     if not ok:
         raise OutputError(f"cannot encode {p} as {ext}")
-    tmp = p.with_name(f".{p.name}.tmp{os.getpid()}")
     try:
-        with open(tmp, "wb") as fh:
-            fh.write(buf.tobytes())
-            fh.flush()
-            os.fsync(fh.fileno())
-        durable.replace(tmp, p, synced=True)
+        durable.write_bytes(p, buf.tobytes())
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise OutputError(f"cannot write {p}: {exc.strerror or exc}") from None
