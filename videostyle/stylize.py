@@ -65,6 +65,17 @@ class DivergedError(VideostyleError):
     """The optimisation diverged and could not be recovered."""
 
 
+@dataclass(frozen=True)
+class _Run:
+    """How one optimiser run ended."""
+
+    done: int  # iterations run
+    loss: float  # total loss at the last iteration
+    losses: dict[str, float]  # weighted terms at the last iteration
+    first: float  # total loss at iteration 1
+    diverged: bool  # non-finite, exploded, or (L-BFGS) ended worse than it started
+
+
 # ---------------------------------------------------------------- image helpers
 
 
@@ -358,60 +369,60 @@ class Stylizer:
             runner = _EagerRunner(self, o.optimizer, o.lr)
         step = runner.start(x0, content_feats, grams, temp)
 
+        run = self._iterate(runner, step, iterations, stop_loss, level, levels, hw, callback)
+        spent = 0
+        if run.diverged:
+            # Restart from the same start with L-BFGS and a strong-Wolfe line search: every step
+            # then decreases the loss, at 1-3 extra evaluations per iteration.
+            self._notice("diverged", f"the optimisation diverged at iteration {run.done} (loss {run.loss:.4g}); "
+                         "restarted the image from its start with a line search (slower per iteration)")
+            spent = run.done
+            runner = _EagerRunner(self, "lbfgs", o.lr, line_search=True)
+            step = runner.start(x0, content_feats, grams, temp)
+            run = self._iterate(runner, step, iterations, stop_loss, level, levels, hw, callback)
+            if run.diverged:
+                raise DivergedError(
+                    f"the optimisation diverged (loss {run.loss:.4g} at iteration {run.done}, started at "
+                    f"{run.first:.4g}) even with a line search; lower --style-weight or --lr, or use --optimizer adam")
+        x = runner.result()
+        if not bool(torch.isfinite(x).all()):
+            raise DivergedError("the optimisation produced a non-finite image; lower --style-weight or --lr")
+        return x, spent + run.done, run.loss, run.losses
+
+    def _iterate(self, runner: _Runner, step: Callable[[], Tensor], iterations: int, stop_loss: float | None,
+                 level: int, levels: int, hw: tuple[int, int], callback: Callback | None) -> _Run:
+        """Run up to ``iterations`` steps; stop early at ``stop_loss`` or the tolerance, or at the
+        iteration where the loss turns non-finite or explodes (then ``diverged``)."""
+        o = self.cfg.optim
         last: dict[str, float] = {}
         history: list[float] = []
-        done = spent = 0
-        safe = False
-        i = 0
-        while i < iterations:
-            i += 1
+        loss = math.nan
+        for i in range(1, iterations + 1):
             # One host read per iteration: the weighted terms and their total, stacked on the
             # device (reading each term apart would wait on the device once per term).
             values = step().tolist()
             last = dict(zip(runner.names, values[:-1]))
-            loss = last["total"] = values[-1]
-            done = i
+            loss = values[-1]
             history.append(loss)
             if callback is not None:
-                callback(STIterate(i, iterations, level, levels, loss,
-                                   {k: v for k, v in last.items() if k != "total"}, hw))
+                callback(STIterate(i, iterations, level, levels, loss, last, hw))
             grown = loss - history[0]  # (an absolute floor: a start at loss 0 is not "exploded" by 1e-9)
-            diverged = not math.isfinite(loss) or (loss > EXPLODE * history[0] and grown > 1e-6)
-            if not diverged and i < iterations:
-                if stop_loss is not None and loss <= stop_loss:
-                    break
-                if o.tolerance > 0 and len(history) > o.tolerance_window:
-                    window = history[-o.tolerance_window - 1:]
-                    rel = [abs(a - b) / max(abs(a), 1e-12) for a, b in zip(window, window[1:])]
-                    if max(rel) < o.tolerance:
-                        break
-                continue
-            x = runner.result()
-            if not diverged:
+            if not math.isfinite(loss) or (loss > EXPLODE * history[0] and grown > 1e-6):
+                return _Run(i, loss, last, history[0], True)
+            if i == iterations:
                 # The last iteration: an image that ended worse than it started, or not finite,
                 # is garbage even when no single step exploded.
                 worse = o.optimizer == "lbfgs" and grown > 1e-3 * history[0] and grown > 1e-6  # Adam may climb first
-                diverged = len(history) > 2 and (worse or not bool(torch.isfinite(x).all()))
-            if not diverged:
+                garbage = len(history) > 2 and (worse or not bool(torch.isfinite(runner.result()).all()))
+                return _Run(i, loss, last, history[0], garbage)
+            if stop_loss is not None and loss <= stop_loss:
                 break
-            if safe:
-                raise DivergedError(
-                    f"the optimisation diverged (loss {loss:.4g} at iteration {i}, started at {history[0]:.4g}) "
-                    "even with a line search; lower --style-weight or --lr, or use --optimizer adam")
-            # Restart from the same start with L-BFGS and a strong-Wolfe line search: every step
-            # then decreases the loss, at 1-3 extra evaluations per iteration.
-            self._notice("diverged", f"the optimisation diverged at iteration {i} (loss {loss:.4g}); restarted the image from "
-                         "its start with a line search (slower per iteration)")
-            spent += i
-            safe = True
-            runner = _EagerRunner(self, "lbfgs", o.lr, line_search=True)
-            step = runner.start(x0, content_feats, grams, temp)
-            history.clear()
-            i = 0
-        x = runner.result()
-        if not bool(torch.isfinite(x).all()):
-            raise DivergedError("the optimisation produced a non-finite image; lower --style-weight or --lr")
-        return x, spent + done, last.get("total", math.nan), {k: v for k, v in last.items() if k != "total"}
+            if o.tolerance > 0 and len(history) > o.tolerance_window:
+                window = history[-o.tolerance_window - 1:]
+                rel = [abs(a - b) / max(abs(a), 1e-12) for a, b in zip(window, window[1:])]
+                if max(rel) < o.tolerance:
+                    break
+        return _Run(len(history), loss, last, history[0] if history else math.nan, False)
 
     def _notice(self, key: str, message: str) -> None:
         """Say ``message`` through ``self.notice`` once per stylizer and ``key`` (a video would
