@@ -6,6 +6,7 @@ Nothing here holds more than a few frames: decoding and encoding stream.
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -134,6 +135,11 @@ def _decode(container: Any, stream: Any, path: Path, warn: Warn) -> Iterator[Any
         except av.error.FFmpegError as exc:
             warn(f"warning: {path}: stopped reading at a damaged spot ({exc.strerror or type(exc).__name__})")
             break
+        if packet.size == 0 and packet.buffer_ptr:
+            # An empty packet from the demuxer (not the null flush packet at the end): Theora's
+            # "repeat the previous frame". The decoder refuses it (EINVAL), the ffmpeg tool skips
+            # it, and so do we: the previous frame stays up until the next timestamp.
+            continue
         total += 1
         try:
             frames = packet.decode()
@@ -290,6 +296,63 @@ def _open_chunk(chunk: str | os.PathLike[str]) -> Any:
         raise OutputError(_unreadable_chunk(chunk)) from None
 
 
+def _muxer_takes(fmt: str, source: Path, stream: Any) -> bool:
+    """Whether the muxer of ``fmt`` takes ``stream``'s packets as they are.
+
+    Asking the format's codec list is not enough: MP4 lists AC-3, yet refuses AC-3 at the
+    reduced rates (22.05 kHz) once a packet arrives. So the first packet goes through a
+    throwaway in-memory file, header to trailer. PyAV adds only the codecs that FFmpeg's muxer
+    declares standard, so WMA is re-encoded for Matroska although Matroska's ACM mode could
+    carry it."""
+    name = stream.codec_context.name
+    if name.startswith(AVOID_COPY.get(fmt, ())) or not stream.codec_context.codec:
+        return False
+    try:
+        with av.open(str(source), metadata_errors="ignore") as src:
+            s = src.streams[stream.index]
+            first = next((p for p in src.demux(s) if p.size), None)
+            if first is None:
+                return False
+            with av.open(io.BytesIO(), "w", format=fmt) as probe:
+                out = probe.add_stream_from_template(s)
+                first.stream = out
+                probe.mux(first)
+    except (ValueError, av.error.FFmpegError, OSError):
+        return False
+    return True
+
+
+def _encoder_rate(codec: str, rate: int) -> int:
+    """``rate`` when the encoder takes it, else the nearest rate it does take (above first)."""
+    rates = av.Codec(codec, "w").audio_rates
+    if not rates or rate in rates:
+        return rate
+    return min(rates, key=lambda r: (abs(r - rate), r < rate))
+
+
+# Channel layouts for a channel count, when the source names only the count (ASF, WAV, AVI).
+DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "3.0", 4: "quad", 5: "5.0(side)", 6: "5.1(side)", 7: "6.1", 8: "7.1"}
+
+
+def _encoder_layout(codec: str, layout: Any, rate: int) -> str:
+    """A channel layout the encoder opens with: the source's own when it has a channel order,
+    else the usual one for its channel count, else stereo (a downmix)."""
+    channels = layout.nb_channels if layout else 2
+    candidates = [DEFAULT_LAYOUTS.get(channels, "stereo"), "stereo"]
+    if layout is not None and layout.name != f"{channels} channels":  # "N channels": count, no order
+        candidates.insert(0, layout.name)
+    for name in candidates:
+        ctx = av.CodecContext.create(codec, "w")
+        try:
+            ctx.sample_rate, ctx.layout = rate, name
+            ctx.format = av.Codec(codec, "w").audio_formats[0]
+            ctx.open()
+            return name
+        except (ValueError, av.error.FFmpegError):
+            continue
+    return "stereo"
+
+
 class VideoWriter:
     """Encode RGB frames into ``path`` (written as a temporary file, renamed by ``finish``),
     carrying the source's audio and subtitle streams over the same time span.
@@ -366,24 +429,25 @@ class VideoWriter:
 
     def _setup_aux(self, source: Path) -> None:
         self._in = _open_input(source)
-        supported = self.out.supported_codecs
-        avoid = AVOID_COPY.get(self.fmt, ())
         streams = []
         for s in self._in.streams.audio:
             name = s.codec_context.name
             md = {k: v for k, v in s.metadata.items() if k in ("language", "title")}
-            if name in supported and not name.startswith(avoid):
+            if _muxer_takes(self.fmt, source, s):
                 out = self.out.add_stream_from_template(s)
                 aux = _Aux(s.index, out, copy=True)
             else:
                 enc = "libopus" if self.fmt == "webm" else "aac"
-                rate = 48000 if enc == "libopus" else (s.codec_context.sample_rate or 48000)
+                cc = s.codec_context
+                rate = _encoder_rate(enc, cc.sample_rate or 48000)
+                layout = _encoder_layout(enc, cc.layout, rate)
                 out = self.out.add_stream(enc, rate=rate)
-                layout = s.codec_context.layout.name if s.codec_context.layout else "stereo"
-                out.layout = layout if s.codec_context.channels <= 2 or enc == "aac" else "stereo"
+                out.layout = layout
                 out.time_base = Fraction(1, rate)
+                # The resampler converts sample format, rate and layout; PyAV's encoder then cuts
+                # the stream into frames of the encoder's own size (AAC takes exactly 1024).
                 aux = _Aux(s.index, out, copy=False, decoder_needed=True,
-                           resampler=av.AudioResampler(format=out.format, layout=out.layout, rate=rate))
+                           resampler=av.AudioResampler(format=out.format, layout=layout, rate=rate))
                 self.warn(f"note: audio track {s.index} ({name}) is re-encoded as {enc} for {self.path.suffix}")
             for k, v in md.items():
                 out.metadata[k] = v
