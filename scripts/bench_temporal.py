@@ -8,7 +8,7 @@ error (gap 4) from `videostyle eval`'s measure, and the mean style / content los
 relative to the independent run.
 
     python scripts/bench_temporal.py [--clip ...] [--frames 48] [--size 256] [--model random]
-        [--temporal-weights 10,30,100] [--long-term 1,2,4] [--strip docs/temporal_strip.jpg]
+        [--temporal-weights 10,30,100] [--long-term 1,2,4] [--compare-stop] [--strip docs/temporal_strip.jpg]
 
 With --strip, six consecutive frames (source above, the last temporal-loss row below) are written
 as one image, to be checked by eye for ghosting and smearing.
@@ -43,6 +43,9 @@ def main() -> None:
                     help="temporal loss weights, one row each (default: the config's)")
     ap.add_argument("--long-term", default="1,2,4",
                     help="frame gaps of a last row with long-term terms at the last temporal weight ('' = no row)")
+    ap.add_argument("--compare-stop", action="store_true",
+                    help="add the last row again without the early stop at the first frame's loss "
+                         "(how temporal terms rendered before the stop left them out of its comparison)")
     ap.add_argument("--strip", type=Path, default=None, help="write six consecutive frames here")
     ap.add_argument("--strip-start", type=int, default=24)
     ap.add_argument("--model", default="auto", help="vgg19, random, or auto (vgg19 when its weights are here)")
@@ -65,11 +68,14 @@ def main() -> None:
         gaps = [int(g) for g in args.long_term.split(",")]
         rows.append((f"prev-warped + temporal loss {w:g}, frames {args.long_term}",
                      {"temporal.init_later": "prev-warped", "temporal.weight": w, "temporal.frames": gaps}))
+    if args.compare_stop:
+        name, over = rows[-1]
+        rows.append((f"{name}, no early stop", {**over, "optim.stop_loss_ratio": 0.0}))
     print(f"# {args.clip.name}: {args.frames} frames at {args.size} px, model {model}, first frame {args.iterations} "
           f"iterations, later {later} (independent: {args.iterations}), flow {args.flow}")
-    print("| variant | later iters | s/frame (median) | temporal error | vs independent | long-term (gap 4) "
+    print("| variant | later iters | total iters | s/frame (median) | temporal error | vs independent | long-term (gap 4) "
           "| style loss rel. | content loss rel. |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     ref: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         stylizer = None
@@ -86,7 +92,7 @@ def main() -> None:
             if not ref:
                 ref = {"te": rep.error[1], "style": losses["style"], "content": losses["content"]}
             iters = statistics.median(res.iterations[1:]) if len(res.iterations) > 1 else res.iterations[0]
-            print(f"| {name} | {iters:g} | {spf:.2f} | {rep.error[1]:.5f} | {rep.error[1] / ref['te']:.2f}x | "
+            print(f"| {name} | {iters:g} | {sum(res.iterations)} | {spf:.2f} | {rep.error[1]:.5f} | {rep.error[1] / ref['te']:.2f}x | "
                   f"{rep.error[4]:.5f} | {losses['style'] / ref['style']:.2f} | {losses['content'] / ref['content']:.2f} |",
                   flush=True)
         if args.strip:

@@ -98,6 +98,19 @@ def test_early_stop_on_target_loss_and_tolerance():
     assert st2.stylize(pattern(48, 48), iterations=50).iterations < 50
 
 
+def test_early_stop_leaves_the_temporal_term_out():
+    """The stop threshold is the first frame's loss, which has no temporal term: a frame whose
+    content, style and TV terms are already there stops, however large its temporal term."""
+    st = make()
+    content = pattern(48, 48)
+    far = TemporalTerm(1.0 - content.astype(np.float32) / 255.0, np.ones((48, 48), np.float32), 100.0)
+    start = st.stylize(content, content, iterations=0, temporal=[far])
+    rest = start.loss - start.losses["temporal"]
+    assert start.losses["temporal"] > 10 * rest  # the total is far above the threshold
+    res = st.stylize(content, content, iterations=50, temporal=[far], stop_loss=rest * 1.001)
+    assert res.iterations == 1
+
+
 def test_temporal_term_pulls_toward_target():
     content = pattern(48, 48)
     target = np.full((48, 48, 3), 0.5, np.float32)

@@ -253,9 +253,13 @@ def test_overlapped_threads_equal_inline_render(tmp_path, style, flow_workers):
     assert audio_packets(a) == audio_packets(b)
 
 
-def test_static_shot_stops_early(tmp_path, style):
+@pytest.mark.parametrize("temporal", [{}, {"temporal.weight": 30.0, "temporal.frames": [1, 2]}],
+                         ids=["no-temporal", "temporal-loss"])
+def test_static_shot_stops_early(tmp_path, style, temporal):
+    """A static shot's later frames start at the first frame's result and stop at once, also with
+    temporal terms (they are left out of the comparison with the first frame's loss)."""
     src = make_clip(tmp_path / "still.mp4", frames=5, audio=(), shift_per_frame=0)
-    res = render(src, tmp_path / "o.mp4", style, **{"optim.iterations": 10, "optim.iterations_later": 10})
+    res = render(src, tmp_path / "o.mp4", style, **{"optim.iterations": 10, "optim.iterations_later": 10, **temporal})
     assert res.iterations[0] == 10
     assert max(res.iterations[1:]) < 10
 

@@ -113,7 +113,7 @@ class TemporalConfig:
     # al.'s balance (content 5 : temporal 1e3 on 0-255 pixels) translated to our scale-free
     # content term on the real VGG-19. Off by default: on the bunny clip the warped warm start
     # alone already gives 0.05x the independent frames' temporal error and 30 takes 10% more
-    # off (scripts/bench_temporal.py), while it disables the early stop at the first frame's loss.
+    # off (scripts/bench_temporal.py).
     weight: float = opt(0.0, "temporal loss weight (0 = off; 30 = Ruder et al.'s balance)", lo=0.0,
                         flag="temporal_weight")
     # Previous frames (gaps) the temporal loss looks at, e.g. 1,2,4.

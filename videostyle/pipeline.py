@@ -382,9 +382,9 @@ class VideoStylizer:
                 covered = np.maximum(covered, pk.mask)
                 terms.append(TemporalTerm(warp(earlier[1], pk.back).astype(np.float32) / 255.0, mask, t.weight))
         ratio = self.cfg.optim.stop_loss_ratio
-        # The temporal term is not part of the first frame's loss: compare like with like by
-        # letting it add to the threshold only through the frame's own optimisation.
-        stop = self.ref_loss * ratio if ratio > 0 and self.ref_loss is not None and not terms else None
+        # Stop once the frame is as stylized as the first one (content, style and TV: the
+        # stylizer leaves the temporal term out of the comparison, as the first frame has none).
+        stop = self.ref_loss * ratio if ratio > 0 and self.ref_loss is not None else None
         res = self.st.stylize(src, init, iterations=self.cfg.optim.iterations_later, temporal=terms, pyramid=False,
                               seed=self.cfg.optim.seed + index, stop_loss=stop, callback=self.callback)
         return FrameResult(to_uint8(res.image), res.iterations, res.loss, False)

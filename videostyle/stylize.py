@@ -294,7 +294,7 @@ class Stylizer:
 
         ``pyramid`` enables coarse-to-fine when ``optim.pyramid_levels`` > 1 (used for first
         frames and scene cuts; warm-started frames are already close and skip it).
-        ``stop_loss`` ends the optimisation once the total loss falls to it.
+        ``stop_loss`` ends the optimisation once the loss without its temporal term falls to it.
         """
         o = self.cfg.optim
         iterations = o.iterations if iterations is None else iterations
@@ -415,7 +415,9 @@ class Stylizer:
                 worse = o.optimizer == "lbfgs" and grown > 1e-3 * history[0] and grown > 1e-6  # Adam may climb first
                 garbage = len(history) > 2 and (worse or not bool(torch.isfinite(runner.result()).all()))
                 return _Run(i, loss, last, history[0], garbage)
-            if stop_loss is not None and loss <= stop_loss:
+            # The stop compares the terms the first frame was scored on: a temporal term has no
+            # counterpart there, so counting it would keep every frame that has one from stopping.
+            if stop_loss is not None and sum(v for k, v in last.items() if k != "temporal") <= stop_loss:
                 break
             if o.tolerance > 0 and len(history) > o.tolerance_window:
                 window = history[-o.tolerance_window - 1:]
