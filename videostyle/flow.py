@@ -118,3 +118,12 @@ def pair(current: np.ndarray, earlier: np.ndarray, params: FlowParams = FlowPara
     back = compute_flow(current, earlier, params)
     fwd = compute_flow(earlier, current, params)
     return FramePair(back, consistency_mask(back, fwd))
+
+
+def shrink(image: np.ndarray, side: int) -> np.ndarray:
+    """``image`` with its longer side at most ``side`` pixels (area-averaged), else as it is."""
+    h, w = image.shape[:2]
+    f = side / max(h, w)
+    if f >= 1:
+        return image
+    return cv2.resize(image, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
