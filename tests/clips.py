@@ -25,6 +25,7 @@ def make_clip(
     codec: str = "libx264",
     cut_at: int | None = None,  # frame index of a hard scene cut
     shift_per_frame: int = 2,
+    occluder: tuple[int, int] | None = None,  # frames [a, b) in which a static textured box hides the middle
 ) -> Path:
     w, h = size
     tb = Fraction(1, fps * 100)
@@ -51,6 +52,9 @@ def make_clip(
             img = pattern(h, w, shift=shift_per_frame * i, seed=seed)
             if seed:
                 img = 255 - img[::-1]
+            if occluder is not None and occluder[0] <= i < occluder[1]:
+                img = img.copy()
+                img[occluder_box(h, w)] = 255 - pattern(h // 3, w // 4, seed=7)
             fr = av.VideoFrame.from_ndarray(img, format="rgb24")
             fr.pts = pts
             fr.time_base = tb
@@ -90,11 +94,23 @@ def make_clip(
     return path
 
 
+def occluder_box(h: int, w: int) -> tuple[slice, slice]:
+    """Where make_clip's occluder sits: a third of the height, a quarter of the width, centred."""
+    top, left = h // 3, (w - w // 4) // 2
+    return slice(top, top + h // 3), slice(left, left + w // 4)
+
+
 def video_pts(path: Path) -> list[float]:
     """Presentation times (s) of every decoded video frame, as an independent reader sees them."""
     with av.open(str(path)) as c:
         v = c.streams.video[0]
         return [float(f.pts * f.time_base) for f in c.decode(v)]
+
+
+def decoded_frames(path: Path) -> list[np.ndarray]:
+    """Every video frame as RGB, as an independent reader decodes it."""
+    with av.open(str(path)) as c:
+        return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
 
 
 def audio_packets(path: Path, index: int = 0) -> list[bytes]:

@@ -1,10 +1,11 @@
+import typing
 from pathlib import Path
 
 import pytest
 import yaml
 
 from videostyle import config as C
-from videostyle.cli import main
+from videostyle.cli import build_parser, main, resolve_config
 from videostyle.errors import ConfigError
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -67,6 +68,41 @@ def test_flags_win_over_file(tmp_path, capsys):
     assert data["optim"]["iterations"] == 9 and data["optim"]["size"] == 300
 
 
-def test_every_field_has_help_and_a_flag():
-    for fi in C.FIELDS.values():
-        assert fi.help and fi.flag
+# Values for the fields that take free text (the others are derived from their type and range).
+TEXT = {"model.weights": "w.pth", "optim.init_image": "i.png", "render.ray_address": "auto", "encode.preset": "slow",
+        "render.device": "cpu", "style.images": "a.png", "style.content_layers": "relu3_1",
+        "style.style_layers": "relu2_1", "style.layer_weights": "0.5,1,1,1,2"}
+
+
+def _other_value(fi: C.FieldInfo) -> tuple[list[str], object]:
+    """Command-line words that set ``fi`` to a value other than its default, and that value."""
+    flag = "--" + fi.flag.replace("_", "-")
+    if fi.type is bool:
+        return ([f"--no-{flag[2:]}"] if fi.default else [flag]), not fi.default
+    if typing.get_origin(fi.type) is tuple:
+        item = typing.get_args(fi.type)[0]
+        text = TEXT.get(fi.path, {int: "3", float: "0.5"}.get(item, "x"))
+        return [flag, text], tuple(item(t) for t in text.split(","))
+    if fi.choices:
+        choice = next(c for c in fi.choices if c != fi.default)
+        return [flag, str(choice)], choice
+    if fi.path in TEXT:
+        return [flag, TEXT[fi.path]], TEXT[fi.path]
+    if fi.type is int:
+        v = fi.default + 1 if fi.hi is None or fi.default + 1 <= fi.hi else fi.default - 1
+        return [flag, str(v)], v
+    lo = fi.lo if fi.lo is not None else 0.0
+    v = (lo + fi.hi) / 2 if fi.hi is not None else fi.default + 0.5
+    v = v if v != fi.default else (lo + fi.default) / 2
+    return [flag, repr(v)], v
+
+
+@pytest.mark.parametrize("path", list(C.FIELDS))
+def test_every_field_is_set_by_its_flag(path):
+    """Each config field has help text and a flag on the command line that reaches the Config."""
+    fi = C.FIELDS[path]
+    words, value = _other_value(fi)
+    assert fi.help and value != fi.default
+    ns = build_parser().parse_args(["render", "in.mp4", *words])
+    section, name = path.split(".")
+    assert getattr(getattr(resolve_config(ns), section), name) == value

@@ -7,8 +7,8 @@ from videostyle.images import write_image
 from videostyle.pipeline import FrameDone, Reporter, render_video
 from videostyle.stylize import Stylizer
 
-from .clips import make_clip
-from .conftest import stripes, tiny_config, tiny_extractor
+from .clips import decoded_frames, make_clip, occluder_box
+from .conftest import pattern, stripes, tiny_config, tiny_extractor
 
 
 class Collect(Reporter):
@@ -59,10 +59,80 @@ def test_scene_cut_starts_from_its_own_content_not_the_init_image(tmp_path, monk
     assert inits[4] == "content"  # the cut: its own content
 
 
-def test_long_term_temporal_terms_run(tmp_path):
-    src = make_clip(tmp_path / "m.mp4", frames=5, audio=())
-    _, rep, res = _render(tmp_path, src, "o.mp4", **{"temporal.weight": 1.0, "temporal.frames": [1, 2, 4]})
-    assert res.frames == 5 and not any(f.restarted for f in rep.frames)
+class _Recorder:
+    """Stands in for the Stylizer: returns the content, records the temporal terms it is given."""
+
+    def __init__(self):
+        self.terms: dict[int, list] = {}
+        self.calls = 0
+
+    def stylize(self, content, init=None, *, temporal=(), seed=0, **_):
+        from videostyle.stylize import StylizeResult
+
+        self.terms[seed] = list(temporal)
+        return StylizeResult(content.astype(np.float32) / 255.0, 1, 0.0)
+
+
+def _occluded(i: int, h: int = 96, w: int = 128, hidden: range = range(1, 2)) -> np.ndarray:
+    img = pattern(h, w, shift=2 * i)
+    if i in hidden:
+        img = img.copy()
+        img[occluder_box(h, w)] = 255 - pattern(h // 3, w // 4, seed=7)
+    return img
+
+
+def test_long_term_mask_covers_what_the_occluded_previous_frame_could_not():
+    """Frame 1 hides the middle behind a box; frame 2 shows it again. Frame 2's gap-1 term must
+    leave the disoccluded middle free, and its gap-2 term (Ruder's c_long) must take exactly
+    that region over, against frame 0, which saw it."""
+    from videostyle.config import apply
+    from videostyle.pipeline import VideoStylizer
+
+    cfg = apply(tiny_config(), {"temporal.weight": 1.0, "temporal.frames": [1, 2]})
+    rec = _Recorder()
+    vs = VideoStylizer(cfg, rec)
+    frames = [_occluded(i) for i in range(3)]
+    for i, f in enumerate(frames):
+        res = vs.frame(i, f)
+        assert not res.restarted
+        vs.push(f, res.image)
+    short, long = rec.terms[cfg.optim.seed + 2]
+    box = occluder_box(96, 128)
+    inner = (slice(box[0].start + 6, box[0].stop - 6), slice(box[1].start + 6, box[1].stop - 6))
+    away = np.ones((96, 128), bool)
+    away[box[0].start - 12:box[0].stop + 12, box[1].start - 12:box[1].stop + 12] = False
+    away[:8], away[-8:], away[:, :8], away[:, -8:] = False, False, False, False  # frame edges
+    assert short.mask[inner].mean() < 0.4 and short.mask[away].mean() > 0.9
+    assert long.mask[inner].mean() > 0.6 and long.mask[away].mean() < 0.05
+    assert float((short.mask * long.mask).max()) == 0.0  # no pixel is constrained twice
+    # The long-term target there is frame 0's output carried over: the background, not the box.
+    target = long.target[inner]
+    assert np.abs(target - frames[2][inner] / 255.0).mean() < 0.05
+    assert np.abs(short.target[inner] - frames[2][inner] / 255.0).mean() > 0.2
+
+
+def test_long_term_terms_lower_the_gap_4_error_behind_an_occluder(tmp_path):
+    """A box hides the middle for frames 1-3: only frame 0 saw what frame 4 shows there. With a
+    gap-4 term, frame 4 repaints it as frame 0 did; without, it is painted anew. Measured as the
+    gap-4 temporal error over the region the box hid (flow and mask from the source)."""
+    from videostyle.flow import pair
+    from videostyle.metrics import masked_error
+
+    src = make_clip(tmp_path / "occ.mp4", frames=6, size=(128, 96), audio=(), occluder=(1, 4))
+    source = decoded_frames(src)
+    p = pair(source[4], source[0])
+    region = np.zeros((96, 128), np.float32)
+    region[occluder_box(96, 128)] = 1.0
+    region *= p.mask
+    assert region.sum() > 500  # frame 0 saw most of what the box hid
+    over = {"optim.iterations": 8, "optim.iterations_later": 8, "temporal.weight": 200.0, "optim.init": "noise",
+            "temporal.scene_cut": 0.0, "optim.stop_loss_ratio": 0.0}
+    errors = {}
+    for gaps in ([1], [1, 2, 4]):
+        out, _, _ = _render(tmp_path, src, f"o{len(gaps)}.mkv", **over, **{"temporal.frames": gaps})
+        o = [f.astype(np.float32) / 255.0 for f in decoded_frames(out)]
+        errors[len(gaps)] = masked_error(o[4], o[0], p.back, region)
+    assert errors[3] < 0.5 * errors[1]
 
 
 def test_warm_start_flickers_less_than_independent_frames(tmp_path, capsys):
@@ -110,3 +180,35 @@ def test_prev_warped_init_fills_unreliable_pixels_from_content(tmp_path):
     assert abs(float(res.image[8:40, 4:20].mean()) - 200) < 3
     right = res.image[8:40, 40:60].astype(float)
     assert np.abs(right - b[8:40, 40:60]).mean() < np.abs(right - 200).mean()
+
+
+def test_eval_of_a_span_compares_the_span_and_reports_losses(tmp_path, capsys):
+    """`eval --start/--duration` pairs the stylized frames with that span of the source. The
+    "stylized" video here is a copy of the span, so aligned frames have (almost) no content loss."""
+    from videostyle.media import VideoWriter, probe, read_frames
+
+    src = make_clip(tmp_path / "m.mp4", frames=24, audio=(), shift_per_frame=3)
+    info = probe(src)
+    span = tmp_path / "span.mkv"
+    with VideoWriter(span, width=64, height=48, time_base=info.time_base, fps=info.fps, crf=1,
+                     preset="ultrafast") as w:
+        for fr in read_frames(src, start=1.0, duration=0.5, info=info):
+            w.write(fr.image, fr.pts)
+        w.finish()
+    style = tmp_path / "style.png"
+    write_image(style, stripes(48, 48))
+    args = ["eval", str(span), "--source", str(src), "--json", "--style", str(style), "--model", "random"]
+
+    assert main([*args, "--start", "1", "--duration", "0.5"]) == 0
+    aligned = json.loads(capsys.readouterr().out)
+    assert main(args) == 0
+    shifted = json.loads(capsys.readouterr().out)
+
+    assert aligned["frames"] == shifted["frames"] == 6
+    assert set(aligned["losses"]) == {"content", "style"} and aligned["losses"]["style"] > 0
+    assert aligned["losses"]["content"] < 0.1 * shifted["losses"]["content"]
+    assert not aligned["source_frames_left"] and shifted["source_frames_left"]
+    # The text report prints the losses, and says how to align a span.
+    assert main([*args[:4], "--style", str(style), "--model", "random"]) == 0
+    text = capsys.readouterr().out
+    assert "mean content loss per frame" in text and "--start" in text

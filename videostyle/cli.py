@@ -190,7 +190,9 @@ def cmd_eval(ns: argparse.Namespace) -> int:
     for p in (ns.stylized, ns.source):
         if not Path(p).exists():
             raise VideostyleError(f"input {p} does not exist")
-    rep = temporal_error(ns.stylized, ns.source, gaps=gaps, params=flow_params(cfg), max_frames=cfg.render.max_frames)
+    r = cfg.render
+    rep = temporal_error(ns.stylized, ns.source, gaps=gaps, params=flow_params(cfg), max_frames=r.max_frames,
+                         start=r.start, duration=r.duration)
     note = ""
     if cfg.style.images:
         from videostyle.features import build_extractor
@@ -203,7 +205,7 @@ def cmd_eval(ns: argparse.Namespace) -> int:
                                   weights_format=cfg.model.weights_format, download=False)
             st = Stylizer(cfg, extractor=ext)
             st.set_styles([read_image(p, "style image") for p in cfg.style.images], cfg.style.blend)
-            rep.losses = frame_losses(ns.stylized, ns.source, st, cfg.render.max_frames)
+            rep.losses = frame_losses(ns.stylized, ns.source, st, r.max_frames, r.start, r.duration)
         except WeightsError:
             note = "style/content losses need the VGG-19 weights (see README: Weights)"
     if ns.json:
@@ -219,6 +221,9 @@ def cmd_eval(ns: argparse.Namespace) -> int:
         print(f"  mean {k} loss per frame{'':7s} {v:.6g}")
     if note:
         print(f"  ({note})")
+    if rep.source_left:
+        print(f"  (the source has frames after the stylized video's last: if it was rendered with --start, "
+              f"--duration or --max-frames, pass the same here, else frames are compared with the wrong ones)")
     return 0
 
 
@@ -309,7 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="measure flicker (temporal error) of a stylized video",
                        description="Temporal error of STYLIZED against the motion of SOURCE (flow and masks from "
-                                   "the source), at gap 1 and the long-term gaps given.")
+                                   "the source), at gap 1 and the long-term gaps given. For a render of a span, "
+                                   "pass its --start/--duration (or --max-frames): they choose the source's frames.")
     e.add_argument("stylized", help="stylized video")
     e.add_argument("--source", required=True, help="the source video it was made from")
     e.add_argument("--gaps", default="1,4", help="frame gaps to measure, e.g. 1,2,4 (default: 1,4)")

@@ -1,16 +1,16 @@
 """Losses of Gatys et al. (content, Gram style), total variation and Ruder et al.'s temporal term.
 
-Each loss has a functional form and a thin module that keeps its target in a buffer (so
-``.to(device)`` moves it and ``state_dict`` holds it). Losses are computed in float32 even
-when features come out of a bf16/fp16 autocast region: Gram sums over H*W products lose too
-much precision in half types.
+Plain functions: the stylizer keeps the targets (content features, blended Gram matrices,
+warped earlier outputs) itself, on its device, and in static buffers when it replays CUDA
+graphs. Losses are computed in float32 even when features come out of a bf16/fp16 autocast
+region: Gram sums over H*W products lose too much precision in half types.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 
 def gram_matrix(features: Tensor) -> Tensor:
@@ -74,42 +74,3 @@ def temporal_loss(image: Tensor, target: Tensor, mask: Tensor) -> Tensor:
     """
     diff = (image.float() - target.float()).pow(2)
     return (diff * mask.float()).mean()
-
-
-class ContentLoss(nn.Module):
-    def __init__(self, target: Tensor) -> None:
-        super().__init__()
-        self.register_buffer("target", target.detach().float())
-
-    def forward(self, features: Tensor) -> Tensor:
-        return content_loss(features, self.target)
-
-
-class StyleLoss(nn.Module):
-    """Holds the target Gram matrix (already blended over several style images)."""
-
-    def __init__(self, target_gram: Tensor) -> None:
-        super().__init__()
-        self.register_buffer("target", target_gram.detach().float())
-
-    @classmethod
-    def from_features(cls, features: Tensor) -> StyleLoss:
-        return cls(gram_matrix(features))
-
-    def forward(self, features: Tensor) -> Tensor:
-        return style_loss(features, self.target)
-
-
-class TVLoss(nn.Module):
-    def forward(self, image: Tensor) -> Tensor:
-        return tv_loss(image)
-
-
-class TemporalLoss(nn.Module):
-    def __init__(self, target: Tensor, mask: Tensor) -> None:
-        super().__init__()
-        self.register_buffer("target", target.detach().float())
-        self.register_buffer("mask", mask.detach().float())
-
-    def forward(self, image: Tensor) -> Tensor:
-        return temporal_loss(image, self.target, self.mask)

@@ -31,10 +31,11 @@ class TemporalReport:
     per_frame: dict[int, list[float]] = field(default_factory=dict)  # gap -> error of frames gap..n-1
     reliable: float = 0.0  # mean reliable fraction at gap 1
     losses: dict[str, float] = field(default_factory=dict)  # mean style/content loss per frame, if measured
+    source_left: bool = False  # the source span has frames past the stylized video's last
 
     def as_dict(self) -> dict[str, object]:
         return {"frames": self.frames, "size": list(self.size), "temporal_error": {str(k): v for k, v in self.error.items()},
-                "reliable_fraction": self.reliable, "losses": self.losses,
+                "reliable_fraction": self.reliable, "losses": self.losses, "source_frames_left": self.source_left,
                 "per_frame": {str(k): v for k, v in self.per_frame.items()}}
 
 
@@ -46,8 +47,8 @@ def masked_error(current: np.ndarray, earlier: np.ndarray, back: np.ndarray, mas
     return float((sq * mask).sum() / total) if total > 0 else 0.0
 
 
-def _frames(path: Path, limit: int) -> Iterator[np.ndarray]:
-    for fr in read_frames(path, max_frames=limit):
+def _frames(path: Path, limit: int, start: float = 0.0, duration: float = 0.0) -> Iterator[np.ndarray]:
+    for fr in read_frames(path, start=start, duration=duration, max_frames=limit):
         yield fr.image
 
 
@@ -58,13 +59,18 @@ def temporal_error(
     gaps: Sequence[int] = (1,),
     params: FlowParams = FlowParams(),
     max_frames: int = 0,
+    start: float = 0.0,
+    duration: float = 0.0,
 ) -> TemporalReport:
     """Temporal error of ``stylized`` against the motion of ``source`` (files or frame lists).
 
-    Source frames are resized to the stylized frames' size; both must have the same count.
+    ``start``/``duration`` choose the span of the source that was rendered (a render's own
+    --start/--duration); ``max_frames`` limits both. Source frames are resized to the stylized
+    frames' size, and the two are paired frame by frame from their first.
     """
     sty_it = _frames(Path(stylized), max_frames) if isinstance(stylized, (str, os.PathLike)) else iter(stylized)
-    src_it = _frames(Path(source), max_frames) if isinstance(source, (str, os.PathLike)) else iter(source)
+    src_it = (_frames(Path(source), max_frames, start, duration) if isinstance(source, (str, os.PathLike))
+              else iter(source))
     gaps = tuple(sorted(set(int(g) for g in gaps)))
     if not gaps or gaps[0] < 1:
         raise InputError("temporal error gaps must be >= 1")
@@ -95,12 +101,14 @@ def temporal_error(
     if n == 0:
         raise InputError("the stylized video has no frames")
     error = {g: float(np.mean(v)) if v else float("nan") for g, v in per.items()}
-    return TemporalReport(n, size, gaps, error, per, float(np.mean(reliable)) if reliable else 1.0)
+    left = next(src_it, None) is not None
+    return TemporalReport(n, size, gaps, error, per, float(np.mean(reliable)) if reliable else 1.0, source_left=left)
 
 
 def frame_losses(stylized: str | os.PathLike[str], source: str | os.PathLike[str], stylizer: object,
-                 max_frames: int = 0) -> dict[str, float]:
-    """Mean weighted content and style loss per frame, measured with ``stylizer``'s network and styles."""
+                 max_frames: int = 0, start: float = 0.0, duration: float = 0.0) -> dict[str, float]:
+    """Mean weighted content and style loss per frame, measured with ``stylizer``'s network and
+    styles, against the source span ``start``/``duration`` (as in :func:`temporal_error`)."""
     import torch
 
     from videostyle.stylize import Stylizer, to_tensor
@@ -108,7 +116,7 @@ def frame_losses(stylized: str | os.PathLike[str], source: str | os.PathLike[str
     assert isinstance(stylizer, Stylizer)
     sums = {"content": 0.0, "style": 0.0}
     n = 0
-    for o, s in zip(_frames(Path(stylized), max_frames), _frames(Path(source), max_frames)):
+    for o, s in zip(_frames(Path(stylized), max_frames), _frames(Path(source), max_frames, start, duration)):
         h, w = o.shape[:2]
         if s.shape[:2] != (h, w):
             s = cv2.resize(s, (w, h), interpolation=cv2.INTER_AREA)
