@@ -31,7 +31,7 @@ from benchlib import media_parser  # noqa: E402
 
 from videostyle.config import Config, apply, load  # noqa: E402
 from videostyle.features import VGGFeatures, random_init  # noqa: E402
-from videostyle.media import probe  # noqa: E402
+from videostyle.media import Span, probe  # noqa: E402
 from videostyle.metrics import temporal_error  # noqa: E402
 from videostyle.pipeline import render_video  # noqa: E402
 from videostyle.stylize import Stylizer, fit_size, resolve_precision  # noqa: E402
@@ -139,7 +139,7 @@ def main() -> None:
                 if key not in floors:
                     floors[key] = floor_ms(hw, device, dtype, cfg.render.channels_last)
                 floor = floors[key]
-                te = temporal_error(out, clip, max_frames=args.frames).error[1]
+                te = temporal_error(out, clip, span=Span(max_frames=args.frames)).error[1]
                 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
                 gpu = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else float("nan")
                 print(f"| {size} | {variant} | {1e3 * s.decode / n:.1f} | {1e3 * s.flow / n:.1f} | {s.stylize / n:.2f} | "

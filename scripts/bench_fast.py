@@ -20,7 +20,7 @@ import numpy as np
 from videostyle.config import Config, apply
 from videostyle.fast import FastStylizer
 from videostyle.images import read_image, write_image
-from videostyle.media import read_frames
+from videostyle.media import Span, read_frames
 from videostyle.metrics import temporal_error
 from videostyle.pipeline import render_video
 from videostyle.stylize import Stylizer, fit_size, to_uint8
@@ -57,7 +57,7 @@ def flicker_table(clip: Path, style: Path, frames: int, size: int) -> None:
                                    "render.max_frames": frames, "fast.blend": blend, "encode.crf": 12})
             out = Path(tmp) / f"b{blend}.mkv"
             res = render_video(clip, out, cfg)
-            rep = temporal_error(out, clip, gaps=(1, 4), max_frames=frames)
+            rep = temporal_error(out, clip, gaps=(1, 4), span=Span(max_frames=frames))
             label = "no blending" if blend == 0 else f"flow blending {blend}"
             print(f"| {label} | {rep.error[1]:.5f} | {rep.error[4]:.5f} | {statistics.median(res.frame_seconds):.3f} |",
                   flush=True)

@@ -37,7 +37,7 @@ from benchlib import STYLE  # noqa: E402
 from videostyle.config import Config, apply  # noqa: E402
 from videostyle.flow import blend, warp  # noqa: E402
 from videostyle.images import read_image  # noqa: E402
-from videostyle.pipeline import save_frame  # noqa: E402
+from videostyle.video import save_frame  # noqa: E402
 from videostyle.stylize import Stylizer  # noqa: E402
 from videostyle.workdir import WorkDir  # noqa: E402
 

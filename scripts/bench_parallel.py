@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 from videostyle.config import Config, apply
+from videostyle.media import Span
 from videostyle.metrics import temporal_error
 from videostyle.parallel import plan_segments, render_parallel, scan
 
@@ -47,7 +48,7 @@ def main() -> None:
             out = Path(tmp) / f"w{workers}_o{overlap}.mkv"
             res = render_parallel(args.clip, out, cfg)
             wall1 = wall1 or res.seconds
-            rep = temporal_error(out, args.clip, max_frames=args.frames)
+            rep = temporal_error(out, args.clip, span=Span(max_frames=args.frames))
             per = rep.per_frame[1]  # per[t - 1] = error of frame t against frame t - 1
             segs = plan_segments(n, cuts, workers, overlap)
             boundary = sorted({t for s in segs[1:] for t in range(max(1, s.first), s.start + 1)})

@@ -26,8 +26,10 @@ import cv2
 import numpy as np
 
 from videostyle.config import Config, apply
+from videostyle.media import Span
 from videostyle.metrics import frame_losses, temporal_error
-from videostyle.pipeline import flow_params, render_video
+from videostyle.engines import flow_params
+from videostyle.pipeline import render_video
 from videostyle.stylize import Stylizer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -86,8 +88,8 @@ def main() -> None:
             stylizer.cfg = cfg
             out = Path(tmp) / f"{name.replace(' ', '_')}.mkv"
             res = render_video(args.clip, out, cfg, stylizer=stylizer)
-            rep = temporal_error(out, args.clip, gaps=(1, 4), params=flow_params(cfg), max_frames=args.frames)
-            losses = frame_losses(out, args.clip, stylizer, args.frames)
+            rep = temporal_error(out, args.clip, gaps=(1, 4), params=flow_params(cfg), span=Span(max_frames=args.frames))
+            losses = frame_losses(out, args.clip, stylizer, Span(max_frames=args.frames))
             spf = statistics.median(res.frame_seconds[1:]) if len(res.frame_seconds) > 1 else res.frame_seconds[0]
             if not ref:
                 ref = {"te": rep.error[1], "style": losses["style"], "content": losses["content"]}

@@ -22,7 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import media_parser  # noqa: E402
 
 from videostyle.config import Config, apply  # noqa: E402
-from videostyle.pipeline import FrameDone, Reporter, render_video  # noqa: E402
+from videostyle.pipeline import render_video  # noqa: E402
+from videostyle.report import FrameDone, Reporter  # noqa: E402
 
 
 def folder_bytes(path: Path) -> int:

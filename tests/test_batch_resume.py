@@ -243,7 +243,9 @@ def _render_cfg(style: Path):
 
 
 def test_interrupt_keeps_every_frame_handed_to_the_background_writer(media):
-    from videostyle.pipeline import RenderInterrupted, Reporter, render_video
+    from videostyle.errors import RenderInterrupted
+    from videostyle.pipeline import render_video
+    from videostyle.report import Reporter
 
     src = make_clip(media / "long.mp4", frames=10, size=(64, 48), audio=())
 
@@ -286,7 +288,9 @@ def test_chunked_render_keeps_timestamps_audio_and_resumes_identically(media, su
     audio: the output has the source's timestamps and audio, and an interrupted render resumes
     from its closed chunks to the same frames."""
     from videostyle.config import apply
-    from videostyle.pipeline import RenderInterrupted, Reporter, render_video
+    from videostyle.errors import RenderInterrupted
+    from videostyle.pipeline import render_video
+    from videostyle.report import Reporter
 
     from .clips import streams
 
@@ -329,7 +333,8 @@ def test_failed_final_mux_keeps_the_chunks_and_a_rerun_finishes(media, monkeypat
     from videostyle.config import apply
     from videostyle.errors import OutputError
     from videostyle.media import VideoWriter
-    from videostyle.pipeline import Reporter, render_video
+    from videostyle.pipeline import render_video
+    from videostyle.report import Reporter
 
     src = make_clip(media / "long.mp4", frames=7, size=(64, 48), audio=("aac",))
     cfg = apply(_render_cfg(media / "s1.png"), {"render.chunk_frames": 3})

@@ -56,7 +56,6 @@ def test_graphed_adam_with_temporal_terms_and_early_stop():
 
 
 def test_video_render_on_cuda(tmp_path):
-    from videostyle.config import apply
     from videostyle.pipeline import render_video
 
     from .clips import make_clip, video_pts

@@ -15,7 +15,8 @@ from videostyle.metrics import temporal_error
 from .clips import make_clip
 from .conftest import hide_module, pattern, stripes
 
-from videostyle.fast import FastStylizer, blend_temporal
+from videostyle.fast import FastStylizer
+from videostyle.flow import blend
 
 # Only the tests that run a model need the [fast] extra; the blending and the "missing extra"
 # message are tested without it.
@@ -69,19 +70,19 @@ def test_flow_blending_lowers_temporal_error(tmp_path):
     style = tmp_path / "s.png"
     write_image(style, stripes(96, 96))
     errs = {}
-    for blend in (0.0, 0.8):
-        out = tmp_path / f"f{blend}.mkv"
+    for weight in (0.0, 0.8):
+        out = tmp_path / f"f{weight}.mkv"
         assert main(["render", str(src), "--style", str(style), "-o", str(out), "--method", "fast", "--size", "0",
-                     "--fast-blend", str(blend), "-q", "--preset", "ultrafast", "--crf", "10"]) == 0
-        errs[blend] = temporal_error(out, src).error[1]
+                     "--fast-blend", str(weight), "-q", "--preset", "ultrafast", "--crf", "10"]) == 0
+        errs[weight] = temporal_error(out, src).error[1]
     assert errs[0.8] < 0.7 * errs[0.0]
 
 
-def test_blend_temporal_keeps_unreliable_pixels_new():
+def test_weighted_blend_keeps_unreliable_pixels_new():
     new, prev = np.zeros((4, 4, 3), np.float32), np.ones((4, 4, 3), np.float32)
     mask = np.zeros((4, 4), np.float32)
     mask[:, :2] = 1
-    out = blend_temporal(new, prev, mask, 0.5)
+    out = blend(prev, new, mask, 0.5)
     assert np.allclose(out[:, :2], 0.5) and np.allclose(out[:, 2:], 0.0)
 
 

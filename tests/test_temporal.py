@@ -4,7 +4,8 @@ import numpy as np
 
 from videostyle.cli import main
 from videostyle.images import write_image
-from videostyle.pipeline import FrameDone, Reporter, render_video
+from videostyle.pipeline import render_video
+from videostyle.report import FrameDone, Reporter
 from videostyle.stylize import Stylizer
 
 from .clips import decoded_frames, make_clip, occluder_box
@@ -86,7 +87,7 @@ def test_long_term_mask_covers_what_the_occluded_previous_frame_could_not():
     leave the disoccluded middle free, and its gap-2 term (Ruder's c_long) must take exactly
     that region over, against frame 0, which saw it."""
     from videostyle.config import apply
-    from videostyle.pipeline import VideoStylizer
+    from videostyle.video import VideoStylizer
 
     cfg = apply(tiny_config(), {"temporal.weight": 1.0, "temporal.frames": [1, 2]})
     rec = _Recorder()
@@ -163,7 +164,7 @@ def test_prev_warped_init_fills_unreliable_pixels_from_content(tmp_path):
     # a clip whose second frame is an unrelated picture everywhere but a static band: the init of
     # frame 1 takes the content where the flow is unreliable
     from videostyle.config import apply
-    from videostyle.pipeline import VideoStylizer
+    from videostyle.video import VideoStylizer
 
     cfg = tiny_config(**{"optim.iterations_later": 0, "temporal.scene_cut": 0.0})
     st = Stylizer(cfg, extractor=tiny_extractor())

@@ -143,10 +143,10 @@ def test_segment_start_duration_and_max_frames(tmp_path, style):
 def test_failed_render_leaves_no_output(tmp_path, style, monkeypatch):
     src = make_clip(tmp_path / "in.mp4", frames=6)
     out = tmp_path / "out.mp4"
-    from videostyle import pipeline
+    from videostyle import video
 
     calls = {"n": 0}
-    real = pipeline.VideoStylizer.frame
+    real = video.VideoStylizer.frame
 
     def boom(self, index, img, pairs=None):
         calls["n"] += 1
@@ -154,7 +154,7 @@ def test_failed_render_leaves_no_output(tmp_path, style, monkeypatch):
             raise RuntimeError("simulated crash")
         return real(self, index, img, pairs)
 
-    monkeypatch.setattr(pipeline.VideoStylizer, "frame", boom)
+    monkeypatch.setattr(video.VideoStylizer, "frame", boom)
     with pytest.raises(RuntimeError):
         render(src, out, style)
     assert not out.exists()
@@ -312,7 +312,7 @@ def _with_subtitles(src: Path, dst: Path) -> Path:
 
 
 def test_subtitles_copied_into_mkv_and_dropped_from_mp4_with_warning(tmp_path, style):
-    from videostyle.pipeline import Reporter
+    from videostyle.report import Reporter
 
     src = _with_subtitles(make_clip(tmp_path / "v.mkv", frames=8, audio=()), tmp_path / "subs.mkv")
     assert streams(src)[1][0] == "subtitle"

@@ -39,6 +39,10 @@ class Render:
     cfg: C.Config
     styles: tuple[str, ...]
 
+    def skip(self, overwrite: bool) -> bool:
+        """A batch leaves an existing output alone unless told to overwrite it."""
+        return self.output.exists() and not overwrite
+
 
 @dataclass
 class Outcome:
@@ -208,7 +212,7 @@ def run(
     """Run renders in order; a failing render is recorded and the rest still run."""
     outcomes: list[Outcome] = []
     for r in batch.renders:
-        if r.output.exists() and not overwrite:
+        if r.skip(overwrite):
             o = Outcome(r, "skipped", error="output exists (use --overwrite)")
         else:
             o = attempt(r, render_one)

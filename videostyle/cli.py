@@ -152,7 +152,8 @@ def default_output(inp: Path, cfg: C.Config, image: bool) -> Path:
 
 def cmd_render(ns: argparse.Namespace) -> int:
     from videostyle.images import is_image_path
-    from videostyle.pipeline import Reporter, render_image
+    from videostyle.pipeline import render_image
+    from videostyle.report import Reporter
 
     cfg = resolve_config(ns)
     inp = Path(ns.input)
@@ -181,7 +182,8 @@ def cmd_eval(ns: argparse.Namespace) -> int:
 
     from videostyle.errors import WeightsError
     from videostyle.metrics import frame_losses, temporal_error
-    from videostyle.pipeline import flow_params
+    from videostyle.engines import flow_params
+    from videostyle.output import span
 
     cfg = resolve_config(ns)
     gaps = sorted({int(g) for g in str(ns.gaps).split(",") if g.strip()}) if ns.gaps else [1]
@@ -190,9 +192,7 @@ def cmd_eval(ns: argparse.Namespace) -> int:
     for p in (ns.stylized, ns.source):
         if not Path(p).exists():
             raise VideostyleError(f"input {p} does not exist")
-    r = cfg.render
-    rep = temporal_error(ns.stylized, ns.source, gaps=gaps, params=flow_params(cfg), max_frames=r.max_frames,
-                         start=r.start, duration=r.duration)
+    rep = temporal_error(ns.stylized, ns.source, gaps=gaps, params=flow_params(cfg), span=span(cfg))
     note = ""
     if cfg.style.images:
         from videostyle.features import build_extractor
@@ -205,7 +205,7 @@ def cmd_eval(ns: argparse.Namespace) -> int:
                                   weights_format=cfg.model.weights_format, download=False)
             st = Stylizer(cfg, extractor=ext)
             st.set_styles([read_image(p, "style image") for p in cfg.style.images], cfg.style.blend)
-            rep.losses = frame_losses(ns.stylized, ns.source, st, r.max_frames, r.start, r.duration)
+            rep.losses = frame_losses(ns.stylized, ns.source, st, span(cfg))
         except WeightsError:
             note = "style/content losses need the VGG-19 weights (see README: Weights)"
     if ns.json:
@@ -222,8 +222,8 @@ def cmd_eval(ns: argparse.Namespace) -> int:
     if note:
         print(f"  ({note})")
     if rep.source_left:
-        print(f"  (the source has frames after the stylized video's last: if it was rendered with --start, "
-              f"--duration or --max-frames, pass the same here, else frames are compared with the wrong ones)")
+        print("  (the source has frames after the stylized video's last: if it was rendered with --start, "
+              "--duration or --max-frames, pass the same here, else frames are compared with the wrong ones)")
     return 0
 
 
@@ -232,13 +232,14 @@ def cmd_batch(ns: argparse.Namespace) -> int:
 
     from videostyle import batch
     from videostyle.images import is_image_path
-    from videostyle.pipeline import Reporter, render_image, render_video
+    from videostyle.pipeline import render_image, render_video
+    from videostyle.report import Reporter
 
     overrides = overrides_from_args(ns)
     plan = batch.plan(ns.jobs, overrides)
     if ns.dry_run:
         for i, r in enumerate(plan.renders, 1):
-            state = "exists, skip" if r.output.exists() and not ns.overwrite else "render"
+            state = "exists, skip" if r.skip(ns.overwrite) else "render"
             print(f"{i:3d}. [{r.job}] {r.input} + {', '.join(Path(s).name for s in r.styles)} -> {r.output} ({state})")
         print(f"{len(plan.renders)} render(s)")
         return 0

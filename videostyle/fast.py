@@ -184,9 +184,3 @@ class FastStylizer:
             return 0
         gaps = [TILE - (b - a) for a, b in zip(starts, starts[1:])]
         return min(max(gaps), TILE // 2) if gaps else 0
-
-
-def blend_temporal(new: np.ndarray, warped_prev: np.ndarray, mask: np.ndarray, weight: float) -> np.ndarray:
-    """Reliable pixels follow the warped previous output with ``weight``; unreliable ones take ``new``."""
-    m = (mask * weight)[..., None].astype(np.float32)
-    return warped_prev * m + new * (1.0 - m)

@@ -20,7 +20,7 @@ class FlowParams:
     pyr_scale: float = 0.5
     levels: int = 3
     winsize: int = 15
-    iterations: int = 3
+    flow_iterations: int = 3  # Farneback iterations per pyramid level
     poly_n: int = 5
     poly_sigma: float = 1.2
     dis_preset: str = "medium"
@@ -51,7 +51,7 @@ def compute_flow(a: np.ndarray, b: np.ndarray, params: FlowParams = FlowParams()
         flow = dis.calc(ga, gb, None)
     else:
         flow = cv2.calcOpticalFlowFarneback(ga, gb, None, params.pyr_scale, params.levels, params.winsize,
-                                            params.iterations, params.poly_n, params.poly_sigma, 0)
+                                            params.flow_iterations, params.poly_n, params.poly_sigma, 0)
     if flow.shape[:2] != (h, w):
         fx, fy = w / flow.shape[1], h / flow.shape[0]
         flow = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR)
@@ -72,10 +72,11 @@ def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
                      borderMode=cv2.BORDER_REPLICATE)
 
 
-def blend(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """uint8 ``a * mask + b * (1 - mask)`` per pixel, ``mask`` (H, W) float32 in [0, 1] (cv2.blendLinear:
-    a third of numpy's time at 1080p, where it runs once a frame on the stylizer's path)."""
-    m = np.ascontiguousarray(mask, np.float32)
+def blend(a: np.ndarray, b: np.ndarray, mask: np.ndarray, weight: float = 1.0) -> np.ndarray:
+    """``a * m + b * (1 - m)`` per pixel with ``m = weight * mask``, ``mask`` (H, W) in [0, 1];
+    uint8 or float32 images (cv2.blendLinear: a third of numpy's time at 1080p, where it runs
+    once a frame on the stylizer's path)."""
+    m = np.ascontiguousarray(mask * weight if weight != 1.0 else mask, np.float32)
     return cv2.blendLinear(a, b, m, 1.0 - m)
 
 

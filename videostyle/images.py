@@ -55,3 +55,17 @@ def write_image(path: str | os.PathLike[str], image: np.ndarray) -> None:
         durable.write_bytes(p, buf.tobytes())
     except OSError as exc:
         raise OutputError(f"cannot write {p}: {exc.strerror or exc}") from None
+
+
+def resize_image(image: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """(H, W, 3) uint8 resized to ``hw`` (antialiased bilinear, as the stylizer resizes its
+    tensors, so a frame and its stylization are scaled alike)."""
+    if image.shape[:2] == tuple(hw):
+        return image
+    import torch
+    import torch.nn.functional as F
+
+    t = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float().div_(255.0)
+    t = F.interpolate(t, size=hw, mode="bilinear", align_corners=False, antialias=True)
+    out = t.clamp_(0, 1)[0].permute(1, 2, 0).numpy()
+    return np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8)

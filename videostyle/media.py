@@ -232,6 +232,37 @@ def count_frames(path: str | os.PathLike[str], *, start: float = 0.0, duration: 
     return min(n, max_frames) if max_frames else n
 
 
+@dataclass(frozen=True)
+class Span:
+    """The part of a clip a render covers: ``start`` and ``duration`` in seconds from the first
+    frame (0 = from the beginning / to the end) and at most ``max_frames`` frames (0 = all)."""
+
+    start: float = 0.0
+    duration: float = 0.0
+    max_frames: int = 0
+
+    def frames(self, path: str | os.PathLike[str], **kw: Any) -> Iterator[Frame]:
+        """The span's frames (keywords as :func:`read_frames`)."""
+        return read_frames(path, start=self.start, duration=self.duration, max_frames=self.max_frames, **kw)
+
+    def count(self, path: str | os.PathLike[str], info: VideoInfo | None = None) -> int | None:
+        return count_frames(path, start=self.start, duration=self.duration, max_frames=self.max_frames, info=info)
+
+    def check(self, info: VideoInfo) -> None:
+        if self.start and info.duration is not None and self.start >= info.duration:
+            raise ConfigError(f"--start {self.start} is past the end of {info.path} ({info.duration:.2f} s)")
+
+    def source_seconds(self, info: VideoInfo) -> tuple[float, float | None]:
+        """[t0, t1) of the span in source time (t0 -inf: from the first packet of any stream,
+        so audio that starts before the video is kept; t1 None: to the end)."""
+        t0 = info.start_time + self.start
+        return (t0 if self.start > 0 else float("-inf"), t0 + self.duration if self.duration > 0 else None)
+
+    def shift(self, info: VideoInfo) -> float:
+        """Seconds subtracted from source timestamps: a --start cut begins at 0."""
+        return info.start_time + self.start if self.start > 0 else 0.0
+
+
 # ---------------------------------------------------------------- writing
 
 

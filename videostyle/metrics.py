@@ -19,7 +19,7 @@ import numpy as np
 
 from videostyle.errors import InputError
 from videostyle.flow import FlowParams, pair, warp
-from videostyle.media import read_frames
+from videostyle.media import Span
 
 
 @dataclass
@@ -47,8 +47,8 @@ def masked_error(current: np.ndarray, earlier: np.ndarray, back: np.ndarray, mas
     return float((sq * mask).sum() / total) if total > 0 else 0.0
 
 
-def _frames(path: Path, limit: int, start: float = 0.0, duration: float = 0.0) -> Iterator[np.ndarray]:
-    for fr in read_frames(path, start=start, duration=duration, max_frames=limit):
+def _frames(path: Path, span: Span) -> Iterator[np.ndarray]:
+    for fr in span.frames(path):
         yield fr.image
 
 
@@ -58,19 +58,17 @@ def temporal_error(
     *,
     gaps: Sequence[int] = (1,),
     params: FlowParams = FlowParams(),
-    max_frames: int = 0,
-    start: float = 0.0,
-    duration: float = 0.0,
+    span: Span = Span(),
 ) -> TemporalReport:
     """Temporal error of ``stylized`` against the motion of ``source`` (files or frame lists).
 
-    ``start``/``duration`` choose the span of the source that was rendered (a render's own
-    --start/--duration); ``max_frames`` limits both. Source frames are resized to the stylized
+    ``span`` is the part of the source that was rendered (a render's own --start/--duration);
+    its ``max_frames`` limits both. Source frames are resized to the stylized
     frames' size, and the two are paired frame by frame from their first.
     """
-    sty_it = _frames(Path(stylized), max_frames) if isinstance(stylized, (str, os.PathLike)) else iter(stylized)
-    src_it = (_frames(Path(source), max_frames, start, duration) if isinstance(source, (str, os.PathLike))
-              else iter(source))
+    whole = Span(max_frames=span.max_frames)
+    sty_it = _frames(Path(stylized), whole) if isinstance(stylized, (str, os.PathLike)) else iter(stylized)
+    src_it = _frames(Path(source), span) if isinstance(source, (str, os.PathLike)) else iter(source)
     gaps = tuple(sorted(set(int(g) for g in gaps)))
     if not gaps or gaps[0] < 1:
         raise InputError("temporal error gaps must be >= 1")
@@ -106,25 +104,20 @@ def temporal_error(
 
 
 def frame_losses(stylized: str | os.PathLike[str], source: str | os.PathLike[str], stylizer: object,
-                 max_frames: int = 0, start: float = 0.0, duration: float = 0.0) -> dict[str, float]:
+                 span: Span = Span()) -> dict[str, float]:
     """Mean weighted content and style loss per frame, measured with ``stylizer``'s network and
-    styles, against the source span ``start``/``duration`` (as in :func:`temporal_error`)."""
-    import torch
-
-    from videostyle.stylize import Stylizer, to_tensor
+    styles, against the source ``span`` (as in :func:`temporal_error`)."""
+    from videostyle.stylize import Stylizer
 
     assert isinstance(stylizer, Stylizer)
     sums = {"content": 0.0, "style": 0.0}
     n = 0
-    for o, s in zip(_frames(Path(stylized), max_frames), _frames(Path(source), max_frames, start, duration)):
+    for o, s in zip(_frames(Path(stylized), Span(max_frames=span.max_frames)), _frames(Path(source), span)):
         h, w = o.shape[:2]
         if s.shape[:2] != (h, w):
             s = cv2.resize(s, (w, h), interpolation=cv2.INTER_AREA)
-        with torch.no_grad():
-            grams = stylizer.style_targets((h, w))
-            cf = stylizer._features(to_tensor(s, stylizer.device), stylizer.content_layers)
-            terms = stylizer.loss_terms(to_tensor(o, stylizer.device), cf, grams, [])
-        sums["content"] += float(terms["content"])
-        sums["style"] += float(terms["style"])
+        terms = stylizer.score(o, s)
+        sums["content"] += terms["content"]
+        sums["style"] += terms["style"]
         n += 1
     return {k: v / max(n, 1) for k, v in sums.items()}

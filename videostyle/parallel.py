@@ -29,11 +29,12 @@ from videostyle import interrupt
 from videostyle.errors import ConfigError, InputError, OutputError
 from videostyle.flow import pair as flow_pair
 from videostyle.flow import shrink
-from videostyle.media import read_frames
-from videostyle.pipeline import (
-    FrameDone, RenderInterrupted, RenderResult, Reporter, StageTimes, finish_writer, flow_params, load_styles,
-    open_writer, output_frame, plan_video, prepare_content, render_settings, stylize_segment,
-)
+from videostyle.engines import flow_params, load_styles, prepare_content, random_model_notice
+from videostyle.errors import RenderInterrupted
+from videostyle.output import finish_writer, open_writer, output_frame, plan_video, span
+from videostyle.pipeline import stylize_segment
+from videostyle.report import FrameDone, RenderResult, Reporter, StageTimes
+from videostyle.resume import render_settings
 from videostyle.workdir import WorkDir
 
 INSTALL = 'pip install -e ".[ray]"'
@@ -105,13 +106,12 @@ SCAN_SIDE = 160
 def scan(inp: Path, cfg: C.Config, side: int | None = None) -> tuple[int, list[int]]:
     """Count the span's frames and find scene cuts (flow reliability at ``side`` pixels, by
     default SCAN_SIDE; 0 = at the stylized size, as the segments' own detection)."""
-    r = cfg.render
     side = SCAN_SIDE if side is None else side
     params = flow_params(cfg)
     prev = None
     n = 0
     cuts: list[int] = []
-    for fr in read_frames(inp, start=r.start, duration=r.duration, max_frames=r.max_frames):
+    for fr in span(cfg).frames(inp):
         src = shrink(fr.image, side) if side else prepare_content(fr.image, cfg.optim.size, f"video {inp}")
         if prev is not None and flow_pair(src, prev, params).reliable < cfg.temporal.scene_cut:
             cuts.append(fr.index)
@@ -194,9 +194,7 @@ class ParallelRender:
         self.kept = self.done()
         if self.kept:
             self.reporter.notice(f"resuming {self.out.name}: {self.kept} finished frame(s) kept in {self.work.path}")
-        if cfg.model.name == "random" and cfg.fast.method != "fast":
-            self.reporter.notice("warning: --model random uses untrained VGG weights; the result is not a real "
-                                 "stylization")
+        random_model_notice(cfg, self.reporter.notice)
         self.total = sum(s.end - s.first for s in self.segs)
         self.refs: list[Any] = []
 
@@ -249,19 +247,18 @@ class ParallelRender:
     def mux(self) -> RenderResult:
         """Encode the composited frames with the original audio, as a single-process render's
         chunks are encoded (same settings; here all at the end, as the seams need both segments)."""
-        cfg, job, r = self.cfg, self.job, self.cfg.render
+        cfg, job = self.cfg, self.job
         writer = open_writer(self.inp, self.out, cfg, job, self.reporter.notice)
         stages = StageTimes()
         frames, last_time = 0, 0.0
         try:
-            for fr in read_frames(self.inp, start=r.start, duration=r.duration, max_frames=r.max_frames,
-                                  info=job.info):
+            for fr in job.span.frames(self.inp, info=job.info):
                 te = time.perf_counter()
                 writer.write(output_frame(composite(self.work, self.segs, fr.index), cfg, job), fr.pts)
                 stages.encode += time.perf_counter() - te
                 frames += 1
                 last_time = fr.time
-            finish_writer(writer, cfg, job, last_time)
+            finish_writer(writer, job, last_time)
         except BaseException:
             writer.abort()
             raise
@@ -296,7 +293,7 @@ def run_batch(renders: list[Any], render_one: Any, *, overwrite: bool, fail_fast
         early: dict[int, Any] = {}
         jobs: dict[int, ParallelRender] = {}
         for i, r in enumerate(renders):
-            if r.output.exists() and not overwrite:
+            if r.skip(overwrite):
                 early[i] = Outcome(r, "skipped", error="output exists (use --overwrite)")
             elif not is_image_path(r.input) and r.cfg.render.workers > 1:
                 try:

@@ -332,6 +332,16 @@ class Stylizer:
             out = preserve_colors(out, content)
         return StylizeResult(out, total_iters, result_loss, result_losses)
 
+    def score(self, image: np.ndarray, content: np.ndarray) -> dict[str, float]:
+        """The weighted loss terms of a finished ``image`` against ``content`` (same size) and
+        the styles: how a frame of a render is measured after the fact."""
+        hw = image.shape[:2]
+        with torch.no_grad():
+            grams = self.style_targets(hw)
+            cf = self._features(to_tensor(content, self.device), self.content_layers)
+            terms = self.loss_terms(to_tensor(image, self.device), cf, grams, [])
+        return {k: float(v) for k, v in terms.items()}
+
     def loss_terms(self, x: Tensor, content_feats: dict[str, Tensor], grams: dict[str, Tensor],
                    temporal: Sequence[tuple[Tensor, Tensor, float]]) -> dict[str, Tensor]:
         s = self.cfg.style

@@ -1,0 +1,62 @@
+"""What a render reports: progress events to a Reporter, and its result with per-stage times."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from videostyle.stylize import STIterate
+
+
+@dataclass(frozen=True)
+class FrameDone:
+    """A finished frame, as reported to progress sinks."""
+
+    index: int  # 0-based frame index in the render
+    total: int | None  # frames expected (None when unknown)
+    iterations: int  # optimiser iterations used
+    seconds: float  # wall time of this frame's stylization
+    loss: float  # final total loss
+    restarted: bool = False  # scene cut: restarted from content with full iterations
+    resumed: bool = False  # taken from an earlier interrupted run
+
+
+class Reporter:
+    """Progress sink; the default ignores everything. The CLI subclasses it with tqdm bars."""
+
+    def notice(self, message: str) -> None:
+        """A one-line warning or note for the user."""
+
+    def begin(self, total: int | None, what: str) -> None:
+        """A render of ``total`` frames (None when unknown) starts."""
+
+    def iterate(self, it: STIterate) -> None:
+        """One optimiser iteration finished."""
+
+    def frame(self, done: FrameDone) -> None:
+        """One frame finished."""
+
+    def end(self) -> None:
+        """The render finished or stopped."""
+
+
+@dataclass
+class StageTimes:
+    """Seconds spent per stage of a render (summed over frames)."""
+
+    decode: float = 0.0  # waiting for the next decoded, resized source frame
+    flow: float = 0.0  # optical flow and masks
+    stylize: float = 0.0  # optimisation (VGG passes), excluding flow
+    encode: float = 0.0  # colour conversion, encoding and muxing
+    io: float = 0.0  # work folder reads and writes (the writes on the encoding stage with stage_threads)
+    waiting: float = 0.0  # the stylizer (main thread) waiting for the next frame from decode/flow
+
+
+@dataclass(frozen=True)
+class RenderResult:
+    output: Path
+    frames: int
+    seconds: float
+    iterations: list[int]
+    stages: StageTimes = field(default_factory=StageTimes)
+    frame_seconds: tuple[float, ...] = ()  # stylize + flow wall time of each newly rendered frame

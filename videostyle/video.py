@@ -1,0 +1,213 @@
+"""The per-frame policy of a video render, and its only home: which frames start fresh (the
+first, scene cuts) and with how many iterations, how later frames warm-start from the previous
+output warped by optical flow, which temporal terms they get, and when they stop. Also how a
+frame an interrupted run finished is restored, so that the next one warm-starts the same."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from videostyle.config import Config
+from videostyle.engines import build_fast, build_stylizer, fast_image, first_init, flow_params, prepare_content
+from videostyle.flow import FlowParams, FramePair, blend, warp
+from videostyle.flow import pair as flow_pair
+from videostyle.report import Reporter, StageTimes
+from videostyle.stylize import DivergedError, STIterate, Stylizer, TemporalTerm, to_uint8
+from videostyle.workdir import WorkDir
+
+
+class _History:
+    """The last few (source, output) frame pairs at the stylized size, for warm starts and temporal terms."""
+
+    def __init__(self, depth: int) -> None:
+        self.pairs: deque[tuple[np.ndarray, np.ndarray]] = deque(maxlen=depth)
+
+    def push(self, src: np.ndarray, out: np.ndarray) -> None:
+        self.pairs.append((src, out))
+
+    def reset(self) -> None:
+        self.pairs.clear()
+
+    def get(self, gap: int) -> tuple[np.ndarray, np.ndarray] | None:
+        return self.pairs[-gap] if gap <= len(self.pairs) else None
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    image: np.ndarray  # (H, W, 3) uint8 at the stylized size
+    iterations: int
+    loss: float
+    restarted: bool  # a scene cut restarted this frame
+    # Full-iteration frames (first, scene cuts): the reference loss later frames stop at (None otherwise).
+    ref_loss: float | None = None
+    seconds: float = 0.0  # wall time of the stylization, flow included
+
+
+def flow_pairs(src: np.ndarray | None, earlier: dict[int, np.ndarray],
+               params: FlowParams) -> tuple[dict[int, FramePair], float]:
+    """Flow from ``src`` to each earlier source frame (by gap), and the seconds it took. It
+    depends on source frames only, so it runs ahead of the stylizer."""
+    t = time.perf_counter()
+    pairs = {g: flow_pair(src, e, params) for g, e in earlier.items()} if src is not None else {}
+    return pairs, time.perf_counter() - t
+
+
+class VideoStylizer:
+    """Per-frame logic of a video render: warm start, flow warping, temporal terms, scene cuts."""
+
+    def __init__(self, cfg: Config, stylizer: Stylizer | None, fast: Any = None) -> None:
+        self.cfg = cfg
+        self.st = stylizer  # None for --method fast
+        self.fast = fast  # feed-forward engine for fast / hybrid
+        self.params = flow_params(cfg)
+        self.hist = _History(depth=max(max(cfg.temporal.frames, default=1), 1))
+        self.first_init: str | np.ndarray = cfg.optim.init
+        self.callback: Callable[[STIterate], None] | None = None
+        self.stages = StageTimes()
+        self.ref_loss: float | None = None  # final loss of the last full-iteration frame
+
+    def gaps(self) -> list[int]:
+        """Earlier frames whose flow each frame needs: 1 always (init, scene cuts), more for long-term terms."""
+        t = self.cfg.temporal
+        return sorted({1} | (set(t.frames) if t.weight > 0 else set()))
+
+    def _pair(self, a: np.ndarray, b: np.ndarray) -> FramePair:
+        t = time.perf_counter()
+        p = flow_pair(a, b, self.params)
+        self.stages.flow += time.perf_counter() - t
+        return p
+
+    def push(self, src: np.ndarray, out: np.ndarray) -> None:
+        self.hist.push(src, out)
+
+    def full(self, index: int, src: np.ndarray, cut: bool = False) -> tuple[np.ndarray, int, float]:
+        """First frame and scene cuts: full iterations (or the fast network, or fast + refinement)."""
+        if self.st is None:
+            return to_uint8(fast_image(self.cfg, self.fast, src)), 0, float("nan")
+        init, iterations, pyramid = self.first_init, self.cfg.optim.iterations, True
+        if cut and isinstance(init, np.ndarray):
+            # --init-image is a picture for the first frame; a new shot starts from its own content
+            # (--init noise stays noise: it is a look, applied to every fresh start).
+            init = "content"
+        if self.fast is not None:
+            init = self.fast.stylize(src, self.cfg.fast.strength)
+            iterations, pyramid = self.cfg.fast.refine_iterations, False
+        res = self.st.stylize(src, init, iterations=iterations, pyramid=pyramid,
+                              seed=self.cfg.optim.seed + index, callback=self.callback)
+        self.ref_loss = res.loss
+        return to_uint8(res.image), res.iterations, res.loss
+
+    def frame(self, index: int, src: np.ndarray, pairs: dict[int, FramePair] | None = None) -> FrameResult:
+        """Stylize frame ``index``; ``pairs`` are precomputed flows to earlier frames (by gap)."""
+        t0 = time.perf_counter()
+        try:
+            res = self._frame(index, src, pairs or {})
+        except DivergedError as exc:
+            # Finished frames stay in the work folder; this one is never written as finished.
+            raise DivergedError(f"frame {index}: {exc}") from None
+        return dataclasses.replace(res, seconds=time.perf_counter() - t0)
+
+    def _frame(self, index: int, src: np.ndarray, pairs: dict[int, FramePair]) -> FrameResult:
+        t = self.cfg.temporal
+        prev = self.hist.get(1)
+        if prev is None:
+            img, n, loss = self.full(index, src)
+            return FrameResult(img, n, loss, False, ref_loss=self.ref_loss)
+        prev_src, prev_out = prev
+        p1 = pairs.get(1) or self._pair(src, prev_src)
+        if p1.reliable < t.scene_cut:
+            self.hist.reset()
+            img, n, loss = self.full(index, src, cut=True)
+            return FrameResult(img, n, loss, True, ref_loss=self.ref_loss)
+        if self.st is None:
+            # Feed-forward frames flicker; reliable pixels follow the warped previous output.
+            new = fast_image(self.cfg, self.fast, src)
+            w = self.cfg.fast.blend
+            if w > 0:
+                new = blend(warp(prev_out, p1.back).astype(np.float32) / 255.0, new.astype(np.float32), p1.mask, w)
+            return FrameResult(to_uint8(new), 0, float("nan"), False)
+        if t.init_later == "content":
+            init: np.ndarray = src
+        elif t.init_later == "prev":
+            init = prev_out
+        else:
+            # Ruder et al. initialise with the warped previous output; where the flow is not
+            # reliable (disocclusions) the current content is a better start than smeared paint.
+            init = blend(warp(prev_out, p1.back), src, p1.mask)
+        terms: list[TemporalTerm] = []
+        if t.weight > 0:
+            covered = np.zeros(p1.mask.shape, np.float32)
+            for gap in sorted(set(t.frames)):
+                earlier = self.hist.get(gap)
+                if earlier is None:
+                    continue
+                pk = p1 if gap == 1 else (pairs.get(gap) or self._pair(src, earlier[0]))
+                # Long-term terms only cover pixels the closer frames could not (Ruder's c_long).
+                mask = np.clip(pk.mask - covered, 0.0, 1.0)
+                covered = np.maximum(covered, pk.mask)
+                terms.append(TemporalTerm(warp(earlier[1], pk.back).astype(np.float32) / 255.0, mask, t.weight))
+        ratio = self.cfg.optim.stop_loss_ratio
+        # Stop once the frame is as stylized as the first one (content, style and TV: the
+        # stylizer leaves the temporal term out of the comparison, as the first frame has none).
+        stop = self.ref_loss * ratio if ratio > 0 and self.ref_loss is not None else None
+        res = self.st.stylize(src, init, iterations=self.cfg.optim.iterations_later, temporal=terms, pyramid=False,
+                              seed=self.cfg.optim.seed + index, stop_loss=stop, callback=self.callback)
+        return FrameResult(to_uint8(res.image), res.iterations, res.loss, False)
+
+
+def save_frame(store: WorkDir, index: int, img: np.ndarray, cut: bool, ref: float | None) -> None:
+    """Persist a finished frame with its markers; the PNG comes last, as it marks the frame done."""
+    if cut:
+        store.mark_cut(index)
+    if ref is not None:
+        store.save_ref_loss(index, ref)
+    store.save(index, img)
+
+
+def stylize_or_restore(vs: VideoStylizer, store: WorkDir, index: int, src: np.ndarray,
+                       pairs: dict[int, FramePair] | None = None,
+                       stages: StageTimes | None = None,
+                       save: bool = True) -> tuple[np.ndarray, FrameResult | None]:
+    """Frame ``index`` from ``store`` when an earlier run finished it, restoring the warm-start
+    state that run left (scene-cut reset, reference loss); else stylized now and, with ``save``,
+    saved with its markers (else the caller saves it). Either way it joins the warm-start
+    history. The result is None for restored frames."""
+    stages = stages or StageTimes()
+    t0 = time.perf_counter()
+    res: FrameResult | None = None
+    if store.has(index):
+        img = store.load(index)
+        if store.is_cut(index):
+            vs.hist.reset()
+        ref = store.ref_loss(index)
+        if ref is not None:
+            vs.ref_loss = ref
+    else:
+        res = vs.frame(index, src, pairs)
+        img = res.image
+        t0 = time.perf_counter()
+        if save:
+            save_frame(store, index, img, res.restarted, res.ref_loss)
+    stages.io += time.perf_counter() - t0
+    vs.push(src, img)
+    return img, res
+
+
+def build_video_stylizer(cfg: Config, styles: list[np.ndarray], reporter: Reporter,
+                         stylizer: Stylizer | None = None) -> VideoStylizer:
+    """The engines a video render needs (no VGG for --method fast) around one VideoStylizer,
+    whose first frame starts from --init (an --init-image at the stylized size)."""
+    fast = build_fast(cfg, styles)
+    st = build_stylizer(cfg, styles, reporter.notice, stylizer) if cfg.fast.method != "fast" else None
+    vs = VideoStylizer(cfg, st, fast)
+    vs.callback = reporter.iterate
+    init = first_init(cfg)
+    vs.first_init = prepare_content(init, 0, "init image") if isinstance(init, np.ndarray) else init
+    return vs
