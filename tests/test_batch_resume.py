@@ -332,7 +332,7 @@ def test_chunked_render_keeps_timestamps_audio_and_resumes_identically(media, su
 def test_failed_final_mux_keeps_the_chunks_and_a_rerun_finishes(media, monkeypatch):
     from videostyle.config import apply
     from videostyle.errors import OutputError
-    from videostyle.media import VideoWriter
+    from videostyle.mux import VideoWriter
     from videostyle.pipeline import render_video
     from videostyle.report import Reporter
 
@@ -384,7 +384,7 @@ def test_corrupt_chunk_is_a_one_line_error_naming_restart(media, capsys):
     args = ["render", str(src), "--style", str(media / "s1.png"), "-o", str(out), "--model", "random", "--size", "48",
             "--iterations", "1", "--iterations-later", "1", "--chunk-frames", "3", "--device", "cpu", "-q"]
 
-    from videostyle.media import VideoWriter
+    from videostyle.mux import VideoWriter
 
     real = VideoWriter.copy_video
     try:

@@ -186,7 +186,8 @@ def test_prev_warped_init_fills_unreliable_pixels_from_content(tmp_path):
 def test_eval_of_a_span_compares_the_span_and_reports_losses(tmp_path, capsys):
     """`eval --start/--duration` pairs the stylized frames with that span of the source. The
     "stylized" video here is a copy of the span, so aligned frames have (almost) no content loss."""
-    from videostyle.media import VideoWriter, probe, read_frames
+    from videostyle.media import probe, read_frames
+    from videostyle.mux import VideoWriter
 
     src = make_clip(tmp_path / "m.mp4", frames=24, audio=(), shift_per_frame=3)
     info = probe(src)

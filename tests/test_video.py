@@ -265,7 +265,7 @@ def test_static_shot_stops_early(tmp_path, style, temporal):
 
 
 def test_encoder_thread_error_reaches_caller(tmp_path, style, monkeypatch):
-    from videostyle import media
+    from videostyle import mux
     from videostyle.errors import OutputError
 
     src = make_clip(tmp_path / "in.mp4", frames=6)
@@ -273,7 +273,7 @@ def test_encoder_thread_error_reaches_caller(tmp_path, style, monkeypatch):
     def broken(self, image, pts):
         raise OutputError("disk full (simulated)")
 
-    monkeypatch.setattr(media.VideoWriter, "write", broken)
+    monkeypatch.setattr(mux.VideoWriter, "write", broken)
     out = tmp_path / "o.mp4"
     with pytest.raises(OutputError, match="disk full"):
         render(src, out, style)
@@ -368,7 +368,7 @@ def test_hevc_two_frame_stream_gets_valid_decode_timestamps(tmp_path, suffix):
     chunk); the writer repairs them instead of failing the render."""
     from fractions import Fraction
 
-    from videostyle.media import VideoWriter
+    from videostyle.mux import VideoWriter
 
     for k in range(6):
         out = tmp_path / f"o{k}{suffix}"

@@ -13,7 +13,8 @@ import numpy as np
 from videostyle.config import Config
 from videostyle.errors import OutputError
 from videostyle.images import resize_image
-from videostyle.media import Span, VideoInfo, VideoWriter, check_codec, container_format, even_size, make_even, probe
+from videostyle.media import Span, VideoInfo, probe
+from videostyle.mux import VideoWriter, check_codec, container_format, even_size, make_even
 from videostyle.stylize import check_size, fit_size
 
 

@@ -24,7 +24,8 @@ from videostyle.engines import build_fast, build_stylizer, fast_image, first_ini
 from videostyle.errors import InputError, OutputError, RenderInterrupted
 from videostyle.flow import FramePair
 from videostyle.images import is_image_path, read_image, resize_image, write_image
-from videostyle.media import Frame, VideoWriter
+from videostyle.media import Frame
+from videostyle.mux import VideoWriter
 from videostyle.output import VideoJob, check_output, finish_writer, open_writer, output_frame, plan_video, span
 from videostyle.report import FrameDone, RenderResult, Reporter, StageTimes
 from videostyle.resume import Chunks, ResumePlan, plan_resume, render_settings

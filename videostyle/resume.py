@@ -14,7 +14,7 @@ import numpy as np
 
 from videostyle import durable
 from videostyle.config import Config, to_dict
-from videostyle.media import VideoWriter
+from videostyle.mux import VideoWriter
 from videostyle.output import VideoJob, open_writer
 from videostyle.workdir import WorkDir, file_digest
 
