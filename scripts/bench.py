@@ -123,9 +123,8 @@ def main() -> None:
                                    "render.max_frames": args.frames, "render.device": str(device),
                                    **VARIANTS[variant]})
                 if stylizer is None:
-                    stylizer = Stylizer(cfg)
-                stylizer.cfg = cfg
-                stylizer._targets.clear()
+                    stylizer = Stylizer.from_config(cfg)
+                stylizer.configure(cfg)
                 if device.type == "cuda":
                     torch.cuda.reset_peak_memory_stats(device)
                 out = Path(tmp) / f"{size}_{variant}.mp4"

@@ -66,7 +66,7 @@ def flicker_table(clip: Path, style: Path, frames: int, size: int) -> None:
 def hybrid_table(content: np.ndarray, style: np.ndarray, model: str, size: int, iterations: int,
                  fast: FastStylizer) -> None:
     cfg = apply(Config(), {"model.name": model, "optim.size": size, "optim.iterations": iterations})
-    st = Stylizer(cfg)
+    st = Stylizer.from_config(cfg)
     st.set_styles([style])
     h, w = fit_size(*content.shape[:2], size)
     img = cv2.resize(content, (w, h), interpolation=cv2.INTER_AREA)

@@ -153,7 +153,7 @@ def per_iteration() -> None:
     for optimizer in ("lbfgs", "adam"):
         cfg = apply(Config(), {"model.name": "random", "optim.optimizer": optimizer, "render.precision": "fp32",
                                "render.device": "cpu"})
-        st = Stylizer(cfg)
+        st = Stylizer.from_config(cfg)
         st.set_styles([img])
         st.stylize(img, "content", iterations=2)
         counts = []

@@ -51,7 +51,7 @@ def main() -> None:
     cfg = apply(Config(), {"optim.size": args.size, "style.tv_weight": 0.0, "render.precision": "fp32",
                            "render.device": "cpu"})
     s = cfg.style
-    st = Stylizer(cfg)
+    st = Stylizer.from_config(cfg)
     content = read_image(args.content)
     h, w = fit_size(*content.shape[:2], args.size)
     content_t = resize(to_tensor(content), (h, w))

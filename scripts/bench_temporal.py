@@ -84,8 +84,8 @@ def main() -> None:
         for name, over in rows:
             cfg = apply(Config(), {**base, **over})
             if stylizer is None:
-                stylizer = Stylizer(cfg)
-            stylizer.cfg = cfg
+                stylizer = Stylizer.from_config(cfg)
+            stylizer.configure(cfg)
             out = Path(tmp) / f"{name.replace(' ', '_')}.mkv"
             res = render_video(args.clip, out, cfg, stylizer=stylizer)
             rep = temporal_error(out, args.clip, gaps=(1, 4), params=flow_params(cfg), span=Span(max_frames=args.frames))

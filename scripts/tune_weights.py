@@ -63,9 +63,9 @@ def main() -> None:
     only = set(filter(None, args.only.split(",")))
     photos = [p for p in sorted((args.media / "content").glob("*.png")) if not only or p.stem in only]
     paintings = [p for p in sorted((args.media / "style").glob("*.jpg")) if not only or p.stem in only]
-    stylizer = Stylizer(apply(Config(), base))
+    stylizer = Stylizer.from_config(apply(Config(), base))
     print(f"# model vgg19 (embedded), {args.size} px, {args.iterations} L-BFGS iterations, content weight 1, "
-          f"precision {stylizer.cfg.render.precision}")
+          f"precision {stylizer.precision}")
     print("| photo | painting | style weight | tv weight | content loss | style loss | edge corr. | s/iter |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     rows: list[np.ndarray] = []
@@ -76,13 +76,13 @@ def main() -> None:
             stylizer.set_styles([read_image(painting)])
             row = [content]
             for w, tv in weights:
-                stylizer.cfg = apply(Config(), {**base, "style.style_weight": w, "style.tv_weight": tv})
+                stylizer.configure(apply(Config(), {**base, "style.style_weight": w, "style.tv_weight": tv}))
                 seen: list[STIterate] = []
                 t0 = time.perf_counter()
                 res = stylizer.stylize(content, callback=seen.append)
                 per_iter = (time.perf_counter() - t0) / max(1, res.iterations)
                 out = to_uint8(res.image)
-                c = res.losses["content"] / stylizer.cfg.style.content_weight
+                c = res.losses["content"] / stylizer.loss.spec.content_weight
                 s = res.losses["style"] / w
                 e = edge_correlation(out, content)
                 stats[(w, tv)].append((c, s, e, per_iter))

@@ -19,7 +19,7 @@ def _pair(**extra: object) -> tuple[Stylizer, Stylizer]:
     for graphs in (False, True):
         cfg = tiny_config(**{"render.device": "cuda", "optim.optimizer": "adam", "optim.lr": 0.05,
                              "render.cuda_graphs": graphs, **extra})
-        st = Stylizer(cfg, extractor=tiny_extractor())
+        st = Stylizer.from_config(cfg, extractor=tiny_extractor())
         st.set_styles([stripes(64, 64)])
         out.append(st)
     return out[0], out[1]
@@ -69,5 +69,5 @@ def test_video_render_on_cuda(tmp_path):
         cfg = tiny_config(**{"render.device": "cuda", "style.images": [str(style)], "optim.optimizer": "adam",
                              "render.cuda_graphs": graphs})
         out = tmp_path / f"out{graphs}.mp4"
-        res = render_video(clip, out, cfg, stylizer=Stylizer(cfg, extractor=tiny_extractor()))
+        res = render_video(clip, out, cfg, stylizer=Stylizer.from_config(cfg, extractor=tiny_extractor()))
         assert res.frames == 6 and len(video_pts(out)) == 6

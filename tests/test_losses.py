@@ -38,3 +38,24 @@ def test_temporal_loss_ignores_masked_pixels():
     left_masked[..., :2] = 0
     assert temporal_loss(img, tgt, left_masked) == 0
     assert temporal_loss(img, tgt, torch.ones(1, 1, 4, 4)) > 0
+
+
+def test_perceptual_loss_is_the_weighted_sum_of_its_terms():
+    from videostyle.losses import LossSpec, PerceptualLoss
+
+    torch.manual_seed(0)
+    spec = LossSpec(("b",), ("a", "b"), (0.5, 2.0), content_weight=3.0, style_weight=7.0, tv_weight=11.0)
+    assert spec.layers == ("a", "b")
+    feats = {"a": torch.randn(1, 4, 6, 6), "b": torch.randn(1, 8, 3, 3)}
+    target = {"b": torch.randn(1, 8, 3, 3)}
+    grams = {"a": gram_matrix(torch.randn(1, 4, 6, 6)), "b": gram_matrix(torch.randn(1, 8, 3, 3))}
+    img, tgt, mask = torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8), (torch.rand(1, 1, 8, 8) > 0.5).float()
+    terms = PerceptualLoss(spec)(img, feats, target, grams, [(tgt, mask, 5.0)])
+    assert list(terms) == ["content", "style", "tv", "temporal"]
+    assert torch.allclose(terms["content"], 3.0 * content_loss(feats["b"], target["b"]))
+    assert torch.allclose(terms["style"], 7.0 * (0.5 * style_loss(feats["a"], grams["a"])
+                                                 + 2.0 * style_loss(feats["b"], grams["b"])))
+    assert torch.allclose(terms["tv"], 11.0 * tv_loss(img))
+    assert torch.allclose(terms["temporal"], 5.0 * temporal_loss(img, tgt, mask))
+    no_tv = PerceptualLoss(LossSpec(("b",), ("a", "b"), (1.0, 1.0), 1.0, 1.0, 0.0))(img, feats, target, grams)
+    assert list(no_tv) == ["content", "style"]

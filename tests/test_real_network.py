@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import videostyle.stylize as stylize_mod
+import videostyle.losses as losses_mod
 from videostyle.config import Config, apply
 from videostyle.features import build_extractor
 from videostyle.images import read_image, write_image
@@ -68,7 +68,7 @@ def test_real_gatys_paints_and_keeps_the_content(vgg):
     """Default weights, real network: the style loss falls by an order of magnitude and the
     photo's edges stay (measured: edge correlation 0.42 at 60 iterations; noise gives ~0)."""
     cfg = apply(Config(), {"optim.iterations": 60, "render.device": "cpu"})
-    st = Stylizer(cfg, extractor=vgg)
+    st = Stylizer.from_config(cfg, extractor=vgg)
     st.set_styles([painting()])
     content = scene()
     seen: list[STIterate] = []
@@ -85,8 +85,8 @@ def test_real_gatys_paints_and_keeps_the_content(vgg):
 def raw_scale_losses(monkeypatch: pytest.MonkeyPatch) -> None:
     """The objective before losses were divided by their targets' magnitude: on the real network
     (BGR 0-255 input) its Gram term is ~1e13 and plain L-BFGS blows up on smooth frames."""
-    monkeypatch.setattr(stylize_mod, "content_loss", lambda f, t: F.mse_loss(f.float(), t.float()))
-    monkeypatch.setattr(stylize_mod, "style_loss",
+    monkeypatch.setattr(losses_mod, "content_loss", lambda f, t: F.mse_loss(f.float(), t.float()))
+    monkeypatch.setattr(losses_mod, "style_loss",
                         lambda f, g: F.mse_loss(gram_matrix(f), g.float().expand(f.shape[0], -1, -1)))
 
 
@@ -99,7 +99,7 @@ def test_exploding_loss_is_caught_at_its_iteration_and_recovered(vgg, monkeypatc
     raw_scale_losses(monkeypatch)
     cfg = apply(Config(), {"optim.iterations": 12, "render.device": "cpu", "render.precision": "fp32",
                            "style.style_weight": 1e5})
-    st = Stylizer(cfg, extractor=vgg)
+    st = Stylizer.from_config(cfg, extractor=vgg)
     st.set_styles([stripes(96, 96)])
     notes: list[str] = []
     st.notice = notes.append
@@ -121,7 +121,7 @@ def test_exploding_loss_is_caught_at_its_iteration_and_recovered(vgg, monkeypatc
 def test_unrecoverable_divergence_is_a_one_line_error(vgg):
     cfg = apply(Config(), {"optim.iterations": 10, "render.device": "cpu", "render.precision": "fp32",
                            "style.style_weight": 1e38})  # the loss overflows float32
-    st = Stylizer(cfg, extractor=vgg)
+    st = Stylizer.from_config(cfg, extractor=vgg)
     st.set_styles([stripes(96, 96)])
     with pytest.raises(DivergedError, match="diverged") as exc:
         st.stylize(smooth_frame())

@@ -9,7 +9,7 @@ from .conftest import pattern, stripes, tiny_config, tiny_extractor
 
 
 def make(cfg=None, styles=None):
-    st = Stylizer(cfg or tiny_config(), extractor=tiny_extractor())
+    st = Stylizer.from_config(cfg or tiny_config(), extractor=tiny_extractor())
     st.set_styles(styles or [stripes(64, 64)])
     return st
 
@@ -70,7 +70,7 @@ def test_preserve_colors_identity_on_same_image():
 
 
 def test_blend_of_two_styles_is_weighted_average_of_grams():
-    st = Stylizer(tiny_config(), extractor=tiny_extractor())
+    st = Stylizer.from_config(tiny_config(), extractor=tiny_extractor())
     a, b = stripes(64, 64), pattern(64, 64)
     st.set_styles([a], [])
     ga = st.style_targets((64, 64))
@@ -156,7 +156,7 @@ def test_cuda_graphs_need_cuda_and_adam():
 
     for extra in ({}, {"optim.optimizer": "adam"}):
         with pytest.raises(ConfigError, match="--cuda-graphs needs --device cuda and --optimizer adam"):
-            Stylizer(tiny_config(**{"render.cuda_graphs": True, **extra}), extractor=tiny_extractor())
+            Stylizer.from_config(tiny_config(**{"render.cuda_graphs": True, **extra}), extractor=tiny_extractor())
 
 
 def test_a_start_at_zero_loss_is_not_divergence():

@@ -30,7 +30,7 @@ def _render(tmp_path, src, name, **over):
     cfg = tiny_config(**{"style.images": [str(style)], "optim.size": 0, "encode.preset": "ultrafast", **over})
     rep = Collect()
     out = tmp_path / name
-    res = render_video(src, out, cfg, rep, stylizer=Stylizer(cfg, extractor=tiny_extractor()))
+    res = render_video(src, out, cfg, rep, stylizer=Stylizer.from_config(cfg, extractor=tiny_extractor()))
     return out, rep, res
 
 
@@ -167,7 +167,7 @@ def test_prev_warped_init_fills_unreliable_pixels_from_content(tmp_path):
     from videostyle.video import VideoStylizer
 
     cfg = tiny_config(**{"optim.iterations_later": 0, "temporal.scene_cut": 0.0})
-    st = Stylizer(cfg, extractor=tiny_extractor())
+    st = Stylizer.from_config(cfg, extractor=tiny_extractor())
     st.set_styles([stripes(48, 48)])
     vs = VideoStylizer(apply(cfg, {}), st)
     from .conftest import pattern

@@ -28,7 +28,7 @@ def render(src: Path, out: Path, style: Path, **over):
     over.setdefault("optim.size", 0)
     cfg = tiny_config(**{"style.images": [str(style)], "optim.iterations": 2, "optim.iterations_later": 1,
                          "encode.preset": "ultrafast", **over})
-    return render_video(src, out, cfg, stylizer=Stylizer(cfg, extractor=tiny_extractor()))
+    return render_video(src, out, cfg, stylizer=Stylizer.from_config(cfg, extractor=tiny_extractor()))
 
 
 def test_mp4_keeps_timestamps_frames_and_audio_bytes(tmp_path, style):
@@ -333,7 +333,7 @@ def test_subtitles_copied_into_mkv_and_dropped_from_mp4_with_warning(tmp_path, s
     cfg = tiny_config(**{"style.images": [str(style)], "optim.size": 0, "optim.iterations": 1,
                          "optim.iterations_later": 1, "encode.preset": "ultrafast"})
     mp4 = tmp_path / "o.mp4"
-    render_video(src, mp4, cfg, Keep(), stylizer=Stylizer(cfg, extractor=tiny_extractor()))
+    render_video(src, mp4, cfg, Keep(), stylizer=Stylizer.from_config(cfg, extractor=tiny_extractor()))
     assert [t for t, _ in streams(mp4)] == ["video"]
     assert any("subtitle" in n and "dropped" in n for n in notes)
 

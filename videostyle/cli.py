@@ -203,7 +203,7 @@ def cmd_eval(ns: argparse.Namespace) -> int:
             layers = set(cfg.style.content_layers) | set(cfg.style.style_layers)
             ext = build_extractor(layers, model=cfg.model.name, weights=cfg.model.weights,
                                   weights_format=cfg.model.weights_format, download=False)
-            st = Stylizer(cfg, extractor=ext)
+            st = Stylizer.from_config(cfg, extractor=ext)
             st.set_styles([read_image(p, "style image") for p in cfg.style.images], cfg.style.blend)
             rep.losses = frame_losses(ns.stylized, ns.source, st, span(cfg))
         except WeightsError:

@@ -41,9 +41,12 @@ def first_init(cfg: Config) -> str | np.ndarray:
 
 def build_stylizer(cfg: Config, styles: list[np.ndarray], notice: Callable[[str], None],
                    stylizer: Stylizer | None = None) -> Stylizer:
-    """The optimising stylizer (``stylizer``, reused when given) set to ``styles``."""
+    """The optimising stylizer set to ``styles``: ``stylizer``'s network when given (configured
+    to ``cfg``), else a new one."""
     random_model_notice(cfg, notice)
-    st = stylizer or Stylizer(cfg)
+    if stylizer is not None:
+        stylizer.configure(cfg)
+    st = stylizer or Stylizer.from_config(cfg)
     st.set_styles(styles, cfg.style.blend)
     st.notice = notice
     return st

@@ -1,12 +1,16 @@
 """Losses of Gatys et al. (content, Gram style), total variation and Ruder et al.'s temporal term.
 
-Plain functions: the stylizer keeps the targets (content features, blended Gram matrices,
-warped earlier outputs) itself, on its device, and in static buffers when it replays CUDA
-graphs. Losses are computed in float32 even when features come out of a bf16/fp16 autocast
+Plain functions, composed into the whole objective by :class:`PerceptualLoss` from a
+:class:`LossSpec`. The targets (content features, blended Gram matrices, warped earlier outputs)
+are arguments: the stylizer keeps them on its device, and in static buffers when it replays
+CUDA graphs. Losses are computed in float32 even when features come out of a bf16/fp16 autocast
 region: Gram sums over H*W products lose too much precision in half types.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -74,3 +78,49 @@ def temporal_loss(image: Tensor, target: Tensor, mask: Tensor) -> Tensor:
     """
     diff = (image.float() - target.float()).pow(2)
     return (diff * mask.float()).mean()
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    """Which layers each term reads and how much each term weighs (the style section of the
+    config, translated by ``Stylizer.from_config``)."""
+
+    content_layers: tuple[str, ...]
+    style_layers: tuple[str, ...]
+    layer_weights: tuple[float, ...]  # one per style layer
+    content_weight: float
+    style_weight: float
+    tv_weight: float
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        """Every layer the extractor must return."""
+        return tuple(sorted(set(self.content_layers) | set(self.style_layers)))
+
+
+class PerceptualLoss:
+    """Gatys et al.'s loss, composed of the terms above: the content term on ``content_layers``,
+    the Gram term on ``style_layers`` (weighted per layer), total variation, and Ruder et al.'s
+    temporal terms. Returns the weighted terms by name (their sum is the loss), so progress can
+    show each and the early stop can leave the temporal ones out."""
+
+    def __init__(self, spec: LossSpec) -> None:
+        if len(spec.layer_weights) != len(spec.style_layers):
+            raise ValueError("one layer weight per style layer")
+        self.spec = spec
+        self.layer_weights = dict(zip(spec.style_layers, spec.layer_weights))
+
+    def __call__(self, image: Tensor, feats: dict[str, Tensor], content_feats: dict[str, Tensor],
+                 grams: dict[str, Tensor], temporal: Sequence[tuple[Tensor, Tensor, float]] = ()) -> dict[str, Tensor]:
+        s = self.spec
+        zero = torch.zeros((), device=image.device)
+        terms = {
+            "content": s.content_weight * sum((content_loss(feats[n], content_feats[n]) for n in s.content_layers), zero),
+            "style": s.style_weight * sum((self.layer_weights[n] * style_loss(feats[n], grams[n])
+                                           for n in s.style_layers), zero),
+        }
+        if s.tv_weight:
+            terms["tv"] = s.tv_weight * tv_loss(image)
+        if temporal:
+            terms["temporal"] = sum((wt * temporal_loss(image, tgt, m) for tgt, m, wt in temporal), zero)
+        return terms

@@ -18,10 +18,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from videostyle.config import Config
+from videostyle.config import Config, OptimConfig
 from videostyle.errors import ConfigError, InputError, VideostyleError
 from videostyle.features import MIN_SIDE, VGGFeatures, build_extractor
-from videostyle.losses import content_loss, gram_matrix, style_loss, temporal_loss, tv_loss
+from videostyle.losses import LossSpec, PerceptualLoss, gram_matrix
 
 
 @dataclass(frozen=True)
@@ -174,33 +174,49 @@ def resolve_precision(name: str, device: torch.device, pixels: int = 512 * 512) 
 # ---------------------------------------------------------------- the stylizer
 
 
+def loss_spec(cfg: Config) -> LossSpec:
+    s = cfg.style
+    return LossSpec(tuple(s.content_layers), tuple(s.style_layers),
+                    tuple(s.layer_weights) or tuple(1.0 for _ in s.style_layers),
+                    s.content_weight, s.style_weight, s.tv_weight)
+
+
+def settings(cfg: Config) -> dict[str, Any]:
+    """The stylizer's arguments that ``cfg`` sets besides its network and device: the one place
+    where the config is translated for it."""
+    return {"loss": loss_spec(cfg), "optim": cfg.optim, "precision": cfg.render.precision,
+            "cuda_graphs": cfg.render.cuda_graphs, "style_scale": cfg.style.scale,
+            "preserve_colors": cfg.style.preserve_colors}
+
+
 class Stylizer:
     """Holds the frozen extractor and the style targets; ``stylize`` runs one optimisation."""
 
-    def __init__(self, cfg: Config, extractor: VGGFeatures | None = None, device: torch.device | None = None) -> None:
-        self.cfg = cfg
-        if cfg.render.threads:
-            torch.set_num_threads(cfg.render.threads)
-        self.device = device or resolve_device(cfg.render.device)
-        if self.device.type == "cuda":
+    def __init__(self, extractor: VGGFeatures, loss: LossSpec, optim: OptimConfig, *, device: torch.device,
+                 precision: str = "auto", channels_last: bool = True, compile: bool = False, cuda_graphs: bool = False,
+                 style_scale: float = 1.0, preserve_colors: bool = False) -> None:
+        """``extractor``: the frozen network; ``loss``: layers and weights of the terms; ``optim``:
+        the optimiser, iterations, init, pyramid and early stop; ``precision``: autocast (auto,
+        fp32, bf16, fp16); ``style_scale``: style image size relative to the content's;
+        ``preserve_colors``: keep the content's chroma."""
+        self.device = device
+        if device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
             torch.backends.cudnn.benchmark = True
-        self.content_layers = tuple(cfg.style.content_layers)
-        self.style_layers = tuple(cfg.style.style_layers)
-        layers = set(self.content_layers) | set(self.style_layers)
-        if extractor is None:
-            extractor = build_extractor(layers, model=cfg.model.name, weights=cfg.model.weights,
-                                        weights_format=cfg.model.weights_format, pooling=cfg.model.pooling,  # type: ignore[arg-type]
-                                        seed=cfg.optim.seed)
-        self.extractor = extractor.to(self.device)
-        if cfg.render.channels_last:
+        self.extractor = extractor.to(device)
+        self.channels_last = channels_last
+        if channels_last:
             self.extractor = self.extractor.to(memory_format=torch.channels_last)
         self._net: Callable[..., dict[str, Tensor]] = self.extractor
-        if cfg.render.compile:
+        if compile:
             self._net = torch.compile(self.extractor, dynamic=False)  # type: ignore[assignment]
-        lw = cfg.style.layer_weights or tuple(1.0 for _ in self.style_layers)
-        self.layer_weights = dict(zip(self.style_layers, lw))
+        if cuda_graphs and (device.type != "cuda" or optim.optimizer != "adam" or compile):
+            raise ConfigError("--cuda-graphs needs --device cuda and --optimizer adam (L-BFGS branches on the "
+                              "device's values between kernels, which a graph cannot hold), without --compile")
+        self.set_loss(loss)
+        self.optim, self.precision, self.cuda_graphs = optim, precision, cuda_graphs
+        self.style_scale, self.preserve_colors = style_scale, preserve_colors
         self._styles: list[Tensor] = []
         self._blend: list[float] = []
         self._targets: dict[tuple[int, int], dict[str, Tensor]] = {}
@@ -208,10 +224,40 @@ class Stylizer:
         # Where one-line notes go (the CLI's stderr); each kind is said once per stylizer.
         self.notice: Callable[[str], None] | None = None
         self._noticed: set[str] = set()
+
+    @classmethod
+    def from_config(cls, cfg: Config, extractor: VGGFeatures | None = None,
+                    device: torch.device | None = None) -> Stylizer:
+        """A stylizer with ``cfg``'s network, loss and optimiser on its device."""
+        if cfg.render.threads:
+            torch.set_num_threads(cfg.render.threads)
+        if extractor is None:
+            m = cfg.model
+            extractor = build_extractor(loss_spec(cfg).layers, model=m.name, weights=m.weights,
+                                        weights_format=m.weights_format, pooling=m.pooling,  # type: ignore[arg-type]
+                                        seed=cfg.optim.seed)
         r = cfg.render
-        if r.cuda_graphs and (self.device.type != "cuda" or cfg.optim.optimizer != "adam" or r.compile):
-            raise ConfigError("--cuda-graphs needs --device cuda and --optimizer adam (L-BFGS branches on the "
-                              "device's values between kernels, which a graph cannot hold), without --compile")
+        return cls(extractor, device=device or resolve_device(r.device), channels_last=r.channels_last,
+                   compile=r.compile, **settings(cfg))
+
+    def configure(self, cfg: Config) -> None:
+        """``cfg``'s loss, optimiser and precision on this stylizer's network and device (one
+        network, several renders: benchmarks, batches)."""
+        s = settings(cfg)
+        if s["cuda_graphs"] and (self.device.type != "cuda" or s["optim"].optimizer != "adam"):
+            raise ConfigError("--cuda-graphs needs --device cuda and --optimizer adam")
+        self.set_loss(s.pop("loss"))
+        for k, v in s.items():
+            setattr(self, k, v)
+        self._targets.clear()
+
+    def set_loss(self, loss: LossSpec) -> None:
+        """New layers or weights (on the same network: it must return every layer)."""
+        self.loss = PerceptualLoss(loss)
+        self.content_layers, self.style_layers = loss.content_layers, loss.style_layers
+        self.layer_weights = self.loss.layer_weights
+        if hasattr(self, "_targets"):
+            self._targets.clear()
 
     # -- style targets
 
@@ -227,7 +273,7 @@ class Stylizer:
         self._targets.clear()
 
     def _autocast(self, hw: tuple[int, int]) -> contextlib.AbstractContextManager[None]:
-        dtype = resolve_precision(self.cfg.render.precision, self.device, hw[0] * hw[1])
+        dtype = resolve_precision(self.precision, self.device, hw[0] * hw[1])
         if dtype is None:
             return contextlib.nullcontext()
         # No cast cache: it only serves leaf tensors that need grad (the image, cast once per
@@ -235,7 +281,7 @@ class Stylizer:
         return torch.autocast(self.device.type, dtype=dtype, cache_enabled=False)
 
     def _features(self, x: Tensor, layers: Sequence[str]) -> dict[str, Tensor]:
-        if self.cfg.render.channels_last:
+        if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with self._autocast(tuple(x.shape[-2:])):  # type: ignore[arg-type]
             return self._net(x, tuple(layers))
@@ -246,7 +292,7 @@ class Stylizer:
             return self._targets[hw]
         if not self._styles:
             raise ConfigError("no style image given; pass --style IMAGE")
-        side = max(round(max(hw) * self.cfg.style.scale), MIN_SIDE)
+        side = max(round(max(hw) * self.style_scale), MIN_SIDE)
         grams: dict[str, Tensor] = {}
         with torch.no_grad():
             for img, w in zip(self._styles, self._blend):
@@ -296,7 +342,7 @@ class Stylizer:
         frames and scene cuts; warm-started frames are already close and skip it).
         ``stop_loss`` ends the optimisation once the loss without its temporal term falls to it.
         """
-        o = self.cfg.optim
+        o = self.optim
         iterations = o.iterations if iterations is None else iterations
         seed = o.seed if seed is None else seed
         h, w = content.shape[:2]
@@ -328,7 +374,7 @@ class Stylizer:
             )
             total_iters += n
         out = to_numpy(x)
-        if self.cfg.style.preserve_colors:
+        if self.preserve_colors:
             out = preserve_colors(out, content)
         return StylizeResult(out, total_iters, result_loss, result_losses)
 
@@ -344,25 +390,13 @@ class Stylizer:
 
     def loss_terms(self, x: Tensor, content_feats: dict[str, Tensor], grams: dict[str, Tensor],
                    temporal: Sequence[tuple[Tensor, Tensor, float]]) -> dict[str, Tensor]:
-        s = self.cfg.style
-        feats = self._features(x, sorted(set(self.content_layers) | set(self.style_layers)))
-        terms: dict[str, Tensor] = {}
-        terms["content"] = s.content_weight * sum(
-            (content_loss(feats[n], content_feats[n]) for n in self.content_layers), torch.zeros((), device=x.device))
-        terms["style"] = s.style_weight * sum(
-            (self.layer_weights[n] * style_loss(feats[n], grams[n]) for n in self.style_layers),
-            torch.zeros((), device=x.device))
-        if s.tv_weight:
-            terms["tv"] = s.tv_weight * tv_loss(x)
-        if temporal:
-            terms["temporal"] = sum((wt * temporal_loss(x, tgt, m) for tgt, m, wt in temporal),
-                                    torch.zeros((), device=x.device))
-        return terms
+        """The weighted loss terms of image ``x`` (its features taken here)."""
+        return self.loss(x, self._features(x, self.loss.spec.layers), content_feats, grams, temporal)
 
     def _optimise(self, content: Tensor, x0: Tensor, iterations: int, temporal: Sequence[TemporalTerm],
                   stop_loss: float | None, level: int, levels: int,
                   callback: Callback | None) -> tuple[Tensor, int, float, dict[str, float]]:
-        o = self.cfg.optim
+        o = self.optim
         hw = (int(content.shape[2]), int(content.shape[3]))
         grams = self.style_targets(hw)
         with torch.no_grad():
@@ -373,7 +407,7 @@ class Stylizer:
             with torch.no_grad():
                 terms = self.loss_terms(x0, content_feats, grams, temp)
             return x0.detach(), 0, float(sum(terms.values())), {k: float(v) for k, v in terms.items()}
-        if self.cfg.render.cuda_graphs:
+        if self.cuda_graphs:
             runner: _Runner = self._graph(hw, grams, content_feats, temp)
         else:
             runner = _EagerRunner(self, o.optimizer, o.lr)
@@ -403,7 +437,7 @@ class Stylizer:
                  level: int, levels: int, hw: tuple[int, int], callback: Callback | None) -> _Run:
         """Run up to ``iterations`` steps; stop early at ``stop_loss`` or the tolerance, or at the
         iteration where the loss turns non-finite or explodes (then ``diverged``)."""
-        o = self.cfg.optim
+        o = self.optim
         last: dict[str, float] = {}
         history: list[float] = []
         loss = math.nan
@@ -450,7 +484,7 @@ class Stylizer:
         if runner is None or runner.grams is not grams:
             if len(self._graphs) >= 4:  # each graph keeps a memory pool for its size's activations
                 self._graphs.pop(next(iter(self._graphs)))
-            runner = _GraphRunner(self, self.cfg.optim.lr)
+            runner = _GraphRunner(self, self.optim.lr)
             self._graphs[key] = runner
         return runner
 
