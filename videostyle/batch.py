@@ -85,17 +85,7 @@ def _stem(styles: tuple[str, ...]) -> str:
 def plan(path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None) -> BatchPlan:
     """Read a batch file and expand it into renders (validating every job's config)."""
     bpath = Path(path)
-    data = C.read_yaml(bpath)
-    base = bpath.parent
-    for key in data:
-        if key not in ("defaults", "jobs"):
-            raise ConfigError(f"{bpath}: unknown top-level key {key}" + C.suggest(str(key), ["defaults", "jobs"]))
-    defaults = data.get("defaults") or {}
-    jobs = data.get("jobs")
-    if not isinstance(defaults, dict):
-        raise ConfigError(f"{bpath}: defaults must be a mapping of settings")
-    if not isinstance(jobs, list) or not jobs:
-        raise ConfigError(f"{bpath}: jobs must be a non-empty list")
+    defaults, jobs = _read(bpath)
     out = BatchPlan()
     globs: list[tuple[str, Path]] = []  # (job, input pattern)
     for i, job in enumerate(jobs):
@@ -108,61 +98,92 @@ def plan(path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = Non
                 merged[sec] = {**defaults[sec], **job[sec]}
         flat = C.flatten(merged, where, extra=JOB_KEYS)
         name = str(flat.pop("name", f"job{i + 1}"))
-        cfg = C.Config()
-        if "config" in flat:
-            cfg = C.load(_resolve(base, flat.pop("config")), cfg)
+        named = f"{where} ({name})"
         inputs = _as_list(flat.pop("input", None), "input", where) + _as_list(flat.pop("inputs", None), "inputs", where)
         styles_key = flat.pop("styles", None)
         pattern = str(flat.pop("output", DEFAULT_OUTPUT))
-        # relative paths in config keys are relative to the batch file
-        for key in ("style.images",):
-            if key in flat:
-                flat[key] = [str(_resolve(base, s)) for s in _as_list(flat[key], "style", where)]
-        for key in ("optim.init_image", "model.weights"):
-            if flat.get(key):
-                flat[key] = str(_resolve(base, flat[key]))
-        cfg = C.apply(cfg, flat, where)
-        if overrides:
-            cfg = C.apply(cfg, overrides, "command line")
-        if not inputs:
-            raise ConfigError(f"{where} ({name}): no input; add input: PATH")
-        files: list[Path] = []
-        for item in inputs:
-            p = _resolve(base, str(item))
-            if glob.has_magic(str(p)):
-                globs.append((name, p))
-                matches = sorted(Path(m) for m in glob.glob(str(p)))
-                if not matches:
-                    raise ConfigError(f"{where} ({name}): input pattern {item} matches no file")
-                files += matches
-            else:
-                files.append(p)
-        style_sets: list[tuple[str, ...]]
-        if styles_key is not None:
-            if cfg.style.images and "style.images" in flat:
-                raise ConfigError(f"{where} ({name}): use either style (one blended render) or styles (one render each)")
-            style_sets = []
-            for s in _as_list(styles_key, "styles", where):
-                group = s if isinstance(s, list) else [s]
-                style_sets.append(tuple(str(_resolve(base, str(x))) for x in group))
-        else:
-            style_sets = [tuple(cfg.style.images)]
+        cfg = _job_config(flat, bpath.parent, where, overrides)
+        files = _input_files(inputs, bpath.parent, named, lambda p: globs.append((name, p)))
+        style_sets = _style_sets(styles_key, "style.images" in flat, cfg, bpath.parent, named)
         for f in files:
             for styles in style_sets:
-                if not styles:
-                    raise ConfigError(f"{where} ({name}): no style; add style: PATH or styles: [...]")
-                n = len(out.renders)
-                ext = ".png" if is_image_path(f) else ".mp4"
-                try:
-                    target = pattern.format(input_stem=f.stem, input_dir=str(f.parent), style_stem=_stem(styles),
-                                            job=name, n=n, ext=ext)
-                except (KeyError, IndexError, ValueError) as exc:
-                    raise ConfigError(f"{where} ({name}): bad output pattern {pattern!r} ({exc}); use "
-                                      "{input_stem}, {input_dir}, {style_stem}, {job}, {n}, {ext}") from None
+                target = _output_path(pattern, f, styles, name, len(out.renders), named)
                 rcfg = C.apply(cfg, {"style.images": list(styles)})
-                out.renders.append(Render(name, f, _resolve(base, target), rcfg, styles))
+                out.renders.append(Render(name, f, _resolve(bpath.parent, target), rcfg, styles))
     check_outputs(out.renders, globs, bpath)
     return out
+
+
+def _read(bpath: Path) -> tuple[dict[str, Any], list[Any]]:
+    """The batch file's ``defaults`` and ``jobs``."""
+    data = C.read_yaml(bpath)
+    for key in data:
+        if key not in ("defaults", "jobs"):
+            raise ConfigError(f"{bpath}: unknown top-level key {key}" + C.suggest(str(key), ["defaults", "jobs"]))
+    defaults = data.get("defaults") or {}
+    jobs = data.get("jobs")
+    if not isinstance(defaults, dict):
+        raise ConfigError(f"{bpath}: defaults must be a mapping of settings")
+    if not isinstance(jobs, list) or not jobs:
+        raise ConfigError(f"{bpath}: jobs must be a non-empty list")
+    return defaults, jobs
+
+
+def _job_config(flat: dict[str, Any], base: Path, where: str, overrides: Mapping[str, Any] | None) -> C.Config:
+    """A job's settings: its config file, then its own keys (paths relative to the batch file),
+    then the command line's."""
+    cfg = C.Config()
+    if "config" in flat:
+        cfg = C.load(_resolve(base, flat.pop("config")), cfg)
+    if "style.images" in flat:
+        flat["style.images"] = [str(_resolve(base, s)) for s in _as_list(flat["style.images"], "style", where)]
+    for key in ("optim.init_image", "model.weights"):
+        if flat.get(key):
+            flat[key] = str(_resolve(base, flat[key]))
+    cfg = C.apply(cfg, flat, where)
+    return C.apply(cfg, overrides, "command line") if overrides else cfg
+
+
+def _input_files(inputs: list[Any], base: Path, where: str, on_glob: Callable[[Path], None]) -> list[Path]:
+    """The files a job's inputs name, globs expanded (each glob also goes to ``on_glob``)."""
+    if not inputs:
+        raise ConfigError(f"{where}: no input; add input: PATH")
+    files: list[Path] = []
+    for item in inputs:
+        p = _resolve(base, str(item))
+        if not glob.has_magic(str(p)):
+            files.append(p)
+            continue
+        on_glob(p)
+        matches = sorted(Path(m) for m in glob.glob(str(p)))
+        if not matches:
+            raise ConfigError(f"{where}: input pattern {item} matches no file")
+        files += matches
+    return files
+
+
+def _style_sets(styles_key: Any, has_style: bool, cfg: C.Config, base: Path, where: str) -> list[tuple[str, ...]]:
+    """One render per entry of ``styles`` (an entry may be a list: blended), else one with ``style``."""
+    if styles_key is None:
+        sets = [tuple(cfg.style.images)]
+    else:
+        if cfg.style.images and has_style:
+            raise ConfigError(f"{where}: use either style (one blended render) or styles (one render each)")
+        sets = [tuple(str(_resolve(base, str(x))) for x in (s if isinstance(s, list) else [s]))
+                for s in _as_list(styles_key, "styles", where)]
+    if any(not s for s in sets):
+        raise ConfigError(f"{where}: no style; add style: PATH or styles: [...]")
+    return sets
+
+
+def _output_path(pattern: str, f: Path, styles: tuple[str, ...], job: str, n: int, where: str) -> str:
+    ext = ".png" if is_image_path(f) else ".mp4"
+    try:
+        return pattern.format(input_stem=f.stem, input_dir=str(f.parent), style_stem=_stem(styles), job=job, n=n,
+                              ext=ext)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ConfigError(f"{where}: bad output pattern {pattern!r} ({exc}); use "
+                          "{input_stem}, {input_dir}, {style_stem}, {job}, {n}, {ext}") from None
 
 
 def check_outputs(renders: list[Render], globs: list[tuple[str, Path]], where: Path) -> None:

@@ -270,80 +270,66 @@ def suggest(key: str, candidates: list[str]) -> str:
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
-def _coerce(fi: FieldInfo, value: Any, where: str) -> Any:
-    """Check and convert one value to the field's type; raise ConfigError naming the key."""
-    tp = fi.type
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    name = f"{where}{fi.path}"
+_EXPECTED = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
 
-    def bad(expected: str) -> ConfigError:
-        return ConfigError(f"{name}: expected {expected}, got {value!r}")
 
-    if origin is tuple:
-        elem = args[0]
-        if isinstance(value, str):
-            items: list[Any] = [v.strip() for v in value.split(",") if v.strip()]
-        elif isinstance(value, (list, tuple)):
-            items = list(value)
-        elif isinstance(value, (int, float)) and not isinstance(value, bool) and elem is not str:
-            items = [value]
-        else:
-            raise bad(f"a list of {elem.__name__}")
-        out = []
-        for item in items:
-            try:
-                if elem is str:
-                    if not isinstance(item, str):
-                        raise ValueError
-                    out.append(item)
-                elif elem is int:
-                    if isinstance(item, bool) or (isinstance(item, float) and not item.is_integer()):
-                        raise ValueError
-                    out.append(int(item))
-                else:
-                    if isinstance(item, bool):
-                        raise ValueError
-                    out.append(float(item))
-            except (TypeError, ValueError):
-                raise bad(f"a list of {elem.__name__}") from None
-        result: Any = tuple(out)
-        if fi.lo is not None and any(v < fi.lo for v in result):
-            raise ConfigError(f"{name}: values must be >= {fi.lo}, got {value!r}")
-        return result
-    optional = origin in (typing.Union, types.UnionType) and type(None) in args
-    if optional:
-        if value is None:
-            return None
-        tp = next(a for a in args if a is not type(None))
+def _scalar(tp: type, value: Any, strict: bool = False) -> Any:
+    """``value`` as ``tp`` (bool, int, float or str); ValueError or TypeError when it is not one.
+    Numbers pass as strings (``strict``: only strings do)."""
     if tp is bool:
         if isinstance(value, bool):
             return value
-        if isinstance(value, str) and value.lower() in ("true", "yes", "on", "1", "false", "no", "off", "0"):
-            return value.lower() in ("true", "yes", "on", "1")
-        raise bad("true or false")
+        if isinstance(value, str) and value.lower() in _TRUE + _FALSE:
+            return value.lower() in _TRUE
+        raise ValueError
+    if isinstance(value, bool):  # a YAML true is no number, and no name
+        raise ValueError
     if tp is int:
-        if isinstance(value, bool):
-            raise bad("an integer")
+        if isinstance(value, float) and not value.is_integer():
+            raise ValueError
+        return int(value)
+    if tp is float:
+        return float(value)
+    if tp is str:
+        if not isinstance(value, (str,) if strict else (str, int, float)):
+            raise ValueError
+        return str(value)
+    raise TypeError(tp)  # pragma: no cover - only the types above are used
+
+
+def _items(value: Any, elem: type) -> list[Any]:
+    """A list value: a YAML list, a comma-separated string, or one number."""
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and elem is not str:
+        return [value]
+    raise ValueError
+
+
+def _coerce(fi: FieldInfo, value: Any, where: str) -> Any:
+    """Check and convert one value to the field's type; raise ConfigError naming the key."""
+    name = f"{where}{fi.path}"
+    args = typing.get_args(fi.type)
+    if typing.get_origin(fi.type) is tuple:
         try:
-            if isinstance(value, float) and not value.is_integer():
-                raise ValueError
-            result = int(value)
+            result: Any = tuple(_scalar(args[0], item, strict=True) for item in _items(value, args[0]))
         except (TypeError, ValueError):
-            raise bad("an integer") from None
-    elif tp is float:
-        if isinstance(value, bool):
-            raise bad("a number")
-        try:
-            result = float(value)
-        except (TypeError, ValueError):
-            raise bad("a number") from None
-    elif tp is str:
-        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-            raise bad("a string")
-        result = str(value)
-    else:  # pragma: no cover - only the types above are used
-        raise TypeError(tp)
+            raise ConfigError(f"{name}: expected a list of {args[0].__name__}, got {value!r}") from None
+        if fi.lo is not None and any(v < fi.lo for v in result):
+            raise ConfigError(f"{name}: values must be >= {fi.lo}, got {value!r}")
+        return result
+    tp = fi.type
+    if typing.get_origin(tp) in (typing.Union, types.UnionType) and type(None) in args:  # optional
+        if value is None:
+            return None
+        tp = next(a for a in args if a is not type(None))
+    try:
+        result = _scalar(tp, value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}: expected {_EXPECTED[tp]}, got {value!r}") from None
     if fi.choices is not None and result not in fi.choices:
         raise ConfigError(f"{name}: must be one of {', '.join(map(str, fi.choices))}, got {value!r}"
                           + suggest(str(result), [str(c) for c in fi.choices]))
