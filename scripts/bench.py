@@ -43,6 +43,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "farneback": {"flow.method": "farneback"},
     "dis": {"flow.method": "dis"},
     "farneback-inline": {"flow.method": "farneback", "render.stage_threads": False},
+    "farneback-w1": {"flow.method": "farneback", "flow.workers": 1},
+    "farneback-w2": {"flow.method": "farneback", "flow.workers": 2},
+    "farneback-w4": {"flow.method": "farneback", "flow.workers": 4},
     "adam": {"optim.optimizer": "adam"},
     "adam-graphs": {"optim.optimizer": "adam", "render.cuda_graphs": True},
 }

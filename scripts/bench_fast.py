@@ -63,6 +63,23 @@ def flicker_table(clip: Path, style: Path, frames: int, size: int) -> None:
                   flush=True)
 
 
+def render_table(clip: Path, style: Path, frames: int, sizes: list[int], device: str) -> None:
+    """End to end: decode, the fast engine with flow blending, encode, over the clip (scaled up
+    for sizes past its own, as bench.py does)."""
+    from bench import upscaled
+
+    print("| fast render | frames | fps end to end | s/frame (median) |")
+    print("| --- | --- | --- | --- |")
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in sizes:
+            src = upscaled(clip, size, frames, Path(tmp)) if size > 640 else clip
+            cfg = apply(Config(), {"fast.method": "fast", "style.images": [str(style)], "optim.size": size,
+                                   "render.max_frames": frames, "render.device": device})
+            res = render_video(src, Path(tmp) / f"r{size}.mkv", cfg)
+            print(f"| {size} px | {res.frames} | {res.frames / res.seconds:.1f} | "
+                  f"{statistics.median(res.frame_seconds):.3f} |", flush=True)
+
+
 def hybrid_table(content: np.ndarray, style: np.ndarray, model: str, size: int, iterations: int,
                  fast: FastStylizer) -> None:
     cfg = apply(Config(), {"model.name": model, "optim.size": size, "optim.iterations": iterations})
@@ -120,18 +137,29 @@ def main() -> None:
     ap.add_argument("--model", default="auto")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--docs", type=Path, help="write the README pictures into this folder")
+    ap.add_argument("--tables", default="speed,flicker,hybrid",
+                    help="comma list of speed, flicker, hybrid, render (end to end at --render-sizes)")
+    ap.add_argument("--render-sizes", type=int, nargs="+", default=[1080])
     args = ap.parse_args()
+    tables = set(args.tables.split(","))
     model = resolve_model(args.model)
-    style, content = read_image(args.style), read_image(args.content)
+    style = read_image(args.style)
+    content = read_image(args.content) if "hybrid" in tables or args.docs else style
     modes = {m: FastStylizer(args.device, tiling=m) for m in ("whole", "tiles")}
     for f in modes.values():
         f.set_styles([style])
     print(f"# fast engine, providers {modes['whole'].transform.get_providers()[0]}")
-    speed_table(modes, args.clip, args.repeats)
-    print()
-    flicker_table(args.clip, args.style, args.frames, args.size)
-    print()
-    hybrid_table(content, style, model, args.size, args.iterations, modes["whole"])
+    if "speed" in tables:
+        speed_table(modes, args.clip, args.repeats)
+        print()
+    if "flicker" in tables:
+        flicker_table(args.clip, args.style, args.frames, args.size)
+        print()
+    if "render" in tables:
+        render_table(args.clip, args.style, args.frames, args.render_sizes, args.device)
+        print()
+    if "hybrid" in tables:
+        hybrid_table(content, style, model, args.size, args.iterations, modes["whole"])
     if args.docs:
         docs(args.docs, content, style, args.clip, modes["whole"])
 

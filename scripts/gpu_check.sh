@@ -1,29 +1,55 @@
 #!/usr/bin/env bash
 # The CUDA checks and benchmarks in one call on a GPU machine (prepare with scripts/gpu_prepare.sh,
 # carry .whl and .media). Writes each table to $OUT (or /tmp/gpu_check) and prints it.
-#   1. tests/test_cuda.py + tests/test_stylize.py on the device (graphed Adam == eager Adam);
-#   2. scripts/bench_stylizer.py: the per-iteration floor at 512 and 1080 px squares;
-#   3. scripts/bench_host.py: the host's flow throughput per worker count (the auto setting
-#      beside a GPU is up to 4) and the host work left on the stylizer's path;
-#   4. scripts/bench.py: end to end at 512, 1080 and 1920 px (the clip scaled up past its
-#      640x360), every variant: busy fraction, s/later frame, ms/iter against the floor.
-# About 6 minutes on an H200: give the call 540 s.
+#   1. tests/test_cuda.py + tests/test_stylize.py on the device (graphed Adam == eager Adam, a
+#      video render on CUDA);
+#   2. scripts/cuda_vs_cpu.py: a 512 px render with the real network on CUDA and on the CPU,
+#      fp32: final losses within 2%;
+#   3. scripts/bench_stylizer.py: the per-iteration floor at 512 and 1080 px squares;
+#   4. scripts/bench_host.py: the host's flow throughput per worker count;
+#   5. scripts/bench.py with the real network: at 512 px every flow-worker count (auto, 1, 2, 4)
+#      and Adam with and without CUDA graphs; at 1080 and 1920 px (the clip scaled up) the
+#      default, Adam and Adam on graphs: busy fraction, s/later frame, ms/iter against the floor;
+#   6. scripts/bench_fast.py: the fast engine's speed per frame and end to end at 1080 px.
+# Budget: about 6 minutes on an H100/H200 (give the call 480 s; a second run fits in 15 minutes).
+# REHEARSE=1 runs the same steps on this CPU machine at toy sizes (the .whl set is only checked
+# to install for Python 3.12), so that no device minute goes to a typo.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-/tmp/gpu_check}
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
-if compgen -G ".whl/*.whl" >/dev/null; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
-    export PYTHONPATH=/tmp/site:$PWD
-else
+rehearse=${REHEARSE:-0}
+if [ "$rehearse" = 1 ]; then
+    dev=cpu; small=64; large="96 128"; frames=3; iters=4; preset="--config configs/preview.yaml"; devices=cpu,cpu
+    python3 -m pip install -q --no-index --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+        --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+        --target /tmp/site-rehearse --upgrade .whl/*.whl || { echo "the .whl set does not install for 3.12"; exit 1; }
     export PYTHONPATH=$PWD
+else
+    dev=cuda; small=512; large="1080 1920"; frames=12; iters=30; preset=""; devices=cuda,cpu
+    if compgen -G ".whl/*.whl" >/dev/null; then
+        python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+            .whl/*.whl || exit 1
+        export PYTHONPATH=/tmp/site:$PWD
+    else
+        export PYTHONPATH=$PWD
+    fi
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/device.txt"
 fi
 clip=${CLIP:-.media/bunny_640x360_24fps_aac.mp4}
 style=${STYLE:-.media/starry_night.jpg}
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/device.txt"
-python3 -c "import torch, av, cv2; print('torch', torch.__version__, 'av', av.__version__, 'cv2', cv2.__version__, 'cpus', __import__('os').cpu_count())" | tee -a "$out/device.txt"
-timeout 150 python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_stylize.py 2>&1 | tee "$out/tests.txt"
-timeout 90 python3 scripts/bench_stylizer.py --device cuda --sizes 512 1080 2>&1 | tee "$out/bench_stylizer.md"
-timeout 60 python3 scripts/bench_host.py --style "$style" 2>&1 | tee "$out/bench_host.md"
-timeout 330 python3 scripts/bench.py --device cuda --clip "$clip" --style "$style" --sizes 512 1080 1920 2>&1 | tee "$out/bench.md"
+python3 -c "import torch, av, cv2, onnxruntime as o; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'av', av.__version__, 'cv2', cv2.__version__, 'onnxruntime', o.__version__, o.get_available_providers(), 'cpus', __import__('os').cpu_count())" | tee -a "$out/device.txt"
+timeout 90 python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_stylize.py 2>&1 | tail -n 5 | tee "$out/tests.txt"
+timeout 90 python3 scripts/cuda_vs_cpu.py --clip "$clip" --style "$style" --size "$small" --iterations "$iters" \
+    --devices "$devices" --model vgg19 2>&1 | tee "$out/cuda_vs_cpu.md"
+timeout 45 python3 scripts/bench_stylizer.py --device "$dev" --sizes "$small" ${large%% *} 2>&1 | tee "$out/bench_stylizer.md"
+timeout 30 python3 scripts/bench_host.py --style "$style" 2>&1 | tee "$out/bench_host.md"
+graphs=$([ "$dev" = cuda ] && echo ",adam-graphs" || echo "")
+timeout 120 python3 scripts/bench.py --device "$dev" --model vgg19 --clip "$clip" --style "$style" $preset \
+    --frames "$frames" --sizes "$small" \
+    --variants "farneback,farneback-w1,farneback-w2,farneback-w4,adam$graphs" 2>&1 | tee "$out/bench_small.md"
+timeout 150 python3 scripts/bench.py --device "$dev" --model vgg19 --clip "$clip" --style "$style" $preset \
+    --frames "$frames" --sizes $large --variants "farneback,adam$graphs" 2>&1 | tee "$out/bench_large.md"
+timeout 60 python3 scripts/bench_fast.py --clip "$clip" --style "$style" --device auto --tables speed,render \
+    --frames "$((frames * 4))" --render-sizes ${large%% *} --repeats 3 2>&1 | tee "$out/bench_fast.md"
