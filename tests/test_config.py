@@ -71,7 +71,8 @@ def test_flags_win_over_file(tmp_path, capsys):
 # Values for the fields that take free text (the others are derived from their type and range).
 TEXT = {"model.weights": "w.pth", "optim.init_image": "i.png", "render.ray_address": "auto", "encode.preset": "slow",
         "render.device": "cpu", "style.images": "a.png", "style.content_layers": "relu3_1",
-        "style.style_layers": "relu2_1", "style.layer_weights": "0.5,1,1,1,2"}
+        "style.style_layers": "relu2_1", "style.layer_weights": "0.5,1,1,1,2", "optim.tile": "512",
+        "optim.tile_margin": "64"}
 
 
 def _other_value(fi: C.FieldInfo) -> tuple[list[str], object]:
@@ -87,7 +88,8 @@ def _other_value(fi: C.FieldInfo) -> tuple[list[str], object]:
         choice = next(c for c in fi.choices if c != fi.default)
         return [flag, str(choice)], choice
     if fi.path in TEXT:
-        return [flag, TEXT[fi.path]], TEXT[fi.path]
+        text = TEXT[fi.path]
+        return [flag, text], fi.type(text) if fi.type in (int, float) else text
     if fi.type is int:
         v = fi.default + 1 if fi.hi is None or fi.default + 1 <= fi.hi else fi.default - 1
         return [flag, str(v)], v

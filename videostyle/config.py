@@ -103,6 +103,13 @@ class OptimConfig:
     # Later frames stop once their loss falls to this times the first frame's (or the last scene
     # cut's) final loss, as anishathalye/neural-style's video script does (0 = off).
     stop_loss_ratio: float = opt(1.0, "later frames stop at this x the first frame's final loss (0 = off)", lo=0.0)
+    # Optimise frames larger than this in tiles of this many pixels (0 = never), so that memory
+    # depends on the tile, not on the frame; the loss and its gradient stay the whole frame's
+    # (videostyle/tiles.py). A multiple of 16.
+    tile: int = opt(0, "optimise in tiles of N px, N a multiple of 16 (0 = whole frames)", lo=0)
+    # Context around each tile, in pixels (a multiple of 16): features within this distance of a
+    # tile's edge see the neighbouring pixels as the untiled network does.
+    tile_margin: int = opt(96, "context around each tile in px (multiple of 16)", lo=0)
 
 
 @dataclass(frozen=True)
@@ -400,6 +407,12 @@ def validate(cfg: Config, source: str = "") -> None:
         raise ConfigError(f"{where}render.device: use auto, cpu, cuda or cuda:N, got {dev!r}")
     if cfg.optim.size and cfg.optim.size < 32:
         raise ConfigError(f"{where}optim.size: must be 0 or >= 32 pixels, got {cfg.optim.size}")
+    for key in ("tile", "tile_margin"):
+        v = getattr(cfg.optim, key)
+        if v % 16:
+            raise ConfigError(f"{where}optim.{key}: must be a multiple of 16 pixels, got {v}")
+    if cfg.optim.tile and cfg.render.cuda_graphs:
+        raise ConfigError(f"{where}--tile and --cuda-graphs do not go together (a tiled step is many graphs)")
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:

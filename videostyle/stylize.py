@@ -22,6 +22,7 @@ from videostyle.config import Config, OptimConfig
 from videostyle.errors import ConfigError, InputError, VideostyleError
 from videostyle.features import MIN_SIDE, VGGFeatures, build_extractor
 from videostyle.losses import LossSpec, PerceptualLoss, gram_matrix
+from videostyle.tiles import ALIGN, TiledObjective, grid, tiled_grams
 
 
 @dataclass(frozen=True)
@@ -299,15 +300,25 @@ class Stylizer:
                 ih, iw = img.shape[2], img.shape[3]
                 f = side / max(ih, iw)  # the style image is scaled up or down to match
                 sh, sw = round(ih * f), round(iw * f)
-                feats = self._features(resize(img, (max(sh, MIN_SIDE), max(sw, MIN_SIDE))).to(self.device),
-                                       self.style_layers)
-                for name in self.style_layers:
-                    g = gram_matrix(feats[name]) * w
-                    grams[name] = grams[name] + g if name in grams else g
+                scaled = resize(img, (max(sh, MIN_SIDE), max(sw, MIN_SIDE))).to(self.device)
+                for name, g in self._grams(scaled).items():
+                    grams[name] = grams[name] + g * w if name in grams else g * w
         if len(self._targets) > 8:
             self._targets.clear()
         self._targets[hw] = grams
         return grams
+
+    def _tiled(self, hw: tuple[int, int]) -> bool:
+        return bool(self.optim.tile) and max(hw) > self.optim.tile
+
+    def _grams(self, img: Tensor) -> dict[str, Tensor]:
+        """Gram matrices of an image's style layers (by tiles when it is larger than a tile)."""
+        hw = (int(img.shape[2]), int(img.shape[3]))
+        if self._tiled(hw):
+            tiles = grid(hw[0], hw[1], self.optim.tile, self.optim.tile_margin)
+            return tiled_grams(self._features, img, self.style_layers, tiles)
+        feats = self._features(img, self.style_layers)
+        return {name: gram_matrix(feats[name]) for name in self.style_layers}
 
     # -- optimisation
 
@@ -399,16 +410,20 @@ class Stylizer:
         o = self.optim
         hw = (int(content.shape[2]), int(content.shape[3]))
         grams = self.style_targets(hw)
+        tiled = self._tiled(hw)
         with torch.no_grad():
-            content_feats = {k: v.detach() for k, v in self._features(content, self.content_layers).items()}
+            content_feats = ({} if tiled else
+                             {k: v.detach() for k, v in self._features(content, self.content_layers).items()})
         temp = [(to_tensor(t.target, self.device), torch.from_numpy(np.ascontiguousarray(t.mask, np.float32))[None, None]
                  .to(self.device), t.weight) for t in temporal if t.weight > 0]
         if iterations <= 0:
             with torch.no_grad():
                 terms = self.loss_terms(x0, content_feats, grams, temp)
             return x0.detach(), 0, float(sum(terms.values())), {k: float(v) for k, v in terms.items()}
-        if self.cuda_graphs:
-            runner: _Runner = self._graph(hw, grams, content_feats, temp)
+        if tiled:
+            runner: _Runner = _TiledRunner(self, o.optimizer, o.lr, content)
+        elif self.cuda_graphs:
+            runner = self._graph(hw, grams, content_feats, temp)
         else:
             runner = _EagerRunner(self, o.optimizer, o.lr)
         step = runner.start(x0, content_feats, grams, temp)
@@ -421,7 +436,8 @@ class Stylizer:
             self._notice("diverged", f"the optimisation diverged at iteration {run.done} (loss {run.loss:.4g}); "
                          "restarted the image from its start with a line search (slower per iteration)")
             spent = run.done
-            runner = _EagerRunner(self, "lbfgs", o.lr, line_search=True)
+            runner = (_TiledRunner(self, "lbfgs", o.lr, content, line_search=True) if tiled else
+                      _EagerRunner(self, "lbfgs", o.lr, line_search=True))
             step = runner.start(x0, content_feats, grams, temp)
             run = self._iterate(runner, step, iterations, stop_loss, level, levels, hw, callback)
             if run.diverged:
@@ -536,6 +552,61 @@ class _EagerRunner(_Runner):
             total, values = _stacked(self, self.st.loss_terms(x, content_feats, grams, temp))
             total.backward()
             out.append(values)
+            return total
+
+        def step() -> Tensor:
+            out.clear()
+            opt.step(closure)  # type: ignore[arg-type]
+            if self.optimizer == "adam":
+                with torch.no_grad():
+                    x.clamp_(0, 1)
+            return out[0]
+
+        return step
+
+    def result(self) -> Tensor:
+        with torch.no_grad():
+            self.x.clamp_(0, 1)
+        return self.x.detach()
+
+
+class _TiledRunner(_Runner):
+    """Iterations on an image optimised by tiles (``optim.tile``): each closure evaluates the
+    whole image's loss and gradient through a TiledObjective, with the tile grid shifted each
+    time so that no tile edge stays in one place."""
+
+    # L-BFGS keeps this many pairs of image-sized vectors: at the frame sizes that need tiles,
+    # 50 (the untiled history) would take more memory than the tiles save (2 x 50 x 4 bytes per
+    # pixel and channel: 5 GB at 2048 px).
+    HISTORY = 10
+
+    def __init__(self, st: Stylizer, optimizer: str, lr: float, content: Tensor, line_search: bool = False) -> None:
+        self.st, self.optimizer, self.lr, self.content, self.line_search = st, optimizer, lr, content, line_search
+
+    def start(self, x0: Tensor, content_feats: dict[str, Tensor], grams: dict[str, Tensor],
+              temp: Sequence[tuple[Tensor, Tensor, float]]) -> Callable[[], Tensor]:
+        o = self.st.optim
+        obj = TiledObjective(self.st._features, self.st.loss.spec, self.content, grams, temp, tile=o.tile,
+                             margin=o.tile_margin)
+        x = self.x = x0.detach().clone().contiguous().requires_grad_(True)
+        if self.optimizer == "lbfgs":
+            opt: torch.optim.Optimizer = torch.optim.LBFGS(
+                [x], lr=1.0, max_iter=1, history_size=self.HISTORY, tolerance_grad=-1, tolerance_change=-1,
+                line_search_fn="strong_wolfe" if self.line_search else None)
+        else:
+            opt = torch.optim.Adam([x], lr=self.lr)
+        out: list[Tensor] = []
+        calls = [0]
+
+        def closure() -> Tensor:
+            k = calls[0]
+            calls[0] += 1
+            shift = (k * 3 * ALIGN % o.tile, k * 5 * ALIGN % o.tile)
+            terms, grad = obj(x, shift)
+            x.grad = grad
+            self.names = list(terms)
+            total = sum(terms.values(), torch.zeros((), device=x.device))
+            out.append(torch.stack([*terms.values(), total]))
             return total
 
         def step() -> Tensor:

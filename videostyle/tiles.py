@@ -1,0 +1,196 @@
+"""Tiled evaluation of the style-transfer objective: the loss and its gradient for an image
+larger than the device holds, one tile at a time, equal to the untiled ones.
+
+Each tile is a *core* (the tiles' cores partition the image) plus a *margin* of context on every
+side. A tile's features are kept only on its core, so every feature position of the image is
+counted once; with a margin at least the receptive field that matters, those features equal the
+untiled network's. The terms are then sums over positions and add up over the tiles:
+
+- the Gram matrix of a layer is a sum of F·Fᵀ over positions: the tiles' partial Grams add up to
+  the image's (two passes: the first sums the Grams without a graph and takes the style loss's
+  gradient with respect to each Gram; the second runs each tile with a graph and back-propagates
+  ``<dL/dG, F·Fᵀ>``, whose gradient is the true one. Two passes, not one pass that applies the
+  previous iteration's statistics: the gradient is then exact at every step, which L-BFGS's
+  curvature pairs need, for one extra forward pass per tile without a graph);
+- the content term is a sum of squared differences, normalised by the target's mean square over
+  the whole image (summed in the first pass too);
+- total variation and the temporal terms are per pixel and need no network: they are computed
+  on the whole image directly.
+
+A pixel in the margin of one tile and the core of another gets gradient from both: the tiles'
+gradients are added over their whole extent, which is exactly the chain rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from videostyle.losses import EPS, LossSpec, temporal_loss, tv_loss
+
+# A layer's features step this many pixels (VGG: 2x pooling after each block): tile edges sit on
+# multiples of the deepest layer's step, so every tile's pooling windows are the image's.
+ALIGN = 16
+
+
+def layer_step(name: str) -> int:
+    """Pixels between neighbouring feature positions of a VGG layer (relu4_2 -> 8)."""
+    block = int(name[4:].split("_")[0]) if "_" in name[4:] else int(name[4:])
+    return 2 ** (block - 1) if not name.startswith("pool") else 2 ** block
+
+
+@dataclass(frozen=True)
+class Tile:
+    core: tuple[int, int, int, int]  # y0, y1, x0, x1: the pixels whose features this tile owns
+    box: tuple[int, int, int, int]  # y0, y1, x0, x1: core plus margin, clipped to the image
+
+    def feature_slice(self, step: int) -> tuple[slice, slice]:
+        """The core within this tile's feature map at a layer of ``step`` pixels."""
+        (cy0, cy1, cx0, cx1), (by0, _, bx0, _) = self.core, self.box
+        return (slice((cy0 - by0) // step, (cy1 - by0) // step if cy1 % step == 0 else None),
+                slice((cx0 - bx0) // step, (cx1 - bx0) // step if cx1 % step == 0 else None))
+
+
+def _cuts(size: int, tile: int, offset: int) -> list[int]:
+    """Core boundaries along one axis: every ``tile`` pixels from ``offset`` (all multiples of ALIGN)."""
+    cuts = [0]
+    c = offset % tile or tile
+    while c < size:
+        cuts.append(c)
+        c += tile
+    cuts.append(size)
+    return cuts
+
+
+def grid(h: int, w: int, tile: int, margin: int, offset: tuple[int, int] = (0, 0)) -> list[Tile]:
+    """Tiles of ``tile`` pixels (cores) with ``margin`` pixels of context, the grid shifted by
+    ``offset`` (so that tile edges need not stay in one place from one iteration to the next)."""
+    if tile % ALIGN or margin % ALIGN or offset[0] % ALIGN or offset[1] % ALIGN:
+        raise ValueError(f"tile, margin and offset must be multiples of {ALIGN}")
+    ys, xs = _cuts(h, tile, offset[0]), _cuts(w, tile, offset[1])
+    out = []
+    for y0, y1 in zip(ys, ys[1:]):
+        for x0, x1 in zip(xs, xs[1:]):
+            box = (max(0, y0 - margin), min(h, y1 + margin), max(0, x0 - margin), min(w, x1 + margin))
+            out.append(Tile((y0, y1, x0, x1), box))
+    return out
+
+
+def _crop(t: Tensor, box: tuple[int, int, int, int]) -> Tensor:
+    y0, y1, x0, x1 = box
+    return t[..., y0:y1, x0:x1]
+
+
+Features = Callable[[Tensor, Sequence[str]], dict[str, Tensor]]
+
+
+def tiled_grams(features: Features, x: Tensor, layers: Sequence[str], tiles: Sequence[Tile]) -> dict[str, Tensor]:
+    """Gram matrices of ``x`` (normalised as losses.gram_matrix) from its tiles, without a graph."""
+    sums: dict[str, Tensor] = {}
+    count: dict[str, int] = {}
+    with torch.no_grad():
+        for t in tiles:
+            feats = features(_crop(x, t.box), layers)
+            for name in layers:
+                f = feats[name][(..., *t.feature_slice(layer_step(name)))].float()
+                c = f.shape[1]
+                flat = f.reshape(f.shape[0], c, -1)
+                g = torch.bmm(flat, flat.transpose(1, 2))
+                sums[name] = sums[name] + g if name in sums else g
+                count[name] = count.get(name, 0) + flat.shape[-1]
+    return {n: sums[n] / (sums[n].shape[1] * count[n]) for n in layers}
+
+
+class TiledObjective:
+    """The loss of ``PerceptualLoss`` and its gradient with respect to the image, by tiles.
+
+    ``content`` is the content image (its features are taken per tile, as the image's);
+    ``grams`` the style targets; ``temporal`` the temporal terms (whole-image tensors)."""
+
+    def __init__(self, features: Features, spec: LossSpec, content: Tensor, grams: dict[str, Tensor],
+                 temporal: Sequence[tuple[Tensor, Tensor, float]] = (), *, tile: int, margin: int) -> None:
+        self.features, self.spec, self.content, self.grams = features, spec, content, grams
+        self.temporal, self.tile, self.margin = list(temporal), tile, margin
+        self.layer_weights = dict(zip(spec.style_layers, spec.layer_weights))
+        self._norm: dict[str, dict[str, float]] | None = None
+
+    def __call__(self, x: Tensor, offset: tuple[int, int] = (0, 0)) -> tuple[dict[str, Tensor], Tensor]:
+        """The weighted terms (detached) and the gradient of their sum with respect to ``x``."""
+        s = self.spec
+        h, w = x.shape[-2:]
+        tiles = grid(h, w, self.tile, self.margin, offset)
+        x = x.detach()
+        # Pass 1, no graph: the image's Grams, and the content target's size and mean square.
+        grams = tiled_grams(self.features, x, s.style_layers, tiles)
+        leaves = {n: g.requires_grad_(True) for n, g in grams.items()}
+        style = s.style_weight * sum(self.layer_weights[n] * _relative(leaves[n], self.grams[n].float())
+                                     for n in s.style_layers)
+        dgram = dict(zip(s.style_layers, torch.autograd.grad(style, [leaves[n] for n in s.style_layers])))
+        # The content target's statistics do not depend on the grid (the margin covers the field):
+        # taken once, on the first call's tiles.
+        norm = self._norm = self._norm or self._content_norm(tiles)
+        # Pass 2, one tile at a time with a graph.
+        grad = torch.zeros_like(x, dtype=torch.float32)
+        content = torch.zeros((), device=x.device)
+        layers = s.layers
+        for t in tiles:
+            xt = _crop(x, t.box).clone().requires_grad_(True)
+            feats = self.features(xt, layers)
+            with torch.no_grad():
+                target = self.features(_crop(self.content, t.box), s.content_layers)
+            surrogate = torch.zeros((), device=x.device)
+            for n in s.style_layers:
+                f = feats[n][(..., *t.feature_slice(layer_step(n)))].float()
+                flat = f.reshape(f.shape[0], f.shape[1], -1)
+                g = torch.bmm(flat, flat.transpose(1, 2)) / (f.shape[1] * norm["positions"][n])
+                surrogate = surrogate + (dgram[n] * g).sum()
+            part = torch.zeros((), device=x.device)
+            for n in s.content_layers:
+                sl = (..., *t.feature_slice(layer_step(n)))
+                d = feats[n][sl].float() - target[n][sl].float()
+                part = part + d.pow(2).sum() / (norm["numel"][n] * (norm["mean_sq"][n] + EPS))
+            (tile_grad,) = torch.autograd.grad(surrogate + s.content_weight * part, xt)
+            y0, y1, x0, x1 = t.box
+            grad[..., y0:y1, x0:x1] += tile_grad.float()
+            content = content + part.detach()
+        # The per-pixel terms, on the whole image.
+        xg = x.clone().requires_grad_(True)
+        terms = {"content": s.content_weight * content, "style": style.detach()}
+        pixel = torch.zeros((), device=x.device)
+        if s.tv_weight:
+            tv = s.tv_weight * tv_loss(xg)
+            terms["tv"] = tv.detach()
+            pixel = pixel + tv
+        if self.temporal:
+            temp = sum((wt * temporal_loss(xg, tgt, m) for tgt, m, wt in self.temporal), torch.zeros((), device=x.device))
+            terms["temporal"] = temp.detach()
+            pixel = pixel + temp
+        if pixel.requires_grad:
+            (pg,) = torch.autograd.grad(pixel, xg)
+            grad += pg.float()
+        return terms, grad.to(x.dtype)
+
+    def _content_norm(self, tiles: Sequence[Tile]) -> dict[str, dict[str, float]]:
+        """Per layer: feature positions of the image (style), and the content target's element
+        count and mean square (content)."""
+        s = self.spec
+        positions: dict[str, int] = {}
+        numel: dict[str, int] = {}
+        sq: dict[str, float] = {}
+        with torch.no_grad():
+            for t in tiles:
+                feats = self.features(_crop(self.content, t.box), s.layers)
+                for n in s.layers:
+                    f = feats[n][(..., *t.feature_slice(layer_step(n)))].float()
+                    positions[n] = positions.get(n, 0) + f.shape[-1] * f.shape[-2]
+                    numel[n] = numel.get(n, 0) + f.numel()
+                    sq[n] = sq.get(n, 0.0) + float(f.pow(2).sum())
+        return {"positions": positions, "numel": numel, "mean_sq": {n: sq[n] / numel[n] for n in s.layers}}
+
+
+def _relative(g: Tensor, target: Tensor) -> Tensor:
+    """losses.relative_mse for one Gram matrix (the image's Gram against the target's)."""
+    return (g - target.expand_as(g)).pow(2).mean() / (target.pow(2).mean() + EPS)
