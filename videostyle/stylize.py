@@ -531,6 +531,9 @@ def _stacked(runner: _Runner, terms: dict[str, Tensor]) -> tuple[Tensor, Tensor]
 
 
 class _EagerRunner(_Runner):
+    # Curvature pairs L-BFGS keeps (each two image-sized vectors).
+    history = 50
+
     def __init__(self, st: Stylizer, optimizer: str, lr: float, line_search: bool = False) -> None:
         self.st, self.optimizer, self.lr, self.line_search = st, optimizer, lr, line_search
 
@@ -541,16 +544,16 @@ class _EagerRunner(_Runner):
             # One closure evaluation per step() so progress, early stopping and the iteration
             # count are exact; L-BFGS keeps its curvature history across steps.
             opt: torch.optim.Optimizer = torch.optim.LBFGS(
-                [x], lr=1.0, max_iter=1, history_size=50, tolerance_grad=-1, tolerance_change=-1,
+                [x], lr=1.0, max_iter=1, history_size=self.history, tolerance_grad=-1, tolerance_change=-1,
                 line_search_fn="strong_wolfe" if self.line_search else None)
         else:
             opt = torch.optim.Adam([x], lr=self.lr)
         out: list[Tensor] = []
+        evaluate = self.objective(x, content_feats, grams, temp)
 
         def closure() -> Tensor:
             opt.zero_grad(set_to_none=True)
-            total, values = _stacked(self, self.st.loss_terms(x, content_feats, grams, temp))
-            total.backward()
+            total, values = evaluate()
             out.append(values)
             return total
 
@@ -564,65 +567,54 @@ class _EagerRunner(_Runner):
 
         return step
 
+    def objective(self, x: Tensor, content_feats: dict[str, Tensor], grams: dict[str, Tensor],
+                  temp: Sequence[tuple[Tensor, Tensor, float]]) -> Callable[[], tuple[Tensor, Tensor]]:
+        """A call that leaves the loss's gradient in ``x.grad`` and returns the total and the
+        stacked terms and total."""
+
+        def evaluate() -> tuple[Tensor, Tensor]:
+            total, values = _stacked(self, self.st.loss_terms(x, content_feats, grams, temp))
+            total.backward()
+            return total, values
+
+        return evaluate
+
     def result(self) -> Tensor:
         with torch.no_grad():
             self.x.clamp_(0, 1)
         return self.x.detach()
 
 
-class _TiledRunner(_Runner):
-    """Iterations on an image optimised by tiles (``optim.tile``): each closure evaluates the
+class _TiledRunner(_EagerRunner):
+    """Iterations on an image optimised by tiles (``optim.tile``): each evaluation takes the
     whole image's loss and gradient through a TiledObjective, with the tile grid shifted each
     time so that no tile edge stays in one place."""
 
-    # L-BFGS keeps this many pairs of image-sized vectors: at the frame sizes that need tiles,
-    # 50 (the untiled history) would take more memory than the tiles save (2 x 50 x 4 bytes per
-    # pixel and channel: 5 GB at 2048 px).
-    HISTORY = 10
+    # At the frame sizes that need tiles, 50 pairs (the untiled history) would take more memory
+    # than the tiles save (2 x 50 x 4 bytes per pixel and channel: 5 GB at 2048 px).
+    history = 10
 
     def __init__(self, st: Stylizer, optimizer: str, lr: float, content: Tensor, line_search: bool = False) -> None:
-        self.st, self.optimizer, self.lr, self.content, self.line_search = st, optimizer, lr, content, line_search
+        super().__init__(st, optimizer, lr, line_search)
+        self.content = content
 
-    def start(self, x0: Tensor, content_feats: dict[str, Tensor], grams: dict[str, Tensor],
-              temp: Sequence[tuple[Tensor, Tensor, float]]) -> Callable[[], Tensor]:
+    def objective(self, x: Tensor, content_feats: dict[str, Tensor], grams: dict[str, Tensor],
+                  temp: Sequence[tuple[Tensor, Tensor, float]]) -> Callable[[], tuple[Tensor, Tensor]]:
         o = self.st.optim
         obj = TiledObjective(self.st._features, self.st.loss.spec, self.content, grams, temp, tile=o.tile,
                              margin=o.tile_margin)
-        x = self.x = x0.detach().clone().contiguous().requires_grad_(True)
-        if self.optimizer == "lbfgs":
-            opt: torch.optim.Optimizer = torch.optim.LBFGS(
-                [x], lr=1.0, max_iter=1, history_size=self.HISTORY, tolerance_grad=-1, tolerance_change=-1,
-                line_search_fn="strong_wolfe" if self.line_search else None)
-        else:
-            opt = torch.optim.Adam([x], lr=self.lr)
-        out: list[Tensor] = []
         calls = [0]
 
-        def closure() -> Tensor:
+        def evaluate() -> tuple[Tensor, Tensor]:
             k = calls[0]
             calls[0] += 1
-            shift = (k * 3 * ALIGN % o.tile, k * 5 * ALIGN % o.tile)
-            terms, grad = obj(x, shift)
+            terms, grad = obj(x, (k * 3 * ALIGN % o.tile, k * 5 * ALIGN % o.tile))
             x.grad = grad
             self.names = list(terms)
             total = sum(terms.values(), torch.zeros((), device=x.device))
-            out.append(torch.stack([*terms.values(), total]))
-            return total
+            return total, torch.stack([*terms.values(), total])
 
-        def step() -> Tensor:
-            out.clear()
-            opt.step(closure)  # type: ignore[arg-type]
-            if self.optimizer == "adam":
-                with torch.no_grad():
-                    x.clamp_(0, 1)
-            return out[0]
-
-        return step
-
-    def result(self) -> Tensor:
-        with torch.no_grad():
-            self.x.clamp_(0, 1)
-        return self.x.detach()
+        return evaluate
 
 
 class _GraphRunner(_Runner):
