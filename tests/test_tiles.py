@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from videostyle.losses import LossSpec, PerceptualLoss, gram_matrix
-from videostyle.tiles import TiledObjective, grid, tiled_grams
+from videostyle.tiles import TiledObjective, grid, tiled_features, tiled_grams
 
 from .conftest import tiny_extractor
 
@@ -56,6 +56,15 @@ def test_gram_summed_over_tiles_is_the_whole_image_gram():
         tiled = tiled_grams(net, x, SPEC.style_layers, grid(80, 104, 32, 16, offset))
         for n in SPEC.style_layers:
             assert torch.allclose(tiled[n], whole[n], rtol=1e-4, atol=1e-7), n
+
+
+def test_feature_maps_assembled_from_tile_cores_are_the_whole_image_maps():
+    net, x, _, _ = _setup()
+    whole = net(x, SPEC.style_layers)
+    tiled = tiled_features(net, x, SPEC.style_layers, grid(80, 104, 32, 16, (16, 32)))
+    for n in SPEC.style_layers:
+        assert tiled[n].shape == whole[n].shape
+        assert torch.allclose(tiled[n], whole[n], rtol=1e-4, atol=1e-5), n
 
 
 def test_tiled_loss_and_gradient_equal_the_untiled_where_the_margin_covers_the_field():

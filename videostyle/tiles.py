@@ -47,6 +47,12 @@ class Tile:
     core: tuple[int, int, int, int]  # y0, y1, x0, x1: the pixels whose features this tile owns
     box: tuple[int, int, int, int]  # y0, y1, x0, x1: core plus margin, clipped to the image
 
+    def core_slice(self, step: int) -> tuple[slice, slice]:
+        """The core within the whole image's feature map at a layer of ``step`` pixels."""
+        cy0, cy1, cx0, cx1 = self.core
+        return (slice(cy0 // step, cy1 // step if cy1 % step == 0 else None),
+                slice(cx0 // step, cx1 // step if cx1 % step == 0 else None))
+
     def feature_slice(self, step: int) -> tuple[slice, slice]:
         """The core within this tile's feature map at a layer of ``step`` pixels."""
         (cy0, cy1, cx0, cx1), (by0, _, bx0, _) = self.core, self.box
@@ -104,6 +110,22 @@ def tiled_grams(features: Features, x: Tensor, layers: Sequence[str], tiles: Seq
     return {n: sums[n] / (sums[n].shape[1] * count[n]) for n in layers}
 
 
+def tiled_features(features: Features, x: Tensor, layers: Sequence[str], tiles: Sequence[Tile]) -> dict[str, Tensor]:
+    """The whole image's feature maps, assembled from the tiles' cores, without a graph."""
+    h, w = x.shape[-2:]
+    out: dict[str, Tensor] = {}
+    with torch.no_grad():
+        for t in tiles:
+            feats = features(_crop(x, t.box), layers)
+            for name in layers:
+                step = layer_step(name)
+                f = feats[name][(..., *t.feature_slice(step))]
+                if name not in out:
+                    out[name] = f.new_zeros((*f.shape[:2], h // step, w // step))
+                out[name][(..., *t.core_slice(step))] = f
+    return out
+
+
 class TiledObjective:
     """The loss of ``PerceptualLoss`` and its gradient with respect to the image, by tiles.
 
@@ -116,6 +138,9 @@ class TiledObjective:
         self.temporal, self.tile, self.margin = list(temporal), tile, margin
         self.layer_weights = dict(zip(spec.style_layers, spec.layer_weights))
         self._norm: dict[str, dict[str, float]] | None = None
+        # The content's features do not depend on the grid (the margin covers the field): the
+        # whole maps are assembled once, and each tile crops its core from them.
+        self._target: dict[str, Tensor] | None = None
 
     def __call__(self, x: Tensor, offset: tuple[int, int] = (0, 0)) -> tuple[dict[str, Tensor], Tensor]:
         """The weighted terms (detached) and the gradient of their sum with respect to ``x``."""
@@ -123,15 +148,15 @@ class TiledObjective:
         h, w = x.shape[-2:]
         tiles = grid(h, w, self.tile, self.margin, offset)
         x = x.detach()
-        # Pass 1, no graph: the image's Grams, and the content target's size and mean square.
+        # Pass 1, no graph: the image's Grams, and the style loss's gradient with respect to them.
         grams = tiled_grams(self.features, x, s.style_layers, tiles)
         leaves = {n: g.requires_grad_(True) for n, g in grams.items()}
         style = s.style_weight * sum(self.layer_weights[n] * _relative(leaves[n], self.grams[n].float())
                                      for n in s.style_layers)
         dgram = dict(zip(s.style_layers, torch.autograd.grad(style, [leaves[n] for n in s.style_layers])))
-        # The content target's statistics do not depend on the grid (the margin covers the field):
-        # taken once, on the first call's tiles.
-        norm = self._norm = self._norm or self._content_norm(tiles)
+        if self._target is None:
+            self._target = tiled_features(self.features, self.content, s.content_layers, tiles)
+        norm = self._norm = self._norm or self._content_norm(h, w)
         # Pass 2, one tile at a time with a graph.
         grad = torch.zeros_like(x, dtype=torch.float32)
         content = torch.zeros((), device=x.device)
@@ -139,8 +164,6 @@ class TiledObjective:
         for t in tiles:
             xt = _crop(x, t.box).clone().requires_grad_(True)
             feats = self.features(xt, layers)
-            with torch.no_grad():
-                target = self.features(_crop(self.content, t.box), s.content_layers)
             surrogate = torch.zeros((), device=x.device)
             for n in s.style_layers:
                 f = feats[n][(..., *t.feature_slice(layer_step(n)))].float()
@@ -149,8 +172,8 @@ class TiledObjective:
                 surrogate = surrogate + (dgram[n] * g).sum()
             part = torch.zeros((), device=x.device)
             for n in s.content_layers:
-                sl = (..., *t.feature_slice(layer_step(n)))
-                d = feats[n][sl].float() - target[n][sl].float()
+                step = layer_step(n)
+                d = feats[n][(..., *t.feature_slice(step))].float() - self._target[n][(..., *t.core_slice(step))].float()
                 part = part + d.pow(2).sum() / (norm["numel"][n] * (norm["mean_sq"][n] + EPS))
             (tile_grad,) = torch.autograd.grad(surrogate + s.content_weight * part, xt)
             y0, y1, x0, x1 = t.box
@@ -173,22 +196,14 @@ class TiledObjective:
             grad += pg.float()
         return terms, grad.to(x.dtype)
 
-    def _content_norm(self, tiles: Sequence[Tile]) -> dict[str, dict[str, float]]:
-        """Per layer: feature positions of the image (style), and the content target's element
+    def _content_norm(self, h: int, w: int) -> dict[str, dict[str, float]]:
+        """Per layer: the image's feature positions (style), and the content target's element
         count and mean square (content)."""
-        s = self.spec
-        positions: dict[str, int] = {}
-        numel: dict[str, int] = {}
-        sq: dict[str, float] = {}
-        with torch.no_grad():
-            for t in tiles:
-                feats = self.features(_crop(self.content, t.box), s.layers)
-                for n in s.layers:
-                    f = feats[n][(..., *t.feature_slice(layer_step(n)))].float()
-                    positions[n] = positions.get(n, 0) + f.shape[-1] * f.shape[-2]
-                    numel[n] = numel.get(n, 0) + f.numel()
-                    sq[n] = sq.get(n, 0.0) + float(f.pow(2).sum())
-        return {"positions": positions, "numel": numel, "mean_sq": {n: sq[n] / numel[n] for n in s.layers}}
+        assert self._target is not None
+        positions = {n: (h // layer_step(n)) * (w // layer_step(n)) for n in self.spec.layers}
+        numel = {n: self._target[n].numel() for n in self.spec.content_layers}
+        mean_sq = {n: float(self._target[n].float().pow(2).mean()) for n in self.spec.content_layers}
+        return {"positions": positions, "numel": numel, "mean_sq": mean_sq}
 
 
 def _relative(g: Tensor, target: Tensor) -> Tensor:
