@@ -65,7 +65,7 @@ def main() -> None:
     ap = media_parser(__doc__, frames=1, size=0)
     ap.add_argument("--sizes", type=int, nargs="+", default=[512, 1024, 2048])
     ap.add_argument("--tile", type=int, default=512)
-    ap.add_argument("--margin", type=int, default=96)
+    ap.add_argument("--margin", type=int, default=80)
     ap.add_argument("--iterations", type=int, default=10)
     ap.add_argument("--untiled-max", type=int, default=1024, help="largest size also run untiled")
     ap.add_argument("--model", default="auto")
