@@ -375,6 +375,7 @@ class VideoWriter:
             raise ValueError("frame size must be even; crop or pad first")
         self.time_base = Fraction(time_base)
         self.shift = shift  # seconds subtracted from every source timestamp (segment renders)
+        self.carrier: AuxCarrier | None = None
         self.span = span  # source seconds [t0, t1) of the aux streams to carry
         self.remux = template is not None
         self.dts = DtsGuard(Fraction(fps) if fps else None)
@@ -384,7 +385,6 @@ class VideoWriter:
         den = self.time_base.denominator
         self.output = AtomicOutput(self.path, fmt, {"movie_timescale": str(den)} if fmt in ("mp4", "mov") and
                                    den < 2**31 else {})
-        self.carrier: AuxCarrier | None = None
         try:
             self.video = (self._template_stream(Path(template)) if template is not None else
                           self._encoder_stream(codec, fps, crf, preset, width, height))
@@ -417,9 +417,19 @@ class VideoWriter:
     def tmp(self) -> Path:
         return self.output.tmp
 
+    @property
+    def span(self) -> tuple[float, float | None]:
+        return self._span
+
+    @span.setter
+    def span(self, value: tuple[float, float | None]) -> None:
+        """A --max-frames cut learns its end only after the last frame: the carrier follows."""
+        self._span = value
+        if self.carrier is not None:
+            self.carrier.span = value
+
     def _carry_until(self, t: float | None) -> None:
         if self.carrier is not None:
-            self.carrier.span = self.span
             self.carrier.until(t)
 
     def write(self, image: np.ndarray, pts: int) -> None:
@@ -477,7 +487,6 @@ class VideoWriter:
                 self.dts(packet)
                 self.output.mux(packet)
             if self.carrier is not None:
-                self.carrier.span = self.span
                 self.carrier.finish()
                 self.carrier.close()
             return self.output.commit()

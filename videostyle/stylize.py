@@ -182,6 +182,12 @@ def loss_spec(cfg: Config) -> LossSpec:
                     s.content_weight, s.style_weight, s.tv_weight)
 
 
+def _check_graphs(cuda_graphs: bool, device: torch.device, optim: OptimConfig, compiled: bool) -> None:
+    if cuda_graphs and (device.type != "cuda" or optim.optimizer != "adam" or compiled):
+        raise ConfigError("--cuda-graphs needs --device cuda and --optimizer adam (L-BFGS branches on the "
+                          "device's values between kernels, which a graph cannot hold), without --compile")
+
+
 def settings(cfg: Config) -> dict[str, Any]:
     """The stylizer's arguments that ``cfg`` sets besides its network and device: the one place
     where the config is translated for it."""
@@ -212,15 +218,13 @@ class Stylizer:
         self._net: Callable[..., dict[str, Tensor]] = self.extractor
         if compile:
             self._net = torch.compile(self.extractor, dynamic=False)  # type: ignore[assignment]
-        if cuda_graphs and (device.type != "cuda" or optim.optimizer != "adam" or compile):
-            raise ConfigError("--cuda-graphs needs --device cuda and --optimizer adam (L-BFGS branches on the "
-                              "device's values between kernels, which a graph cannot hold), without --compile")
+        _check_graphs(cuda_graphs, device, optim, compile)
+        self._targets: dict[tuple[int, int], dict[str, Tensor]] = {}
         self.set_loss(loss)
         self.optim, self.precision, self.cuda_graphs = optim, precision, cuda_graphs
         self.style_scale, self.preserve_colors = style_scale, preserve_colors
         self._styles: list[Tensor] = []
         self._blend: list[float] = []
-        self._targets: dict[tuple[int, int], dict[str, Tensor]] = {}
         self._graphs: dict[Any, _GraphRunner] = {}
         # Where one-line notes go (the CLI's stderr); each kind is said once per stylizer.
         self.notice: Callable[[str], None] | None = None
@@ -245,20 +249,17 @@ class Stylizer:
         """``cfg``'s loss, optimiser and precision on this stylizer's network and device (one
         network, several renders: benchmarks, batches)."""
         s = settings(cfg)
-        if s["cuda_graphs"] and (self.device.type != "cuda" or s["optim"].optimizer != "adam"):
-            raise ConfigError("--cuda-graphs needs --device cuda and --optimizer adam")
-        self.set_loss(s.pop("loss"))
+        _check_graphs(s["cuda_graphs"], self.device, s["optim"], compiled=self._net is not self.extractor)
+        self.set_loss(s.pop("loss"))  # (clears the style targets, which the rest also shapes)
         for k, v in s.items():
             setattr(self, k, v)
-        self._targets.clear()
 
     def set_loss(self, loss: LossSpec) -> None:
         """New layers or weights (on the same network: it must return every layer)."""
         self.loss = PerceptualLoss(loss)
         self.content_layers, self.style_layers = loss.content_layers, loss.style_layers
         self.layer_weights = self.loss.layer_weights
-        if hasattr(self, "_targets"):
-            self._targets.clear()
+        self._targets.clear()
 
     # -- style targets
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from videostyle.losses import EPS, LossSpec, temporal_loss, tv_loss
+from videostyle.losses import EPS, LossSpec, relative_mse, temporal_loss, tv_loss
 
 # A layer's features step this many pixels (VGG: 2x pooling after each block): tile edges sit on
 # multiples of the deepest layer's step, so every tile's pooling windows are the image's.
@@ -96,18 +96,27 @@ Features = Callable[[Tensor, Sequence[str]], dict[str, Tensor]]
 def tiled_grams(features: Features, x: Tensor, layers: Sequence[str], tiles: Sequence[Tile]) -> dict[str, Tensor]:
     """Gram matrices of ``x`` (normalised as losses.gram_matrix) from its tiles, without a graph."""
     sums: dict[str, Tensor] = {}
-    count: dict[str, int] = {}
     with torch.no_grad():
         for t in tiles:
             feats = features(_crop(x, t.box), layers)
             for name in layers:
-                f = feats[name][(..., *t.feature_slice(layer_step(name)))].float()
-                c = f.shape[1]
-                flat = f.reshape(f.shape[0], c, -1)
-                g = torch.bmm(flat, flat.transpose(1, 2))
+                g = _core_gram(feats, name, t)
                 sums[name] = sums[name] + g if name in sums else g
-                count[name] = count.get(name, 0) + flat.shape[-1]
-    return {n: sums[n] / (sums[n].shape[1] * count[n]) for n in layers}
+    h, w = x.shape[-2:]
+    return {n: sums[n] / (sums[n].shape[1] * positions(h, w, n)) for n in layers}
+
+
+def positions(h: int, w: int, name: str) -> int:
+    """Feature positions of an ``h`` x ``w`` image at a layer (each 2x pooling floors)."""
+    step = layer_step(name)
+    return (h // step) * (w // step)
+
+
+def _core_gram(feats: dict[str, Tensor], name: str, t: Tile) -> Tensor:
+    """F·Fᵀ over a tile's core positions at one layer, unnormalised: the tiles' sums add up."""
+    f = feats[name][(..., *t.feature_slice(layer_step(name)))].float()
+    flat = f.reshape(f.shape[0], f.shape[1], -1)
+    return torch.bmm(flat, flat.transpose(1, 2))
 
 
 def tiled_features(features: Features, x: Tensor, layers: Sequence[str], tiles: Sequence[Tile]) -> dict[str, Tensor]:
@@ -137,10 +146,11 @@ class TiledObjective:
         self.features, self.spec, self.content, self.grams = features, spec, content, grams
         self.temporal, self.tile, self.margin = list(temporal), tile, margin
         self.layer_weights = dict(zip(spec.style_layers, spec.layer_weights))
-        self._norm: dict[str, dict[str, float]] | None = None
         # The content's features do not depend on the grid (the margin covers the field): the
-        # whole maps are assembled once, and each tile crops its core from them.
-        self._target: dict[str, Tensor] | None = None
+        # whole maps are assembled once, and each tile crops its core from them. ``_scale`` is
+        # what losses.relative_mse divides a layer's sum of squares by: element count x mean square.
+        self._target: dict[str, Tensor] = {}
+        self._scale: dict[str, float] = {}
 
     def __call__(self, x: Tensor, offset: tuple[int, int] = (0, 0)) -> tuple[dict[str, Tensor], Tensor]:
         """The weighted terms (detached) and the gradient of their sum with respect to ``x``."""
@@ -151,12 +161,12 @@ class TiledObjective:
         # Pass 1, no graph: the image's Grams, and the style loss's gradient with respect to them.
         grams = tiled_grams(self.features, x, s.style_layers, tiles)
         leaves = {n: g.requires_grad_(True) for n, g in grams.items()}
-        style = s.style_weight * sum(self.layer_weights[n] * _relative(leaves[n], self.grams[n].float())
-                                     for n in s.style_layers)
+        style = s.style_weight * sum(
+            self.layer_weights[n] * relative_mse(leaves[n], self.grams[n].expand_as(leaves[n])) for n in s.style_layers)
         dgram = dict(zip(s.style_layers, torch.autograd.grad(style, [leaves[n] for n in s.style_layers])))
-        if self._target is None:
+        if not self._target:
             self._target = tiled_features(self.features, self.content, s.content_layers, tiles)
-        norm = self._norm = self._norm or self._content_norm(h, w)
+            self._scale = {n: f.numel() * (float(f.float().pow(2).mean()) + EPS) for n, f in self._target.items()}
         # Pass 2, one tile at a time with a graph.
         grad = torch.zeros_like(x, dtype=torch.float32)
         content = torch.zeros((), device=x.device)
@@ -166,15 +176,13 @@ class TiledObjective:
             feats = self.features(xt, layers)
             surrogate = torch.zeros((), device=x.device)
             for n in s.style_layers:
-                f = feats[n][(..., *t.feature_slice(layer_step(n)))].float()
-                flat = f.reshape(f.shape[0], f.shape[1], -1)
-                g = torch.bmm(flat, flat.transpose(1, 2)) / (f.shape[1] * norm["positions"][n])
-                surrogate = surrogate + (dgram[n] * g).sum()
+                g = _core_gram(feats, n, t)
+                surrogate = surrogate + (dgram[n] * g).sum() / (g.shape[1] * positions(h, w, n))
             part = torch.zeros((), device=x.device)
             for n in s.content_layers:
                 step = layer_step(n)
                 d = feats[n][(..., *t.feature_slice(step))].float() - self._target[n][(..., *t.core_slice(step))].float()
-                part = part + d.pow(2).sum() / (norm["numel"][n] * (norm["mean_sq"][n] + EPS))
+                part = part + d.pow(2).sum() / self._scale[n]
             (tile_grad,) = torch.autograd.grad(surrogate + s.content_weight * part, xt)
             y0, y1, x0, x1 = t.box
             grad[..., y0:y1, x0:x1] += tile_grad.float()
@@ -195,17 +203,3 @@ class TiledObjective:
             (pg,) = torch.autograd.grad(pixel, xg)
             grad += pg.float()
         return terms, grad.to(x.dtype)
-
-    def _content_norm(self, h: int, w: int) -> dict[str, dict[str, float]]:
-        """Per layer: the image's feature positions (style), and the content target's element
-        count and mean square (content)."""
-        assert self._target is not None
-        positions = {n: (h // layer_step(n)) * (w // layer_step(n)) for n in self.spec.layers}
-        numel = {n: self._target[n].numel() for n in self.spec.content_layers}
-        mean_sq = {n: float(self._target[n].float().pow(2).mean()) for n in self.spec.content_layers}
-        return {"positions": positions, "numel": numel, "mean_sq": mean_sq}
-
-
-def _relative(g: Tensor, target: Tensor) -> Tensor:
-    """losses.relative_mse for one Gram matrix (the image's Gram against the target's)."""
-    return (g - target.expand_as(g)).pow(2).mean() / (target.pow(2).mean() + EPS)
