@@ -33,7 +33,7 @@ h, w = frame.shape[:2]
 f = a["size"] / max(h, w)
 content = cv2.resize(frame, (round(w * f), round(h * f)), interpolation=cv2.INTER_CUBIC)
 cfg = apply(Config(), {"model.name": a["model"], "render.device": a["device"], "optim.size": 0,
-                       "optim.iterations": a["iterations"], "optim.tile": a["tile"],
+                       "optim.iterations": a["iterations"], "optim.tile": a["tile"] or "off",
                        "optim.tile_margin": a["margin"]})
 st = Stylizer.from_config(cfg)
 st.set_styles([read_image(a["style"])])

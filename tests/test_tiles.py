@@ -71,7 +71,7 @@ def test_tiled_loss_and_gradient_equal_the_untiled_where_the_margin_covers_the_f
     net, x, content, grams = _setup()
     temporal = [(torch.rand(1, 3, 80, 104), (torch.rand(1, 1, 80, 104) > 0.5).float(), 2.0)]
     terms, grad = _untiled(net, x, content, grams, temporal)
-    obj = TiledObjective(net, SPEC, content, grams, temporal, tile=32, margin=16)
+    obj = TiledObjective(net, SPEC, content, grams, temporal, core=32, margin=16)
     for offset in ((0, 0), (16, 16)):
         tterms, tgrad = obj(x, offset)
         assert tterms.keys() == terms.keys()
@@ -84,13 +84,13 @@ def test_without_a_margin_the_tile_edges_show_in_the_gradient():
     """The test above can fail: with no context, features at tile edges see zero padding."""
     net, x, content, grams = _setup()
     _, grad = _untiled(net, x, content, grams)
-    _, tgrad = TiledObjective(net, SPEC, content, grams, tile=32, margin=0)(x)
+    _, tgrad = TiledObjective(net, SPEC, content, grams, core=32, margin=0)(x)
     assert not torch.allclose(tgrad, grad, rtol=1e-3, atol=1e-6 * float(grad.abs().max()))
 
 
 def test_tiled_stylize_follows_the_untiled_one():
     """Through the Stylizer: L-BFGS on tiles (grid shifted every step) takes the untiled steps
-    while its shorter history is not yet full (5 iterations < 10 pairs)."""
+    while its shorter history is not yet full (5 iterations: 4 pairs < 5)."""
     import numpy as np
 
     from videostyle.stylize import Stylizer
@@ -100,12 +100,12 @@ def test_tiled_stylize_follows_the_untiled_one():
     shallow = {"style.content_layers": ["relu3_1"], "style.style_layers": ["relu1_1", "relu2_1", "relu3_1"]}
     content = pattern(80, 104)
     runs = {}
-    for tile in (0, 32):
+    for tile in ("off", 64):  # tiles of 64 px: cores of 32, 16 px of context on each side
         cfg = tiny_config(**shallow, **{"optim.tile": tile, "optim.tile_margin": 16, "render.precision": "fp32"})
         st = Stylizer.from_config(cfg, extractor=tiny_extractor())
         st.set_styles([stripes(64, 64)])
         runs[tile] = st.stylize(content, iterations=5)
-    a, b = runs[0], runs[32]
+    a, b = runs["off"], runs[64]
     assert a.iterations == b.iterations == 5
     assert abs(b.loss - a.loss) <= 1e-3 * a.loss
     assert np.abs(a.image - b.image).mean() < 5e-4  # (a few pixels differ by up to ~1%: float order)
@@ -119,3 +119,67 @@ def test_tile_settings_are_checked():
         apply(Config(), {"optim.tile": 500})
     with pytest.raises(ConfigError, match="multiple of 16"):
         apply(Config(), {"optim.tile_margin": 20})
+
+
+def _auto_stylizer(monkeypatch, free: float):
+    import videostyle.stylize as S
+
+    from .conftest import stripes, tiny_config
+
+    monkeypatch.setattr(S, "budget", lambda device, gb: int(free))
+    st = S.Stylizer.from_config(tiny_config(**{"style.content_layers": ["relu3_1"],
+                                               "style.style_layers": ["relu1_1", "relu2_1", "relu3_1"],
+                                               "optim.tile_margin": 16}), extractor=tiny_extractor())
+    st.set_styles([stripes(64, 64)])
+    notes = []
+    st.notice = notes.append
+    return st, notes
+
+
+def test_auto_tiles_only_a_frame_that_does_not_fit_and_in_the_largest_tile_that_does(monkeypatch):
+    from videostyle.memory import image_bytes
+    from videostyle.stylize import _TiledRunner
+
+    from .conftest import pattern
+
+    st, notes = _auto_stylizer(monkeypatch, 1e12)
+    assert st.tile_for((160, 208)) == 0 and not notes  # fits whole
+    st, notes = _auto_stylizer(monkeypatch, 0)
+    cost = st._pass_cost = __import__("videostyle.memory", fromlist=["PassCost"]).pass_cost(
+        st._features, st.loss.spec.layers, st.device)
+    pixels = 160 * 208
+    state = image_bytes(pixels, 2 * _TiledRunner.history + 8) + 32 * pixels
+    free = state + cost(96 * 96) + 1  # room for a 96 px tile's pass and no more
+    st, notes = _auto_stylizer(monkeypatch, free)
+    st._pass_cost = cost
+    assert st.tile_for((160, 208)) == 96
+    assert "tiles of 96 px" in notes[0]
+    res = st.stylize(pattern(160, 208), iterations=2)  # the tiled path runs on it
+    assert res.image.shape == (160, 208, 3) and res.iterations == 2
+
+
+def test_auto_with_no_room_even_for_a_tile_says_what_to_do(monkeypatch):
+    from videostyle.errors import ConfigError
+
+    st, _ = _auto_stylizer(monkeypatch, 1000)
+    with pytest.raises(ConfigError, match="raise --memory"):
+        st.tile_for((160, 208))
+
+
+def test_pass_cost_predicts_what_a_pass_saves_at_another_size():
+    from videostyle.memory import BACKWARD_PEAK, pass_cost
+
+    net = tiny_extractor()
+    cost = pass_cost(net, SPEC.layers, torch.device("cpu"))
+    saved = {}
+
+    def pack(t):
+        saved[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    x = torch.rand(1, 3, 320, 320, requires_grad=True)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        feats = net(x, SPEC.layers)
+    held = sum(saved.values()) + sum(f.numel() * f.element_size() for f in feats.values())
+    assert cost.per_pixel > 0
+    assert abs(cost(320 * 320) - BACKWARD_PEAK * held) <= 0.05 * BACKWARD_PEAK * held

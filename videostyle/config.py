@@ -103,15 +103,24 @@ class OptimConfig:
     # Later frames stop once their loss falls to this times the first frame's (or the last scene
     # cut's) final loss, as anishathalye/neural-style's video script does (0 = off).
     stop_loss_ratio: float = opt(1.0, "later frames stop at this x the first frame's final loss (0 = off)", lo=0.0)
-    # Optimise frames larger than this in tiles of this many pixels (0 = never), so that memory
-    # depends on the tile, not on the frame; the loss and its gradient stay the whole frame's
-    # (videostyle/tiles.py). A multiple of 16.
-    tile: int = opt(0, "optimise in tiles of N px, N a multiple of 16 (0 = whole frames)", lo=0)
+    # Optimise a frame in overlapping tiles of N px (the network's input; each tile owns its
+    # middle N - 2 x tile_margin px), so that memory depends on the tile, not on the frame; the
+    # loss and its gradient stay the whole frame's (videostyle/tiles.py). auto: only a frame whose
+    # whole optimisation would not fit the memory budget (render.memory) is tiled, in the largest
+    # tiles that fit; off: never. N: a multiple of 16, at least 2 x tile_margin + 16.
+    tile: str = opt("auto", "optimise in tiles of N px (a multiple of 16), auto (when a frame does not fit "
+                    "--memory) or off")
     # Context around each tile, in pixels (a multiple of 16). relu5_1's theoretical receptive
     # field reaches 78 px from a feature's centre, which sits 8 px inside the tile's core: 80
     # gives every kept feature all the pixels it sees (scripts/receptive_field.py measures 99.9%
     # of the gradient within 65 px on a real frame), so tiled features equal untiled ones.
     tile_margin: int = opt(80, "context around each tile in px (multiple of 16)", lo=0)
+
+    @property
+    def fixed_tile(self) -> int | None:
+        """``tile`` as a number: None for auto, 0 for off; raises ValueError for anything else."""
+        t = str(self.tile).strip().lower()
+        return None if t == "auto" else 0 if t in ("off", "0") else int(t)
 
 
 @dataclass(frozen=True)
@@ -198,6 +207,9 @@ class RenderConfig:
     precision: str = opt("auto", "precision", choices=("auto", "fp32", "bf16", "fp16"))
     # Channels-last memory format for the convolutions.
     channels_last: bool = opt(True, "channels_last memory format")
+    # Memory budget in GB that --tile auto plans a frame's optimisation in: 0 = half the RAM on
+    # the CPU, the free memory on CUDA (a value there caps it).
+    memory: float = opt(0.0, "memory budget in GB for --tile auto (0 = half the RAM; CUDA: its free memory)", lo=0.0)
     # Video: start time in seconds.
     start: float = opt(0.0, "video: start time (s)", lo=0.0)
     # Video: duration in seconds (0 = to the end).
@@ -409,12 +421,19 @@ def validate(cfg: Config, source: str = "") -> None:
         raise ConfigError(f"{where}render.device: use auto, cpu, cuda or cuda:N, got {dev!r}")
     if cfg.optim.size and cfg.optim.size < 32:
         raise ConfigError(f"{where}optim.size: must be 0 or >= 32 pixels, got {cfg.optim.size}")
-    for key in ("tile", "tile_margin"):
-        v = getattr(cfg.optim, key)
-        if v % 16:
-            raise ConfigError(f"{where}optim.{key}: must be a multiple of 16 pixels, got {v}")
-    if cfg.optim.tile and cfg.render.cuda_graphs:
-        raise ConfigError(f"{where}--tile and --cuda-graphs do not go together (a tiled step is many graphs)")
+    margin = cfg.optim.tile_margin
+    if margin % 16:
+        raise ConfigError(f"{where}optim.tile_margin: must be a multiple of 16 pixels, got {margin}")
+    try:
+        tile = cfg.optim.fixed_tile
+    except ValueError:
+        tile = -1
+    if tile is not None and tile != 0:
+        if tile < 0 or tile % 16 or tile < 2 * margin + 16:
+            raise ConfigError(f"{where}optim.tile: use auto, off or a multiple of 16 pixels of at least "
+                              f"2 x tile_margin + 16 = {2 * margin + 16}, got {cfg.optim.tile!r}")
+        if cfg.render.cuda_graphs:
+            raise ConfigError(f"{where}--tile and --cuda-graphs do not go together (a tiled step is many graphs)")
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:

@@ -15,7 +15,7 @@ untiled network's. The terms are then sums over positions and add up over the ti
 - the content term is a sum of squared differences, normalised by the target's mean square over
   the whole image (summed in the first pass too);
 - total variation and the temporal terms are per pixel and need no network: they are computed
-  on the whole image directly.
+  on the whole image, in bands of rows (``pixel_terms``).
 
 A pixel in the margin of one tile and the core of another gets gradient from both: the tiles'
 gradients are added over their whole extent, which is exactly the chain rule.
@@ -29,7 +29,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from videostyle.losses import EPS, LossSpec, relative_mse, temporal_loss, tv_loss
+from videostyle.losses import EPS, LossSpec, relative_mse
+from videostyle.memory import release
 
 # A layer's features step this many pixels (VGG: 2x pooling after each block): tile edges sit on
 # multiples of the deepest layer's step, so every tile's pooling windows are the image's.
@@ -102,6 +103,8 @@ def tiled_grams(features: Features, x: Tensor, layers: Sequence[str], tiles: Seq
             for name in layers:
                 g = _core_gram(feats, name, t)
                 sums[name] = sums[name] + g if name in sums else g
+            del feats
+            release()
     h, w = x.shape[-2:]
     return {n: sums[n] / (sums[n].shape[1] * positions(h, w, n)) for n in layers}
 
@@ -132,6 +135,8 @@ def tiled_features(features: Features, x: Tensor, layers: Sequence[str], tiles: 
                 if name not in out:
                     out[name] = f.new_zeros((*f.shape[:2], h // step, w // step))
                 out[name][(..., *t.core_slice(step))] = f
+            del feats
+            release()
     return out
 
 
@@ -139,12 +144,13 @@ class TiledObjective:
     """The loss of ``PerceptualLoss`` and its gradient with respect to the image, by tiles.
 
     ``content`` is the content image (its features are taken per tile, as the image's);
-    ``grams`` the style targets; ``temporal`` the temporal terms (whole-image tensors)."""
+    ``grams`` the style targets; ``temporal`` the temporal terms (whole-image tensors); ``core``
+    the pixels each tile owns and ``margin`` its context (the network sees core + 2 x margin)."""
 
     def __init__(self, features: Features, spec: LossSpec, content: Tensor, grams: dict[str, Tensor],
-                 temporal: Sequence[tuple[Tensor, Tensor, float]] = (), *, tile: int, margin: int) -> None:
+                 temporal: Sequence[tuple[Tensor, Tensor, float]] = (), *, core: int, margin: int) -> None:
         self.features, self.spec, self.content, self.grams = features, spec, content, grams
-        self.temporal, self.tile, self.margin = list(temporal), tile, margin
+        self.temporal, self.core, self.margin = list(temporal), core, margin
         self.layer_weights = dict(zip(spec.style_layers, spec.layer_weights))
         # The content's features do not depend on the grid (the margin covers the field): the
         # whole maps are assembled once, and each tile crops its core from them. ``_scale`` is
@@ -156,7 +162,7 @@ class TiledObjective:
         """The weighted terms (detached) and the gradient of their sum with respect to ``x``."""
         s = self.spec
         h, w = x.shape[-2:]
-        tiles = grid(h, w, self.tile, self.margin, offset)
+        tiles = grid(h, w, self.core, self.margin, offset)
         x = x.detach()
         # Pass 1, no graph: the image's Grams, and the style loss's gradient with respect to them.
         grams = tiled_grams(self.features, x, s.style_layers, tiles)
@@ -167,39 +173,92 @@ class TiledObjective:
         if not self._target:
             self._target = tiled_features(self.features, self.content, s.content_layers, tiles)
             self._scale = {n: f.numel() * (float(f.float().pow(2).mean()) + EPS) for n, f in self._target.items()}
-        # Pass 2, one tile at a time with a graph.
+        # Pass 2, one tile at a time with a graph. Each layer's gradient on the tile's core is
+        # written down directly (style: (dG + dGᵀ)·F / (C·positions), content: 2·(F - T) / scale)
+        # and handed to autograd with the features: no graph for the Gram products, and no fp32
+        # copies of the feature maps kept for it.
         grad = torch.zeros_like(x, dtype=torch.float32)
-        content = torch.zeros((), device=x.device)
+        self._content = torch.zeros((), device=x.device)
         layers = s.layers
         for t in tiles:
             xt = _crop(x, t.box).clone().requires_grad_(True)
             feats = self.features(xt, layers)
-            surrogate = torch.zeros((), device=x.device)
-            for n in s.style_layers:
-                g = _core_gram(feats, n, t)
-                surrogate = surrogate + (dgram[n] * g).sum() / (g.shape[1] * positions(h, w, n))
-            part = torch.zeros((), device=x.device)
-            for n in s.content_layers:
-                step = layer_step(n)
-                d = feats[n][(..., *t.feature_slice(step))].float() - self._target[n][(..., *t.core_slice(step))].float()
-                part = part + d.pow(2).sum() / self._scale[n]
-            (tile_grad,) = torch.autograd.grad(surrogate + s.content_weight * part, xt)
+            grads = [self._layer_grad(feats[n], n, t, dgram, (h, w)) for n in layers]
+            torch.autograd.backward([feats[n] for n in layers], grads, inputs=[xt])
             y0, y1, x0, x1 = t.box
-            grad[..., y0:y1, x0:x1] += tile_grad.float()
-            content = content + part.detach()
-        # The per-pixel terms, on the whole image.
-        xg = x.clone().requires_grad_(True)
-        terms = {"content": s.content_weight * content, "style": style.detach()}
-        pixel = torch.zeros((), device=x.device)
-        if s.tv_weight:
-            tv = s.tv_weight * tv_loss(xg)
-            terms["tv"] = tv.detach()
-            pixel = pixel + tv
-        if self.temporal:
-            temp = sum((wt * temporal_loss(xg, tgt, m) for tgt, m, wt in self.temporal), torch.zeros((), device=x.device))
-            terms["temporal"] = temp.detach()
-            pixel = pixel + temp
-        if pixel.requires_grad:
-            (pg,) = torch.autograd.grad(pixel, xg)
-            grad += pg.float()
+            grad[..., y0:y1, x0:x1] += xt.grad.float()
+            del feats, grads, xt
+            release()
+        terms = {"content": s.content_weight * self._content, "style": style.detach()}
+        terms.update(pixel_terms(x, s.tv_weight, self.temporal, grad))
         return terms, grad.to(x.dtype)
+
+    # Feature positions per band in ``_layer_grad``.
+    band = 1 << 16
+
+    def _layer_grad(self, feats: Tensor, name: str, t: Tile, dgram: dict[str, Tensor], hw: tuple[int, int]) -> Tensor:
+        """The loss's gradient with respect to one layer's features of tile ``t`` (zero outside its
+        core), in the features' dtype; adds the tile's content term to ``self._content``.
+
+        Computed in fp32 over bands of about ``self.band`` positions: a whole fp32 copy of relu1_1's
+        map of a 512 px tile (and its product with dG) would take ~130 MB while the tile's graph
+        is held."""
+        s = self.spec
+        step = layer_step(name)
+        g = torch.zeros_like(feats)
+        ys, xs = t.feature_slice(step)
+        cy, cx = t.core_slice(step)
+        core = feats[..., ys, xs]
+        rows = max(1, self.band // max(1, core.shape[-1]))
+        d = dgram[name] + dgram[name].transpose(1, 2) if name in dgram else None
+        norm = feats.shape[1] * positions(hw[0], hw[1], name)
+        with torch.no_grad():
+            for r0 in range(0, core.shape[-2], rows):
+                f = core[..., r0:r0 + rows, :].float()
+                gc = torch.zeros_like(f)
+                if d is not None:
+                    gc += torch.bmm(d, f.reshape(f.shape[0], f.shape[1], -1)).reshape(f.shape) / norm
+                if name in self._target:
+                    tgt = self._target[name][..., cy, cx][..., r0:r0 + rows, :].float()
+                    diff = f - tgt
+                    self._content += diff.pow(2).sum() / self._scale[name]
+                    gc += (2 * s.content_weight / self._scale[name]) * diff
+                g[..., ys, xs][..., r0:r0 + rows, :] = gc.to(g.dtype)
+        return g
+
+
+def pixel_terms(x: Tensor, tv_weight: float, temporal: Sequence[tuple[Tensor, Tensor, float]], grad: Tensor,
+                rows: int = 128) -> dict[str, Tensor]:
+    """Total variation and the temporal terms of ``x`` (the values of losses.tv_loss and
+    losses.temporal_loss), their gradient added to ``grad``; computed in bands of ``rows`` rows,
+    so that no image-sized temporaries are made at the sizes that need tiles."""
+    n, c, h, w = x.shape
+    tv = x.new_zeros((), dtype=torch.float32)
+    temp = x.new_zeros((), dtype=torch.float32)
+    for r0 in range(0, h, rows):
+        r1 = min(r0 + rows, h)
+        # The band's own rows, and one more below for the vertical differences across its edge.
+        xb = x[..., r0:min(r1 + 1, h), :].float().clone().requires_grad_(True)
+        part = xb.new_zeros(())
+        if tv_weight:
+            own = xb[..., : r1 - r0, :]
+            band_tv = (own[..., :, 1:] - own[..., :, :-1]).pow(2).sum() / (n * c * h * (w - 1))
+            if h > 1:
+                band_tv = band_tv + (xb[..., 1:, :] - xb[..., :-1, :]).pow(2).sum() / (n * c * (h - 1) * w)
+            tv = tv + tv_weight * band_tv.detach()
+            part = part + tv_weight * band_tv
+        for tgt, m, wt in temporal:
+            own = xb[..., : r1 - r0, :]
+            d = (own - tgt[..., r0:r1, :].float()).pow(2) * m[..., r0:r1, :].float()
+            band = wt * d.sum() / (n * c * h * w)  # temporal_loss is a mean over (N, C, H, W)
+            temp = temp + band.detach()
+            part = part + band
+        if part.requires_grad:
+            (g,) = torch.autograd.grad(part, xb)
+            grad[..., r0:r0 + g.shape[-2], :] += g
+    out = {}
+    if tv_weight:
+        out["tv"] = tv
+    if temporal:
+        out["temporal"] = temp
+    return out
