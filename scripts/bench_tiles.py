@@ -3,8 +3,12 @@
 final losses, per size. Each run is its own process, so its peak RSS (or peak CUDA memory) is its
 own; untiled runs are skipped above --untiled-max.
 
-    python scripts/bench_tiles.py [--content ...] [--style ...] [--sizes 512 1024 2048] [--tile 512]
-        [--iterations 10] [--model auto] [--device cpu]
+    python scripts/bench_tiles.py [--clip ...] [--style ...] [--sizes 512 1024 2048] [--tile 512]
+        [--iterations 10] [--model auto] [--device cpu] [--seam-crop docs/tile_seam.png]
+
+--tile is the network's input; each tile owns tile - 2 x margin px of the frame. The seam ratio
+is the output's mean gradient magnitude across the unshifted grid's tile edges over that
+elsewhere (1.0: no seam; untiled rows measure the same lines, as a control).
 
 The content is the benchmark clip's first frame scaled up to each size (the renderer never
 upscales; this is a stand-in with the frame's structure at every size).
@@ -15,7 +19,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
+
+import cv2
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import media_parser, resolve_model  # noqa: E402
@@ -34,7 +42,7 @@ f = a["size"] / max(h, w)
 content = cv2.resize(frame, (round(w * f), round(h * f)), interpolation=cv2.INTER_CUBIC)
 cfg = apply(Config(), {"model.name": a["model"], "render.device": a["device"], "optim.size": 0,
                        "optim.iterations": a["iterations"], "optim.tile": a["tile"] or "off",
-                       "optim.tile_margin": a["margin"]})
+                       "optim.tile_margin": a["margin"], "style.stroke_side": 0})
 st = Stylizer.from_config(cfg)
 st.set_styles([read_image(a["style"])])
 t0 = time.perf_counter()
@@ -50,6 +58,35 @@ if a.get("save"):
 print(json.dumps({"peak_mb": peak, "s_iter": secs / max(res.iterations, 1), "loss": res.loss,
                   "losses": res.losses}))
 """
+
+
+def seam_ratio(image: np.ndarray, core: int) -> float:
+    """Mean gradient magnitude of ``image``'s luminance on the pixel pairs that straddle a tile
+    edge of the unshifted grid (every ``core`` px), over the mean on all other pairs: 1.0 = no
+    seam. (The grid shifts every iteration; its unshifted edges are where the first step cut.)"""
+    y = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    gx, gy = np.abs(np.diff(y, axis=1)), np.abs(np.diff(y, axis=0))
+    ex = np.zeros(gx.shape[1], bool)
+    ex[core - 1::core] = True  # the pair (core - 1, core) straddles the edge at x = core
+    ey = np.zeros(gy.shape[0], bool)
+    ey[core - 1::core] = True
+    on = np.concatenate([gx[:, ex].ravel(), gy[ey, :].ravel()])
+    off = np.concatenate([gx[:, ~ex].ravel(), gy[~ey, :].ravel()])
+    return float(on.mean() / off.mean())
+
+
+def seam_crop(image: np.ndarray, core: int, dest: Path, side: int = 192) -> None:
+    """A crop around a corner where four tiles meet, beside the same crop with the edges marked."""
+    cy, cx = core, core
+    y0, x0 = max(0, cy - side // 2), max(0, cx - side // 2)
+    crop = image[y0:y0 + side, x0:x0 + side].copy()
+    marked = crop.copy()
+    marked[:, cx - x0] = (255, 0, 0)
+    marked[cy - y0, :] = (255, 0, 0)
+    sheet = np.concatenate([crop, np.full((side, 8, 3), 255, np.uint8), marked], 1)
+    sheet = cv2.resize(sheet, (sheet.shape[1] * 2, side * 2), interpolation=cv2.INTER_NEAREST)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(dest), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
 
 
 def run(args: dict[str, object]) -> dict[str, object] | None:
@@ -71,16 +108,21 @@ def main() -> None:
     ap.add_argument("--model", default="auto")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--save", type=Path, help="folder for the outputs (to look at the seams)")
+    ap.add_argument("--seam-crop", type=Path, help="write a crop of the largest tiled output's seam region here")
     args = ap.parse_args()
     model = resolve_model(args.model)
     print(f"# {args.clip.name} frame 0 scaled to each size, {args.style.name}, model {model}, {args.device}, "
-          f"{args.iterations} L-BFGS iterations; tiles of {args.tile} px with {args.margin} px of context")
-    print("| size | run | peak memory MB | s/iteration | final loss | content | style | loss vs untiled |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+          f"{args.iterations} L-BFGS iterations; tiles of {args.tile} px ({args.tile - 2 * args.margin} px cores, "
+          f"{args.margin} px of context)")
+    print("| size | run | peak memory MB | s/iteration | final loss | content | style | loss vs untiled | seam ratio |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    core = args.tile - 2 * args.margin
+    folder = args.save or Path(tempfile.mkdtemp())
+    last = None
     for size in args.sizes:
         base = None
         for tile in ([0] if size <= args.untiled_max else []) + ([args.tile] if size > args.tile else []):
-            save = str(args.save / f"{size}_{'tiled' if tile else 'whole'}.png") if args.save else None
+            save = str(folder / f"{size}_{'tiled' if tile else 'whole'}.png")
             r = run({"clip": str(args.clip), "style": str(args.style), "model": model, "device": args.device,
                      "size": size, "iterations": args.iterations, "tile": tile, "margin": args.margin, "save": save})
             if r is None:
@@ -88,8 +130,15 @@ def main() -> None:
             base = base if base is not None or tile else r["loss"]
             rel = f"{r['loss'] / base:.3f}x" if base and tile else "-"
             losses = r["losses"]
+            out = cv2.cvtColor(cv2.imread(save), cv2.COLOR_BGR2RGB)
+            seam = seam_ratio(out, core)  # (untiled: the same lines, as a control)
+            if tile:
+                last = out
             print(f"| {size} | {'tiled' if tile else 'untiled'} | {r['peak_mb']:.0f} | {r['s_iter']:.2f} | "
-                  f"{r['loss']:.4g} | {losses['content']:.4g} | {losses['style']:.4g} | {rel} |", flush=True)
+                  f"{r['loss']:.4g} | {losses['content']:.4g} | {losses['style']:.4g} | {rel} | {seam:.3f} |", flush=True)
+    if args.seam_crop and last is not None:
+        seam_crop(last, core, args.seam_crop)
+        print(f"\nseam crop: {args.seam_crop}")
 
 
 if __name__ == "__main__":

@@ -54,6 +54,13 @@ class StyleConfig:
     blend: tuple[float, ...] = opt((), "blend weights of the style images", flag="style_blend")
     # Style image size relative to the stylized size (neural-style's -style_scale).
     scale: float = opt(1.0, "style image scale relative to the output size", lo=0.05, hi=4.0, flag="style_scale")
+    # The long side (px) at which the style's strokes form. VGG's receptive field is a fixed
+    # number of pixels, so a flat optimisation at 2048 px paints strokes a quarter as large,
+    # relative to the frame, as one at 512. An image or first frame larger than this is optimised
+    # coarse-to-fine from it (levels of --pyramid-scale): strokes keep their size relative to the
+    # output, and larger outputs look like larger renders, not finer ones. 0 = off.
+    stroke_side: int = opt(512, "long side (px) at which strokes form; larger outputs go coarse-to-fine from it "
+                           "(0 = off)", lo=0)
     # Weight of the content (relu4_2) loss. Every feature term is divided by its target's mean
     # square, so these weights mean the same for any network and input scale.
     content_weight: float = opt(1.0, "content loss weight", lo=0.0)
@@ -92,10 +99,15 @@ class OptimConfig:
     seed: int = opt(0, "random seed")
     # Stylized resolution: the longer side in pixels (0 = source size).
     size: int = opt(512, "stylized size: longer side in pixels (0 = source size)", lo=0)
+    # Let --size enlarge a smaller source (bicubic) instead of keeping its size.
+    upscale: bool = opt(False, "let --size enlarge a smaller source")
     # Coarse-to-fine levels for the first frame / images (1 = off).
     pyramid_levels: int = opt(1, "coarse-to-fine levels (1 = off)", lo=1, hi=6)
     # Scale factor between pyramid levels.
     pyramid_scale: float = opt(2.0, "size ratio between pyramid levels", lo=1.1, hi=4.0)
+    # Later video frames: iterations at half size (warm start and temporal targets scaled down)
+    # before the full-size iterations_later; 0 = off (scripts/bench_coarse.py measures both).
+    coarse_later: int = opt(0, "later frames: iterations at half size before the full-size ones (0 = off)", lo=0)
     # Stop a frame early when the relative loss change stays below this (0 = never).
     tolerance: float = opt(0.0, "early stop: relative loss change per iteration (0 = off)", lo=0.0)
     # Number of iterations the change must stay below the tolerance.

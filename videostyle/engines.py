@@ -76,9 +76,10 @@ def flow_params(cfg: Config) -> FlowParams:
     return FlowParams(**{f.name: getattr(cfg.flow, f.name) for f in dataclasses.fields(FlowParams)})
 
 
-def prepare_content(image: np.ndarray, size: int, what: str) -> np.ndarray:
-    """``image`` at the stylized size (longer side ``size``; never upscaled), checked for the network."""
+def prepare_content(image: np.ndarray, size: int, what: str, upscale: bool = False) -> np.ndarray:
+    """``image`` at the stylized size (longer side ``size``; upscaled only with ``upscale``),
+    checked for the network."""
     h, w = image.shape[:2]
-    th, tw = fit_size(h, w, size)
+    th, tw = fit_size(h, w, size, upscale)
     check_size(th, tw, what)
     return resize_image(image, (th, tw))

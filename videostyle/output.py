@@ -58,7 +58,7 @@ def plan_video(inp: Path, out: Path, cfg: Config, overwrite: bool) -> VideoJob:
     check_output(inp, out, overwrite)
     sp = span(cfg)
     sp.check(info)
-    sh, sw = fit_size(info.height, info.width, cfg.optim.size)
+    sh, sw = fit_size(info.height, info.width, cfg.optim.size, cfg.optim.upscale)
     check_size(sh, sw, f"video {inp}")
     oh, ow = (info.height, info.width) if cfg.encode.output_size == "source" else (sh, sw)
     return VideoJob(info, sp, (sh, sw), (oh, ow), even_size(oh, ow, cfg.encode.even))

@@ -112,7 +112,7 @@ def scan(inp: Path, cfg: C.Config, side: int | None = None) -> tuple[int, list[i
     n = 0
     cuts: list[int] = []
     for fr in span(cfg).frames(inp):
-        src = shrink(fr.image, side) if side else prepare_content(fr.image, cfg.optim.size, f"video {inp}")
+        src = shrink(fr.image, side) if side else prepare_content(fr.image, cfg.optim.size, f"video {inp}", cfg.optim.upscale)
         if prev is not None and flow_pair(src, prev, params).reliable < cfg.temporal.scene_cut:
             cuts.append(fr.index)
         prev = src

@@ -45,7 +45,7 @@ def render_image(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: 
     if not is_image_path(out):
         raise OutputError(f"output {out}: an image input needs an image output (.png or .jpg)")
     check_output(inp, out, overwrite)
-    content = prepare_content(content_full, cfg.optim.size, f"input image {inp}")
+    content = prepare_content(content_full, cfg.optim.size, f"input image {inp}", cfg.optim.upscale)
     styles = load_styles(cfg)
     fast = build_fast(cfg, styles)
     if cfg.fast.method == "fast":
@@ -133,7 +133,7 @@ class _VideoRender:
             fr = next(frames, None)
             if fr is None:
                 return
-            src = (prepare_content(fr.image, self.cfg.optim.size, f"video {self.inp}")
+            src = (prepare_content(fr.image, self.cfg.optim.size, f"video {self.inp}", self.cfg.optim.upscale)
                    if fr.index >= self.resume.skip else None)
             self.stages.decode += time.perf_counter() - td
             yield fr, src
@@ -313,7 +313,7 @@ def stylize_segment(inp: str | os.PathLike[str], cfg: Config, store: WorkDir, be
         vs.ref_loss = ref
     made = 0
     for fr in dataclasses.replace(span(cfg), max_frames=end).frames(inp, skip=first, warn=reporter.notice):
-        src = prepare_content(fr.image, cfg.optim.size, f"video {inp}")
+        src = prepare_content(fr.image, cfg.optim.size, f"video {inp}", cfg.optim.upscale)
         _, res = stylize_or_restore(vs, store, fr.index, src)
         if res is not None:
             made += 1

@@ -106,10 +106,11 @@ def resize(t: Tensor, hw: tuple[int, int]) -> Tensor:
     return F.interpolate(t, size=hw, mode="bilinear", align_corners=False, antialias=True)
 
 
-def fit_size(h: int, w: int, max_side: int) -> tuple[int, int]:
+def fit_size(h: int, w: int, max_side: int, upscale: bool = False) -> tuple[int, int]:
     """Scale (h, w) down so the longer side is at most ``max_side`` (0 = unchanged), keeping the
-    aspect ratio. Never upscales: detail the source does not have cannot be painted."""
-    if max_side <= 0 or max_side >= max(h, w):
+    aspect ratio. Upscales only when asked (``upscale``): detail the source does not have cannot
+    be painted, but a large print or screen may want the strokes at its size."""
+    if max_side <= 0 or max_side == max(h, w) or (max_side > max(h, w) and not upscale):
         return h, w
     s = max_side / max(h, w)
     return max(1, round(h * s)), max(1, round(w * s))
@@ -194,7 +195,21 @@ def settings(cfg: Config) -> dict[str, Any]:
     where the config is translated for it."""
     return {"loss": loss_spec(cfg), "optim": cfg.optim, "precision": cfg.render.precision,
             "cuda_graphs": cfg.render.cuda_graphs, "memory_gb": cfg.render.memory, "style_scale": cfg.style.scale,
+            "stroke_side": cfg.style.stroke_side,
             "preserve_colors": cfg.style.preserve_colors}
+
+
+def _scaled_terms(temporal: Sequence[TemporalTerm], hw: tuple[int, int]) -> list[TemporalTerm]:
+    """Temporal terms at size ``hw`` (area-averaged targets and masks; as they are at their size)."""
+    out = []
+    for t in temporal:
+        if t.target.shape[:2] == hw:
+            out.append(t)
+            continue
+        tgt = resize(to_tensor(t.target), hw)
+        mask = resize(torch.from_numpy(np.ascontiguousarray(t.mask, np.float32))[None, None], hw)
+        out.append(TemporalTerm(to_numpy(tgt), mask[0, 0].numpy(), t.weight))
+    return out
 
 
 class Stylizer:
@@ -202,12 +217,14 @@ class Stylizer:
 
     def __init__(self, extractor: VGGFeatures, loss: LossSpec, optim: OptimConfig, *, device: torch.device,
                  precision: str = "auto", channels_last: bool = True, compile: bool = False, cuda_graphs: bool = False,
-                 memory_gb: float = 0.0, style_scale: float = 1.0, preserve_colors: bool = False) -> None:
+                 memory_gb: float = 0.0, style_scale: float = 1.0, stroke_side: int = 0,
+                 preserve_colors: bool = False) -> None:
         """``extractor``: the frozen network; ``loss``: layers and weights of the terms; ``optim``:
         the optimiser, iterations, init, pyramid, tiles and early stop; ``precision``: autocast
         (auto, fp32, bf16, fp16); ``memory_gb``: the budget ``optim.tile`` auto plans in (0: half
         the RAM, or CUDA's free memory); ``style_scale``: style image size relative to the
-        content's; ``preserve_colors``: keep the content's chroma."""
+        content's; ``stroke_side``: the long side a larger image starts its pyramid at (0: off);
+        ``preserve_colors``: keep the content's chroma."""
         self.device = device
         if device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = True
@@ -226,7 +243,7 @@ class Stylizer:
         self._tiles: dict[tuple[int, int], int] = {}  # tile_for's answers
         self.set_loss(loss)
         self.optim, self.precision, self.cuda_graphs, self.memory_gb = optim, precision, cuda_graphs, memory_gb
-        self.style_scale, self.preserve_colors = style_scale, preserve_colors
+        self.style_scale, self.preserve_colors, self.stroke_side = style_scale, preserve_colors, stroke_side
         self._styles: list[Tensor] = []
         self._blend: list[float] = []
         self._graphs: dict[Any, _GraphRunner] = {}
@@ -387,14 +404,17 @@ class Stylizer:
         iterations: int | None = None,
         temporal: Sequence[TemporalTerm] = (),
         pyramid: bool = True,
+        coarse: int = 0,
         stop_loss: float | None = None,
         seed: int | None = None,
         callback: Callback | None = None,
     ) -> StylizeResult:
         """Stylize ``content`` (H, W, 3) at its own size, starting from ``init``.
 
-        ``pyramid`` enables coarse-to-fine when ``optim.pyramid_levels`` > 1 (used for first
-        frames and scene cuts; warm-started frames are already close and skip it).
+        ``pyramid`` enables coarse-to-fine when ``optim.pyramid_levels`` > 1 or the image is
+        larger than ``stroke_side`` (used for first frames and scene cuts; warm-started frames are
+        already close and skip it). ``coarse``: iterations at half size first (later frames; the
+        temporal targets and masks are scaled down with the frame).
         ``stop_loss`` ends the optimisation once the loss without its temporal term falls to it.
         """
         o = self.optim
@@ -408,6 +428,9 @@ class Stylizer:
         else:
             init_t = to_tensor(init_arr)
         levels = o.pyramid_levels if pyramid and not temporal else 1
+        if levels >= 1 and pyramid and not temporal and self.stroke_side and max(h, w) > self.stroke_side:
+            # Strokes form at stroke_side and are refined at each larger level (see config).
+            levels = max(levels, 1 + math.ceil(math.log(max(h, w) / self.stroke_side, o.pyramid_scale) - 1e-9))
         sizes = []
         for k in range(levels):
             f = o.pyramid_scale ** (levels - 1 - k)
@@ -416,6 +439,10 @@ class Stylizer:
                 sizes.append((lh, lw))
         if not sizes or sizes[-1] != (h, w):
             sizes.append((h, w))
+        steps = [iterations] * len(sizes)
+        if coarse and len(sizes) == 1 and min(h, w) // 2 >= MIN_SIDE:
+            # A later frame's coarse pass: half size first, then its full-size iterations.
+            sizes, steps = [(round(h / 2), round(w / 2)), (h, w)], [coarse, iterations]
         content_t = to_tensor(content)
         x = init_t
         total_iters = 0
@@ -423,8 +450,8 @@ class Stylizer:
         for level, hw in enumerate(sizes):
             x = resize(x, hw)
             x, n, result_loss, result_losses = self._optimise(
-                resize(content_t, hw).to(self.device), x.to(self.device), iterations,
-                temporal if hw == (h, w) else (), stop_loss if level == len(sizes) - 1 else None,
+                resize(content_t, hw).to(self.device), x.to(self.device), steps[level],
+                _scaled_terms(temporal, hw), stop_loss if level == len(sizes) - 1 else None,
                 level, len(sizes), callback,
             )
             total_iters += n

@@ -158,6 +158,7 @@ class VideoStylizer:
         # stylizer leaves the temporal term out of the comparison, as the first frame has none).
         stop = self.ref_loss * ratio if ratio > 0 and self.ref_loss is not None else None
         res = self.st.stylize(src, init, iterations=self.cfg.optim.iterations_later, temporal=terms, pyramid=False,
+                              coarse=self.cfg.optim.coarse_later,
                               seed=self.cfg.optim.seed + index, stop_loss=stop, callback=self.callback)
         return FrameResult(to_uint8(res.image), res.iterations, res.loss, False)
 
