@@ -75,15 +75,18 @@ def seam_ratio(image: np.ndarray, core: int) -> float:
     return float(on.mean() / off.mean())
 
 
-def seam_crop(image: np.ndarray, core: int, dest: Path, side: int = 192) -> None:
-    """A crop around a corner where four tiles meet, beside the same crop with the edges marked."""
+def seam_crop(image: np.ndarray, core: int, dest: Path, control: np.ndarray | None = None, side: int = 192) -> None:
+    """A crop around a corner where four tiles meet, the same crop with the edges marked, and
+    (``control``) the untiled render's crop."""
     cy, cx = core, core
     y0, x0 = max(0, cy - side // 2), max(0, cx - side // 2)
     crop = image[y0:y0 + side, x0:x0 + side].copy()
     marked = crop.copy()
     marked[:, cx - x0] = (255, 0, 0)
     marked[cy - y0, :] = (255, 0, 0)
-    sheet = np.concatenate([crop, np.full((side, 8, 3), 255, np.uint8), marked], 1)
+    gap = np.full((side, 8, 3), 255, np.uint8)
+    parts = [crop, gap, marked] + ([gap, control[y0:y0 + side, x0:x0 + side]] if control is not None else [])
+    sheet = np.concatenate(parts, 1)
     sheet = cv2.resize(sheet, (sheet.shape[1] * 2, side * 2), interpolation=cv2.INTER_NEAREST)
     dest.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(dest), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
@@ -108,7 +111,8 @@ def main() -> None:
     ap.add_argument("--model", default="auto")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--save", type=Path, help="folder for the outputs (to look at the seams)")
-    ap.add_argument("--seam-crop", type=Path, help="write a crop of the largest tiled output's seam region here")
+    ap.add_argument("--seam-crop", type=Path, help="write a crop of the largest tiled output's seam region here "
+                    "(tiled | edges marked | untiled, where the untiled ran)")
     args = ap.parse_args()
     model = resolve_model(args.model)
     print(f"# {args.clip.name} frame 0 scaled to each size, {args.style.name}, model {model}, {args.device}, "
@@ -118,7 +122,7 @@ def main() -> None:
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     core = args.tile - 2 * args.margin
     folder = args.save or Path(tempfile.mkdtemp())
-    last = None
+    last, whole = None, None
     for size in args.sizes:
         base = None
         for tile in ([0] if size <= args.untiled_max else []) + ([args.tile] if size > args.tile else []):
@@ -133,11 +137,13 @@ def main() -> None:
             out = cv2.cvtColor(cv2.imread(save), cv2.COLOR_BGR2RGB)
             seam = seam_ratio(out, core)  # (untiled: the same lines, as a control)
             if tile:
-                last = out
+                last = (out, whole if whole is not None and whole.shape == out.shape else None)
+            else:
+                whole = out
             print(f"| {size} | {'tiled' if tile else 'untiled'} | {r['peak_mb']:.0f} | {r['s_iter']:.2f} | "
                   f"{r['loss']:.4g} | {losses['content']:.4g} | {losses['style']:.4g} | {rel} | {seam:.3f} |", flush=True)
     if args.seam_crop and last is not None:
-        seam_crop(last, core, args.seam_crop)
+        seam_crop(last[0], core, args.seam_crop, last[1])
         print(f"\nseam crop: {args.seam_crop}")
 
 

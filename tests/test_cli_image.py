@@ -36,6 +36,15 @@ def test_output_size_source_upscales(files):
     assert read_image(out).shape == (60, 80, 3)
 
 
+def test_size_enlarges_only_with_upscale(files):
+    tmp, content, style = files
+    fast = [a if a != "48" else "96" for a in FAST]  # --size 96 on an 80 px wide photo
+    for extra, shape in (([], (60, 80, 3)), (["--upscale"], (72, 96, 3))):
+        out = tmp / f"out{len(extra)}.png"
+        assert main(["render", str(content), "--style", str(style), "-o", str(out), *extra, *fast]) == 0
+        assert read_image(out).shape == shape
+
+
 @pytest.mark.parametrize("args,code,needle", [
     (["render", "{tmp}/missing.png", "--style", "{style}"], 1, "missing.png does not exist"),
     (["render", "{content}", "--style", "{tmp}/nostyle.jpg"], 1, "style image"),
