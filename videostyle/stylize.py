@@ -200,7 +200,8 @@ def settings(cfg: Config) -> dict[str, Any]:
 
 
 def _scaled_terms(temporal: Sequence[TemporalTerm], hw: tuple[int, int]) -> list[TemporalTerm]:
-    """Temporal terms at size ``hw`` (area-averaged targets and masks; as they are at their size)."""
+    """Temporal terms at size ``hw`` (targets and masks resized as frames are, antialiased; terms
+    already at that size as they are)."""
     out = []
     for t in temporal:
         if t.target.shape[:2] == hw:
@@ -428,7 +429,7 @@ class Stylizer:
         else:
             init_t = to_tensor(init_arr)
         levels = o.pyramid_levels if pyramid and not temporal else 1
-        if levels >= 1 and pyramid and not temporal and self.stroke_side and max(h, w) > self.stroke_side:
+        if pyramid and not temporal and self.stroke_side and max(h, w) > self.stroke_side:
             # Strokes form at stroke_side and are refined at each larger level (see config).
             levels = max(levels, 1 + math.ceil(math.log(max(h, w) / self.stroke_side, o.pyramid_scale) - 1e-9))
         sizes = []

@@ -178,27 +178,32 @@ class TiledObjective:
         # and handed to autograd with the features: no graph for the Gram products, and no fp32
         # copies of the feature maps kept for it.
         grad = torch.zeros_like(x, dtype=torch.float32)
-        self._content = torch.zeros((), device=x.device)
+        content = torch.zeros((), device=x.device)
         layers = s.layers
         for t in tiles:
             xt = _crop(x, t.box).clone().requires_grad_(True)
             feats = self.features(xt, layers)
-            grads = [self._layer_grad(feats[n], n, t, dgram, (h, w)) for n in layers]
+            grads = []
+            for n in layers:
+                g, part = self._layer_grad(feats[n], n, t, dgram, (h, w))
+                grads.append(g)
+                content += part
             torch.autograd.backward([feats[n] for n in layers], grads, inputs=[xt])
             y0, y1, x0, x1 = t.box
             grad[..., y0:y1, x0:x1] += xt.grad.float()
             del feats, grads, xt
             release()
-        terms = {"content": s.content_weight * self._content, "style": style.detach()}
+        terms = {"content": s.content_weight * content, "style": style.detach()}
         terms.update(pixel_terms(x, s.tv_weight, self.temporal, grad))
         return terms, grad.to(x.dtype)
 
     # Feature positions per band in ``_layer_grad``.
     band = 1 << 16
 
-    def _layer_grad(self, feats: Tensor, name: str, t: Tile, dgram: dict[str, Tensor], hw: tuple[int, int]) -> Tensor:
+    def _layer_grad(self, feats: Tensor, name: str, t: Tile, dgram: dict[str, Tensor],
+                    hw: tuple[int, int]) -> tuple[Tensor, Tensor]:
         """The loss's gradient with respect to one layer's features of tile ``t`` (zero outside its
-        core), in the features' dtype; adds the tile's content term to ``self._content``.
+        core), in the features' dtype, and the tile's unweighted content term at that layer.
 
         Computed in fp32 over bands of about ``self.band`` positions: a whole fp32 copy of relu1_1's
         map of a 512 px tile (and its product with dG) would take ~130 MB while the tile's graph
@@ -212,6 +217,7 @@ class TiledObjective:
         rows = max(1, self.band // max(1, core.shape[-1]))
         d = dgram[name] + dgram[name].transpose(1, 2) if name in dgram else None
         norm = feats.shape[1] * positions(hw[0], hw[1], name)
+        content = torch.zeros((), device=feats.device)
         with torch.no_grad():
             for r0 in range(0, core.shape[-2], rows):
                 f = core[..., r0:r0 + rows, :].float()
@@ -221,10 +227,10 @@ class TiledObjective:
                 if name in self._target:
                     tgt = self._target[name][..., cy, cx][..., r0:r0 + rows, :].float()
                     diff = f - tgt
-                    self._content += diff.pow(2).sum() / self._scale[name]
+                    content += diff.pow(2).sum() / self._scale[name]
                     gc += (2 * s.content_weight / self._scale[name]) * diff
                 g[..., ys, xs][..., r0:r0 + rows, :] = gc.to(g.dtype)
-        return g
+        return g, content
 
 
 def pixel_terms(x: Tensor, tv_weight: float, temporal: Sequence[tuple[Tensor, Tensor, float]], grad: Tensor,
@@ -239,16 +245,15 @@ def pixel_terms(x: Tensor, tv_weight: float, temporal: Sequence[tuple[Tensor, Te
         r1 = min(r0 + rows, h)
         # The band's own rows, and one more below for the vertical differences across its edge.
         xb = x[..., r0:min(r1 + 1, h), :].float().clone().requires_grad_(True)
+        own = xb[..., : r1 - r0, :]
         part = xb.new_zeros(())
         if tv_weight:
-            own = xb[..., : r1 - r0, :]
             band_tv = (own[..., :, 1:] - own[..., :, :-1]).pow(2).sum() / (n * c * h * (w - 1))
             if h > 1:
                 band_tv = band_tv + (xb[..., 1:, :] - xb[..., :-1, :]).pow(2).sum() / (n * c * (h - 1) * w)
             tv = tv + tv_weight * band_tv.detach()
             part = part + tv_weight * band_tv
         for tgt, m, wt in temporal:
-            own = xb[..., : r1 - r0, :]
             d = (own - tgt[..., r0:r1, :].float()).pow(2) * m[..., r0:r1, :].float()
             band = wt * d.sum() / (n * c * h * w)  # temporal_loss is a mean over (N, C, H, W)
             temp = temp + band.detach()
