@@ -191,10 +191,13 @@ def test_ctrl_c_stops_cleanly_and_changed_config_refuses(media):
     style = media / "s1.png"
     out = media / "o.mp4"
     work = media / ".o.mp4.videostyle-work"
-    proc = subprocess.Popen(_cmd(src, style, out), env=_env(), stderr=subprocess.PIPE, text=True)
+    # A shell without job control starts background commands with SIGINT ignored, and children
+    # inherit that (so would the render, as nohup intends): give it a terminal's disposition.
+    proc = subprocess.Popen(_cmd(src, style, out), env=_env(), stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     _kill_when(proc, work, 3, signal.SIGINT)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130
+    assert proc.returncode == 130, err
     assert "run the same command again to resume" in err and "Traceback" not in err
     assert not out.exists() and work.exists()
     changed = _cmd(src, style, out)
