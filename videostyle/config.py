@@ -215,7 +215,8 @@ class FastConfig:
 class RenderConfig:
     # Compute device.
     device: str = opt("auto", "device: auto, cpu, cuda or cuda:N")
-    # Autocast precision; auto picks bf16 on a CPU with bf16 support, tf32 on CUDA.
+    # Autocast precision; auto picks bf16 on a CPU with bf16 support, tf32 on CUDA (bf16 from
+    # 720p up); fp32 is IEEE fp32 everywhere (no tf32).
     precision: str = opt("auto", "precision", choices=("auto", "fp32", "bf16", "fp16"))
     # Channels-last memory format for the convolutions.
     channels_last: bool = opt(True, "channels_last memory format")
