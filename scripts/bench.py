@@ -121,6 +121,7 @@ def main() -> None:
                 print(f"# {size}: {args.clip.name} scaled up to {info.width}x{info.height} (speed only)", flush=True)
             hw = fit_size(info.height, info.width, size)
             floors: dict[Any, float] = {}  # the floor per (precision, channels_last), measured once per size
+            warm = False
             for variant in variants:
                 cfg = apply(base, {"model.name": args.model, "style.images": [str(args.style)], "optim.size": size,
                                    "render.max_frames": args.frames, "render.device": str(device),
@@ -128,6 +129,12 @@ def main() -> None:
                 if stylizer is None:
                     stylizer = Stylizer.from_config(cfg)
                 stylizer.configure(cfg)
+                if device.type == "cuda" and not warm:
+                    # Untimed: cuDNN's algorithm search at this size's shapes (seconds, and most
+                    # of the device's memory at its peak) would otherwise land on the first variant.
+                    render_video(clip, Path(tmp) / f"warm{size}.mp4", apply(cfg, {"render.max_frames": 2}),
+                                 stylizer=stylizer)
+                    warm = True
                 if device.type == "cuda":
                     torch.cuda.reset_peak_memory_stats(device)
                 out = Path(tmp) / f"{size}_{variant}.mp4"

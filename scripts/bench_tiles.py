@@ -43,8 +43,18 @@ content = cv2.resize(frame, (round(w * f), round(h * f)), interpolation=cv2.INTE
 cfg = apply(Config(), {"model.name": a["model"], "render.device": a["device"], "optim.size": 0,
                        "optim.iterations": a["iterations"], "optim.tile": a["tile"] or "off",
                        "optim.tile_margin": a["margin"], "style.stroke_side": 0})
+if a.get("history_dtype"):
+    import videostyle.stylize as vs
+    vs._TiledRunner.history_dtype = getattr(torch, a["history_dtype"])
 st = Stylizer.from_config(cfg)
 st.set_styles([read_image(a["style"])])
+if st.device.type == "cuda":
+    # Untimed: the style targets and cuDNN's one-time algorithm search (untiled: most of the
+    # device's memory at its peak, seconds of time) stay out of the iterations' figures.
+    st.stylize(content, iterations=1)
+    torch.cuda.synchronize()
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats()
 t0 = time.perf_counter()
 res = st.stylize(content)
 secs = time.perf_counter() - t0
@@ -72,7 +82,7 @@ def seam_ratio(image: np.ndarray, core: int) -> float:
     ey[core - 1::core] = True
     on = np.concatenate([gx[:, ex].ravel(), gy[ey, :].ravel()])
     off = np.concatenate([gx[:, ~ex].ravel(), gy[~ey, :].ravel()])
-    return float(on.mean() / off.mean())
+    return float(on.mean() / off.mean()) if on.size else float("nan")  # (no edge: one tile)
 
 
 def seam_crop(image: np.ndarray, core: int, dest: Path, control: np.ndarray | None = None, side: int = 192) -> None:
@@ -109,6 +119,8 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=10)
     ap.add_argument("--untiled-max", type=int, default=1024, help="largest size also run untiled")
     ap.add_argument("--model", default="auto")
+    ap.add_argument("--history-dtypes", nargs="+", default=["default"], choices=("default", "float32", "bfloat16"),
+                    help="dtype of the tiled runs' L-BFGS history (one tiled run each; default: the renderer's)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--save", type=Path, help="folder for the outputs (to look at the seams)")
     ap.add_argument("--seam-crop", type=Path, help="write a crop of the largest tiled output's seam region here "
@@ -125,10 +137,13 @@ def main() -> None:
     last, whole = None, None
     for size in args.sizes:
         base = None
-        for tile in ([0] if size <= args.untiled_max else []) + ([args.tile] if size > args.tile else []):
-            save = str(folder / f"{size}_{'tiled' if tile else 'whole'}.png")
+        runs = ([(0, "")] if size <= args.untiled_max else []) + (
+            [(args.tile, d) for d in args.history_dtypes] if size > args.tile else [])
+        for tile, hdt in runs:
+            save = str(folder / f"{size}_{'tiled' + hdt if tile else 'whole'}.png")
             r = run({"clip": str(args.clip), "style": str(args.style), "model": model, "device": args.device,
-                     "size": size, "iterations": args.iterations, "tile": tile, "margin": args.margin, "save": save})
+                     "size": size, "iterations": args.iterations, "tile": tile, "margin": args.margin, "save": save,
+                     "history_dtype": "" if hdt == "default" else hdt})
             if r is None:
                 continue
             base = base if base is not None or tile else r["loss"]
@@ -140,7 +155,8 @@ def main() -> None:
                 last = (out, whole if whole is not None and whole.shape == out.shape else None)
             else:
                 whole = out
-            print(f"| {size} | {'tiled' if tile else 'untiled'} | {r['peak_mb']:.0f} | {r['s_iter']:.2f} | "
+            name = ("tiled" + (f", {hdt} history" if len(args.history_dtypes) > 1 else "")) if tile else "untiled"
+            print(f"| {size} | {name} | {r['peak_mb']:.0f} | {r['s_iter']:.2f} | "
                   f"{r['loss']:.4g} | {losses['content']:.4g} | {losses['style']:.4g} | {rel} | {seam:.3f} |", flush=True)
     if args.seam_crop and last is not None:
         seam_crop(last[0], core, args.seam_crop, last[1])

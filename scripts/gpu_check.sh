@@ -11,7 +11,9 @@
 #      and Adam with and without CUDA graphs; at 1080 and 1920 px (the clip scaled up) the
 #      default, Adam and Adam on graphs: busy fraction, s/later frame, ms/iter against the floor;
 #   6. scripts/bench_fast.py: the fast engine's speed per frame and end to end at 1080 px.
+#   7. scripts/bench_tiles.py: 512, 2048 and 3840 px, tiled (--tile 1024) and untiled.
 # Budget: about 6 minutes on an H100/H200 (give the call 480 s; a second run fits in 15 minutes).
+# STEPS="1 5 7" runs only those steps (default: all).
 # REHEARSE=1 runs the same steps on this CPU machine at toy sizes (the .whl set is only checked
 # to install for Python 3.12), so that no device minute goes to a typo.
 set -uo pipefail
@@ -37,19 +39,30 @@ else
     fi
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/device.txt"
 fi
+steps=" ${STEPS:-1 2 3 4 5 6 7} "
+step() { [[ "$steps" == *" $1 "* ]]; }
 clip=${CLIP:-.media/bunny_640x360_24fps_aac.mp4}
 style=${STYLE:-.media/starry_night.jpg}
 python3 -c "import torch, av, cv2, onnxruntime as o; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'av', av.__version__, 'cv2', cv2.__version__, 'onnxruntime', o.__version__, o.get_available_providers(), 'cpus', __import__('os').cpu_count())" | tee -a "$out/device.txt"
-timeout 90 python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_stylize.py 2>&1 | tail -n 5 | tee "$out/tests.txt"
-timeout 90 python3 scripts/cuda_vs_cpu.py --clip "$clip" --style "$style" --size "$small" --iterations "$iters" \
+step 1 && timeout 90 python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_stylize.py --tb=short -rf 2>&1 | tail -n 40 | tee "$out/tests.txt"
+step 2 && timeout 90 python3 scripts/cuda_vs_cpu.py --clip "$clip" --style "$style" --size "$small" --iterations "$iters" \
     --devices "$devices" --model vgg19 2>&1 | tee "$out/cuda_vs_cpu.md"
-timeout 45 python3 scripts/bench_stylizer.py --device "$dev" --sizes "$small" ${large%% *} 2>&1 | tee "$out/bench_stylizer.md"
-timeout 30 python3 scripts/bench_host.py --style "$style" 2>&1 | tee "$out/bench_host.md"
+step 3 && timeout 45 python3 scripts/bench_stylizer.py --device "$dev" --sizes "$small" ${large%% *} 2>&1 | tee "$out/bench_stylizer.md"
+step 4 && timeout 30 python3 scripts/bench_host.py --style "$style" 2>&1 | tee "$out/bench_host.md"
 graphs=$([ "$dev" = cuda ] && echo ",adam-graphs" || echo "")
-timeout 120 python3 scripts/bench.py --device "$dev" --model vgg19 --clip "$clip" --style "$style" $preset \
+step 5 && timeout 120 python3 scripts/bench.py --device "$dev" --model vgg19 --clip "$clip" --style "$style" $preset \
     --frames "$frames" --sizes "$small" \
-    --variants "farneback,farneback-w1,farneback-w2,farneback-w4,adam$graphs" 2>&1 | tee "$out/bench_small.md"
-timeout 150 python3 scripts/bench.py --device "$dev" --model vgg19 --clip "$clip" --style "$style" $preset \
-    --frames "$frames" --sizes $large --variants "farneback,adam$graphs" 2>&1 | tee "$out/bench_large.md"
-timeout 60 python3 scripts/bench_fast.py --clip "$clip" --style "$style" --device auto --tables speed,render \
+    --variants "${SMALL_VARIANTS:-farneback,farneback-w1,farneback-w2,farneback-w4,adam$graphs}" 2>&1 | tee "$out/bench_small.md"
+for size in ${LARGE:-$large}; do
+    step 5 && timeout 150 python3 scripts/bench.py --device "$dev" --model vgg19 --clip "$clip" --style "$style" $preset \
+        --frames "$frames" --sizes "$size" --variants "${LARGE_VARIANTS:-farneback,adam$graphs}" 2>&1 | tee "$out/bench_$size.md"
+done
+step 6 && timeout 60 python3 scripts/bench_fast.py --clip "$clip" --style "$style" --device auto --tables speed,render \
     --frames "$((frames * 4))" --render-sizes ${large%% *} --repeats 3 2>&1 | tee "$out/bench_fast.md"
+# 7. scripts/bench_tiles.py: tiled against untiled up to 4K (issue 16): peak CUDA memory,
+#    s/iteration, final loss and seam ratio.
+tsizes=$([ "$rehearse" = 1 ] && echo "64 128" || echo "${TILE_SIZES:-512 2048 3840}")
+ttile=$([ "$rehearse" = 1 ] && echo 96 || echo 1024)
+step 7 && timeout 240 python3 scripts/bench_tiles.py --device "$dev" --model vgg19 --clip "$clip" --style "$style" \
+    --sizes $tsizes --tile "$ttile" --margin "$([ "$rehearse" = 1 ] && echo 16 || echo 80)" \
+    --untiled-max 3840 --iterations "$([ "$rehearse" = 1 ] && echo 3 || echo 10)" 2>&1 | tee "$out/bench_tiles.md"
