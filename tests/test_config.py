@@ -72,7 +72,9 @@ def test_flags_win_over_file(tmp_path, capsys):
 TEXT = {"model.weights": "w.pth", "optim.init_image": "i.png", "render.ray_address": "auto", "encode.preset": "slow",
         "render.device": "cpu", "style.images": "a.png", "style.content_layers": "relu3_1",
         "style.style_layers": "relu2_1", "style.layer_weights": "0.5,1,1,1,2", "optim.tile": "512",
-        "optim.tile_margin": "64"}
+        "optim.tile_margin": "64", "style.strength": "1@0,2@f:24"}
+# Flags that need another one beside them to be valid.
+BESIDE = {"style.transitions": ["--style", "a.png@0", "--style", "b.png@4"]}
 
 
 def _other_value(fi: C.FieldInfo) -> tuple[list[str], object]:
@@ -105,6 +107,6 @@ def test_every_field_is_set_by_its_flag(path):
     fi = C.FIELDS[path]
     words, value = _other_value(fi)
     assert fi.help and value != fi.default
-    ns = build_parser().parse_args(["render", "in.mp4", *words])
+    ns = build_parser().parse_args(["render", "in.mp4", *words, *BESIDE.get(path, [])])
     section, name = path.split(".")
     assert getattr(getattr(resolve_config(ns), section), name) == value

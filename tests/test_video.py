@@ -148,11 +148,11 @@ def test_failed_render_leaves_no_output(tmp_path, style, monkeypatch):
     calls = {"n": 0}
     real = video.VideoStylizer.frame
 
-    def boom(self, index, img, pairs=None):
+    def boom(self, index, img, pairs=None, when=None):
         calls["n"] += 1
         if calls["n"] == 3:
             raise RuntimeError("simulated crash")
-        return real(self, index, img, pairs)
+        return real(self, index, img, pairs, when)
 
     monkeypatch.setattr(video.VideoStylizer, "frame", boom)
     with pytest.raises(RuntimeError):

@@ -25,6 +25,7 @@ from typing import Any
 from videostyle import config as C
 from videostyle.errors import ConfigError, RenderInterrupted, VideostyleError
 from videostyle.images import is_image_path
+from videostyle.keyframes import split
 
 JOB_KEYS = ("name", "input", "inputs", "styles", "output", "config")
 # Beside the inputs, in a folder of their own: an input glob never picks them up.
@@ -78,8 +79,14 @@ def _resolve(base: Path, p: str) -> Path:
     return Path(os.path.normpath(q if q.is_absolute() else base / q))
 
 
+def _resolve_style(base: Path, spec: str) -> str:
+    """A style path relative to the batch file, its keyframe time (@TIME) kept."""
+    path, at = split(spec)
+    return str(_resolve(base, path)) + (spec[len(path):] if at is not None else "")
+
+
 def _stem(styles: tuple[str, ...]) -> str:
-    return "+".join(Path(s).stem for s in styles) if styles else "styled"
+    return "+".join(Path(split(s)[0]).stem for s in styles) if styles else "styled"
 
 
 def plan(path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None) -> BatchPlan:
@@ -101,6 +108,9 @@ def plan(path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = Non
         named = f"{where} ({name})"
         inputs = _as_list(flat.pop("input", None), "input", where) + _as_list(flat.pop("inputs", None), "inputs", where)
         styles_key = flat.pop("styles", None)
+        if isinstance(styles_key, list) and styles_key and all(isinstance(s, dict) for s in styles_key):
+            flat.update(C.keyframe_list(styles_key, f"{where}: "))  # style keyframes: one render
+            styles_key = None
         pattern = str(flat.pop("output", DEFAULT_OUTPUT))
         cfg = _job_config(flat, bpath.parent, where, overrides)
         files = _input_files(inputs, bpath.parent, named, lambda p: globs.append((name, p)))
@@ -136,7 +146,10 @@ def _job_config(flat: dict[str, Any], base: Path, where: str, overrides: Mapping
     if "config" in flat:
         cfg = C.load(_resolve(base, flat.pop("config")), cfg)
     if "style.images" in flat:
-        flat["style.images"] = [str(_resolve(base, s)) for s in _as_list(flat["style.images"], "style", where)]
+        flat["style.images"] = [_resolve_style(base, s) for s in _as_list(flat["style.images"], "style", where)]
+    if "style.masks" in flat:
+        flat["style.masks"] = ["=".join(str(_resolve(base, part)) for part in str(m).split("=", 1))
+                               for m in _as_list(flat["style.masks"], "mask", where)]
     for key in ("optim.init_image", "model.weights"):
         if flat.get(key):
             flat[key] = str(_resolve(base, flat[key]))
@@ -169,7 +182,7 @@ def _style_sets(styles_key: Any, has_style: bool, cfg: C.Config, base: Path, whe
     else:
         if cfg.style.images and has_style:
             raise ConfigError(f"{where}: use either style (one blended render) or styles (one render each)")
-        sets = [tuple(str(_resolve(base, str(x))) for x in (s if isinstance(s, list) else [s]))
+        sets = [tuple(_resolve_style(base, str(x)) for x in (s if isinstance(s, list) else [s]))
                 for s in _as_list(styles_key, "styles", where)]
     if any(not s for s in sets):
         raise ConfigError(f"{where}: no style; add style: PATH or styles: [...]")

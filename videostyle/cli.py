@@ -12,6 +12,7 @@ from typing import Any
 from videostyle import __version__
 from videostyle import config as C
 from videostyle.errors import ConfigError, VideostyleError
+from videostyle.keyframes import split
 from videostyle.stylize import STIterate
 
 
@@ -145,7 +146,7 @@ class TqdmReporter:
 
 
 def default_output(inp: Path, cfg: C.Config, image: bool) -> Path:
-    style = Path(cfg.style.images[0]).stem if cfg.style.images else "styled"
+    style = Path(split(cfg.style.images[0])[0]).stem if cfg.style.images else "styled"
     ext = ".png" if image else ".mp4"
     return inp.with_name(f"{inp.stem}_{style}{ext}")
 
@@ -196,7 +197,9 @@ def cmd_eval(ns: argparse.Namespace) -> int:
     note = ""
     if cfg.style.images:
         from videostyle.features import build_extractor
+        from videostyle.engines import at_start
         from videostyle.images import read_image
+        from videostyle.keyframes import style_paths
         from videostyle.stylize import Stylizer
 
         try:
@@ -204,7 +207,9 @@ def cmd_eval(ns: argparse.Namespace) -> int:
             ext = build_extractor(layers, model=cfg.model.name, weights=cfg.model.weights,
                                   weights_format=cfg.model.weights_format, download=False)
             st = Stylizer.from_config(cfg, extractor=ext)
-            st.set_styles([read_image(p, "style image") for p in cfg.style.images], cfg.style.blend)
+            weights, strength = at_start(cfg)
+            st.set_styles([read_image(p, "style image") for p in style_paths(cfg.style.images)], weights)
+            st.set_strength(strength)
             rep.losses = frame_losses(ns.stylized, ns.source, st, span(cfg))
         except WeightsError:
             note = "style/content losses need the VGG-19 weights (see README: Weights)"

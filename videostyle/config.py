@@ -48,10 +48,34 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class StyleConfig:
-    # Style images (paths); several are blended by `blend`.
-    images: tuple[str, ...] = opt((), "style image(s)", flag="style")
+    # Style images (paths); several are blended by `blend`. A path with a time, IMAGE@SECONDS or
+    # IMAGE@f:FRAME, is a keyframe: the style moves from image to image over the video
+    # (videostyle/keyframes.py). YAML also takes `styles: [{at: 0, image: a.jpg}, ...]`.
+    images: tuple[str, ...] = opt((), "style image(s); IMAGE@SECONDS or IMAGE@f:FRAME makes keyframes",
+                                  flag="style")
     # Blend weights for several style images (normalised to sum 1); empty = equal.
     blend: tuple[float, ...] = opt((), "blend weights of the style images", flag="style_blend")
+    # Seconds each style keyframe eases in over before its time (smoothstep); one value for all
+    # keyframes or one each; 0 or empty = linear across the whole gap from the previous keyframe.
+    transitions: tuple[float, ...] = opt((), "seconds each style keyframe eases in over, smoothstep "
+                                         "(0 = linear from the previous keyframe)", lo=0.0,
+                                         flag="style_transition")
+    # Style strength: one VALUE, or keyframes VALUE@TIME interpolated linearly. It scales
+    # style_weight, and the fast engine's strength (up to 1). Empty = 1 throughout.
+    strength: tuple[str, ...] = opt((), "style strength: VALUE, or keyframes VALUE@SECONDS / VALUE@f:FRAME "
+                                    "(e.g. 1@0 3@8.5); scales the style weight and the fast engine's strength",
+                                    flag="style_strength")
+    # Region masks (videostyle/regions.py): MASK=STYLE paints the white part of MASK (an image,
+    # or a video in step with the clip) in STYLE; a MASK alone keeps the content there; the
+    # rest gets the main style. Gatys et al. 2017's guided Gram matrices for the optimiser,
+    # per-region outputs blended for the fast engine. YAML also takes
+    # `regions: [{mask: sky.png, style: a.jpg}, {mask: person.png}]`.
+    masks: tuple[str, ...] = opt((), "region mask: MASK=STYLE (that style there) or MASK (keeps the content); "
+                                 "image or video, white = in", flag="mask")
+    # Gaussian sigma (px at the stylized size) that feathers the masks' edges.
+    mask_feather: float = opt(4.0, "feather of the mask edges (Gaussian sigma, px)", lo=0.0)
+    # A still mask on a moving shot: carry it along the source's optical flow from frame to frame.
+    mask_follow: str = opt("off", "carry still masks along the source's optical flow", choices=("off", "flow"))
     # Style image size relative to the stylized size (neural-style's -style_scale).
     scale: float = opt(1.0, "style image scale relative to the output size", lo=0.05, hi=4.0, flag="style_scale")
     # The long side (px) at which the style's strokes form. VGG's receptive field is a fixed
@@ -148,6 +172,13 @@ class TemporalConfig:
                         flag="temporal_weight")
     # Previous frames (gaps) the temporal loss looks at, e.g. 1,2,4.
     frames: tuple[int, ...] = opt((1,), "temporal loss frame gaps, e.g. 1,2,4", flag="temporal_frames")
+    # One dial for how much a frame follows the previous one, 0..1 (unset: the separate
+    # settings hold). It sets the warm start's weight on reliable pixels (min(1, 2c): 0 starts
+    # each later frame fresh, like the first, with the full iterations), the temporal weight
+    # (0 up to c = 0.5, then up to 60 at 1) and the fast engine's flow blend (0.9 c), replacing
+    # --temporal-weight and --fast-blend. 0 boils on purpose; 1 is the most stable.
+    consistency: float | None = opt(None, "0..1: 0 = each frame fresh (boils), 1 = most stable; sets the "
+                                    "warm start, --temporal-weight and --fast-blend", lo=0.0, hi=1.0)
     # A frame whose reliable fraction falls below this is a scene cut (restarted from content).
     scene_cut: float = opt(0.4, "scene cut when the reliable fraction falls below this", lo=0.0, hi=1.0)
 
@@ -199,7 +230,8 @@ class FastConfig:
     method: str = opt("gatys", "engine: gatys (optimisation), fast (feed-forward), hybrid (fast init + gatys)",
                       choices=("gatys", "fast", "hybrid"), flag="method")
     # fast/hybrid: style vector interpolated from the content's own (0) to the style's (1).
-    strength: float = opt(1.0, "fast: style strength 0..1", lo=0.0, hi=1.0, flag="style_strength")
+    strength: float = opt(1.0, "fast: style strength 0..1 (times --style-strength, up to 1)", lo=0.0, hi=1.0,
+                          flag="fast_strength")
     # fast video: reliable pixels follow the flow-warped previous output with this weight (0 = off).
     blend: float = opt(0.6, "fast video: weight of the warped previous output on reliable pixels", lo=0.0, hi=1.0,
                        flag="fast_blend")
@@ -384,6 +416,12 @@ def flatten(mapping: Mapping[str, Any], source: str = "", *, extra: tuple[str, .
     known = sorted(set(SECTIONS) | set(FLAT) | set(FIELDS) | set(extra))
     for key, value in mapping.items():
         key = str(key)
+        if key == "styles" and "styles" not in extra:
+            out.update(keyframe_list(value, where))
+            continue
+        if key == "regions":
+            out["style.masks"] = region_list(value, where)
+            continue
         if key in extra:
             out[key] = value
         elif key in SECTIONS and (isinstance(value, Mapping) or value is None or key not in FLAT):
@@ -402,6 +440,46 @@ def flatten(mapping: Mapping[str, Any], source: str = "", *, extra: tuple[str, .
             out[FLAT[key.replace("-", "_")].path] = value
         else:
             raise ConfigError(f"{where}unknown key {key}" + suggest(key, known))
+    return out
+
+
+def keyframe_list(value: Any, where: str) -> dict[str, Any]:
+    """YAML's ``styles: [{at: 0, image: a.jpg}, {at: 8.5, image: b.jpg, blend: 2, strength: 3}]``
+    as style.images (IMAGE@AT), style.transitions (each ``blend``, seconds) and style.strength
+    (when a keyframe has one; the others get 1)."""
+    if not isinstance(value, list) or not value or not all(isinstance(v, Mapping) for v in value):
+        raise ConfigError(f"{where}styles: expected a list of keyframes like {{at: 0, image: a.jpg}}, got {value!r}")
+    images, transitions, strength = [], [], []
+    keys = ["at", "image", "blend", "strength"]
+    for k in value:
+        unknown = [str(x) for x in k if str(x) not in keys]
+        if unknown:
+            raise ConfigError(f"{where}styles: unknown key {unknown[0]}" + suggest(unknown[0], keys))
+        if "image" not in k or "at" not in k:
+            raise ConfigError(f"{where}styles: each keyframe needs `at` (seconds or f:FRAME) and `image`, got {dict(k)!r}")
+        images.append(f"{k['image']}@{k['at']}")
+        transitions.append(k.get("blend", 0.0))
+        strength.append(f"{k.get('strength', 1.0)}@{k['at']}")  # (a keyframe without one: 1)
+    out: dict[str, Any] = {"style.images": images}
+    if any(transitions):
+        out["style.transitions"] = transitions
+    if any("strength" in k for k in value):
+        out["style.strength"] = strength
+    return out
+
+
+def region_list(value: Any, where: str) -> list[str]:
+    """YAML's ``regions: [{mask: sky.png, style: a.jpg}, {mask: person.png}]`` as style.masks."""
+    if not isinstance(value, list) or not value or not all(isinstance(v, Mapping) for v in value):
+        raise ConfigError(f"{where}regions: expected a list like [{{mask: sky.png, style: a.jpg}}], got {value!r}")
+    out = []
+    for r in value:
+        unknown = [str(x) for x in r if str(x) not in ("mask", "style")]
+        if unknown:
+            raise ConfigError(f"{where}regions: unknown key {unknown[0]}" + suggest(unknown[0], ["mask", "style"]))
+        if "mask" not in r:
+            raise ConfigError(f"{where}regions: each region needs a mask, got {dict(r)!r}")
+        out.append(f"{r['mask']}={r['style']}" if r.get("style") else str(r["mask"]))
     return out
 
 
@@ -425,6 +503,18 @@ def validate(cfg: Config, source: str = "") -> None:
     where = f"{source}: " if source else ""
     if cfg.style.blend and cfg.style.images and len(cfg.style.blend) != len(cfg.style.images):
         raise ConfigError(f"{where}style.blend has {len(cfg.style.blend)} weights for {len(cfg.style.images)} style images")
+    from videostyle.keyframes import check as check_keyframes
+
+    check_keyframes(cfg.style.images, cfg.style.transitions, cfg.style.strength, cfg.style.blend, where)
+    for m in cfg.style.masks:
+        mask, sep, style = m.partition("=")
+        if not mask or (sep and not style):
+            raise ConfigError(f"{where}style.masks: expected MASK or MASK=STYLE, got {m!r}")
+    if cfg.style.masks and cfg.render.cuda_graphs:
+        raise ConfigError(f"{where}--mask does not go with --cuda-graphs (regions are optimised eagerly)")
+    if any("@" in str(v) for v in cfg.style.strength) and cfg.render.cuda_graphs:
+        raise ConfigError(f"{where}--style-strength keyframes do not go with --cuda-graphs (the graph holds "
+                          "the style weight); leave one out")
     if cfg.style.layer_weights and len(cfg.style.layer_weights) != len(cfg.style.style_layers):
         raise ConfigError(f"{where}style.layer_weights needs one weight per style layer ({len(cfg.style.style_layers)})")
     if any(k < 1 for k in cfg.temporal.frames):

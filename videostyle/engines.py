@@ -14,6 +14,9 @@ from videostyle.config import Config
 from videostyle.errors import ConfigError
 from videostyle.flow import FlowParams
 from videostyle.images import read_image, resize_image
+from videostyle.keyframes import schedule, style_paths
+from videostyle.regions import FrameRegions, Regions, composite
+from videostyle.regions import style_images as region_style_images
 from videostyle.stylize import Stylizer, check_size, fit_size, preserve_colors
 
 RANDOM_MODEL_WARNING = "warning: --model random uses untrained VGG weights; the result is not a real stylization"
@@ -27,7 +30,7 @@ def random_model_notice(cfg: Config, notice: Callable[[str], None]) -> None:
 def load_styles(cfg: Config) -> list[np.ndarray]:
     if not cfg.style.images:
         raise ConfigError("no style image given; pass --style IMAGE")
-    return [read_image(p, "style image") for p in cfg.style.images]
+    return [read_image(p, "style image") for p in style_paths(cfg.style.images)]
 
 
 def first_init(cfg: Config) -> str | np.ndarray:
@@ -47,9 +50,24 @@ def build_stylizer(cfg: Config, styles: list[np.ndarray], notice: Callable[[str]
     if stylizer is not None:
         stylizer.configure(cfg)
     st = stylizer or Stylizer.from_config(cfg)
-    st.set_styles(styles, cfg.style.blend)
+    weights, strength = at_start(cfg)
+    st.set_styles(styles, weights)
+    st.set_strength(strength)
+    st.set_region_styles(load_region_styles(cfg))
+    st.set_regions([])
     st.notice = notice
     return st
+
+
+def load_region_styles(cfg: Config) -> list[np.ndarray]:
+    """The style images --mask MASK=STYLE names, in their slots' order."""
+    return [read_image(p, "region style image") for p in region_style_images(cfg.style.masks)]
+
+
+def build_regions(cfg: Config) -> Regions | None:
+    """The render's region masks (None without --mask)."""
+    s = cfg.style
+    return Regions(s.masks, s.mask_feather, s.mask_follow) if s.masks else None
 
 
 def build_fast(cfg: Config, styles: list[np.ndarray]) -> Any:
@@ -60,12 +78,33 @@ def build_fast(cfg: Config, styles: list[np.ndarray]) -> Any:
 
     dev = "cpu" if cfg.render.device == "cpu" else "auto"
     fast = FastStylizer(dev, overlap=cfg.fast.tile_overlap, tiling=cfg.fast.tiling)
-    fast.set_styles(styles, cfg.style.blend)
+    fast.set_styles(styles, at_start(cfg)[0])
+    fast.region_vecs = [fast.style_vector(im) for im in load_region_styles(cfg)]
     return fast
 
 
-def fast_image(cfg: Config, fast: Any, content: np.ndarray) -> np.ndarray:
-    out = fast.stylize(content, cfg.fast.strength)
+def at_start(cfg: Config) -> tuple[list[float], float]:
+    """The style blend and strength at time 0 (an image's; a video's until its first keyframe)."""
+    s = cfg.style
+    sc = schedule(s.images, s.blend, s.transitions, s.strength, 0.0)
+    return [float(w) for w in sc.weights(0.0)], sc.strength_at(0.0)
+
+
+def fast_image(cfg: Config, fast: Any, content: np.ndarray, strength: float | None = None,
+               regions: FrameRegions | None = None) -> np.ndarray:
+    """The fast engine's frame at ``strength`` (default: --fast-strength times --style-strength
+    at time 0, up to 1); with ``regions``, each region's own output (the content where a mask
+    keeps it), blended by the feathered masks."""
+    if strength is None:
+        strength = min(1.0, cfg.fast.strength * at_start(cfg)[1])
+    if regions is None:
+        out = fast.stylize(content, strength)
+    else:
+        layers = [(fast.stylize(content, strength, None if slot is None else fast.region_vecs[slot]), m)
+                  for m, slot in regions.styled if m.any()]
+        if regions.keep is not None:
+            layers.append((content.astype(np.float32) / 255.0, regions.keep))
+        out = composite(layers)
     if cfg.style.preserve_colors:
         out = preserve_colors(out, content)
     return out

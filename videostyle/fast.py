@@ -119,6 +119,8 @@ class FastStylizer:
         self._t_in = [i.name for i in self.transform.get_inputs()]
         self.overlap = overlap
         self.style_vec: np.ndarray | None = None
+        self._vectors: list[np.ndarray] = []  # each style image's vector
+        self.region_vecs: list[np.ndarray] = []  # the --mask regions' styles' vectors
 
     # -- style vectors
 
@@ -131,24 +133,30 @@ class FastStylizer:
         """Several styles blend by their weights in the style-vector space."""
         if not images:
             raise ConfigError("no style image given; pass --style IMAGE")
-        weights = np.asarray(list(blend) if blend else [1.0] * len(images), np.float32)
-        weights = weights / weights.sum()
-        self.style_vec = sum(w * self.style_vector(im) for w, im in zip(weights, images))  # type: ignore[assignment]
+        self._vectors = [self.style_vector(im) for im in images]
+        self.set_blend(list(blend) if blend else [1.0] * len(images))
+
+    def set_blend(self, weights: Sequence[float]) -> None:
+        """New blend weights of the same style images (style keyframes)."""
+        w = np.asarray(weights, np.float32)
+        w = w / w.sum()
+        self.style_vec = sum(wi * v for wi, v in zip(w, self._vectors))  # type: ignore[assignment]
 
     # -- transform
 
     def _run_tile(self, tile: np.ndarray, vec: np.ndarray) -> np.ndarray:
         return self.transform.run(None, {self._t_in[0]: tile[None], self._t_in[1]: vec})[0][0]
 
-    def stylize(self, content: np.ndarray, strength: float = 1.0) -> np.ndarray:
+    def stylize(self, content: np.ndarray, strength: float = 1.0, vec: np.ndarray | None = None) -> np.ndarray:
         """Stylize an RGB uint8 frame of any size; returns float32 (H, W, 3) in [0, 1].
 
         ``strength`` interpolates the style vector between the content's own vector (0) and the
-        style's (1), the model's documented way to weaken a style.
+        style's (1), the model's documented way to weaken a style; ``vec``: another style's
+        vector (a region's) instead of the blended one.
         """
         if self.style_vec is None:
             raise ConfigError("no style image given; pass --style IMAGE")
-        vec = self.style_vec
+        vec = self.style_vec if vec is None else vec
         if strength < 1.0:
             vec = strength * vec + (1.0 - strength) * self.style_vector(content)
         vec = vec.astype(np.float32)

@@ -58,6 +58,26 @@ def style_loss(features: Tensor, target_gram: Tensor) -> Tensor:
     return relative_mse(gram_matrix(features), target_gram.float().expand(features.shape[0], -1, -1))
 
 
+def guided_gram(features: Tensor, mask: Tensor) -> Tensor:
+    """Gatys et al. 2017's guided Gram matrix ("Controlling Perceptual Factors in Neural Style
+    Transfer", spatial control): the Gram matrix of ``features`` weighted by ``mask`` (N, 1, H', W')
+    in [0, 1] at any size (area-resized to the features'), normalised by C times the mask's sum,
+    so that it is the region's own mean and an all-ones mask gives :func:`gram_matrix`."""
+    n, c, h, w = features.shape
+    m = F.interpolate(mask.float(), size=(h, w), mode="area") if mask.shape[-2:] != (h, w) else mask.float()
+    f = features.float() * m
+    f = f.reshape(n, c, h * w)
+    total = m.reshape(n, -1).sum(1).clamp_min(EPS)
+    # (F m)(F m)^T weights each position by m^2: the mask is 0/1 inside and outside a region and
+    # fractional only on its feathered edge, where a softer weight is what feathering asks for.
+    return torch.bmm(f, f.transpose(1, 2)) / (c * total).view(n, 1, 1)
+
+
+def guided_style_loss(features: Tensor, mask: Tensor, target_gram: Tensor) -> Tensor:
+    """Relative squared error between the region's guided Gram matrix and a target Gram matrix."""
+    return relative_mse(guided_gram(features, mask), target_gram.float().expand(features.shape[0], -1, -1))
+
+
 def tv_loss(image: Tensor) -> Tensor:
     """Total variation: mean squared difference of neighbouring pixels.
 
@@ -111,13 +131,21 @@ class PerceptualLoss:
         self.layer_weights = dict(zip(spec.style_layers, spec.layer_weights))
 
     def __call__(self, image: Tensor, feats: dict[str, Tensor], content_feats: dict[str, Tensor],
-                 grams: dict[str, Tensor], temporal: Sequence[tuple[Tensor, Tensor, float]] = ()) -> dict[str, Tensor]:
+                 grams: dict[str, Tensor], temporal: Sequence[tuple[Tensor, Tensor, float]] = (),
+                 regions: Sequence[tuple[Tensor, dict[str, Tensor]]] = ()) -> dict[str, Tensor]:
+        """``regions``: (mask (N, 1, H, W), Gram targets) pairs; when given, the style term is
+        each region's guided Gram term weighted by the region's share of the frame (``grams``
+        unused), and pixels in no region get no style term."""
         s = self.spec
         zero = torch.zeros((), device=image.device)
+        if regions:
+            style = sum((m.float().mean() * self.layer_weights[n] * guided_style_loss(feats[n], m, g[n])
+                         for m, g in regions for n in s.style_layers), zero)
+        else:
+            style = sum((self.layer_weights[n] * style_loss(feats[n], grams[n]) for n in s.style_layers), zero)
         terms = {
             "content": s.content_weight * sum((content_loss(feats[n], content_feats[n]) for n in s.content_layers), zero),
-            "style": s.style_weight * sum((self.layer_weights[n] * style_loss(feats[n], grams[n])
-                                           for n in s.style_layers), zero),
+            "style": s.style_weight * style,
         }
         if s.tv_weight:
             terms["tv"] = s.tv_weight * tv_loss(image)

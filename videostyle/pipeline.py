@@ -20,11 +20,12 @@ import numpy as np
 
 from videostyle import interrupt
 from videostyle.config import Config
-from videostyle.engines import build_fast, build_stylizer, fast_image, first_init, load_styles, prepare_content
+from videostyle.engines import (build_fast, build_regions, build_stylizer, fast_image, first_init, load_styles,
+                                prepare_content)
 from videostyle.errors import InputError, OutputError, RenderInterrupted
 from videostyle.flow import FramePair
 from videostyle.images import is_image_path, read_image, resize_image, write_image
-from videostyle.media import Frame
+from videostyle.media import Frame, probe
 from videostyle.mux import VideoWriter
 from videostyle.output import VideoJob, check_output, finish_writer, open_writer, output_frame, plan_video, span
 from videostyle.report import FrameDone, RenderResult, Reporter, StageTimes
@@ -48,13 +49,17 @@ def render_image(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: 
     content = prepare_content(content_full, cfg.optim.size, f"input image {inp}", cfg.optim.upscale)
     styles = load_styles(cfg)
     fast = build_fast(cfg, styles)
+    regions = build_regions(cfg)
+    frame_regions = regions.frame(0, content.shape[:2]) if regions is not None else None
     if cfg.fast.method == "fast":
         reporter.begin(1, str(inp))
         t0 = time.perf_counter()
-        image = to_uint8(fast_image(cfg, fast, content))
+        image = to_uint8(fast_image(cfg, fast, content, regions=frame_regions))
         n_iter, loss = 0, float("nan")
     else:
         st = build_stylizer(cfg, styles, reporter.notice, stylizer)
+        if frame_regions is not None:
+            st.set_regions(frame_regions.styled, frame_regions.keep)
         init = first_init(cfg)
         iterations = cfg.optim.iterations
         reporter.begin(1, str(inp))
@@ -104,7 +109,7 @@ class _VideoRender:
         self.inp, self.out, self.cfg, self.reporter = inp, out, cfg, reporter
         self.job: VideoJob = plan_video(inp, out, cfg, overwrite)
         self.total = self.job.span.count(inp, self.job.info)
-        self.vs = build_video_stylizer(cfg, load_styles(cfg), reporter, stylizer)
+        self.vs = build_video_stylizer(cfg, load_styles(cfg), reporter, stylizer, self.job.info)
         self.work = WorkDir(out, render_settings(cfg, inp))
         self.work.open(restart)
         self.gaps = self.vs.gaps()
@@ -249,7 +254,8 @@ class _VideoRender:
         if fr.index < self.resume.skip:  # in a closed chunk
             return resumed
         assert src is not None
-        img, res = stylize_or_restore(self.vs, self.work, fr.index, src, pairs, self.stages, save=False)
+        img, res = stylize_or_restore(self.vs, self.work, fr.index, src, pairs, self.stages, save=False,
+                                      when=fr.time)
         if res is None:
             if fr.index >= self.resume.covered:  # kept as PNG: goes into the open chunk again
                 self.encoder.put((fr, img, None))
@@ -303,7 +309,7 @@ def stylize_segment(inp: str | os.PathLike[str], cfg: Config, store: WorkDir, be
     ``store``, starting fresh at ``begin`` and warm-starting after it; frames already in the store
     are kept (resume). Returns the number of frames stylized now."""
     reporter = reporter or Reporter()
-    vs = build_video_stylizer(cfg, load_styles(cfg), reporter, stylizer)
+    vs = build_video_stylizer(cfg, load_styles(cfg), reporter, stylizer, probe(inp))
     done_until = begin + store.count(begin)
     if done_until >= end:
         return 0
@@ -314,7 +320,7 @@ def stylize_segment(inp: str | os.PathLike[str], cfg: Config, store: WorkDir, be
     made = 0
     for fr in dataclasses.replace(span(cfg), max_frames=end).frames(inp, skip=first, warn=reporter.notice):
         src = prepare_content(fr.image, cfg.optim.size, f"video {inp}", cfg.optim.upscale)
-        _, res = stylize_or_restore(vs, store, fr.index, src)
+        _, res = stylize_or_restore(vs, store, fr.index, src, when=fr.time)
         if res is not None:
             made += 1
             reporter.frame(FrameDone(fr.index, end - begin, res.iterations, res.seconds, res.loss, res.restarted))

@@ -14,6 +14,7 @@ import numpy as np
 
 from videostyle import durable
 from videostyle.config import Config, to_dict
+from videostyle.keyframes import style_paths
 from videostyle.mux import VideoWriter
 from videostyle.output import VideoJob, open_writer
 from videostyle.workdir import WorkDir, file_digest
@@ -28,7 +29,7 @@ def render_settings(cfg: Config, inp: Path) -> dict[str, Any]:
     d["render"] = {k: v for k, v in d["render"].items() if k not in ("preview_every", "stage_threads", "ray_address")}
     d["flow"] = {k: v for k, v in d["flow"].items() if k != "workers"}
     d["input"] = {"path": str(inp.resolve()), "digest": file_digest(inp, full=False)}
-    d["styles"] = [file_digest(p) for p in cfg.style.images]
+    d["styles"] = [file_digest(p) for p in style_paths(cfg.style.images)]
     weights = cfg.model.weights or os.environ.get("VIDEOSTYLE_WEIGHTS")
     if weights and Path(weights).is_file():
         st = Path(weights).stat()

@@ -8,6 +8,7 @@ reported through a callback receiving :class:`STIterate`; nothing here prints.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -238,7 +239,13 @@ class Stylizer:
         if compile:
             self._net = torch.compile(self.extractor, dynamic=False)  # type: ignore[assignment]
         _check_graphs(cuda_graphs, device, optim, compile)
-        self._targets: dict[tuple[int, int], dict[str, Tensor]] = {}
+        self._targets: dict[tuple[int, int], dict[str, Tensor]] = {}  # blended, per content size
+        self._style_grams: dict[tuple[int, int], list[dict[str, Tensor]]] = {}  # each style's, per size
+        self._region_styles: list[Tensor] = []
+        self._region_targets: dict[tuple[int, int], list[dict[str, Tensor]]] = {}
+        self._regions: list[tuple[np.ndarray, int | None]] = []
+        self._keep: np.ndarray | None = None
+        self._region_now: list[tuple[Tensor, dict[str, Tensor]]] = []  # this level's, on the device
         self._pass_cost: PassCost | None = None
         self._tiles: dict[tuple[int, int], int] = {}  # tile_for's answers
         self._searched: set[tuple[int, int]] = set()  # sizes cuDNN has chosen algorithms for
@@ -278,10 +285,13 @@ class Stylizer:
 
     def set_loss(self, loss: LossSpec) -> None:
         """New layers or weights (on the same network: it must return every layer)."""
+        self._spec = loss
         self.loss = PerceptualLoss(loss)
         self.content_layers, self.style_layers = loss.content_layers, loss.style_layers
         self.layer_weights = self.loss.layer_weights
+        self.strength = 1.0  # the style weight's scale (strength keyframes), see set_strength
         self._targets.clear()
+        self._style_grams.clear()
         self._tiles.clear()
         self._pass_cost = None
 
@@ -297,6 +307,36 @@ class Stylizer:
         self._styles = [to_tensor(im) for im in images]
         self._blend = [w / total for w in weights]
         self._targets.clear()
+        self._style_grams.clear()
+
+    def set_blend(self, weights: Sequence[float]) -> None:
+        """New blend weights of the same style images (style keyframes): the Gram targets become
+        the weighted sum of each style's Gram matrices, updated in place (a captured CUDA graph
+        reads the same tensors)."""
+        if len(weights) != len(self._styles):
+            raise ValueError("one weight per style image")
+        total = float(sum(weights))
+        blend = [float(w) / total for w in weights]
+        if blend == self._blend:
+            return
+        self._blend = blend
+        for hw, targets in self._targets.items():
+            with torch.no_grad():
+                for name, g in self._blended(self._style_grams[hw]).items():
+                    targets[name].copy_(g)
+
+    def set_strength(self, strength: float) -> None:
+        """Scale the style weight (strength keyframes; 1 = the configured weight)."""
+        if strength != self.strength:
+            self.strength = strength
+            self.loss = PerceptualLoss(dataclasses.replace(self._spec, style_weight=self._spec.style_weight * strength))
+
+    def _blended(self, per_style: list[dict[str, Tensor]]) -> dict[str, Tensor]:
+        out: dict[str, Tensor] = {}
+        for grams, w in zip(per_style, self._blend):
+            for name, g in grams.items():
+                out[name] = out[name] + g * w if name in out else g * w
+        return out
 
     def _autocast(self, hw: tuple[int, int]) -> contextlib.AbstractContextManager[None]:
         dtype = resolve_precision(self.precision, self.device, hw[0] * hw[1])
@@ -319,20 +359,56 @@ class Stylizer:
         if not self._styles:
             raise ConfigError("no style image given; pass --style IMAGE")
         side = max(round(max(hw) * self.style_scale), MIN_SIDE)
-        grams: dict[str, Tensor] = {}
-        tile = self.tile_for(hw)  # (a pass without a graph needs less than the frame's: its tile fits)
+        per_style = [self._style_grams_at(img, side, hw) for img in self._styles]
         with torch.no_grad():
-            for img, w in zip(self._styles, self._blend):
-                ih, iw = img.shape[2], img.shape[3]
-                f = side / max(ih, iw)  # the style image is scaled up or down to match
-                sh, sw = round(ih * f), round(iw * f)
-                scaled = resize(img, (max(sh, MIN_SIDE), max(sw, MIN_SIDE))).to(self.device)
-                for name, g in self._grams(scaled, tile).items():
-                    grams[name] = grams[name] + g * w if name in grams else g * w
+            grams = self._blended(per_style)
         if len(self._targets) > 8:
             self._targets.clear()
-        self._targets[hw] = grams
+            self._style_grams.clear()
+        self._targets[hw], self._style_grams[hw] = grams, per_style
         return grams
+
+    def _style_grams_at(self, img: Tensor, side: int, hw: tuple[int, int]) -> dict[str, Tensor]:
+        """Gram matrices of one style image scaled to ``side`` px (its long side)."""
+        tile = self.tile_for(hw)  # (a pass without a graph needs less than the frame's: its tile fits)
+        ih, iw = img.shape[2], img.shape[3]
+        f = side / max(ih, iw)  # the style image is scaled up or down to match
+        sh, sw = round(ih * f), round(iw * f)
+        with torch.no_grad():
+            scaled = resize(img, (max(sh, MIN_SIDE), max(sw, MIN_SIDE))).to(self.device)
+            return self._grams(scaled, tile)
+
+    # -- regions
+
+    def set_region_styles(self, images: Sequence[np.ndarray]) -> None:
+        """The style images regions may name (``set_regions``' slots 0, 1, ...)."""
+        self._region_styles = [to_tensor(im) for im in images]
+        self._region_targets.clear()
+
+    def set_regions(self, regions: Sequence[tuple[np.ndarray, int | None]], keep: np.ndarray | None = None) -> None:
+        """Regions of the next frames (Gatys et al. 2017's spatial control): (mask (H, W) in
+        [0, 1], slot) pairs, where slot is a ``set_region_styles`` index, or None for the main
+        styles (``set_styles``, keyframes included). Each region is styled by its guided Gram
+        term; pixels in no region get no style term, and ``keep`` (H, W) in [0, 1] puts the
+        content back where it is 1 (feathered masks blend). Empty: the whole frame, unguided."""
+        self._regions = list(regions)
+        self._keep = keep
+
+    def _region_terms(self, hw: tuple[int, int], grams: dict[str, Tensor]) -> list[tuple[Tensor, dict[str, Tensor]]]:
+        if not self._regions:
+            return []
+        side = max(round(max(hw) * self.style_scale), MIN_SIDE)
+        if hw not in self._region_targets:
+            if len(self._region_targets) > 8:
+                self._region_targets.clear()
+            self._region_targets[hw] = [self._style_grams_at(img, side, hw) for img in self._region_styles]
+        out = []
+        for mask, slot in self._regions:
+            m = torch.from_numpy(np.ascontiguousarray(mask, np.float32))[None, None].to(self.device)
+            if m.shape[-2:] != hw:
+                m = F.interpolate(m, size=hw, mode="area")
+            out.append((m, grams if slot is None else self._region_targets[hw][slot]))
+        return out
 
     def tile_for(self, hw: tuple[int, int]) -> int:
         """The tile (px of the network's input) a frame of ``hw`` is optimised in; 0: whole.
@@ -464,6 +540,11 @@ class Stylizer:
         out = to_numpy(x)
         if self.preserve_colors:
             out = preserve_colors(out, content)
+        if self._keep is not None:
+            # Regions without a style keep the content exactly (their feathered edges blend).
+            k = self._keep[..., None].astype(np.float32)
+            c = content.astype(np.float32) / (255.0 if content.dtype == np.uint8 else 1.0)
+            out = out * (1.0 - k) + c * k
         return StylizeResult(out, total_iters, result_loss, result_losses)
 
     def score(self, image: np.ndarray, content: np.ndarray) -> dict[str, float]:
@@ -479,7 +560,8 @@ class Stylizer:
     def loss_terms(self, x: Tensor, content_feats: dict[str, Tensor], grams: dict[str, Tensor],
                    temporal: Sequence[tuple[Tensor, Tensor, float]]) -> dict[str, Tensor]:
         """The weighted loss terms of image ``x`` (its features taken here)."""
-        return self.loss(x, self._features(x, self.loss.spec.layers), content_feats, grams, temporal)
+        return self.loss(x, self._features(x, self.loss.spec.layers), content_feats, grams, temporal,
+                         self._region_now)
 
     def _optimise(self, content: Tensor, x0: Tensor, iterations: int, temporal: Sequence[TemporalTerm],
                   stop_loss: float | None, level: int, levels: int,
@@ -488,6 +570,10 @@ class Stylizer:
         hw = (int(content.shape[2]), int(content.shape[3]))
         grams = self.style_targets(hw)
         tile = self.tile_for(hw)
+        self._region_now = self._region_terms(hw, grams)
+        if self._region_now and (tile or self.cuda_graphs):
+            raise ConfigError("style regions (--mask) need the frame optimised whole, without --cuda-graphs: "
+                              "raise --memory or lower --size")
         with torch.no_grad():
             content_feats = ({} if tile else
                              {k: v.detach() for k, v in self._features(content, self.content_layers).items()})

@@ -15,9 +15,13 @@ from typing import Any
 import numpy as np
 
 from videostyle.config import Config
-from videostyle.engines import build_fast, build_stylizer, fast_image, first_init, flow_params, prepare_content
+from videostyle.engines import (build_fast, build_regions, build_stylizer, fast_image, first_init, flow_params,
+                                prepare_content)
 from videostyle.flow import FlowParams, FramePair, blend, warp
 from videostyle.flow import pair as flow_pair
+from videostyle.keyframes import Schedule, schedule
+from videostyle.media import VideoInfo
+from videostyle.regions import FrameRegions, Regions
 from videostyle.report import Reporter, StageTimes
 from videostyle.stylize import DivergedError, STIterate, Stylizer, TemporalTerm, to_uint8
 from videostyle.workdir import WorkDir
@@ -72,11 +76,17 @@ class VideoStylizer:
         self.callback: Callable[[STIterate], None] | None = None
         self.stages = StageTimes()
         self.ref_loss: float | None = None  # final loss of the last full-iteration frame
+        self.schedule: Schedule | None = None  # style keyframes (None: one style blend throughout)
+        self.start_time = 0.0  # the source's first timestamp: keyframe times count from it
+        self.strength = 1.0  # the current frame's style strength (keyframes)
+        self.warm, self.temporal_weight, self.fast_blend = dial(cfg)
+        self.regions: Regions | None = None  # --mask
+        self.frame_regions: FrameRegions | None = None  # this frame's
 
     def gaps(self) -> list[int]:
         """Earlier frames whose flow each frame needs: 1 always (init, scene cuts), more for long-term terms."""
         t = self.cfg.temporal
-        return sorted({1} | (set(t.frames) if t.weight > 0 else set()))
+        return sorted({1} | (set(t.frames) if self.temporal_weight > 0 else set()))
 
     def _pair(self, a: np.ndarray, b: np.ndarray) -> FramePair:
         t = time.perf_counter()
@@ -90,23 +100,55 @@ class VideoStylizer:
     def full(self, index: int, src: np.ndarray, cut: bool = False) -> tuple[np.ndarray, int, float]:
         """First frame and scene cuts: full iterations (or the fast network, or fast + refinement)."""
         if self.st is None:
-            return to_uint8(fast_image(self.cfg, self.fast, src)), 0, float("nan")
+            return to_uint8(self._fast(src)), 0, float("nan")
         init, iterations, pyramid = self.first_init, self.cfg.optim.iterations, True
         if cut and isinstance(init, np.ndarray):
             # --init-image is a picture for the first frame; a new shot starts from its own content
             # (--init noise stays noise: it is a look, applied to every fresh start).
             init = "content"
         if self.fast is not None:
-            init = self.fast.stylize(src, self.cfg.fast.strength)
+            init = self.fast.stylize(src, self.fast_strength())
             iterations, pyramid = self.cfg.fast.refine_iterations, False
         res = self.st.stylize(src, init, iterations=iterations, pyramid=pyramid,
                               seed=self.cfg.optim.seed + index, callback=self.callback)
         self.ref_loss = res.loss
         return to_uint8(res.image), res.iterations, res.loss
 
-    def frame(self, index: int, src: np.ndarray, pairs: dict[int, FramePair] | None = None) -> FrameResult:
-        """Stylize frame ``index``; ``pairs`` are precomputed flows to earlier frames (by gap)."""
+    def direct(self, when: float) -> None:
+        """Set the engines to the styles and strength of the keyframes at ``when`` (seconds of the
+        source's timeline). Not a scene cut: the warm start carries on."""
+        sc = self.schedule
+        if sc is None or not sc.keyed:
+            return
+        t = when - self.start_time
+        weights = sc.weights(t)
+        self.strength = sc.strength_at(t)
+        if self.st is not None:
+            self.st.set_blend(weights)
+            self.st.set_strength(self.strength)
+        if self.fast is not None:
+            self.fast.set_blend(weights)
+
+    def _set_regions(self, index: int, src: np.ndarray, flow_back: np.ndarray | None) -> None:
+        if self.regions is None:
+            return
+        fr = self.frame_regions = self.regions.frame(index, src.shape[:2], flow_back)
+        if self.st is not None:
+            self.st.set_regions(fr.styled, fr.keep)
+
+    def _fast(self, src: np.ndarray) -> np.ndarray:
+        return fast_image(self.cfg, self.fast, src, self.fast_strength(), self.frame_regions)
+
+    def fast_strength(self) -> float:
+        return min(1.0, self.cfg.fast.strength * self.strength)
+
+    def frame(self, index: int, src: np.ndarray, pairs: dict[int, FramePair] | None = None,
+              when: float | None = None) -> FrameResult:
+        """Stylize frame ``index`` (at ``when`` seconds, for style keyframes); ``pairs`` are
+        precomputed flows to earlier frames (by gap)."""
         t0 = time.perf_counter()
+        if when is not None:
+            self.direct(when)
         try:
             res = self._frame(index, src, pairs or {})
         except DivergedError as exc:
@@ -118,31 +160,42 @@ class VideoStylizer:
         t = self.cfg.temporal
         prev = self.hist.get(1)
         if prev is None:
+            self._set_regions(index, src, None)
             img, n, loss = self.full(index, src)
             return FrameResult(img, n, loss, False, ref_loss=self.ref_loss)
         prev_src, prev_out = prev
         p1 = pairs.get(1) or self._pair(src, prev_src)
-        if p1.reliable < t.scene_cut:
+        cut = p1.reliable < t.scene_cut
+        self._set_regions(index, src, None if cut else p1.back)
+        if cut:
             self.hist.reset()
             img, n, loss = self.full(index, src, cut=True)
             return FrameResult(img, n, loss, True, ref_loss=self.ref_loss)
         if self.st is None:
             # Feed-forward frames flicker; reliable pixels follow the warped previous output.
-            new = fast_image(self.cfg, self.fast, src)
-            w = self.cfg.fast.blend
+            new = self._fast(src)
+            w = self.fast_blend
             if w > 0:
                 new = blend(warp(prev_out, p1.back).astype(np.float32) / 255.0, new.astype(np.float32), p1.mask, w)
             return FrameResult(to_uint8(new), 0, float("nan"), False)
-        if t.init_later == "content":
+        if self.warm == 0.0:
+            # --consistency 0: every frame starts fresh, as the first did (the look boils).
+            img, n, loss = self.full(index, src, cut=True)
+            return FrameResult(img, n, loss, False, ref_loss=self.ref_loss)
+        iterations = self.cfg.optim.iterations_later
+        if t.init_later == "content" and t.consistency is None:
             init: np.ndarray = src
-        elif t.init_later == "prev":
+        elif t.init_later == "prev" and t.consistency is None:
             init = prev_out
         else:
             # Ruder et al. initialise with the warped previous output; where the flow is not
             # reliable (disocclusions) the current content is a better start than smeared paint.
-            init = blend(warp(prev_out, p1.back), src, p1.mask)
+            # A consistency below 0.5 gives the warped output less weight and the frame more of
+            # the first frame's iterations.
+            init = blend(warp(prev_out, p1.back), src, p1.mask, self.warm)
+            iterations = round(iterations + (1.0 - self.warm) * max(self.cfg.optim.iterations - iterations, 0))
         terms: list[TemporalTerm] = []
-        if t.weight > 0:
+        if self.temporal_weight > 0:
             covered = np.zeros(p1.mask.shape, np.float32)
             for gap in sorted(set(t.frames)):
                 earlier = self.hist.get(gap)
@@ -152,15 +205,28 @@ class VideoStylizer:
                 # Long-term terms only cover pixels the closer frames could not (Ruder's c_long).
                 mask = np.clip(pk.mask - covered, 0.0, 1.0)
                 covered = np.maximum(covered, pk.mask)
-                terms.append(TemporalTerm(warp(earlier[1], pk.back).astype(np.float32) / 255.0, mask, t.weight))
+                terms.append(TemporalTerm(warp(earlier[1], pk.back).astype(np.float32) / 255.0, mask,
+                                          self.temporal_weight))
         ratio = self.cfg.optim.stop_loss_ratio
         # Stop once the frame is as stylized as the first one (content, style and TV: the
         # stylizer leaves the temporal term out of the comparison, as the first frame has none).
         stop = self.ref_loss * ratio if ratio > 0 and self.ref_loss is not None else None
-        res = self.st.stylize(src, init, iterations=self.cfg.optim.iterations_later, temporal=terms, pyramid=False,
+        res = self.st.stylize(src, init, iterations=iterations, temporal=terms, pyramid=False,
                               coarse=self.cfg.optim.coarse_later,
                               seed=self.cfg.optim.seed + index, stop_loss=stop, callback=self.callback)
         return FrameResult(to_uint8(res.image), res.iterations, res.loss, False)
+
+
+def dial(cfg: Config) -> tuple[float, float, float]:
+    """``--consistency``'s settings: the warm start's weight on reliable pixels, the temporal
+    weight and the fast engine's flow blend (without it: 1, --temporal-weight, --fast-blend).
+
+    0 to 0.5 moves the warm start from none (each frame fresh) to the full warped previous
+    output, the default; 0.5 to 1 adds the temporal loss, up to twice Ruder et al.'s balance (60)."""
+    c = cfg.temporal.consistency
+    if c is None:
+        return 1.0, cfg.temporal.weight, cfg.fast.blend
+    return min(1.0, 2.0 * c), 60.0 * max(0.0, 2.0 * c - 1.0), 0.9 * c
 
 
 def save_frame(store: WorkDir, index: int, img: np.ndarray, cut: bool, ref: float | None) -> None:
@@ -175,7 +241,7 @@ def save_frame(store: WorkDir, index: int, img: np.ndarray, cut: bool, ref: floa
 def stylize_or_restore(vs: VideoStylizer, store: WorkDir, index: int, src: np.ndarray,
                        pairs: dict[int, FramePair] | None = None,
                        stages: StageTimes | None = None,
-                       save: bool = True) -> tuple[np.ndarray, FrameResult | None]:
+                       save: bool = True, when: float | None = None) -> tuple[np.ndarray, FrameResult | None]:
     """Frame ``index`` from ``store`` when an earlier run finished it, restoring the warm-start
     state that run left (scene-cut reset, reference loss); else stylized now and, with ``save``,
     saved with its markers (else the caller saves it). Either way it joins the warm-start
@@ -191,7 +257,7 @@ def stylize_or_restore(vs: VideoStylizer, store: WorkDir, index: int, src: np.nd
         if ref is not None:
             vs.ref_loss = ref
     else:
-        res = vs.frame(index, src, pairs)
+        res = vs.frame(index, src, pairs, when)
         img = res.image
         t0 = time.perf_counter()
         if save:
@@ -202,12 +268,17 @@ def stylize_or_restore(vs: VideoStylizer, store: WorkDir, index: int, src: np.nd
 
 
 def build_video_stylizer(cfg: Config, styles: list[np.ndarray], reporter: Reporter,
-                         stylizer: Stylizer | None = None) -> VideoStylizer:
+                         stylizer: Stylizer | None = None, info: VideoInfo | None = None) -> VideoStylizer:
     """The engines a video render needs (no VGG for --method fast) around one VideoStylizer,
-    whose first frame starts from --init (an --init-image at the stylized size)."""
+    whose first frame starts from --init (an --init-image at the stylized size); ``info`` (the
+    source's frame rate and first timestamp) places style keyframes."""
     fast = build_fast(cfg, styles)
     st = build_stylizer(cfg, styles, reporter.notice, stylizer) if cfg.fast.method != "fast" else None
     vs = VideoStylizer(cfg, st, fast)
+    s = cfg.style
+    vs.schedule = schedule(s.images, s.blend, s.transitions, s.strength, float(info.fps) if info else 0.0)
+    vs.regions = build_regions(cfg)
+    vs.start_time = info.start_time if info else 0.0
     vs.callback = reporter.iterate
     init = first_init(cfg)
     vs.first_init = prepare_content(init, 0, "init image") if isinstance(init, np.ndarray) else init
