@@ -175,7 +175,8 @@ def test_sigkill_then_resume_equals_uninterrupted(media, chunk):
         closed = sorted(p.name for p in (work / "chunks").glob("0*"))
         assert closed[:2] == ["000000-000004.mp4", "000004-000008.mp4"]
         pngs = sorted(int(p.stem) for p in (work / "frames").glob("*.png"))
-        assert pngs[0] >= 4 * len(closed) - 2 and pngs == list(range(pngs[0], kept))
+        # (the kill may land between a chunk's rename and its PNGs' deletion: one chunk behind)
+        assert pngs[0] >= 4 * (len(closed) - 1) - 2 and pngs == list(range(pngs[0], kept))
     r = subprocess.run(_cmd(src, style, out) + extra, env=_env(), timeout=300, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert "resuming" in r.stderr
