@@ -37,3 +37,55 @@ def test_consistency_one_flickers_less_than_zero(tmp_path):
                      "--crf", "10", "-q"]) == 0
         errs[c] = temporal_error(out, src).error[1]
     assert errs["1"] < 0.5 * errs["0"], errs
+
+
+def _looping_clip(path, frames: int = 8, shift: int = 2):
+    """A texture moving ``shift`` px a frame that comes back to its start after ``frames`` frames,
+    so that the last frame flows into the first like any other pair."""
+    import av
+    import cv2
+    import numpy as np
+
+    period = frames * shift
+    rng = np.random.default_rng(3)
+    tile = cv2.GaussianBlur((rng.random((48, period, 3)) * 255).astype(np.uint8), (0, 0), 1.5)
+    base = np.tile(tile, (1, 64 // period + 1, 1))
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=8)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv444p"
+        s.options = {"crf": "0"}
+        for i in range(frames):
+            img = np.ascontiguousarray(np.roll(base, shift * i, axis=1)[:, :64])
+            for p in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    return path
+
+
+def _frames(path):
+    import av
+
+    with av.open(str(path)) as c:
+        return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+
+
+def test_loop_seam_is_like_any_other_frame_pair(tmp_path):
+    import statistics
+
+    src = _looping_clip(tmp_path / "loop.mp4")
+    style = tmp_path / "s.png"
+    write_image(style, stripes(64, 64))
+    seam = {}
+    for loop in ("0", "4"):
+        out = tmp_path / f"l{loop}.mkv"
+        assert main(["render", str(src), "--style", str(style), "-o", str(out), "--model", "random", "--size", "0",
+                     "--init", "noise", "--iterations", "12", "--iterations-later", "6", "--loop", loop,
+                     "--crf", "0", "-q"]) == 0
+        frames, source = _frames(out), _frames(src)
+        assert len(frames) == 8
+        pairs = [temporal_error(frames[i:i + 2], source[i:i + 2]).error[1] for i in range(7)]
+        seam[loop] = (temporal_error([frames[-1], frames[0]], [source[-1], source[0]]).error[1], statistics.median(pairs))
+    err, median = seam["4"]
+    assert err <= 1.5 * median, seam
+    assert seam["0"][0] > 3 * seam["0"][1], seam  # without --loop the seam jumps

@@ -151,12 +151,47 @@ def default_output(inp: Path, cfg: C.Config, image: bool) -> Path:
     return inp.with_name(f"{inp.stem}_{style}{ext}")
 
 
+def _pipe_output(ns: argparse.Namespace) -> str | None:
+    """The container for ``-o -`` (None when the output is a file); checks -f."""
+    from videostyle.mux import PIPE_FORMATS
+
+    if ns.output != "-":
+        if ns.format:
+            raise ConfigError("-f names the container of -o - (standard output); a file's extension names its own")
+        return None
+    if not ns.format:
+        raise ConfigError("-o - writes to standard output: name the container with -f matroska (or webm, mpegts, nut)")
+    if ns.format not in PIPE_FORMATS:
+        raise ConfigError(f"-f {ns.format} needs a seekable output file, not a pipe: use -f matroska")
+    if sys.stdout.isatty():
+        raise ConfigError("-o -: standard output is a terminal; pipe it into a player or a file")
+    return str(ns.format)
+
+
+def _spool_stdin(folder: Path) -> Path:
+    """Standard input copied into ``folder`` in 1 MiB pieces (the decoder, the audio carrier and
+    the frame count each read the input, which a pipe allows once)."""
+    import shutil
+
+    if sys.stdin is None or sys.stdin.isatty():
+        raise ConfigError("input -: standard input is a terminal; pipe a video in (e.g. ffmpeg ... -f matroska - |)")
+    path = folder / "stdin"
+    with open(path, "wb") as f:
+        shutil.copyfileobj(sys.stdin.buffer, f, 1 << 20)
+    if path.stat().st_size == 0:
+        raise VideostyleError("input -: standard input was empty; pipe a video in")
+    return path
+
+
 def cmd_render(ns: argparse.Namespace) -> int:
     from videostyle.images import is_image_path
     from videostyle.pipeline import render_image
     from videostyle.report import Reporter
 
     cfg = resolve_config(ns)
+    fmt = _pipe_output(ns)
+    if ns.input == "-" or fmt is not None:
+        return _render_pipe(ns, cfg, fmt)
     inp = Path(ns.input)
     image = is_image_path(inp)
     out = Path(ns.output) if ns.output else default_output(inp, cfg, image)
@@ -175,6 +210,51 @@ def cmd_render(ns: argparse.Namespace) -> int:
                            overwrite=ns.overwrite)
     if not ns.quiet:
         print(f"wrote {res.output} ({res.frames} frame{'s' if res.frames != 1 else ''}, {res.seconds:.1f} s)")
+    return 0
+
+
+def _render_pipe(ns: argparse.Namespace, cfg: C.Config, fmt: str | None) -> int:
+    """``render`` with standard input and/or standard output as the video: no work folder, no
+    resume; progress and messages on standard error only."""
+    import os
+    import tempfile
+
+    from videostyle.pipeline import render_pipe
+    from videostyle.report import Reporter
+
+    reporter = TqdmReporter(ns.quiet, ns.verbose)
+    if ns.output is None and ns.input == "-":
+        raise ConfigError("input -: give the output with -o FILE, or -o - -f matroska for standard output")
+    reporter.notice("note: a pipe has no work folder: an interrupted render starts over (no resume)")
+    with tempfile.TemporaryDirectory(prefix="videostyle-") as tmp:
+        if ns.input == "-":
+            if not ns.quiet:
+                reporter.notice("reading the video from standard input")
+            inp = _spool_stdin(Path(tmp))
+        else:
+            inp = Path(ns.input)
+        try:
+            res = render_pipe(inp, None if fmt else Path(ns.output), cfg, typing.cast(Reporter, reporter),
+                              stream=sys.stdout.buffer if fmt else None, fmt=fmt, overwrite=ns.overwrite)
+        except VideostyleError as err:
+            if ns.input == "-":
+                raise type(err)(str(err).replace(str(inp), "standard input"), err.exit_code) from None
+            raise
+        except BrokenPipeError:
+            from videostyle.errors import PipeClosed
+
+            raise PipeClosed("the output pipe was closed by its reader; the render stopped") from None
+        finally:
+            if fmt:
+                try:
+                    sys.stdout.flush()
+                except BrokenPipeError:
+                    # Python would complain at exit while flushing a closed pipe: point it at nothing.
+                    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    if not ns.quiet:
+        where = "standard output" if fmt else res.output
+        print(f"wrote {where} ({res.frames} frame{'s' if res.frames != 1 else ''}, {res.seconds:.1f} s)",
+              file=sys.stderr)
     return 0
 
 
@@ -308,8 +388,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("render", help="stylize an image or a video",
                        description="Stylize an image or a video. Flags override --config.")
-    r.add_argument("input", help="input image or video")
-    r.add_argument("-o", "--output", help="output file (default: INPUT_STYLE.png/.mp4 next to the input)")
+    r.add_argument("input", help="input image or video; - reads a video from standard input")
+    r.add_argument("-o", "--output", help="output file (default: INPUT_STYLE.png/.mp4 next to the input); - writes "
+                   "the video to standard output (with -f)")
+    r.add_argument("-f", "--format", choices=("matroska", "webm", "mpegts", "nut", "mp4", "mov"),
+                   help="container of -o - (a pipe): matroska, webm, mpegts or nut")
     r.add_argument("--config", help="YAML config file (flags win over it)")
     r.add_argument("--restart", action="store_true", help="discard an interrupted render's progress and start over")
     r.add_argument("-y", "--overwrite", action="store_true", help="replace the output if it exists (default: refuse)")

@@ -179,6 +179,11 @@ class TemporalConfig:
     # --temporal-weight and --fast-blend. 0 boils on purpose; 1 is the most stable.
     consistency: float | None = opt(None, "0..1: 0 = each frame fresh (boils), 1 = most stable; sets the "
                                     "warm start, --temporal-weight and --fast-blend", lo=0.0, hi=1.0)
+    # A looping clip: after the last frame, the first K frames are rendered again, warm-started
+    # from the last output through the flow from the last frame to the first, so the loop point
+    # has no jump (the first K frames are encoded apart, then replaced). 0 = off.
+    loop: int = opt(0, "looping clip: render the first K frames again from the last frame's output (0 = off)",
+                    lo=0)
     # A frame whose reliable fraction falls below this is a scene cut (restarted from content).
     scene_cut: float = opt(0.4, "scene cut when the reliable fraction falls below this", lo=0.0, hi=1.0)
 
@@ -510,6 +515,9 @@ def validate(cfg: Config, source: str = "") -> None:
         mask, sep, style = m.partition("=")
         if not mask or (sep and not style):
             raise ConfigError(f"{where}style.masks: expected MASK or MASK=STYLE, got {m!r}")
+    if cfg.temporal.loop and cfg.render.workers > 1:
+        raise ConfigError(f"{where}--loop needs a single-process render: leave out --workers (the loop pass "
+                          "continues from the last segment's last frame)")
     if cfg.style.masks and cfg.render.cuda_graphs:
         raise ConfigError(f"{where}--mask does not go with --cuda-graphs (regions are optimised eagerly)")
     if any("@" in str(v) for v in cfg.style.strength) and cfg.render.cuda_graphs:

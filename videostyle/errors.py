@@ -34,6 +34,12 @@ class OutputError(VideostyleError):
     """The output cannot be written."""
 
 
+class PipeClosed(OutputError):
+    """The reader of standard output went away (``| head``): exit as a shell's SIGPIPE would."""
+
+    exit_code = 141
+
+
 class RenderInterrupted(VideostyleError):
     """Ctrl-C, SIGTERM or SIGHUP stopped a render; finished frames are kept for a resume. A batch
     stops too (exit code 130, or 128 + the signal's number)."""

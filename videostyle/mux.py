@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import av
 import numpy as np
@@ -41,6 +41,10 @@ SUBTITLE_OK = {"mp4": {"mov_text"}, "mov": {"mov_text"}, "webm": {"webvtt"},
 DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "3.0", 4: "quad", 5: "5.0(side)", 6: "5.1(side)", 7: "6.1", 8: "7.1"}
 
 
+# Containers a pipe can carry (no seeking back to finish a header: MP4 and MOV need that).
+PIPE_FORMATS = ("matroska", "webm", "mpegts", "nut")
+
+
 def container_format(path: Path) -> str:
     fmt = CONTAINERS.get(path.suffix.lower())
     if fmt is None:
@@ -48,13 +52,16 @@ def container_format(path: Path) -> str:
     return fmt
 
 
-def check_codec(path: Path, codec: str) -> None:
-    fmt = container_format(path)
+def check_codec(path: Path, codec: str, fmt: str | None = None) -> None:
+    """``codec`` goes into ``path``'s container (or ``fmt``'s, for a pipe)."""
+    fmt = fmt or container_format(path)
     allowed = {"mp4": {"h264", "hevc", "vp9", "av1"}, "mov": {"h264", "hevc", "prores"},
-               "webm": {"vp9", "av1"}, "matroska": {"h264", "hevc", "vp9", "av1", "prores"}}[fmt]
+               "webm": {"vp9", "av1"}, "matroska": {"h264", "hevc", "vp9", "av1", "prores"},
+               "mpegts": {"h264", "hevc"}, "nut": {"h264", "hevc", "vp9", "av1"}}[fmt]
     if codec not in allowed:
-        raise ConfigError(f"--codec {codec} cannot go into {path.suffix} files; use one of {', '.join(sorted(allowed))} "
-                          f"or another extension")
+        where = f"-f {fmt}" if path.name == "-" else f"{path.suffix} files"
+        raise ConfigError(f"--codec {codec} cannot go into {where}; use one of {', '.join(sorted(allowed))} "
+                          f"or another {'format' if path.name == '-' else 'extension'}")
 
 
 def _video_options(codec: str, crf: int, preset: str) -> dict[str, str]:
@@ -119,6 +126,33 @@ class AtomicOutput:
         except Exception:  # noqa: BLE001 - best effort cleanup
             pass
         self.tmp.unlink(missing_ok=True)
+
+
+class StreamOutput:
+    """An output container written to a pipe (standard output) as it goes: nothing to rename,
+    and a reader that goes away (``| head``) ends the render with OutputError."""
+
+    def __init__(self, stream: BinaryIO, fmt: str) -> None:
+        self.path, self.fmt, self.stream = Path("-"), fmt, stream
+        self.tmp = self.path
+        try:
+            self.container = av.open(stream, "w", format=fmt)
+        except (av.error.FFmpegError, OSError) as exc:
+            raise _write_error(self.path, exc) from None
+
+    def mux(self, packet: Any) -> None:
+        self.container.mux(packet)
+
+    def commit(self) -> Path:
+        self.container.close()
+        self.stream.flush()
+        return self.path
+
+    def abort(self) -> None:
+        try:
+            self.container.close()
+        except Exception:  # noqa: BLE001 - best effort: the reader may be gone
+            pass
 
 
 class DtsGuard:
@@ -218,7 +252,7 @@ class AuxCarrier:
     ``span`` [t0, t1), each timestamp less ``shift``: packets are muxed as the video reaches their
     time (``until``), so the output stays interleaved."""
 
-    def __init__(self, out: AtomicOutput, source: Path, span: tuple[float, float | None], shift: float,
+    def __init__(self, out: AtomicOutput | StreamOutput, source: Path, span: tuple[float, float | None], shift: float,
                  warn: Warn) -> None:
         self.out, self.span, self.shift, self.warn = out, span, shift, warn
         self.input = open_input(source)
@@ -235,7 +269,7 @@ class AuxCarrier:
         self._by_index = {a.in_index: a for a in self.aux}
 
     def _add_audio(self, s: Any, source: Path) -> bool:
-        fmt, suffix = self.out.fmt, self.out.path.suffix
+        fmt, suffix = self.out.fmt, self.out.path.suffix or f"-f {self.out.fmt}"
         if _muxer_takes(fmt, source, s):
             aux = _Aux(s.index, self.out.container.add_stream_from_template(s), copy=True)
         else:
@@ -258,7 +292,7 @@ class AuxCarrier:
     def _add_subtitles(self, s: Any) -> bool:
         name = s.codec_context.name
         if name not in SUBTITLE_OK.get(self.out.fmt, set()):
-            self.warn(f"warning: subtitle track {s.index} ({name}) cannot go into {self.out.path.suffix}; dropped")
+            self.warn(f"warning: subtitle track {s.index} ({name}) cannot go into {self.out.path.suffix or '-f ' + self.out.fmt}; dropped")
             return False
         out = self.out.container.add_stream_from_template(s)
         _copy_tags(s, out)
@@ -367,10 +401,13 @@ class VideoWriter:
         shift: float = 0.0,
         warn: Warn = lambda m: None,
         template: str | os.PathLike[str] | None = None,
+        stream: BinaryIO | None = None,
+        fmt: str | None = None,
     ) -> None:
+        """``stream`` and ``fmt``: write ``fmt`` (one of PIPE_FORMATS) to a pipe instead of a file."""
         self.path = Path(path)
-        fmt = container_format(self.path)
-        check_codec(self.path, codec)
+        fmt = fmt if stream is not None and fmt else container_format(self.path)
+        check_codec(self.path, codec, fmt)
         if width % 2 or height % 2:
             raise ValueError("frame size must be even; crop or pad first")
         self.time_base = Fraction(time_base)
@@ -383,8 +420,9 @@ class VideoWriter:
         # MP4/MOV keep a non-zero start as an edit list in the movie timescale (1/1000 s by
         # default): in the source's time base it is exact.
         den = self.time_base.denominator
-        self.output = AtomicOutput(self.path, fmt, {"movie_timescale": str(den)} if fmt in ("mp4", "mov") and
-                                   den < 2**31 else {})
+        self.output: AtomicOutput | StreamOutput = (
+            StreamOutput(stream, fmt) if stream is not None else
+            AtomicOutput(self.path, fmt, {"movie_timescale": str(den)} if fmt in ("mp4", "mov") and den < 2**31 else {}))
         try:
             self.video = (self._template_stream(Path(template)) if template is not None else
                           self._encoder_stream(codec, fps, crf, preset, width, height))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import BinaryIO
 from pathlib import Path
 
 import numpy as np
@@ -64,15 +65,28 @@ def plan_video(inp: Path, out: Path, cfg: Config, overwrite: bool) -> VideoJob:
     return VideoJob(info, sp, (sh, sw), (oh, ow), even_size(oh, ow, cfg.encode.even))
 
 
+def plan_pipe(inp: Path, fmt: str, cfg: Config) -> VideoJob:
+    """plan_video's checks for an output to a pipe in container ``fmt``."""
+    check_codec(Path("-"), cfg.encode.codec, fmt)
+    info = probe(inp)
+    sp = span(cfg)
+    sp.check(info)
+    sh, sw = fit_size(info.height, info.width, cfg.optim.size, cfg.optim.upscale)
+    check_size(sh, sw, f"video {inp}")
+    oh, ow = (info.height, info.width) if cfg.encode.output_size == "source" else (sh, sw)
+    return VideoJob(info, sp, (sh, sw), (oh, ow), even_size(oh, ow, cfg.encode.even))
+
+
 def open_writer(inp: Path | None, out: Path, cfg: Config, job: VideoJob, warn: Callable[[str], None],
-                template: Path | None = None) -> VideoWriter:
+                template: Path | None = None, stream: BinaryIO | None = None, fmt: str | None = None) -> VideoWriter:
     """The encoder, carrying the audio of ``inp`` (None: video only) over the render's span
-    (shifted to 0 for --start cuts); with ``template`` it muxes encoded chunks instead."""
+    (shifted to 0 for --start cuts); with ``template`` it muxes encoded chunks instead; with
+    ``stream`` it writes container ``fmt`` to that pipe."""
     eh, ew = job.encoded
     return VideoWriter(out, width=ew, height=eh, time_base=job.info.time_base, fps=job.info.fps,
                        codec=cfg.encode.codec, crf=cfg.encode.crf, preset=cfg.encode.preset, source=inp,
                        span=job.span.source_seconds(job.info), shift=job.span.shift(job.info), warn=warn,
-                       template=template)
+                       template=template, stream=stream, fmt=fmt)
 
 
 def finish_writer(writer: VideoWriter, job: VideoJob, last_time: float | None) -> None:

@@ -13,21 +13,23 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator
+from typing import BinaryIO
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-from videostyle import interrupt
+from videostyle import durable, interrupt
 from videostyle.config import Config
 from videostyle.engines import (build_fast, build_regions, build_stylizer, fast_image, first_init, load_styles,
                                 prepare_content)
-from videostyle.errors import InputError, OutputError, RenderInterrupted
+from videostyle.errors import ConfigError, InputError, OutputError, PipeClosed, RenderInterrupted
 from videostyle.flow import FramePair
 from videostyle.images import is_image_path, read_image, resize_image, write_image
 from videostyle.media import Frame, probe
 from videostyle.mux import VideoWriter
-from videostyle.output import VideoJob, check_output, finish_writer, open_writer, output_frame, plan_video, span
+from videostyle.output import (VideoJob, check_output, finish_writer, open_writer, output_frame, plan_pipe, plan_video,
+                               span)
 from videostyle.report import FrameDone, RenderResult, Reporter, StageTimes
 from videostyle.resume import Chunks, ResumePlan, plan_resume, render_settings
 from videostyle.stages import Encoder, Inline, InlineEncoder, Stage, Stopped, join
@@ -230,6 +232,8 @@ class _VideoRender:
             self.encoder.close()
             if n_frames == 0:
                 raise InputError(f"input {self.inp} has no video frames in the requested span")
+            if self.cfg.temporal.loop and n_frames > 1:
+                self.loop(min(self.cfg.temporal.loop, n_frames))
             self.mux(last_time)
         except KeyboardInterrupt as exc:
             self.abort()
@@ -263,6 +267,29 @@ class _VideoRender:
         self.encoder.put((fr, img, (res.restarted, res.ref_loss)))
         return FrameDone(fr.index, self.total, res.iterations, res.seconds, res.loss, res.restarted)
 
+    def loop(self, k: int) -> None:
+        """--loop: render frames 0 .. k-1 again after the last one, each warm-started from the one
+        before (frame 0 from the last frame, through their flow), and put them in place of the
+        first chunk (which --loop makes exactly those frames). Until that chunk is replaced the
+        old one stays: an interrupted loop pass is done again on resume."""
+        self.chunks.close()
+        self.reporter.notice(f"--loop: rendering frames 0-{k - 1} again from the last frame")
+        path = self.work.chunks / f"loop.open{self.out.suffix}"
+        writer = open_writer(None, path, self.cfg, self.job, self.reporter.notice)
+        try:
+            for fr in self.job.span.frames(self.inp, warn=self.reporter.notice, info=self.job.info):
+                if fr.index >= k:
+                    break
+                src = prepare_content(fr.image, self.cfg.optim.size, f"video {self.inp}", self.cfg.optim.upscale)
+                res = self.vs.frame(fr.index, src, None, fr.time)
+                self.vs.push(src, res.image)
+                writer.write(output_frame(res.image, self.cfg, self.job), fr.pts)
+            done = writer.finish()
+        except BaseException:
+            writer.abort()
+            raise
+        durable.replace(done, self.work.chunk_path(0, k, self.out.suffix), synced=True)
+
     def mux(self, last_time: float | None) -> None:
         """The output from the closed chunks' packets, with the source's audio."""
         t0 = time.perf_counter()
@@ -285,6 +312,63 @@ class _VideoRender:
         if self.writer is not None:
             self.writer.abort()
         self.reporter.end()
+
+
+def render_pipe(inp: str | os.PathLike[str], out: str | os.PathLike[str] | None, cfg: Config,
+                reporter: Reporter | None = None, *, stream: BinaryIO | None = None, fmt: str | None = None,
+                overwrite: bool = True, stylizer: Stylizer | None = None) -> RenderResult:
+    """A render with a pipe on one side (standard input spooled to ``inp``, or standard output
+    as ``stream`` in container ``fmt``): no work folder and no resume. Frames are stylized in
+    order and encoded straight into the output with the source's audio, so a player reading
+    the pipe starts with the first frame."""
+    reporter = reporter or Reporter()
+    inp = Path(inp)
+    if cfg.temporal.loop:
+        raise ConfigError("--loop needs a work folder, which pipes do not have; render to a file")
+    if stream is not None:
+        assert fmt is not None
+        job = plan_pipe(inp, fmt, cfg)
+        target = Path("-")
+    else:
+        assert out is not None
+        target = Path(out)
+        job = plan_video(inp, target, cfg, overwrite)
+    vs = build_video_stylizer(cfg, load_styles(cfg), reporter, stylizer, job.info)
+    total = job.span.count(inp, job.info)
+    writer = open_writer(inp, target, cfg, job, reporter.notice, stream=stream, fmt=fmt)
+    started = time.perf_counter()
+    iterations: list[int] = []
+    secs: list[float] = []
+    last_time = None
+    reporter.begin(total, str(inp))
+    try:
+        for fr in job.span.frames(inp, warn=reporter.notice, info=job.info):
+            src = prepare_content(fr.image, cfg.optim.size, f"video {inp}", cfg.optim.upscale)
+            res = vs.frame(fr.index, src, None, fr.time)
+            vs.push(src, res.image)
+            writer.write(output_frame(res.image, cfg, job), fr.pts)
+            iterations.append(res.iterations)
+            secs.append(res.seconds)
+            last_time = fr.time
+            reporter.frame(FrameDone(fr.index, total, res.iterations, res.seconds, res.loss, res.restarted))
+        if not iterations:
+            raise InputError(f"input {inp} has no video frames in the requested span")
+        finish_writer(writer, job, last_time)
+    except BrokenPipeError:
+        writer.abort()
+        raise PipeClosed("the output pipe was closed by its reader; the render stopped") from None
+    except OutputError as exc:
+        writer.abort()
+        if stream is not None and "Broken pipe" in str(exc):
+            raise PipeClosed("the output pipe was closed by its reader; the render stopped") from None
+        raise
+    except BaseException:
+        writer.abort()
+        raise
+    finally:
+        reporter.end()
+    return RenderResult(target, len(iterations), time.perf_counter() - started, iterations, StageTimes(),
+                        tuple(secs))
 
 
 def render_video(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: Config,

@@ -79,7 +79,8 @@ class Chunks:
                 f.unlink(missing_ok=True)
 
     def write(self, index: int, image: np.ndarray, pts: int) -> None:
-        if self.writer is not None and index >= self.start + self.cfg.render.chunk_frames:
+        loop = self.cfg.temporal.loop  # (--loop's frames are a chunk of their own: it is replaced)
+        if self.writer is not None and (index >= self.start + self.cfg.render.chunk_frames or index == loop):
             self.close()
         if self.writer is None:
             self.start = index
