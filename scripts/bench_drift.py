@@ -1,0 +1,90 @@
+#!/usr/bin/env python
+"""Colour drift over a long render: does a warm-started chain of frames creep darker (or
+lighter) as it goes? (artistic-videos #59: static backgrounds drift over long clips.)
+
+The clip: the bunny clip's first --seconds / 2 played forward then backward (ping-pong), so the
+last frame's content is the first frame's, or with --static one frame held for --seconds. The
+table gives the stylized first and last frames' mean colour (0-255) and their difference, and
+for --static the largest drift of any frame's mean from the first's. Target: <= 2/255.
+
+    python scripts/bench_drift.py [--seconds 10] [--size 128] [--static] [--model auto]
+        [--iterations 100] [--iterations-later 12] [--consistency ...]
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+import av
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import media_parser, resolve_model  # noqa: E402
+
+from videostyle.config import Config, apply  # noqa: E402
+from videostyle.pipeline import render_video  # noqa: E402
+
+
+def make_clip(src: Path, dest: Path, seconds: float, static: bool) -> int:
+    with av.open(str(src)) as c:
+        vs = c.streams.video[0]
+        fps = vs.average_rate
+        n = int(round(seconds * float(fps)))
+        frames = []
+        for f in c.decode(vs):
+            frames.append(f.to_ndarray(format="rgb24"))
+            if len(frames) >= (1 if static else (n + 1) // 2):
+                break
+    seq = [frames[0]] * n if static else (frames + frames[::-1])[:n]
+    with av.open(str(dest), "w") as out:
+        s = out.add_stream("libx264", rate=fps)
+        s.width, s.height, s.pix_fmt = seq[0].shape[1], seq[0].shape[0], "yuv420p"
+        s.options = {"crf": "12", "preset": "veryfast"}
+        for img in seq:
+            for p in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                out.mux(p)
+        for p in s.encode(None):
+            out.mux(p)
+    return len(seq)
+
+
+def main() -> None:
+    ap = media_parser(__doc__, frames=0, size=128)
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--static", action="store_true")
+    ap.add_argument("--model", default="auto")
+    ap.add_argument("--iterations", type=int, default=100)
+    ap.add_argument("--iterations-later", type=int, default=12)
+    ap.add_argument("--consistency", type=float, nargs="*", default=[])
+    args = ap.parse_args()
+    model = resolve_model(args.model)
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = Path(tmp) / "clip.mp4"
+        n = make_clip(args.clip, clip, args.seconds, args.static)
+        kind = "one frame held" if args.static else "ping-pong"
+        print(f"# {args.clip.name}: {args.seconds:g} s {kind} ({n} frames) at {args.size} px, {args.style.name}, "
+              f"model {model}, iterations {args.iterations}/{args.iterations_later}")
+        print("| consistency | first frame mean RGB | last frame mean RGB | |last - first| (max channel, /255) "
+              "| largest drift of any frame (/255) |")
+        print("| --- | --- | --- | --- | --- |")
+        for c in args.consistency or [None]:
+            over = {"model.name": model, "style.images": [str(args.style)], "optim.size": args.size,
+                    "optim.iterations": args.iterations, "optim.iterations_later": args.iterations_later,
+                    "encode.crf": 10}
+            if c is not None:
+                over["temporal.consistency"] = c
+            out = Path(tmp) / f"out{c}.mp4"
+            render_video(clip, out, apply(Config(), over))
+            with av.open(str(out)) as o:
+                means = [f.to_ndarray(format="rgb24").reshape(-1, 3).mean(0) for f in o.decode(video=0)]
+            first, last = means[0], means[-1]
+            worst = max(float(np.abs(m - first).max()) for m in means)
+            fmt = lambda v: "(" + ", ".join(f"{x:.1f}" for x in v) + ")"  # noqa: E731
+            print(f"| {'unset' if c is None else f'{c:g}'} | {fmt(first)} | {fmt(last)} | "
+                  f"{float(np.abs(last - first).max()):.2f} | {worst:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
