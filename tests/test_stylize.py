@@ -167,3 +167,17 @@ def test_a_start_at_zero_loss_is_not_divergence():
     res = st.stylize(pattern(48, 48), iterations=5)
     assert res.iterations == 5 and not notes
     assert np.isfinite(res.image).all()
+
+
+def test_a_start_already_at_the_stop_loss_is_kept_unchanged():
+    """A static shot's later frame starts as stylized as the first: it must not move (a step a
+    frame drifts the colours over a long shot)."""
+    st = Stylizer.from_config(tiny_config(), extractor=tiny_extractor())
+    st.set_styles([stripes(64, 64)])
+    content = pattern(48, 64)
+    first = st.stylize(content, iterations=6)
+    start = (first.image * 255).round().astype(np.uint8)
+    again = st.stylize(content, start, iterations=5, pyramid=False, stop_loss=first.loss * 10)
+    assert np.array_equal((again.image * 255).round().astype(np.uint8), start)
+    moved = st.stylize(content, start, iterations=5, pyramid=False)
+    assert not np.array_equal((moved.image * 255).round().astype(np.uint8), start)

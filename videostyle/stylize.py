@@ -621,6 +621,11 @@ class Stylizer:
         history: list[float] = []
         loss = math.nan
         for i in range(1, iterations + 1):
+            # The step's losses are those of the image before its update: with a stop loss, that
+            # image is kept, so that a frame already as stylized as the first one (a static shot)
+            # is not moved at all. Moving it by one step a frame made a held frame drift by
+            # 2.2/255 in 10 s (scripts/bench_drift.py --static).
+            before = runner.snapshot() if stop_loss is not None else None
             # One host read per iteration: the weighted terms and their total, stacked on the
             # device (reading each term apart would wait on the device once per term).
             values = step().tolist()
@@ -649,6 +654,8 @@ class Stylizer:
             # The stop compares the terms the first frame was scored on: a temporal term has no
             # counterpart there, so counting it would keep every frame that has one from stopping.
             if stop_loss is not None and sum(v for k, v in last.items() if k != "temporal") <= stop_loss:
+                assert before is not None
+                runner.restore(before)
                 break
             if o.tolerance > 0 and len(history) > o.tolerance_window:
                 window = history[-o.tolerance_window - 1:]
@@ -702,6 +709,15 @@ class _Runner:
 
     def result(self) -> Tensor:
         raise NotImplementedError
+
+    x: Tensor  # the image being optimised
+
+    def snapshot(self) -> Tensor:
+        return self.x.detach().clone()
+
+    def restore(self, image: Tensor) -> None:
+        with torch.no_grad():
+            self.x.copy_(image)
 
 
 def _stacked(runner: _Runner, terms: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
