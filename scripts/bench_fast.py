@@ -4,6 +4,7 @@ iterations `hybrid` needs to reach the style loss that plain `gatys` reaches at 
 
     python scripts/bench_fast.py [--clip ...] [--style ...] [--frames 48] [--model auto]
     python scripts/bench_fast.py --docs docs/   # also write the README's pictures
+    python scripts/bench_fast.py --tables stages --frames 120   # per stage, 640x360 and 1280x720
 """
 
 from __future__ import annotations
@@ -80,6 +81,33 @@ def render_table(clip: Path, style: Path, frames: int, sizes: list[int], device:
                   f"{statistics.median(res.frame_seconds):.3f} |", flush=True)
 
 
+def stages_table(clip: Path, style: Path, frames: int, sizes: list[int], device: str,
+                 flows: list[str]) -> None:
+    """End to end per stage at each size and blend flow (``fast.flow``): ms/frame of decoding,
+    flow, the network, the blend and encoding (decode, flow and encode run on their own
+    threads, so they overlap the network), the render's frames/s and its temporal error
+    (videostyle eval's measure, Farneback at full size for every row)."""
+    from bench import upscaled
+
+    print("| size | blend flow | decode ms/f | flow ms/f | model ms/f | blend ms/f | encode ms/f | fps end to end "
+          "| temporal error |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in sizes:
+            src = upscaled(clip, size, frames, Path(tmp)) if size > 640 else clip
+            for flow in flows:
+                cfg = apply(Config(), {"fast.method": "fast", "style.images": [str(style)], "optim.size": size,
+                                       "render.max_frames": frames, "render.device": device, "fast.flow": flow})
+                out = Path(tmp) / f"s{size}_{flow}.mkv"
+                res = render_video(src, out, cfg)
+                s, n = res.stages, res.frames
+                err = temporal_error(out, src, span=Span(max_frames=frames)).error[1]
+                label = {"flow": "Farneback, full size", "dis": "DIS, full size", "dis-half": "DIS, half size"}[flow]
+                print(f"| {size} | {label} | {1e3 * s.decode / n:.1f} | {1e3 * s.flow / n:.1f} | {1e3 * s.model / n:.1f} | "
+                      f"{1e3 * s.blend / n:.1f} | {1e3 * s.encode / n:.1f} | {n / res.seconds:.1f} | {err:.5f} |",
+                      flush=True)
+
+
 def hybrid_table(content: np.ndarray, style: np.ndarray, model: str, size: int, iterations: int,
                  fast: FastStylizer) -> None:
     cfg = apply(Config(), {"model.name": model, "optim.size": size, "optim.iterations": iterations})
@@ -138,8 +166,11 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--docs", type=Path, help="write the README pictures into this folder")
     ap.add_argument("--tables", default="speed,flicker,hybrid",
-                    help="comma list of speed, flicker, hybrid, render (end to end at --render-sizes)")
+                    help="comma list of speed, flicker, hybrid, render (end to end at --render-sizes), stages "
+                         "(per stage and blend flow at --stage-sizes)")
     ap.add_argument("--render-sizes", type=int, nargs="+", default=[1080])
+    ap.add_argument("--stage-sizes", type=int, nargs="+", default=[640, 1280])
+    ap.add_argument("--stage-flows", default="flow,dis,dis-half", help="comma list of fast.flow values")
     args = ap.parse_args()
     tables = set(args.tables.split(","))
     model = resolve_model(args.model)
@@ -157,6 +188,9 @@ def main() -> None:
         print()
     if "render" in tables:
         render_table(args.clip, args.style, args.frames, args.render_sizes, args.device)
+        print()
+    if "stages" in tables:
+        stages_table(args.clip, args.style, args.frames, args.stage_sizes, args.device, args.stage_flows.split(","))
         print()
     if "hybrid" in tables:
         hybrid_table(content, style, model, args.size, args.iterations, modes["whole"])

@@ -240,6 +240,12 @@ class FastConfig:
     # fast video: reliable pixels follow the flow-warped previous output with this weight (0 = off).
     blend: float = opt(0.6, "fast video: weight of the warped previous output on reliable pixels", lo=0.0, hi=1.0,
                        flag="fast_blend")
+    # fast video: the optical flow of the blend: the flow section's settings (Farneback at full
+    # size), or DIS, at full or half size. Measured on the 2-core CPU at 640x360
+    # (scripts/bench_fast.py --tables stages): DIS at half size renders 5.6 frames/s against
+    # 4.2, but flickers 1.5x as much, so it is not the default.
+    flow: str = opt("flow", "fast video: the blend's optical flow: flow (the flow section's), dis or dis-half",
+                    choices=("flow", "dis", "dis-half"), flag="fast_flow")
     # hybrid: Gatys iterations refining the feed-forward result (first frame, scene cuts, images).
     refine_iterations: int = opt(60, "hybrid: iterations refining the fast result", lo=0)
     # fast: whole frames through the reshaped graph (needs onnx), or 384x384 tiles.

@@ -115,6 +115,15 @@ def flow_params(cfg: Config) -> FlowParams:
     return FlowParams(**{f.name: getattr(cfg.flow, f.name) for f in dataclasses.fields(FlowParams)})
 
 
+def render_flow_params(cfg: Config) -> FlowParams:
+    """The flow a render computes: the flow section's, except for the fast engine's blend
+    (``fast.flow``), which needs less precision than the optimiser's warm start."""
+    p = flow_params(cfg)
+    if cfg.fast.method == "fast" and cfg.fast.flow != "flow":
+        p = dataclasses.replace(p, method="dis", scale=0.5 if cfg.fast.flow == "dis-half" else p.scale)
+    return p
+
+
 def prepare_content(image: np.ndarray, size: int, what: str, upscale: bool = False) -> np.ndarray:
     """``image`` at the stylized size (longer side ``size``; upscaled only with ``upscale``),
     checked for the network."""

@@ -29,7 +29,7 @@ from videostyle import interrupt
 from videostyle.errors import ConfigError, InputError, OutputError
 from videostyle.flow import pair as flow_pair
 from videostyle.flow import shrink
-from videostyle.engines import flow_params, load_styles, prepare_content, random_model_notice
+from videostyle.engines import load_styles, prepare_content, random_model_notice, render_flow_params
 from videostyle.errors import RenderInterrupted
 from videostyle.output import finish_writer, open_writer, output_frame, plan_video, span
 from videostyle.pipeline import stylize_segment
@@ -107,7 +107,7 @@ def scan(inp: Path, cfg: C.Config, side: int | None = None) -> tuple[int, list[i
     """Count the span's frames and find scene cuts (flow reliability at ``side`` pixels, by
     default SCAN_SIDE; 0 = at the stylized size, as the segments' own detection)."""
     side = SCAN_SIDE if side is None else side
-    params = flow_params(cfg)
+    params = render_flow_params(cfg)
     prev = None
     n = 0
     cuts: list[int] = []

@@ -49,6 +49,8 @@ class StageTimes:
     stylize: float = 0.0  # optimisation (VGG passes), excluding flow
     encode: float = 0.0  # colour conversion, encoding and muxing
     io: float = 0.0  # work folder reads and writes (the writes on the encoding stage with stage_threads)
+    model: float = 0.0  # the fast engine's network (part of stylize)
+    blend: float = 0.0  # the fast engine's flow blend: warp and mix (part of stylize)
     waiting: float = 0.0  # the stylizer (main thread) waiting for the next frame from decode/flow
 
 

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from videostyle.config import Config
-from videostyle.engines import (build_fast, build_regions, build_stylizer, fast_image, first_init, flow_params,
-                                prepare_content)
+from videostyle.engines import (build_fast, build_regions, build_stylizer, fast_image, first_init, prepare_content,
+                                render_flow_params)
 from videostyle.flow import FlowParams, FramePair, blend, warp
 from videostyle.flow import pair as flow_pair
 from videostyle.keyframes import Schedule, schedule
@@ -70,7 +70,7 @@ class VideoStylizer:
         self.cfg = cfg
         self.st = stylizer  # None for --method fast
         self.fast = fast  # feed-forward engine for fast / hybrid
-        self.params = flow_params(cfg)
+        self.params = render_flow_params(cfg)
         self.hist = _History(depth=max(max(cfg.temporal.frames, default=1), 1))
         self.first_init: str | np.ndarray = cfg.optim.init
         self.callback: Callable[[STIterate], None] | None = None
@@ -137,7 +137,10 @@ class VideoStylizer:
             self.st.set_regions(fr.styled, fr.keep)
 
     def _fast(self, src: np.ndarray) -> np.ndarray:
-        return fast_image(self.cfg, self.fast, src, self.fast_strength(), self.frame_regions)
+        t = time.perf_counter()
+        out = fast_image(self.cfg, self.fast, src, self.fast_strength(), self.frame_regions)
+        self.stages.model += time.perf_counter() - t
+        return out
 
     def fast_strength(self) -> float:
         return min(1.0, self.cfg.fast.strength * self.strength)
@@ -176,7 +179,9 @@ class VideoStylizer:
             new = self._fast(src)
             w = self.fast_blend
             if w > 0:
+                tb = time.perf_counter()
                 new = blend(warp(prev_out, p1.back).astype(np.float32) / 255.0, new.astype(np.float32), p1.mask, w)
+                self.stages.blend += time.perf_counter() - tb
             return FrameResult(to_uint8(new), 0, float("nan"), False)
         if self.warm == 0.0:
             # --consistency 0: every frame starts fresh, as the first did (the look boils).
