@@ -24,17 +24,26 @@ def test_dial_settings():
         C.apply(C.Config(), {"temporal.consistency": 1.5})
 
 
+def _style(folder):
+    style = folder / "s.png"
+    write_image(style, stripes(64, 64))
+    return style
+
+
+def _render(src, style, out, iterations: int, later: int, *extra: str) -> None:
+    # From noise, so that a fresh start is visibly a different picture (the boil).
+    assert main(["render", str(src), "--style", str(style), "-o", str(out), "--model", "random", "--size", "0",
+                 "--init", "noise", "--iterations", str(iterations), "--iterations-later", str(later), *extra,
+                 "-q"]) == 0
+
+
 def test_consistency_one_flickers_less_than_zero(tmp_path):
     src = make_clip(tmp_path / "in.mp4", frames=6, size=(64, 48), shift_per_frame=2)
-    style = tmp_path / "s.png"
-    write_image(style, stripes(64, 64))
+    style = _style(tmp_path)
     errs = {}
     for c in ("0", "1"):
         out = tmp_path / f"c{c}.mp4"
-        # From noise, so that a fresh start is visibly a different picture (the boil).
-        assert main(["render", str(src), "--style", str(style), "-o", str(out), "--model", "random", "--size", "0",
-                     "--init", "noise", "--iterations", "10", "--iterations-later", "4", "--consistency", c,
-                     "--crf", "10", "-q"]) == 0
+        _render(src, style, out, 10, 4, "--consistency", c, "--crf", "10")
         errs[c] = temporal_error(out, src).error[1]
     assert errs["1"] < 0.5 * errs["0"], errs
 
@@ -74,14 +83,11 @@ def test_loop_seam_is_like_any_other_frame_pair(tmp_path):
     import statistics
 
     src = _looping_clip(tmp_path / "loop.mp4")
-    style = tmp_path / "s.png"
-    write_image(style, stripes(64, 64))
+    style = _style(tmp_path)
     seam = {}
     for loop in ("0", "4"):
         out = tmp_path / f"l{loop}.mkv"
-        assert main(["render", str(src), "--style", str(style), "-o", str(out), "--model", "random", "--size", "0",
-                     "--init", "noise", "--iterations", "12", "--iterations-later", "6", "--loop", loop,
-                     "--crf", "0", "-q"]) == 0
+        _render(src, style, out, 12, 6, "--loop", loop, "--crf", "0")
         frames, source = _frames(out), _frames(src)
         assert len(frames) == 8
         pairs = [temporal_error(frames[i:i + 2], source[i:i + 2]).error[1] for i in range(7)]

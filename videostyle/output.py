@@ -57,18 +57,16 @@ def plan_video(inp: Path, out: Path, cfg: Config, overwrite: bool) -> VideoJob:
     check_codec(out, cfg.encode.codec)
     info = probe(inp)
     check_output(inp, out, overwrite)
-    sp = span(cfg)
-    sp.check(info)
-    sh, sw = fit_size(info.height, info.width, cfg.optim.size, cfg.optim.upscale)
-    check_size(sh, sw, f"video {inp}")
-    oh, ow = (info.height, info.width) if cfg.encode.output_size == "source" else (sh, sw)
-    return VideoJob(info, sp, (sh, sw), (oh, ow), even_size(oh, ow, cfg.encode.even))
+    return _job(inp, info, cfg)
 
 
 def plan_pipe(inp: Path, fmt: str, cfg: Config) -> VideoJob:
     """plan_video's checks for an output to a pipe in container ``fmt``."""
     check_codec(Path("-"), cfg.encode.codec, fmt)
-    info = probe(inp)
+    return _job(inp, probe(inp), cfg)
+
+
+def _job(inp: Path, info: VideoInfo, cfg: Config) -> VideoJob:
     sp = span(cfg)
     sp.check(info)
     sh, sw = fit_size(info.height, info.width, cfg.optim.size, cfg.optim.upscale)
