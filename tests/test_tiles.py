@@ -88,12 +88,17 @@ def test_without_a_margin_the_tile_edges_show_in_the_gradient():
     assert not torch.allclose(tgrad, grad, rtol=1e-3, atol=1e-6 * float(grad.abs().max()))
 
 
-def test_tiled_stylize_follows_the_untiled_one():
+@pytest.mark.parametrize("history", ["float32", "bfloat16"])
+def test_tiled_stylize_follows_the_untiled_one(history, monkeypatch):
     """Through the Stylizer: L-BFGS on tiles (grid shifted every step) takes the untiled steps
-    while its shorter history is not yet full (5 iterations: 4 pairs < 5)."""
+    while its shorter history is not yet full (5 iterations: 4 pairs < 5); with the history in
+    bf16 (the default for tiles), nearly."""
     import numpy as np
 
+    from videostyle import stylize
     from videostyle.stylize import Stylizer
+
+    monkeypatch.setattr(stylize._TiledRunner, "history_dtype", None if history == "float32" else torch.bfloat16)
 
     from .conftest import pattern, stripes, tiny_config
 
@@ -108,7 +113,8 @@ def test_tiled_stylize_follows_the_untiled_one():
     a, b = runs["off"], runs[64]
     assert a.iterations == b.iterations == 5
     assert abs(b.loss - a.loss) <= 1e-3 * a.loss
-    assert np.abs(a.image - b.image).mean() < 5e-4  # (a few pixels differ by up to ~1%: float order)
+    # (a few pixels differ by up to ~1%: float order; bf16 pairs round each step's curvature)
+    assert np.abs(a.image - b.image).mean() < (5e-4 if history == "float32" else 5e-3)
 
 
 def test_tile_settings_are_checked():
