@@ -194,10 +194,14 @@ class VideoStylizer:
             init = prev_out
         else:
             # Ruder et al. initialise with the warped previous output; where the flow is not
-            # reliable (disocclusions) the current content is a better start than smeared paint.
+            # reliable (disocclusions) the current content is a better start than smeared paint,
+            # in the previous output's colours: raw content, lighter than paint and only partly
+            # repainted in the later frames' few iterations, made a long shot drift towards it
+            # (bunny ping-pong, 10 s at 128 px: 14.2/255 -> 4.6/255; temporal error 0.00077 ->
+            # 0.00033, scripts/bench_drift.py and bench_consistency.py).
             # A consistency below 0.5 gives the warped output less weight and the frame more of
             # the first frame's iterations.
-            init = blend(warp(prev_out, p1.back), src, p1.mask, self.warm)
+            init = blend(warp(prev_out, p1.back), _in_colours_of(src, prev_out), p1.mask, self.warm)
             iterations = round(iterations + (1.0 - self.warm) * max(self.cfg.optim.iterations - iterations, 0))
         terms: list[TemporalTerm] = []
         if self.temporal_weight > 0:
@@ -220,6 +224,14 @@ class VideoStylizer:
                               coarse=self.cfg.optim.coarse_later,
                               seed=self.cfg.optim.seed + index, stop_loss=stop, callback=self.callback)
         return FrameResult(to_uint8(res.image), res.iterations, res.loss, False)
+
+
+def _in_colours_of(src: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """``src`` with each channel's mean and spread moved to ``ref``'s."""
+    a = src.reshape(-1, 3).astype(np.float32)
+    b = ref.reshape(-1, 3).astype(np.float32)
+    out = (a - a.mean(0)) / (a.std(0) + 1e-6) * b.std(0) + b.mean(0)
+    return np.clip(out, 0, 255).astype(np.uint8).reshape(src.shape)
 
 
 def dial(cfg: Config) -> tuple[float, float, float]:
