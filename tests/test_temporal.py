@@ -133,7 +133,9 @@ def test_long_term_terms_lower_the_gap_4_error_behind_an_occluder(tmp_path):
         out, _, _ = _render(tmp_path, src, f"o{len(gaps)}.mkv", **over, **{"temporal.frames": gaps})
         o = [f.astype(np.float32) / 255.0 for f in decoded_frames(out)]
         errors[len(gaps)] = masked_error(o[4], o[0], p.back, region)
-    assert errors[3] < 0.5 * errors[1]
+    # Measured: 0.0611 -> 0.0306. (Before later frames started disoccluded pixels in the previous
+    # output's colours the gap-1-only error was 0.120, and the long-term terms took it to 0.043.)
+    assert errors[3] < 0.6 * errors[1]
 
 
 def test_warm_start_flickers_less_than_independent_frames(tmp_path, capsys):
@@ -162,7 +164,8 @@ def test_eval_text_output_and_missing_file(tmp_path, capsys):
 
 def test_prev_warped_init_fills_unreliable_pixels_from_content(tmp_path):
     # a clip whose second frame is an unrelated picture everywhere but a static band: the init of
-    # frame 1 takes the content where the flow is unreliable
+    # frame 1 takes the content where the flow is unreliable, moved to the previous output's
+    # colours (its mean; its spread only down to half the content's, as the output here is flat)
     from videostyle.config import apply
     from videostyle.video import VideoStylizer
 
@@ -180,7 +183,11 @@ def test_prev_warped_init_fills_unreliable_pixels_from_content(tmp_path):
     # zero iterations: the output is the init. Left half reliable (static) -> previous output (200)
     assert abs(float(res.image[8:40, 4:20].mean()) - 200) < 3
     right = res.image[8:40, 40:60].astype(float)
-    assert np.abs(right - b[8:40, 40:60]).mean() < np.abs(right - 200).mean()
+    content = b[8:40, 40:60].astype(float)
+    assert abs(float(res.image[:, 32:].mean()) - 200) < 3
+    for c in range(3):  # the content's pattern, at half its contrast (clipped at 255 in places)
+        assert np.corrcoef(right[..., c].ravel(), content[..., c].ravel())[0, 1] > 0.8
+        assert 0.4 < right[..., c].std() / content[..., c].std() < 0.6
 
 
 def test_eval_of_a_span_compares_the_span_and_reports_losses(tmp_path, capsys):

@@ -227,10 +227,12 @@ class VideoStylizer:
 
 
 def _in_colours_of(src: np.ndarray, ref: np.ndarray) -> np.ndarray:
-    """``src`` with each channel's mean and spread moved to ``ref``'s."""
+    """``src`` with each channel's mean moved to ``ref``'s and its spread scaled towards ``ref``'s,
+    by 0.5x to 2x only: a flat previous output (a fade from black) must not flatten the content."""
     a = src.reshape(-1, 3).astype(np.float32)
     b = ref.reshape(-1, 3).astype(np.float32)
-    out = (a - a.mean(0)) / (a.std(0) + 1e-6) * b.std(0) + b.mean(0)
+    scale = np.clip(b.std(0) / (a.std(0) + 1e-6), 0.5, 2.0)
+    out = (a - a.mean(0)) * scale + b.mean(0)
     return np.clip(out, 0, 255).astype(np.uint8).reshape(src.shape)
 
 
