@@ -240,10 +240,6 @@ def _render_pipe(ns: argparse.Namespace, cfg: C.Config, fmt: str | None) -> int:
             if ns.input == "-":
                 raise type(err)(str(err).replace(str(inp), "standard input"), err.exit_code) from None
             raise
-        except BrokenPipeError:
-            from videostyle.errors import PipeClosed
-
-            raise PipeClosed("the output pipe was closed by its reader; the render stopped") from None
         finally:
             if fmt:
                 try:

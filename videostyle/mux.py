@@ -24,7 +24,7 @@ import av
 import numpy as np
 
 from videostyle import durable
-from videostyle.errors import ConfigError, InputError, OutputError
+from videostyle.errors import ConfigError, InputError, OutputError, PipeClosed
 from videostyle.media import Warn, open_input
 
 # SVT-AV1 prints a 20-line banner each time an encoder opens (every chunk of an AV1 render);
@@ -41,6 +41,7 @@ SUBTITLE_OK = {"mp4": {"mov_text"}, "mov": {"mov_text"}, "webm": {"webvtt"},
 DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "3.0", 4: "quad", 5: "5.0(side)", 6: "5.1(side)", 7: "6.1", 8: "7.1"}
 
 
+PIPE_CLOSED = "the output pipe was closed by its reader; the render stopped"
 # Containers a pipe can carry (no seeking back to finish a header: MP4 and MOV need that).
 PIPE_FORMATS = ("matroska", "webm", "mpegts", "nut")
 
@@ -96,6 +97,8 @@ def _open_chunk(chunk: str | os.PathLike[str]) -> Any:
 
 
 def _write_error(path: Path, exc: BaseException) -> OutputError:
+    if isinstance(exc, BrokenPipeError):
+        return PipeClosed(PIPE_CLOSED)
     return OutputError(f"cannot write {path}: {getattr(exc, 'strerror', None) or exc}")
 
 

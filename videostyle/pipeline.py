@@ -27,7 +27,7 @@ from videostyle.errors import ConfigError, InputError, OutputError, PipeClosed, 
 from videostyle.flow import FramePair
 from videostyle.images import is_image_path, read_image, resize_image, write_image
 from videostyle.media import Frame, probe
-from videostyle.mux import VideoWriter
+from videostyle.mux import PIPE_CLOSED, VideoWriter
 from videostyle.output import (VideoJob, check_output, finish_writer, open_writer, output_frame, plan_pipe, plan_video,
                                span)
 from videostyle.report import FrameDone, RenderResult, Reporter, StageTimes
@@ -354,14 +354,9 @@ def render_pipe(inp: str | os.PathLike[str], out: str | os.PathLike[str] | None,
         if not iterations:
             raise InputError(f"input {inp} has no video frames in the requested span")
         finish_writer(writer, job, last_time)
-    except BrokenPipeError:
+    except BrokenPipeError:  # (a frame's packets are muxed unwrapped; finish wraps it in PipeClosed)
         writer.abort()
-        raise PipeClosed("the output pipe was closed by its reader; the render stopped") from None
-    except OutputError as exc:
-        writer.abort()
-        if stream is not None and "Broken pipe" in str(exc):
-            raise PipeClosed("the output pipe was closed by its reader; the render stopped") from None
-        raise
+        raise PipeClosed(PIPE_CLOSED) from None
     except BaseException:
         writer.abort()
         raise
