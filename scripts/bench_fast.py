@@ -102,7 +102,8 @@ def stages_table(clip: Path, style: Path, frames: int, sizes: list[int], device:
                 res = render_video(src, out, cfg)
                 s, n = res.stages, res.frames
                 err = temporal_error(out, src, span=Span(max_frames=frames)).error[1]
-                label = {"flow": "Farneback, full size", "dis": "DIS, full size", "dis-half": "DIS, half size"}[flow]
+                label = {"lite": "lite: Farneback, half size, one way", "flow": "Farneback, full size, both ways",
+                         "dis": "DIS, full size", "dis-half": "DIS, half size"}[flow]
                 print(f"| {size} | {label} | {1e3 * s.decode / n:.1f} | {1e3 * s.flow / n:.1f} | {1e3 * s.model / n:.1f} | "
                       f"{1e3 * s.blend / n:.1f} | {1e3 * s.encode / n:.1f} | {n / res.seconds:.1f} | {err:.5f} |",
                       flush=True)

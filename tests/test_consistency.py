@@ -19,7 +19,7 @@ def test_dial_settings():
     assert at[0.0] == (0.0, 0.0, 0.0)  # fresh frames, no temporal term, no flow blend
     assert at[0.5] == (1.0, 0.0, 0.45)  # the default warm start
     assert at[1.0] == (1.0, 60.0, 0.9)
-    assert dial(C.Config()) == (1.0, 0.0, 0.6)  # unset: --temporal-weight and --fast-blend hold
+    assert dial(C.Config()) == (1.0, 0.0, 0.65)  # unset: --temporal-weight and --fast-blend hold
     with pytest.raises(C.ConfigError, match="must be <= 1"):
         C.apply(C.Config(), {"temporal.consistency": 1.5})
 

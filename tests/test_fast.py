@@ -10,6 +10,7 @@ import pytest
 from videostyle.cli import main
 from videostyle.errors import ConfigError
 from videostyle.images import read_image, write_image
+from videostyle.media import read_frames
 from videostyle.metrics import temporal_error
 
 from .clips import make_clip
@@ -76,6 +77,31 @@ def test_flow_blending_lowers_temporal_error(tmp_path):
                      "--fast-blend", str(weight), "-q", "--preset", "ultrafast", "--crf", "10"]) == 0
         errs[weight] = temporal_error(out, src).error[1]
     assert errs[0.8] < 0.7 * errs[0.0]
+
+
+@needs_fast
+def test_network_ahead_on_threads_matches_in_order(tmp_path, monkeypatch):
+    """The network runs ahead of the frame order on the flow stage's threads, each call with
+    the style keyframes' blend at its frame's time; the frames equal an in-order render's."""
+    from videostyle.video import VideoStylizer
+
+    src = make_clip(tmp_path / "m.mp4", frames=6, fps=4, audio=(), size=(96, 64), shift_per_frame=2)
+    pa, pb = tmp_path / "a.png", tmp_path / "b.png"
+    write_image(pa, stripes(96, 96))
+    write_image(pb, 255 - pattern(96, 96))
+    calls = []
+    real = VideoStylizer.ahead
+    monkeypatch.setattr(VideoStylizer, "ahead", lambda self, s, w: (calls.append(w), real(self, s, w))[1])
+    outs = {}
+    for threads in ("--stage-threads", "--no-stage-threads"):
+        out = tmp_path / f"o{threads}.mkv"
+        assert main(["render", str(src), "--style", f"{pa}@0", "--style", f"{pb}@1", "--method", "fast", "-o",
+                     str(out), "--size", "0", "-q", "--crf", "0", "--preset", "ultrafast", threads]) == 0
+        outs[threads] = [f.image.astype(float) for f in read_frames(out)]
+    assert len(calls) == 6  # the threaded render ran the network ahead for every frame
+    assert len(outs["--stage-threads"]) == len(outs["--no-stage-threads"]) == 6
+    for a, b in zip(*outs.values()):
+        assert np.abs(a - b).mean() < 0.5  # of 255: the same frames (thread counts round differently)
 
 
 def test_weighted_blend_keeps_unreliable_pixels_new():

@@ -62,6 +62,34 @@ def test_mask_marks_occlusion_not_static_background():
     assert m[40:56, 32:40].mean() < 0.5
 
 
+def test_photometric_check_marks_occlusion_with_one_flow():
+    bg = textured(96, 128, seed=1)
+    square = textured(24, 24, seed=2)
+    f0, f1 = bg.copy(), bg.copy()
+    f0[36:60, 30:54] = square
+    f1[36:60, 42:66] = square  # the square moves 12 px right
+    p = pair(f1, f0, FlowParams(scale=0.5, check="photometric"))
+    m = p.mask
+    assert m[5:25, 5:120].mean() > 0.95 and m[70:90, 5:120].mean() > 0.95
+    assert m[40:56, 32:40].mean() < 0.5  # uncovered: the background there was behind the square
+    # whatever it trusts warps back right (the flow misses this small square's 12 px move; the
+    # check then distrusts it rather than smear it)
+    err = np.abs(warp(f0, p.back).astype(float) - f1.astype(float)).mean(-1)
+    assert err[m > 0].mean() < 3.0 and err[m == 0].mean() > 3 * err[m > 0].mean()
+    # an unrelated frame (a scene cut) is nearly all unreliable
+    assert pair(f1, textured(96, 128, seed=7), FlowParams(check="photometric")).reliable < 0.2
+
+
+def test_photometric_check_warps_a_known_shift_back():
+    a = textured()
+    b = shift(a, 3, 2)
+    p = pair(a, b, FlowParams(scale=0.5, check="photometric"))
+    inner = (slice(16, -16), slice(16, -16))
+    assert p.mask[inner].mean() > 0.95
+    err = np.abs(warp(b, p.back)[inner].astype(float) - a[inner].astype(float)).mean()
+    assert err < 3.0
+
+
 def test_consistency_of_zero_flow_is_all_reliable():
     z = np.zeros((20, 30, 2), np.float32)
     m = consistency_mask(z, z)

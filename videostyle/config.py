@@ -208,10 +208,17 @@ class FlowConfig:
     poly_sigma: float = opt(1.2, "Farneback polynomial sigma", lo=0.1)
     # DIS preset.
     dis_preset: str = opt("medium", "DIS preset", choices=("ultrafast", "fast", "medium"))
+    # Which warped pixels are trusted: round-trip (flow both ways, Ruder et al.'s check) or
+    # photometric (one flow; the warped source's colours must match: half the flow's cost).
+    check: str = opt("round-trip", "flow reliability check", choices=("round-trip", "photometric"), flag="flow_check")
+    # photometric check: largest mean absolute RGB difference (0..1) of a trusted pixel.
+    photometric_threshold: float = opt(0.08, "photometric check: colour difference threshold (0..1)", lo=0.0, hi=1.0)
     # Frames whose flow is computed at once on the flow stage's threads (OpenCV's Farneback
     # scales poorly across cores: two frames at once gave 1.7x the throughput of one on 2 cores).
-    # 0 = auto: 1 when the stylizer runs on the CPU (it needs the cores), else up to 4.
-    workers: int = opt(0, "flow: frames computed at once (0 = auto: 1 on CPU renders, up to 4 on GPU)",
+    # 0 = auto: 1 when the stylizer runs on the CPU (it needs the cores), else up to 4. The fast
+    # engine's network runs on these threads too, ahead of the frame order (video.ahead_workers).
+    workers: int = opt(0, "flow: frames computed at once (0 = auto: 1 on CPU renders, up to 4 on GPU or with the "
+                          "fast engine)",
                        lo=0, hi=32, flag="flow_workers")
 
 
@@ -238,14 +245,15 @@ class FastConfig:
     strength: float = opt(1.0, "fast: style strength 0..1 (times --style-strength, up to 1)", lo=0.0, hi=1.0,
                           flag="fast_strength")
     # fast video: reliable pixels follow the flow-warped previous output with this weight (0 = off).
-    blend: float = opt(0.6, "fast video: weight of the warped previous output on reliable pixels", lo=0.0, hi=1.0,
+    blend: float = opt(0.65, "fast video: weight of the warped previous output on reliable pixels", lo=0.0, hi=1.0,
                        flag="fast_blend")
-    # fast video: the optical flow of the blend: the flow section's settings (Farneback at full
-    # size), or DIS, at full or half size. Measured on the 2-core CPU at 640x360
-    # (scripts/bench_fast.py --tables stages): DIS at half size renders 5.6 frames/s against
-    # 4.2, but flickers 1.5x as much, so it is not the default.
-    flow: str = opt("flow", "fast video: the blend's optical flow: flow (the flow section's), dis or dis-half",
-                    choices=("flow", "dis", "dis-half"), flag="fast_flow")
+    # fast video: the optical flow of the blend. lite (default): Farneback at half size, one
+    # direction, photometric check; flow: the flow section's settings (Farneback at full size, both
+    # directions); dis / dis-half: DIS at full or half size, both directions. Measured on the
+    # 2-core CPU at 640x360 (scripts/bench_fast.py --tables stages): lite computes in a sixth of
+    # flow's time with equal temporal error (videostyle eval), at fast.blend 0.65.
+    flow: str = opt("lite", "fast video: the blend's optical flow: lite, flow (the flow section's), dis or dis-half",
+                    choices=("lite", "flow", "dis", "dis-half"), flag="fast_flow")
     # hybrid: Gatys iterations refining the feed-forward result (first frame, scene cuts, images).
     refine_iterations: int = opt(60, "hybrid: iterations refining the fast result", lo=0)
     # fast: whole frames through the reshaped graph (needs onnx), or 384x384 tiles.

@@ -70,14 +70,15 @@ def build_regions(cfg: Config) -> Regions | None:
     return Regions(s.masks, s.mask_feather, s.mask_follow) if s.masks else None
 
 
-def build_fast(cfg: Config, styles: list[np.ndarray]) -> Any:
-    """The feed-forward engine for --method fast/hybrid (None for gatys)."""
+def build_fast(cfg: Config, styles: list[np.ndarray], threads: int = 0) -> Any:
+    """The feed-forward engine for --method fast/hybrid (None for gatys); ``threads``: each
+    call's CPU threads (0: onnxruntime's choice, every core)."""
     if cfg.fast.method == "gatys":
         return None
     from videostyle.fast import FastStylizer
 
     dev = "cpu" if cfg.render.device == "cpu" else "auto"
-    fast = FastStylizer(dev, overlap=cfg.fast.tile_overlap, tiling=cfg.fast.tiling)
+    fast = FastStylizer(dev, threads=threads, overlap=cfg.fast.tile_overlap, tiling=cfg.fast.tiling)
     fast.set_styles(styles, at_start(cfg)[0])
     fast.region_vecs = [fast.style_vector(im) for im in load_region_styles(cfg)]
     return fast
@@ -91,14 +92,15 @@ def at_start(cfg: Config) -> tuple[list[float], float]:
 
 
 def fast_image(cfg: Config, fast: Any, content: np.ndarray, strength: float | None = None,
-               regions: FrameRegions | None = None) -> np.ndarray:
+               regions: FrameRegions | None = None, vec: np.ndarray | None = None) -> np.ndarray:
     """The fast engine's frame at ``strength`` (default: --fast-strength times --style-strength
-    at time 0, up to 1); with ``regions``, each region's own output (the content where a mask
-    keeps it), blended by the feathered masks."""
+    at time 0, up to 1) with the style vector ``vec`` (default: the engine's current blend);
+    with ``regions``, each region's own output (the content where a mask keeps it), blended by
+    the feathered masks."""
     if strength is None:
         strength = min(1.0, cfg.fast.strength * at_start(cfg)[1])
     if regions is None:
-        out = fast.stylize(content, strength)
+        out = fast.stylize(content, strength, vec)
     else:
         layers = [(fast.stylize(content, strength, None if slot is None else fast.region_vecs[slot]), m)
                   for m, slot in regions.styled if m.any()]
@@ -119,9 +121,13 @@ def render_flow_params(cfg: Config) -> FlowParams:
     """The flow a render computes: the flow section's, except for the fast engine's blend
     (``fast.flow``), which needs less precision than the optimiser's warm start."""
     p = flow_params(cfg)
-    if cfg.fast.method == "fast" and cfg.fast.flow != "flow":
-        p = dataclasses.replace(p, method="dis", scale=0.5 if cfg.fast.flow == "dis-half" else p.scale)
-    return p
+    if cfg.fast.method != "fast" or cfg.fast.flow == "flow":
+        return p
+    if cfg.fast.flow == "lite":
+        # One flow at half size, judged by colour: the blend only needs to know where the warped
+        # previous output can be trusted, not the motion to a pixel (bench_fast.py --tables stages).
+        return dataclasses.replace(p, method="farneback", scale=0.5, check="photometric")
+    return dataclasses.replace(p, method="dis", scale=0.5 if cfg.fast.flow == "dis-half" else p.scale)
 
 
 def prepare_content(image: np.ndarray, size: int, what: str, upscale: bool = False) -> np.ndarray:

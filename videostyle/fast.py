@@ -138,9 +138,17 @@ class FastStylizer:
 
     def set_blend(self, weights: Sequence[float]) -> None:
         """New blend weights of the same style images (style keyframes)."""
+        self.style_vec = self.blend_vector(weights)
+
+    def blend_vector(self, weights: Sequence[float]) -> np.ndarray:
+        """The style images' vectors blended by ``weights`` (normalised)."""
         w = np.asarray(weights, np.float32)
         w = w / w.sum()
-        self.style_vec = sum(wi * v for wi, v in zip(w, self._vectors))  # type: ignore[assignment]
+        return sum(wi * v for wi, v in zip(w, self._vectors))  # type: ignore[return-value]
+
+    @property
+    def on_cpu(self) -> bool:
+        return self.transform.get_providers()[0] == "CPUExecutionProvider"
 
     # -- transform
 

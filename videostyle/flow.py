@@ -24,6 +24,11 @@ class FlowParams:
     poly_n: int = 5
     poly_sigma: float = 1.2
     dis_preset: str = "medium"
+    # How a warp's reliability is judged: "round-trip" computes the flow both ways (Ruder et al.'s
+    # consistency check, twice the flow's cost); "photometric" warps the earlier source frame with
+    # the one backward flow and trusts pixels whose colours then match the current frame.
+    check: str = "round-trip"
+    photometric_threshold: float = 0.08  # "photometric": mean absolute RGB difference in [0, 1]
 
 
 _DIS_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
@@ -103,6 +108,25 @@ def consistency_mask(flow_back: np.ndarray, flow_fwd: np.ndarray) -> np.ndarray:
     return (~(occluded | boundary | outside)).astype(np.float32)
 
 
+def photometric_mask(current: np.ndarray, earlier: np.ndarray, flow_back: np.ndarray,
+                     threshold: float = 0.08) -> np.ndarray:
+    """Reliability mask (H, W) float32 in {0, 1} from one flow: ``earlier`` warped onto ``current``
+    with ``flow_back`` must match it, mean absolute RGB difference (blurred, sigma 1.5 px, so
+    that single noisy pixels neither pass nor fail alone) below ``threshold`` of full scale.
+    Occlusions, disocclusions and wrong flow all show as colour mismatches; a flat region that
+    the flow slid wrongly passes, which costs nothing there: it looks the same either way.
+    Pixels whose match falls outside the frame are unreliable."""
+    h, w = flow_back.shape[:2]
+    gx, gy = _grid(h, w)
+    mx, my = gx + flow_back[..., 0], gy + flow_back[..., 1]
+    warped = cv2.remap(earlier, mx, my, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    scale = 255.0 if current.dtype == np.uint8 else 1.0
+    diff = cv2.absdiff(warped, current).astype(np.float32).mean(-1) / scale
+    diff = cv2.GaussianBlur(diff, (0, 0), 1.5)
+    outside = (mx < 0) | (mx > w - 1) | (my < 0) | (my > h - 1)
+    return ((diff < threshold) & ~outside).astype(np.float32)
+
+
 @dataclass
 class FramePair:
     """Flow between the current frame and an earlier one, computed once and reused."""
@@ -117,6 +141,8 @@ class FramePair:
 
 def pair(current: np.ndarray, earlier: np.ndarray, params: FlowParams = FlowParams()) -> FramePair:
     back = compute_flow(current, earlier, params)
+    if params.check == "photometric":
+        return FramePair(back, photometric_mask(current, earlier, back, params.photometric_threshold))
     fwd = compute_flow(earlier, current, params)
     return FramePair(back, consistency_mask(back, fwd))
 

@@ -34,7 +34,8 @@ from videostyle.report import FrameDone, RenderResult, Reporter, StageTimes
 from videostyle.resume import Chunks, ResumePlan, plan_resume, render_settings
 from videostyle.stages import Encoder, Inline, InlineEncoder, Stage, Stopped, join
 from videostyle.stylize import DivergedError, Stylizer, to_uint8
-from videostyle.video import VideoStylizer, build_video_stylizer, flow_pairs, save_frame, stylize_or_restore
+from videostyle.video import (VideoStylizer, ahead_workers, build_video_stylizer, flow_pairs, save_frame,
+                             stylize_or_restore)
 from videostyle.workdir import WorkDir
 
 
@@ -90,6 +91,8 @@ def render_image(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: 
 def flow_workers(cfg: Config, vs: VideoStylizer) -> int:
     """Frames whose flow is computed at once: ``flow.workers``, or for 0, 1 when the stylizer
     runs on the CPU (it uses every core) and up to 4 beside a GPU (a quarter of the cores)."""
+    if vs.st is None and vs.runs_ahead:
+        return ahead_workers(cfg) or 1
     if cfg.flow.workers:
         return cfg.flow.workers
     if vs.st is None or vs.st.device.type == "cpu":
@@ -99,6 +102,9 @@ def flow_workers(cfg: Config, vs: VideoStylizer) -> int:
 
 # A frame on its way: (source frame, content at the stylized size or None when skipped, flow pairs).
 Item = tuple[Frame, "np.ndarray | None", dict[int, FramePair]]
+# A flow worker's result: flow pairs, their seconds, the fast engine's output computed ahead (or
+# None) and its seconds.
+_Prepared = tuple[dict[int, FramePair], float, "np.ndarray | None", float]
 
 
 class _VideoRender:
@@ -148,15 +154,25 @@ class _VideoRender:
     def with_flow(self, items: Iterator[tuple[Frame, np.ndarray | None]]) -> Iterator[Item]:
         """Each frame with its flow to the earlier frames it needs, computed once and reused for
         the init, the mask, the scene-cut test and the loss; with several flow workers, that
-        many frames are computed at once and handed on in order."""
+        many frames are computed at once and handed on in order. The fast engine's network runs
+        here too, ahead of the frame order, when it can (``VideoStylizer.runs_ahead``)."""
         workers = flow_workers(self.cfg, self.vs) if self.cfg.render.stage_threads else 1
         hist: deque[np.ndarray] = deque(maxlen=max(self.gaps))
-        pending: deque[tuple[Frame, np.ndarray | None, Future[tuple[dict[int, FramePair], float]]]] = deque()
+        pending: deque[tuple[Frame, np.ndarray | None, Future[_Prepared]]] = deque()
+        vs = self.vs
+
+        def prepare(src: np.ndarray | None, earlier: dict[int, np.ndarray], ahead: bool, when: float) -> _Prepared:
+            pairs, seconds = flow_pairs(src, earlier, vs.params)
+            out, model_seconds = vs.ahead(src, when) if ahead and src is not None else (None, 0.0)
+            return pairs, seconds, out, model_seconds
 
         def take() -> Item:
             fr, src, fut = pending.popleft()
-            pairs, seconds = fut.result()
+            pairs, seconds, out, model_seconds = fut.result()
             self.stages.flow += seconds
+            if out is not None:
+                vs.ready[fr.index] = out
+                self.stages.model += model_seconds
             return fr, src, pairs
 
         with ThreadPoolExecutor(workers, thread_name_prefix="videostyle-flow") if workers > 1 else Inline() as pool:
@@ -165,7 +181,8 @@ class _VideoRender:
                 earlier = {g: hist[-g] for g in self.gaps if len(hist) >= g} if not resumed else {}
                 if src is not None:
                     hist.append(src)
-                pending.append((fr, src, pool.submit(flow_pairs, src, earlier, self.vs.params)))
+                ahead = vs.runs_ahead and workers > 1 and not resumed
+                pending.append((fr, src, pool.submit(prepare, src, earlier, ahead, fr.time)))
                 while len(pending) >= workers or (pending and pending[0][2].done()):
                     yield take()
             while pending:

@@ -6,6 +6,7 @@ frame an interrupted run finished is restored, so that the next one warm-starts 
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from collections import deque
 from collections.abc import Callable
@@ -82,6 +83,27 @@ class VideoStylizer:
         self.warm, self.temporal_weight, self.fast_blend = dial(cfg)
         self.regions: Regions | None = None  # --mask
         self.frame_regions: FrameRegions | None = None  # this frame's
+        self.ready: dict[int, np.ndarray] = {}  # fast outputs computed ahead, by frame index
+
+    @property
+    def runs_ahead(self) -> bool:
+        """Whether the fast engine's network can run ahead of the frame order, on the flow
+        stage's threads: it needs no earlier output (only the blend does), except with regions,
+        whose masks may follow each frame's flow."""
+        return self.st is None and self.regions is None
+
+    def ahead(self, src: np.ndarray, when: float | None) -> tuple[np.ndarray, float]:
+        """The fast engine's output for a frame at ``when`` seconds and the seconds it took, with
+        the style keyframes' blend and strength at that time (thread-safe: nothing is changed)."""
+        t0 = time.perf_counter()
+        vec, strength = None, self.fast_strength()
+        sc = self.schedule
+        if when is not None and sc is not None and sc.keyed:
+            t = when - self.start_time
+            vec = self.fast.blend_vector(sc.weights(t))
+            strength = min(1.0, self.cfg.fast.strength * sc.strength_at(t))
+        out = fast_image(self.cfg, self.fast, src, strength, None, vec)
+        return out, time.perf_counter() - t0
 
     def gaps(self) -> list[int]:
         """Earlier frames whose flow each frame needs: 1 always (init, scene cuts), more for long-term terms."""
@@ -100,7 +122,7 @@ class VideoStylizer:
     def full(self, index: int, src: np.ndarray, cut: bool = False) -> tuple[np.ndarray, int, float]:
         """First frame and scene cuts: full iterations (or the fast network, or fast + refinement)."""
         if self.st is None:
-            return to_uint8(self._fast(src)), 0, float("nan")
+            return to_uint8(self._fast(index, src)), 0, float("nan")
         init, iterations, pyramid = self.first_init, self.cfg.optim.iterations, True
         if cut and isinstance(init, np.ndarray):
             # --init-image is a picture for the first frame; a new shot starts from its own content
@@ -136,7 +158,10 @@ class VideoStylizer:
         if self.st is not None:
             self.st.set_regions(fr.styled, fr.keep)
 
-    def _fast(self, src: np.ndarray) -> np.ndarray:
+    def _fast(self, index: int, src: np.ndarray) -> np.ndarray:
+        ready = self.ready.pop(index, None)
+        if ready is not None:
+            return ready
         t = time.perf_counter()
         out = fast_image(self.cfg, self.fast, src, self.fast_strength(), self.frame_regions)
         self.stages.model += time.perf_counter() - t
@@ -176,7 +201,7 @@ class VideoStylizer:
             return FrameResult(img, n, loss, True, ref_loss=self.ref_loss)
         if self.st is None:
             # Feed-forward frames flicker; reliable pixels follow the warped previous output.
-            new = self._fast(src)
+            new = self._fast(index, src)
             w = self.fast_blend
             if w > 0:
                 tb = time.perf_counter()
@@ -286,12 +311,24 @@ def stylize_or_restore(vs: VideoStylizer, store: WorkDir, index: int, src: np.nd
     return img, res
 
 
+def ahead_workers(cfg: Config) -> int:
+    """Frames whose fast-engine output is computed at once, ahead of the frame order, on the
+    flow stage's threads (0: none, the network runs in order on the main thread: other engines,
+    regions, --no-stage-threads). ``flow.workers``, or for 0 up to 4, one per core; each call
+    gets an equal share of the cores. On 2 cores, two single-threaded calls at once gave 9.8
+    frames/s of the network at 640x360, one call on both cores 8.2 (scripts/bench_fast.py)."""
+    if cfg.fast.method != "fast" or cfg.style.masks or not cfg.render.stage_threads:
+        return 0
+    return cfg.flow.workers or max(1, min(4, os.cpu_count() or 1))
+
+
 def build_video_stylizer(cfg: Config, styles: list[np.ndarray], reporter: Reporter,
                          stylizer: Stylizer | None = None, info: VideoInfo | None = None) -> VideoStylizer:
     """The engines a video render needs (no VGG for --method fast) around one VideoStylizer,
     whose first frame starts from --init (an --init-image at the stylized size); ``info`` (the
     source's frame rate and first timestamp) places style keyframes."""
-    fast = build_fast(cfg, styles)
+    workers = ahead_workers(cfg)
+    fast = build_fast(cfg, styles, threads=max(1, (os.cpu_count() or 1) // workers) if workers else 0)
     st = build_stylizer(cfg, styles, reporter.notice, stylizer) if cfg.fast.method != "fast" else None
     vs = VideoStylizer(cfg, st, fast)
     s = cfg.style
