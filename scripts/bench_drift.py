@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import av
 import numpy as np
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import media_parser, resolve_model  # noqa: E402
@@ -58,6 +60,8 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=100)
     ap.add_argument("--iterations-later", type=int, default=12)
     ap.add_argument("--consistency", type=float, nargs="*", default=[])
+    ap.add_argument("--variants", nargs="*", default=[],
+                    help="extra rows: each a comma list of config KEY=VALUE overrides, e.g. optim.stop_loss_ratio=0.9")
     args = ap.parse_args()
     model = resolve_model(args.model)
     with tempfile.TemporaryDirectory() as tmp:
@@ -66,24 +70,29 @@ def main() -> None:
         kind = "one frame held" if args.static else "ping-pong"
         print(f"# {args.clip.name}: {args.seconds:g} s {kind} ({n} frames) at {args.size} px, {args.style.name}, "
               f"model {model}, iterations {args.iterations}/{args.iterations_later}")
-        print("| consistency | first frame mean RGB | last frame mean RGB | |last - first| (max channel, /255) "
-              "| largest drift of any frame (/255) |")
-        print("| --- | --- | --- | --- | --- |")
-        for c in args.consistency or [None]:
+        print("| settings | first frame mean RGB | last frame mean RGB | |last - first| (max channel, /255) "
+              "| largest drift of any frame (/255) | s/frame |")
+        print("| --- | --- | --- | --- | --- | --- |")
+        rows: list[tuple[str, dict[str, object]]] = [
+            ("defaults" if c is None else f"consistency {c:g}", {} if c is None else {"temporal.consistency": c})
+            for c in args.consistency or [None]]
+        for v in args.variants:
+            rows.append((v, {k: yaml.safe_load(x) for k, _, x in (kv.partition("=") for kv in v.split(","))}))
+        for i, (label, extra) in enumerate(rows):
             over = {"model.name": model, "style.images": [str(args.style)], "optim.size": args.size,
                     "optim.iterations": args.iterations, "optim.iterations_later": args.iterations_later,
-                    "encode.crf": 10}
-            if c is not None:
-                over["temporal.consistency"] = c
-            out = Path(tmp) / f"out{c}.mp4"
-            render_video(clip, out, apply(Config(), over))
+                    "encode.crf": 10, **extra}
+            out = Path(tmp) / f"out{i}.mp4"
+            t0 = time.perf_counter()
+            res = render_video(clip, out, apply(Config(), over))
+            secs = (time.perf_counter() - t0) / max(res.frames, 1)
             with av.open(str(out)) as o:
                 means = [f.to_ndarray(format="rgb24").reshape(-1, 3).mean(0) for f in o.decode(video=0)]
             first, last = means[0], means[-1]
             worst = max(float(np.abs(m - first).max()) for m in means)
             fmt = lambda v: "(" + ", ".join(f"{x:.1f}" for x in v) + ")"  # noqa: E731
-            print(f"| {'unset' if c is None else f'{c:g}'} | {fmt(first)} | {fmt(last)} | "
-                  f"{float(np.abs(last - first).max()):.2f} | {worst:.2f} |", flush=True)
+            print(f"| {label} | {fmt(first)} | {fmt(last)} | {float(np.abs(last - first).max()):.2f} | {worst:.2f} "
+                  f"| {secs:.2f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import numpy as np
 
 from videostyle.config import Config, apply
 from videostyle.fast import FastStylizer
+from videostyle.flow import FlowParams
 from videostyle.images import read_image, write_image
 from videostyle.media import Span, read_frames
 from videostyle.metrics import temporal_error
@@ -83,30 +84,36 @@ def render_table(clip: Path, style: Path, frames: int, sizes: list[int], device:
 
 def stages_table(clip: Path, style: Path, frames: int, sizes: list[int], device: str,
                  flows: list[str]) -> None:
-    """End to end per stage at each size and blend flow (``fast.flow``): ms/frame of decoding,
-    flow, the network, the blend and encoding (decode, flow and encode run on their own
-    threads, so they overlap the network), the render's frames/s and its temporal error
-    (videostyle eval's measure, Farneback at full size for every row)."""
+    """End to end per stage at each size and blend flow (``fast.flow``, ``FLOW:BLEND`` for
+    another fast.blend): ms/frame of decoding, flow, the network, the blend and encoding
+    (decode, flow and the network run on their own threads, so they overlap), the render's
+    frames/s and its temporal error: videostyle eval's measure (Farneback at full size, both
+    ways, which favours blends that use that same flow) and the same with DIS's flow."""
     from bench import upscaled
 
-    print("| size | blend flow | decode ms/f | flow ms/f | model ms/f | blend ms/f | encode ms/f | fps end to end "
-          "| temporal error |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| size | blend flow | fast.blend | decode ms/f | flow ms/f | model ms/f | blend ms/f | encode ms/f "
+          "| fps end to end | temporal error (eval) | temporal error (DIS judge) |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    labels = {"lite": "lite: Farneback, half size, one way", "flow": "Farneback, full size, both ways",
+              "dis": "DIS, full size", "dis-half": "DIS, half size"}
     with tempfile.TemporaryDirectory() as tmp:
         for size in sizes:
             src = upscaled(clip, size, frames, Path(tmp)) if size > 640 else clip
-            for flow in flows:
+            for entry in flows:
+                flow, _, weight = entry.partition(":")
+                over = {"fast.blend": float(weight)} if weight else {}
                 cfg = apply(Config(), {"fast.method": "fast", "style.images": [str(style)], "optim.size": size,
-                                       "render.max_frames": frames, "render.device": device, "fast.flow": flow})
-                out = Path(tmp) / f"s{size}_{flow}.mkv"
+                                       "render.max_frames": frames, "render.device": device, "fast.flow": flow,
+                                       **over})
+                out = Path(tmp) / f"s{size}_{flow}_{weight}.mkv"
                 res = render_video(src, out, cfg)
                 s, n = res.stages, res.frames
-                err = temporal_error(out, src, span=Span(max_frames=frames)).error[1]
-                label = {"lite": "lite: Farneback, half size, one way", "flow": "Farneback, full size, both ways",
-                         "dis": "DIS, full size", "dis-half": "DIS, half size"}[flow]
-                print(f"| {size} | {label} | {1e3 * s.decode / n:.1f} | {1e3 * s.flow / n:.1f} | {1e3 * s.model / n:.1f} | "
-                      f"{1e3 * s.blend / n:.1f} | {1e3 * s.encode / n:.1f} | {n / res.seconds:.1f} | {err:.5f} |",
-                      flush=True)
+                span = Span(max_frames=frames)
+                err = temporal_error(out, src, span=span).error[1]
+                dis = temporal_error(out, src, span=span, params=FlowParams(method="dis")).error[1]
+                print(f"| {size} | {labels[flow]} | {cfg.fast.blend} | {1e3 * s.decode / n:.1f} | {1e3 * s.flow / n:.1f} "
+                      f"| {1e3 * s.model / n:.1f} | {1e3 * s.blend / n:.1f} | {1e3 * s.encode / n:.1f} "
+                      f"| {n / res.seconds:.1f} | {err:.5f} | {dis:.5f} |", flush=True)
 
 
 def hybrid_table(content: np.ndarray, style: np.ndarray, model: str, size: int, iterations: int,
@@ -171,7 +178,8 @@ def main() -> None:
                          "(per stage and blend flow at --stage-sizes)")
     ap.add_argument("--render-sizes", type=int, nargs="+", default=[1080])
     ap.add_argument("--stage-sizes", type=int, nargs="+", default=[640, 1280])
-    ap.add_argument("--stage-flows", default="flow,dis,dis-half", help="comma list of fast.flow values")
+    ap.add_argument("--stage-flows", default="lite,flow:0.6,flow,dis-half",
+                    help="comma list of fast.flow values, FLOW:BLEND for another fast.blend")
     args = ap.parse_args()
     tables = set(args.tables.split(","))
     model = resolve_model(args.model)

@@ -43,6 +43,11 @@ content = cv2.resize(frame, (round(w * f), round(h * f)), interpolation=cv2.INTE
 cfg = apply(Config(), {"model.name": a["model"], "render.device": a["device"], "optim.size": 0,
                        "optim.iterations": a["iterations"], "optim.tile": a["tile"] or "off",
                        "optim.tile_margin": a["margin"], "style.stroke_side": 0})
+if a.get("heap") == "glibc":  # glibc's own mmap threshold: the tiled path's map_large_blocks off
+    import videostyle.memory
+    videostyle.memory.map_large_blocks = lambda *a, **k: None
+    import videostyle.stylize
+    videostyle.stylize.map_large_blocks = videostyle.memory.map_large_blocks
 if a.get("history_dtype"):
     import videostyle.stylize as vs
     vs._TiledRunner.history_dtype = getattr(torch, a["history_dtype"])
@@ -122,6 +127,8 @@ def main() -> None:
     ap.add_argument("--history-dtypes", nargs="+", default=["default"], choices=("default", "float32", "bfloat16"),
                     help="dtype of the tiled runs' L-BFGS history (one tiled run each; default: the renderer's)")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--heaps", nargs="+", default=["mapped"], choices=("mapped", "glibc"),
+                    help="tiled runs: large blocks mapped (memory.map_large_blocks, the default) or glibc's choice")
     ap.add_argument("--save", type=Path, help="folder for the outputs (to look at the seams)")
     ap.add_argument("--seam-crop", type=Path, help="write a crop of the largest tiled output's seam region here "
                     "(tiled | edges marked | untiled, where the untiled ran)")
@@ -139,11 +146,12 @@ def main() -> None:
         base = None
         runs = ([(0, "")] if size <= args.untiled_max else []) + (
             [(args.tile, d) for d in args.history_dtypes] if size > args.tile else [])
-        for tile, hdt in runs:
+        runs = [(t, d, heap) for t, d in runs for heap in (args.heaps if t else ["mapped"])]
+        for tile, hdt, heap in runs:
             save = str(folder / f"{size}_{'tiled' + hdt if tile else 'whole'}.png")
             r = run({"clip": str(args.clip), "style": str(args.style), "model": model, "device": args.device,
                      "size": size, "iterations": args.iterations, "tile": tile, "margin": args.margin, "save": save,
-                     "history_dtype": "" if hdt == "default" else hdt})
+                     "history_dtype": "" if hdt == "default" else hdt, "heap": heap})
             if r is None:
                 continue
             base = base if base is not None or tile else r["loss"]
@@ -155,7 +163,8 @@ def main() -> None:
                 last = (out, whole if whole is not None and whole.shape == out.shape else None)
             else:
                 whole = out
-            name = ("tiled" + (f", {hdt} history" if len(args.history_dtypes) > 1 else "")) if tile else "untiled"
+            name = ("tiled" + (f", {hdt} history" if len(args.history_dtypes) > 1 else "")
+                    + (f", {heap} large blocks" if len(args.heaps) > 1 else "")) if tile else "untiled"
             print(f"| {size} | {name} | {r['peak_mb']:.0f} | {r['s_iter']:.2f} | "
                   f"{r['loss']:.4g} | {losses['content']:.4g} | {losses['style']:.4g} | {rel} | {seam:.3f} |", flush=True)
     if args.seam_crop and last is not None:

@@ -68,10 +68,12 @@ class LBFGS(torch.optim.Optimizer):
                     self._y.pop(0)
                     self._ro.pop(0)
                 dt = self.history_dtype
+                self._h_diag = ys / y.dot(y)
                 self._s.append(s if dt is None else s.to(dt))
                 self._y.append(y if dt is None else y.to(dt))
                 self._ro.append(ys.reciprocal())
-                self._h_diag = ys / y.dot(y)
+            del s, y  # with a bf16 history, the fp32 pair would double its newest entry at the peak
+            self._d = None
             d = self._direction(g)
             t = lr
         if self._prev_grad is None:
@@ -83,7 +85,10 @@ class LBFGS(torch.optim.Optimizer):
         gtd = g.dot(d)
         t = torch.where(gtd > 1.0, torch.zeros((), device=g.device), torch.as_tensor(t, device=g.device))
         self._d, self._t = d, t
-        x.add_((d * t).view_as(x).to(x.dtype))
+        if x.dtype == d.dtype and x.is_contiguous():
+            x.view(-1).addcmul_(d, t)  # no image-sized temporary
+        else:
+            x.add_((d * t).view_as(x).to(x.dtype))
         return loss
 
     def _direction(self, g: Tensor) -> Tensor:
@@ -93,14 +98,32 @@ class LBFGS(torch.optim.Optimizer):
         for i in range(len(self._s) - 1, -1, -1):
             s, y = self._s[i], self._y[i]
             al[i] = _dot(s, q) * self._ro[i]
-            q.addcmul_(y, -al[i]) if y.dtype == q.dtype else q.sub_(y.float() * al[i])
+            _axpy(q, y, -al[i])
         r = q.mul_(self._h_diag)
         for i in range(len(self._s)):
             s, y = self._s[i], self._y[i]
             be = _dot(y, r) * self._ro[i]
-            r.addcmul_(s, al[i] - be) if s.dtype == r.dtype else r.add_(s.float() * (al[i] - be))
+            _axpy(r, s, al[i] - be)
         return r
 
 
+# Mixed-dtype (bf16 history, fp32 vector) products go by chunks of this many elements, so that no
+# fp32 copy of a whole history vector is made: at 2048 px each would take 50 MB.
+CHUNK = 1 << 22
+
+
 def _dot(a: Tensor, b: Tensor) -> Tensor:
-    return a.dot(b) if a.dtype == b.dtype else a.float().dot(b)
+    """a·b in fp32."""
+    if a.dtype == b.dtype:
+        return a.dot(b)
+    return sum((a[i:i + CHUNK].float().dot(b[i:i + CHUNK]) for i in range(0, a.numel(), CHUNK)),
+               torch.zeros((), device=b.device))
+
+
+def _axpy(out: Tensor, v: Tensor, alpha: Tensor) -> None:
+    """out += alpha * v, in place (alpha a 0-d tensor)."""
+    if v.dtype == out.dtype:
+        out.addcmul_(v, alpha)
+        return
+    for i in range(0, v.numel(), CHUNK):
+        out[i:i + CHUNK].addcmul_(v[i:i + CHUNK].float(), alpha)

@@ -58,6 +58,18 @@ def budget(device: torch.device, memory_gb: float) -> int:
 _libc: ctypes.CDLL | None | bool = False
 
 
+def _glibc() -> ctypes.CDLL | None:
+    global _libc
+    if _libc is False:
+        name = ctypes.util.find_library("c")
+        try:
+            lib = ctypes.CDLL(name) if name else None
+            _libc = lib if lib is not None and hasattr(lib, "malloc_trim") and hasattr(lib, "mallopt") else None
+        except OSError:  # pragma: no cover
+            _libc = None
+    return _libc or None  # type: ignore[return-value]
+
+
 def release() -> None:
     """Hand the heap's freed pages back to the operating system (glibc's ``malloc_trim``).
 
@@ -65,16 +77,27 @@ def release() -> None:
     activations have, so the process's resident memory grows by fragmentation from tile to tile
     (measured: 2048 px in tiles, about 300 MB above what the tensors need). The tiled path calls
     this after each tile; elsewhere it is a no-op."""
-    global _libc
-    if _libc is False:
-        name = ctypes.util.find_library("c")
-        try:
-            lib = ctypes.CDLL(name) if name else None
-            _libc = lib if lib is not None and hasattr(lib, "malloc_trim") else None
-        except OSError:  # pragma: no cover
-            _libc = None
-    if _libc:
-        _libc.malloc_trim(0)  # type: ignore[union-attr]
+    lib = _glibc()
+    if lib is not None:
+        lib.malloc_trim(0)
+
+
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+
+
+def map_large_blocks(threshold: int = 1 << 20) -> None:
+    """Serve blocks of ``threshold`` bytes and more from their own mappings, handed back to the
+    system when freed, instead of from the heap (glibc's ``mallopt(M_MMAP_THRESHOLD)``).
+
+    glibc raises its threshold to the size of each mapped block freed, up to 32 MB: after the
+    first tile, a tile's activations come from the heap, where the tiles' different shapes leave
+    holes that ``malloc_trim`` cannot return while smaller blocks sit between them. Fixing the
+    threshold keeps them out of the heap: measured at 2048 px in tiles of 512 (real network, 7
+    iterations), peak RSS 1935 -> 1761 MB, 7% more time (page faults). Set for tiled frames only,
+    on the CPU; it holds for the rest of the process."""
+    lib = _glibc()
+    if lib is not None:
+        lib.mallopt(M_MMAP_THRESHOLD, threshold)
 
 
 @dataclass(frozen=True)

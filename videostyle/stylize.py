@@ -24,7 +24,7 @@ from videostyle.errors import ConfigError, InputError, VideostyleError
 from videostyle.features import MIN_SIDE, VGGFeatures, build_extractor
 from videostyle.losses import LossSpec, PerceptualLoss, gram_matrix
 from videostyle.lbfgs import LBFGS
-from videostyle.memory import GB, PassCost, budget, image_bytes, pass_cost
+from videostyle.memory import GB, PassCost, budget, image_bytes, map_large_blocks, pass_cost
 from videostyle.tiles import ALIGN, TiledObjective, grid, tiled_grams
 
 
@@ -808,6 +808,8 @@ class _TiledRunner(_EagerRunner):
                  line_search: bool = False) -> None:
         super().__init__(st, optimizer, lr, line_search)
         self.content, self.core = content, tile - 2 * st.optim.tile_margin
+        if content.device.type == "cpu":
+            map_large_blocks()
 
     def objective(self, x: Tensor, content_feats: dict[str, Tensor], grams: dict[str, Tensor],
                   temp: Sequence[tuple[Tensor, Tensor, float]]) -> Callable[[], tuple[Tensor, Tensor]]:
