@@ -104,6 +104,19 @@ def test_network_ahead_on_threads_matches_in_order(tmp_path, monkeypatch):
         assert np.abs(a - b).mean() < 0.5  # of 255: the same frames (thread counts round differently)
 
 
+def test_blend_flow_settings():
+    from videostyle.config import Config, apply
+    from videostyle.engines import render_flow_params
+
+    lite = render_flow_params(apply(Config(), {"fast.method": "fast"}))
+    assert (lite.method, lite.scale, lite.check) == ("farneback", 0.5, "photometric")
+    full = render_flow_params(apply(Config(), {"fast.method": "fast", "fast.flow": "flow"}))
+    assert (full.method, full.scale, full.check) == ("farneback", 1.0, "round-trip")
+    # the optimiser's warm start keeps the flow section's settings whatever fast.flow says
+    gatys = render_flow_params(apply(Config(), {"fast.flow": "lite"}))
+    assert (gatys.scale, gatys.check) == (1.0, "round-trip")
+
+
 def test_weighted_blend_keeps_unreliable_pixels_new():
     new, prev = np.zeros((4, 4, 3), np.float32), np.ones((4, 4, 3), np.float32)
     mask = np.zeros((4, 4), np.float32)

@@ -46,12 +46,18 @@ def test_warp_with_exact_flow_is_exact_inside():
     assert np.allclose(out[:, :-2], a[:, 2:])
 
 
-def test_mask_marks_occlusion_not_static_background():
+def moving_square():
+    """Two frames of a textured background with a textured square that moves 12 px right."""
     bg = textured(96, 128, seed=1)
     square = textured(24, 24, seed=2)
     f0, f1 = bg.copy(), bg.copy()
     f0[36:60, 30:54] = square
-    f1[36:60, 42:66] = square  # the square moves 12 px right
+    f1[36:60, 42:66] = square
+    return f0, f1
+
+
+def test_mask_marks_occlusion_not_static_background():
+    f0, f1 = moving_square()
     p = pair(f1, f0)
     m = p.mask
     # background far from the square is reliable
@@ -63,11 +69,7 @@ def test_mask_marks_occlusion_not_static_background():
 
 
 def test_photometric_check_marks_occlusion_with_one_flow():
-    bg = textured(96, 128, seed=1)
-    square = textured(24, 24, seed=2)
-    f0, f1 = bg.copy(), bg.copy()
-    f0[36:60, 30:54] = square
-    f1[36:60, 42:66] = square  # the square moves 12 px right
+    f0, f1 = moving_square()
     p = pair(f1, f0, FlowParams(scale=0.5, check="photometric"))
     m = p.mask
     assert m[5:25, 5:120].mean() > 0.95 and m[70:90, 5:120].mean() > 0.95

@@ -316,7 +316,7 @@ def ahead_workers(cfg: Config) -> int:
     flow stage's threads (0: none, the network runs in order on the main thread: other engines,
     regions, --no-stage-threads). ``flow.workers``, or for 0 up to 4, one per core; each call
     gets an equal share of the cores. On 2 cores, two single-threaded calls at once gave 9.8
-    frames/s of the network at 640x360, one call on both cores 8.2 (scripts/bench_fast.py)."""
+    frames/s of the network alone at 640x360, one call on both cores 8.2."""
     if cfg.fast.method != "fast" or cfg.style.masks or not cfg.render.stage_threads:
         return 0
     return cfg.flow.workers or max(1, min(4, os.cpu_count() or 1))
