@@ -117,7 +117,7 @@ class _VideoRender:
         self.inp, self.out, self.cfg, self.reporter = inp, out, cfg, reporter
         self.job: VideoJob = plan_video(inp, out, cfg, overwrite)
         self.total = self.job.span.count(inp, self.job.info)
-        self.vs = build_video_stylizer(cfg, load_styles(cfg), reporter, stylizer, self.job.info)
+        self.vs = build_video_stylizer(cfg, load_styles(cfg), reporter, stylizer, self.job.info, ahead=True)
         self.work = WorkDir(out, render_settings(cfg, inp))
         self.work.open(restart)
         self.gaps = self.vs.gaps()

@@ -323,11 +323,14 @@ def ahead_workers(cfg: Config) -> int:
 
 
 def build_video_stylizer(cfg: Config, styles: list[np.ndarray], reporter: Reporter,
-                         stylizer: Stylizer | None = None, info: VideoInfo | None = None) -> VideoStylizer:
+                         stylizer: Stylizer | None = None, info: VideoInfo | None = None,
+                         ahead: bool = False) -> VideoStylizer:
     """The engines a video render needs (no VGG for --method fast) around one VideoStylizer,
     whose first frame starts from --init (an --init-image at the stylized size); ``info`` (the
-    source's frame rate and first timestamp) places style keyframes."""
-    workers = ahead_workers(cfg)
+    source's frame rate and first timestamp) places style keyframes. ``ahead``: the caller runs
+    the fast engine's network ahead on ``ahead_workers`` threads (each call then gets its share
+    of the cores; else every call gets all of them)."""
+    workers = ahead_workers(cfg) if ahead else 0
     fast = build_fast(cfg, styles, threads=max(1, (os.cpu_count() or 1) // workers) if workers else 0)
     st = build_stylizer(cfg, styles, reporter.notice, stylizer) if cfg.fast.method != "fast" else None
     vs = VideoStylizer(cfg, st, fast)
