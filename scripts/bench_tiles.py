@@ -44,10 +44,8 @@ cfg = apply(Config(), {"model.name": a["model"], "render.device": a["device"], "
                        "optim.iterations": a["iterations"], "optim.tile": a["tile"] or "off",
                        "optim.tile_margin": a["margin"], "style.stroke_side": 0})
 if a.get("heap") == "glibc":  # glibc's own mmap threshold: the tiled path's map_large_blocks off
-    import videostyle.memory
-    videostyle.memory.map_large_blocks = lambda *a, **k: None
     import videostyle.stylize
-    videostyle.stylize.map_large_blocks = videostyle.memory.map_large_blocks
+    videostyle.stylize.map_large_blocks = lambda: None
 if a.get("history_dtype"):
     import videostyle.stylize as vs
     vs._TiledRunner.history_dtype = getattr(torch, a["history_dtype"])

@@ -146,10 +146,6 @@ class FastStylizer:
         w = w / w.sum()
         return sum(wi * v for wi, v in zip(w, self._vectors))  # type: ignore[return-value]
 
-    @property
-    def on_cpu(self) -> bool:
-        return self.transform.get_providers()[0] == "CPUExecutionProvider"
-
     # -- transform
 
     def _run_tile(self, tile: np.ndarray, vec: np.ndarray) -> np.ndarray:

@@ -69,12 +69,25 @@ def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
     return np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
 
 
+def _sources(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each pixel's match lies, x + flow(x): (columns, rows)."""
+    gx, gy = _grid(*flow.shape[:2])
+    return gx + flow[..., 0], gy + flow[..., 1]
+
+
+def _remap(image: np.ndarray, mx: np.ndarray, my: np.ndarray) -> np.ndarray:
+    return cv2.remap(image, mx, my, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def _outside(mx: np.ndarray, my: np.ndarray) -> np.ndarray:
+    """Matches that fall outside the frame."""
+    h, w = mx.shape
+    return (mx < 0) | (mx > w - 1) | (my < 0) | (my > h - 1)
+
+
 def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
     """``out(x) = image(x + flow(x))``, bilinear with replicated borders (cv2.remap)."""
-    h, w = flow.shape[:2]
-    gx, gy = _grid(h, w)
-    return cv2.remap(image, gx + flow[..., 0], gy + flow[..., 1], interpolation=cv2.INTER_LINEAR,
-                     borderMode=cv2.BORDER_REPLICATE)
+    return _remap(image, *_sources(flow))
 
 
 def blend(a: np.ndarray, b: np.ndarray, mask: np.ndarray, weight: float = 1.0) -> np.ndarray:
@@ -94,18 +107,15 @@ def consistency_mask(flow_back: np.ndarray, flow_fwd: np.ndarray) -> np.ndarray:
     motion boundary, |grad u|^2 + |grad v|^2 > 0.01 |w^(x + w)|^2 + 0.002 (artistic-videos'
     consistencyChecker). Pixels whose match falls outside the frame are unreliable too.
     """
-    h, w = flow_back.shape[:2]
-    gx, gy = _grid(h, w)
-    mx, my = gx + flow_back[..., 0], gy + flow_back[..., 1]
-    fwd_at = cv2.remap(flow_fwd, mx, my, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    mx, my = _sources(flow_back)
+    fwd_at = _remap(flow_fwd, mx, my)
     round_trip = ((flow_back + fwd_at) ** 2).sum(-1)
     mag = (flow_back ** 2).sum(-1) + (fwd_at ** 2).sum(-1)
     occluded = round_trip >= 0.01 * mag + 0.5
     ux, uy = np.gradient(flow_back[..., 0], axis=1), np.gradient(flow_back[..., 0], axis=0)
     vx, vy = np.gradient(flow_back[..., 1], axis=1), np.gradient(flow_back[..., 1], axis=0)
     boundary = (ux ** 2 + uy ** 2 + vx ** 2 + vy ** 2) > 0.01 * (fwd_at ** 2).sum(-1) + 0.002
-    outside = (mx < 0) | (mx > w - 1) | (my < 0) | (my > h - 1)
-    return (~(occluded | boundary | outside)).astype(np.float32)
+    return (~(occluded | boundary | _outside(mx, my))).astype(np.float32)
 
 
 def photometric_mask(current: np.ndarray, earlier: np.ndarray, flow_back: np.ndarray,
@@ -116,15 +126,11 @@ def photometric_mask(current: np.ndarray, earlier: np.ndarray, flow_back: np.nda
     Occlusions, disocclusions and wrong flow all show as colour mismatches; a flat region that
     the flow slid wrongly passes, which costs nothing there: it looks the same either way.
     Pixels whose match falls outside the frame are unreliable."""
-    h, w = flow_back.shape[:2]
-    gx, gy = _grid(h, w)
-    mx, my = gx + flow_back[..., 0], gy + flow_back[..., 1]
-    warped = cv2.remap(earlier, mx, my, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    mx, my = _sources(flow_back)
     scale = 255.0 if current.dtype == np.uint8 else 1.0
-    diff = cv2.absdiff(warped, current).astype(np.float32).mean(-1) / scale
+    diff = cv2.absdiff(_remap(earlier, mx, my), current).astype(np.float32).mean(-1) / scale
     diff = cv2.GaussianBlur(diff, (0, 0), 1.5)
-    outside = (mx < 0) | (mx > w - 1) | (my < 0) | (my > h - 1)
-    return ((diff < threshold) & ~outside).astype(np.float32)
+    return ((diff < threshold) & ~_outside(mx, my)).astype(np.float32)
 
 
 @dataclass

@@ -93,7 +93,8 @@ def map_large_blocks(threshold: int = 1 << 20) -> None:
     first tile, a tile's activations come from the heap, where the tiles' different shapes leave
     holes that ``malloc_trim`` cannot return while smaller blocks sit between them. Fixing the
     threshold keeps them out of the heap: measured at 2048 px in tiles of 512 (real network, 7
-    iterations), peak RSS 1935 -> 1761 MB, 7% more time (page faults). Set for tiled frames only,
+    iterations, scripts/bench_tiles.py --heaps), peak RSS 1989 -> 1779 MB, 12% more time per
+    iteration (page faults). Set for tiled frames only,
     on the CPU; it holds for the rest of the process."""
     lib = _glibc()
     if lib is not None:

@@ -91,7 +91,7 @@ def render_image(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: 
 def flow_workers(cfg: Config, vs: VideoStylizer) -> int:
     """Frames whose flow is computed at once: ``flow.workers``, or for 0, 1 when the stylizer
     runs on the CPU (it uses every core) and up to 4 beside a GPU (a quarter of the cores)."""
-    if vs.st is None and vs.runs_ahead:
+    if vs.runs_ahead:
         return ahead_workers(cfg) or 1
     if cfg.flow.workers:
         return cfg.flow.workers

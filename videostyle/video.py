@@ -97,11 +97,10 @@ class VideoStylizer:
         the style keyframes' blend and strength at that time (thread-safe: nothing is changed)."""
         t0 = time.perf_counter()
         vec, strength = None, self.fast_strength()
-        sc = self.schedule
-        if when is not None and sc is not None and sc.keyed:
-            t = when - self.start_time
-            vec = self.fast.blend_vector(sc.weights(t))
-            strength = min(1.0, self.cfg.fast.strength * sc.strength_at(t))
+        keys = self._keys_at(when) if when is not None else None
+        if keys is not None:
+            vec = self.fast.blend_vector(keys[0])
+            strength = self.fast_strength(keys[1])
         out = fast_image(self.cfg, self.fast, src, strength, None, vec)
         return out, time.perf_counter() - t0
 
@@ -139,17 +138,23 @@ class VideoStylizer:
     def direct(self, when: float) -> None:
         """Set the engines to the styles and strength of the keyframes at ``when`` (seconds of the
         source's timeline). Not a scene cut: the warm start carries on."""
-        sc = self.schedule
-        if sc is None or not sc.keyed:
+        keys = self._keys_at(when)
+        if keys is None:
             return
-        t = when - self.start_time
-        weights = sc.weights(t)
-        self.strength = sc.strength_at(t)
+        weights, self.strength = keys
         if self.st is not None:
             self.st.set_blend(weights)
             self.st.set_strength(self.strength)
         if self.fast is not None:
             self.fast.set_blend(weights)
+
+    def _keys_at(self, when: float) -> tuple[np.ndarray, float] | None:
+        """The style keyframes' weights and strength at ``when`` (None without keyframes)."""
+        sc = self.schedule
+        if sc is None or not sc.keyed:
+            return None
+        t = when - self.start_time
+        return sc.weights(t), sc.strength_at(t)
 
     def _set_regions(self, index: int, src: np.ndarray, flow_back: np.ndarray | None) -> None:
         if self.regions is None:
@@ -167,8 +172,9 @@ class VideoStylizer:
         self.stages.model += time.perf_counter() - t
         return out
 
-    def fast_strength(self) -> float:
-        return min(1.0, self.cfg.fast.strength * self.strength)
+    def fast_strength(self, strength: float | None = None) -> float:
+        """--fast-strength times the style strength (the current frame's by default), up to 1."""
+        return min(1.0, self.cfg.fast.strength * (self.strength if strength is None else strength))
 
     def frame(self, index: int, src: np.ndarray, pairs: dict[int, FramePair] | None = None,
               when: float | None = None) -> FrameResult:
