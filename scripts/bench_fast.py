@@ -50,6 +50,74 @@ def speed_table(fast_by_mode: dict[str, FastStylizer], clip: Path, repeats: int)
             print(f"| fast ({mode}) | {tw}x{th} | {med * 1e3:.0f} | {1 / med:.1f} |", flush=True)
 
 
+RUNTIMES = {
+    # name: (fast.runtime, torch device, TorchGraph options)
+    "onnxruntime": ("onnxruntime", "cpu", {}),
+    "torch-cpu": ("torch", "cpu", {}),
+    "torch-cuda": ("torch", "cuda", {}),
+    "torch-cuda-eager": ("torch", "cuda", {"graphs": False}),
+    "torch-cuda-ops": ("torch", "cuda", {"fused_quant": False}),
+    "torch-cuda-fp16": ("torch", "cuda", {"dtype": "float16"}),
+    "torch-cuda-bf16": ("torch", "cuda", {"dtype": "bfloat16"}),
+}
+
+
+def runtime_stylizer(name: str, style: np.ndarray) -> FastStylizer:
+    """A FastStylizer on one of RUNTIMES (the torch variants swap in their own TorchGraph)."""
+    import torch
+
+    from videostyle.fast import model_bytes
+    from videostyle.onnx_torch import TorchGraph
+
+    runtime, dev, opts = RUNTIMES[name]
+    f = FastStylizer(dev if runtime == "torch" else "cpu", runtime=runtime)
+    if opts:
+        opts = {k: getattr(torch, v) if k == "dtype" else v for k, v in opts.items()}
+        f.transform = TorchGraph(model_bytes("arbitrary_transform.onnx"), f.torch_device, **opts)
+    f.set_styles([style])
+    return f
+
+
+def runtimes_table(clip: Path, style: np.ndarray, names: list[str], sizes: list[int], repeats: int,
+                   images: Path | None = None) -> None:
+    """The network alone per runtime and frame size: ms/frame (numpy frame in, numpy frame out,
+    host transfers included) and how far its frames are from onnxruntime's on the CPU (mean and
+    99th percentile of |difference|, in 1/255). ``images``: a folder for each size's frames side
+    by side, onnxruntime's first."""
+    import torch
+
+    frame = next(read_frames(clip)).image
+    avail = [n for n in names if RUNTIMES[n][1] != "cuda" or torch.cuda.is_available()]
+    skipped = sorted(set(names) - set(avail))
+    if skipped:
+        print(f"# skipped (no CUDA): {', '.join(skipped)}")
+    engines = {n: runtime_stylizer(n, style) for n in ["onnxruntime", *avail] if n in RUNTIMES}
+    print("| size | runtime | ms/frame (median) | fps | mean diff vs onnxruntime (/255) | p99 diff (/255) |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for size in sizes:
+        h, w = frame.shape[:2]
+        th, tw = round(h * size / max(h, w)), round(w * size / max(h, w))
+        img = cv2.resize(frame, (tw, th), interpolation=cv2.INTER_AREA if size <= max(h, w) else cv2.INTER_CUBIC)
+        ref = engines["onnxruntime"].stylize(img)
+        row = []
+        for n in avail:
+            f = engines[n]
+            out = f.stylize(img)
+            times = []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                f.stylize(img)
+                times.append(time.perf_counter() - t0)
+            med = statistics.median(times)
+            d = np.abs(out - ref) * 255
+            print(f"| {tw}x{th} | {n} | {med * 1e3:.1f} | {1 / med:.1f} | {d.mean():.2f} | {np.percentile(d, 99):.1f} |",
+                  flush=True)
+            row.append(out)
+        if images is not None and size <= 640:
+            images.mkdir(parents=True, exist_ok=True)
+            write_image(images / f"runtimes_{tw}x{th}.png", to_uint8(np.concatenate(row, 1)))
+
+
 def flicker_table(clip: Path, style: Path, frames: int, size: int) -> None:
     print("| fast video | temporal error | long-term (gap 4) | s/frame (median) |")
     print("| --- | --- | --- | --- |")
@@ -65,7 +133,7 @@ def flicker_table(clip: Path, style: Path, frames: int, size: int) -> None:
                   flush=True)
 
 
-def render_table(clip: Path, style: Path, frames: int, sizes: list[int], device: str) -> None:
+def render_table(clip: Path, style: Path, frames: int, sizes: list[int], device: str, runtime: str = "auto") -> None:
     """End to end: decode, the fast engine with flow blending, encode, over the clip (scaled up
     for sizes past its own, as bench.py does)."""
     from bench import upscaled
@@ -76,14 +144,14 @@ def render_table(clip: Path, style: Path, frames: int, sizes: list[int], device:
         for size in sizes:
             src = upscaled(clip, size, frames, Path(tmp)) if size > 640 else clip
             cfg = apply(Config(), {"fast.method": "fast", "style.images": [str(style)], "optim.size": size,
-                                   "render.max_frames": frames, "render.device": device})
+                                   "render.max_frames": frames, "render.device": device, "fast.runtime": runtime})
             res = render_video(src, Path(tmp) / f"r{size}.mkv", cfg)
             print(f"| {size} px | {res.frames} | {res.frames / res.seconds:.1f} | "
                   f"{statistics.median(res.frame_seconds):.3f} |", flush=True)
 
 
 def stages_table(clip: Path, style: Path, frames: int, sizes: list[int], device: str,
-                 flows: list[str]) -> None:
+                 flows: list[str], runtime: str = "auto", preset: str | None = None) -> None:
     """End to end per stage at each size and blend flow (``fast.flow``, ``FLOW:BLEND`` for
     another fast.blend): ms/frame of decoding, flow, the network, the blend and encoding
     (decode, flow and the network run on their own threads, so they overlap), the render's
@@ -91,6 +159,7 @@ def stages_table(clip: Path, style: Path, frames: int, sizes: list[int], device:
     ways, which favours blends that use that same flow) and the same with DIS's flow."""
     from bench import upscaled
 
+    print(f"# encode preset: {preset or Config().encode.preset}")
     print("| size | blend flow | fast.blend | decode ms/f | flow ms/f | model ms/f | blend ms/f | encode ms/f "
           "| fps end to end | temporal error (eval) | temporal error (DIS judge) |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
@@ -104,7 +173,8 @@ def stages_table(clip: Path, style: Path, frames: int, sizes: list[int], device:
                 over = {"fast.blend": float(weight)} if weight else {}
                 cfg = apply(Config(), {"fast.method": "fast", "style.images": [str(style)], "optim.size": size,
                                        "render.max_frames": frames, "render.device": device, "fast.flow": flow,
-                                       **over})
+                                       "fast.runtime": runtime, **over,
+                                       **({"encode.preset": preset} if preset else {})})
                 out = Path(tmp) / f"s{size}_{flow}_{weight}.mkv"
                 res = render_video(src, out, cfg)
                 s, n = res.stages, res.frames
@@ -175,20 +245,31 @@ def main() -> None:
     ap.add_argument("--docs", type=Path, help="write the README pictures into this folder")
     ap.add_argument("--tables", default="speed,flicker,hybrid",
                     help="comma list of speed, flicker, hybrid, render (end to end at --render-sizes), stages "
-                         "(per stage and blend flow at --stage-sizes)")
+                         "(per stage and blend flow at --stage-sizes), runtimes (the network per --runtimes "
+                         "at --runtime-sizes)")
     ap.add_argument("--render-sizes", type=int, nargs="+", default=[1080])
     ap.add_argument("--stage-sizes", type=int, nargs="+", default=[640, 1280])
     ap.add_argument("--stage-flows", default="lite,flow:0.6,flow,dis-half",
                     help="comma list of fast.flow values, FLOW:BLEND for another fast.blend")
+    ap.add_argument("--runtime", default="auto", help="fast.runtime of the render and stages tables")
+    ap.add_argument("--runtimes", default="onnxruntime,torch-cpu,torch-cuda",
+                    help=f"comma list for the runtimes table, of: {', '.join(RUNTIMES)}")
+    ap.add_argument("--runtime-sizes", type=int, nargs="+", default=[640, 1280, 1920])
+    ap.add_argument("--runtime-images", type=Path, help="write each size's frames per runtime side by side here")
+    ap.add_argument("--preset", help="encode.preset of the render and stages tables (default: the config's)")
     args = ap.parse_args()
     tables = set(args.tables.split(","))
     model = resolve_model(args.model)
     style = read_image(args.style)
     content = read_image(args.content) if "hybrid" in tables or args.docs else style
-    modes = {m: FastStylizer(args.device, tiling=m) for m in ("whole", "tiles")}
+    modes = {m: FastStylizer(args.device, tiling=m, runtime=args.runtime) for m in ("whole", "tiles")}
     for f in modes.values():
         f.set_styles([style])
-    print(f"# fast engine, providers {modes['whole'].transform.get_providers()[0]}")
+    print(f"# fast engine: {modes['whole'].provider}")
+    if "runtimes" in tables:
+        runtimes_table(args.clip, style, args.runtimes.split(","), args.runtime_sizes, args.repeats,
+                       args.runtime_images)
+        print()
     if "speed" in tables:
         speed_table(modes, args.clip, args.repeats)
         print()
@@ -196,10 +277,11 @@ def main() -> None:
         flicker_table(args.clip, args.style, args.frames, args.size)
         print()
     if "render" in tables:
-        render_table(args.clip, args.style, args.frames, args.render_sizes, args.device)
+        render_table(args.clip, args.style, args.frames, args.render_sizes, args.device, args.runtime)
         print()
     if "stages" in tables:
-        stages_table(args.clip, args.style, args.frames, args.stage_sizes, args.device, args.stage_flows.split(","))
+        stages_table(args.clip, args.style, args.frames, args.stage_sizes, args.device, args.stage_flows.split(","),
+                     args.runtime, args.preset)
         print()
     if "hybrid" in tables:
         hybrid_table(content, style, model, args.size, args.iterations, modes["whole"])

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The CUDA checks and benchmarks in one call on a GPU machine (prepare with scripts/gpu_prepare.sh,
 # carry .whl and .media). Writes each table to $OUT (or /tmp/gpu_check) and prints it.
-#   1. tests/test_cuda.py + tests/test_stylize.py on the device (graphed Adam == eager Adam, a
+#   1. tests/test_cuda.py, test_stylize.py, test_onnx_torch.py and test_fast.py on the device (graphed Adam == eager Adam, a
 #      video render on CUDA);
 #   2. scripts/cuda_vs_cpu.py: a 512 px render with the real network on CUDA and on the CPU,
 #      fp32: final losses within 2%;
@@ -12,6 +12,9 @@
 #      default, Adam and Adam on graphs: busy fraction, s/later frame, ms/iter against the floor;
 #   6. scripts/bench_fast.py: the fast engine's speed per frame and end to end at 1080 px.
 #   7. scripts/bench_tiles.py: 512, 2048 and 3840 px, tiled (--tile 1024) and untiled.
+#   8. scripts/bench_fast.py: the fast engine's network per runtime (onnxruntime on the CPU,
+#      torch on the CPU and on CUDA: graphs, eager, fp16...) at 640, 1280 and 1920 px, then the
+#      end-to-end stage table with the auto runtime at 640x360, 1280x720 and 1920x1080.
 # Budget: about 6 minutes on an H100/H200 (give the call 480 s; a second run fits in 15 minutes).
 # STEPS="1 5 7" runs only those steps (default: all).
 # REHEARSE=1 runs the same steps on this CPU machine at toy sizes (the .whl set is only checked
@@ -39,12 +42,12 @@ else
     fi
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/device.txt"
 fi
-steps=" ${STEPS:-1 2 3 4 5 6 7} "
+steps=" ${STEPS:-1 2 3 4 5 6 7 8} "
 step() { [[ "$steps" == *" $1 "* ]]; }
 clip=${CLIP:-.media/bunny_640x360_24fps_aac.mp4}
 style=${STYLE:-.media/starry_night.jpg}
 python3 -c "import torch, av, cv2, onnxruntime as o; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'av', av.__version__, 'cv2', cv2.__version__, 'onnxruntime', o.__version__, o.get_available_providers(), 'cpus', __import__('os').cpu_count())" | tee -a "$out/device.txt"
-step 1 && timeout 90 python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_stylize.py --tb=short -rf 2>&1 | tail -n 40 | tee "$out/tests.txt"
+step 1 && timeout 150 python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_stylize.py tests/test_onnx_torch.py tests/test_fast.py --tb=short -rf 2>&1 | tail -n 40 | tee "$out/tests.txt"
 step 2 && timeout 90 python3 scripts/cuda_vs_cpu.py --clip "$clip" --style "$style" --size "$small" --iterations "$iters" \
     --devices "$devices" --model vgg19 2>&1 | tee "$out/cuda_vs_cpu.md"
 step 3 && timeout 45 python3 scripts/bench_stylizer.py --device "$dev" --sizes "$small" ${large%% *} 2>&1 | tee "$out/bench_stylizer.md"
@@ -66,3 +69,13 @@ ttile=$([ "$rehearse" = 1 ] && echo 96 || echo 1024)
 step 7 && timeout 240 python3 scripts/bench_tiles.py --device "$dev" --model vgg19 --clip "$clip" --style "$style" \
     --sizes $tsizes --tile "$ttile" --margin "$([ "$rehearse" = 1 ] && echo 16 || echo 80)" \
     --untiled-max 3840 --iterations "$([ "$rehearse" = 1 ] && echo 3 || echo 10)" 2>&1 | tee "$out/bench_tiles.md"
+step 8 && timeout 150 python3 scripts/bench_fast.py --clip "$clip" --style "$style" --device auto --tables runtimes \
+    --runtimes "${RUNTIMES:-onnxruntime,torch-cpu,torch-cuda,torch-cuda-eager,torch-cuda-ops,torch-cuda-fp16,torch-cuda-bf16}" \
+    --runtime-sizes ${RUNTIME_SIZES:-$([ "$rehearse" = 1 ] && echo "64 128" || echo "640 1280 1920")} --repeats 5 \
+    --runtime-images "$out" 2>&1 | tee "$out/bench_fast_runtimes.md"
+for preset in ${PRESETS:-medium}; do
+    step 8 && timeout 260 python3 scripts/bench_fast.py --clip "$clip" --style "$style" --device auto --tables stages \
+        --stage-flows "${STAGE_FLOWS:-lite}" --frames "$([ "$rehearse" = 1 ] && echo 6 || echo 48)" --preset "$preset" \
+        --stage-sizes ${STAGE_SIZES:-$([ "$rehearse" = 1 ] && echo "64 128" || echo "640 1280 1920")} 2>&1 \
+        | tee "$out/bench_fast_stages_$preset.md"
+done

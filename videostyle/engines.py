@@ -77,8 +77,8 @@ def build_fast(cfg: Config, styles: list[np.ndarray], threads: int = 0) -> Any:
         return None
     from videostyle.fast import FastStylizer
 
-    dev = "cpu" if cfg.render.device == "cpu" else "auto"
-    fast = FastStylizer(dev, threads=threads, overlap=cfg.fast.tile_overlap, tiling=cfg.fast.tiling)
+    fast = FastStylizer(cfg.render.device, threads=threads, overlap=cfg.fast.tile_overlap, tiling=cfg.fast.tiling,
+                        runtime=cfg.fast.runtime)
     fast.set_styles(styles, at_start(cfg)[0])
     fast.region_vecs = [fast.style_vector(im) for im in load_region_styles(cfg)]
     return fast

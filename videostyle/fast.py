@@ -12,6 +12,12 @@ The transform graph is declared at 384x384 but is fully convolutional: with ``on
 any size and aspect ratio run in one pass (``tiling="whole"``, the default). Without it, or with
 ``tiling="tiles"``, frames are cut into overlapping 384x384 tiles blended with feathered
 (linear ramp) weights. scripts/bench_fast.py compares the two.
+
+Runtimes (``fast.runtime``): onnxruntime, with its CUDA provider when onnxruntime-gpu is
+installed, or the same graphs interpreted with PyTorch (``videostyle.onnx_torch``), which runs
+them on a CUDA device with the torch that the Gatys engine already uses. ``auto`` takes
+onnxruntime's CUDA provider, else torch on CUDA, else onnxruntime on the CPU (faster there than
+torch: scripts/bench_fast.py --tables runtimes).
 """
 
 from __future__ import annotations
@@ -80,6 +86,34 @@ def providers(device: str = "auto") -> list[str]:
     return ["CPUExecutionProvider"]
 
 
+def _torch_cuda(device: str) -> bool:
+    if device == "cpu":
+        return False
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def pick_runtime(runtime: str, device: str) -> tuple[str, str]:
+    """(runtime, torch device) for ``fast.runtime`` on ``device`` (auto, cpu, cuda, cuda:N).
+
+    auto: onnxruntime's CUDA provider where installed, else torch on CUDA, else onnxruntime
+    on the CPU.
+    """
+    cuda = device if device.startswith("cuda") else "cuda"
+    if runtime == "torch":
+        return "torch", cuda if _torch_cuda(device) else "cpu"
+    if runtime == "onnxruntime":
+        return "onnxruntime", "cpu"
+    try:
+        ort_cuda = "CUDAExecutionProvider" in load_runtime().get_available_providers()
+    except ConfigError:
+        ort_cuda = False
+    if device != "cpu" and not ort_cuda and _torch_cuda(device):
+        return "torch", cuda
+    return "onnxruntime", "cpu"
+
+
 def _ramp(n: int, overlap: int, first: bool, last: bool) -> np.ndarray:
     w = np.ones(n, np.float32)
     if overlap > 0:
@@ -103,18 +137,35 @@ def _starts(length: int, tile: int, overlap: int) -> list[int]:
 class FastStylizer:
     """Arbitrary-style feed-forward network: style vectors, strength and tiled transform."""
 
-    def __init__(self, device: str = "auto", threads: int = 0, overlap: int = 64, tiling: str = "whole") -> None:
-        ort = load_runtime()
-        opts = ort.SessionOptions()
-        if threads:
-            opts.intra_op_num_threads = threads
-        opts.log_severity_level = 3
-        prov = providers(device)
-        self.predict = ort.InferenceSession(model_bytes("arbitrary_predict.onnx"), opts, providers=prov)
+    def __init__(self, device: str = "auto", threads: int = 0, overlap: int = 64, tiling: str = "whole",
+                 runtime: str = "auto") -> None:
+        self.runtime, self.torch_device = pick_runtime(runtime, device)
         data = model_bytes("arbitrary_transform.onnx")
-        dyn = dynamic_transform(data) if tiling == "whole" else None
-        self.tiling = "whole" if dyn is not None else "tiles"
-        self.transform = ort.InferenceSession(dyn or data, opts, providers=prov)
+        if self.runtime == "torch":
+            from videostyle.onnx_torch import TorchGraph
+
+            # Any frame size runs in one pass: torch needs no reshaped graph.
+            self.tiling = tiling
+            try:
+                self.predict: Any = TorchGraph(model_bytes("arbitrary_predict.onnx"), self.torch_device)
+                self.transform: Any = TorchGraph(data, self.torch_device)
+            except ImportError:
+                raise _missing("the onnx package") from None
+            self.provider = f"torch ({self.torch_device})"
+        else:
+            ort = load_runtime()
+            opts = ort.SessionOptions()
+            if threads:
+                opts.intra_op_num_threads = threads
+            opts.log_severity_level = 3
+            prov = providers(device)
+            self.predict = ort.InferenceSession(model_bytes("arbitrary_predict.onnx"), opts, providers=prov)
+            dyn = dynamic_transform(data) if tiling == "whole" else None
+            self.tiling = "whole" if dyn is not None else "tiles"
+            self.transform = ort.InferenceSession(dyn or data, opts, providers=prov)
+            self.provider = f"onnxruntime ({self.transform.get_providers()[0]})"
+        # Whether the network runs on a GPU (the CPU's cores are then free for more flow workers).
+        self.on_gpu = self.torch_device != "cpu" or self.provider.startswith("onnxruntime (CUDA")
         self._p_in = self.predict.get_inputs()[0].name
         self._t_in = [i.name for i in self.transform.get_inputs()]
         self.overlap = overlap
@@ -165,6 +216,8 @@ class FastStylizer:
             vec = strength * vec + (1.0 - strength) * self.style_vector(content)
         vec = vec.astype(np.float32)
         h, w = content.shape[:2]
+        if self.torch_device != "cpu" and self.tiling == "whole":
+            return self._stylize_on_device(content, vec)
         x = content.astype(np.float32) / 255.0
         if self.tiling == "whole":
             ph, pw = (-h) % MULTIPLE, (-w) % MULTIPLE
@@ -189,6 +242,26 @@ class FastStylizer:
                 wsum[y0:y0 + TILE, x0:x0 + TILE] += weight
         res = acc / np.maximum(wsum, 1e-6)
         return np.clip(res[:h, :w], 0.0, 1.0)
+
+    def _stylize_on_device(self, content: np.ndarray, vec: np.ndarray) -> np.ndarray:
+        """``stylize`` with the conversions on the GPU: the frame goes as uint8 (a quarter of
+        the bytes), the padding, scaling and clipping happen there."""
+        import torch
+        import torch.nn.functional as F
+
+        h, w = content.shape[:2]
+        ph, pw = (-h) % MULTIPLE, (-w) % MULTIPLE
+        dev = torch.device(self.torch_device)
+        x = torch.from_numpy(np.ascontiguousarray(content)).to(dev, non_blocking=True)
+        x = x.permute(2, 0, 1)[None].float().div_(255.0)
+        if ph or pw:
+            x = F.pad(x, (0, pw, 0, ph), mode="reflect")  # cv2's BORDER_REFLECT_101
+        x = x[0].permute(1, 2, 0)[None].contiguous()
+
+        def take(outs: list[Any]) -> np.ndarray:
+            return outs[0][0, :h, :w].clamp(0.0, 1.0).cpu().numpy()
+
+        return self.transform.run_tensors({self._t_in[0]: x, self._t_in[1]: torch.from_numpy(vec)}, take)
 
     def _ov(self, starts: list[int], i: int) -> int:
         """Actual overlap with the neighbours (the last tile may overlap more)."""

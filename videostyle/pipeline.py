@@ -32,7 +32,7 @@ from videostyle.output import (VideoJob, check_output, finish_writer, open_write
                                span)
 from videostyle.report import FrameDone, RenderResult, Reporter, StageTimes
 from videostyle.resume import Chunks, ResumePlan, plan_resume, render_settings
-from videostyle.stages import Encoder, Inline, InlineEncoder, Stage, Stopped, join
+from videostyle.stages import Encoder, Inline, InlineEncoder, Saver, Stage, Stopped, join
 from videostyle.stylize import DivergedError, Stylizer, to_uint8
 from videostyle.video import (VideoStylizer, ahead_workers, build_video_stylizer, flow_pairs, save_frame,
                              stylize_or_restore)
@@ -92,7 +92,7 @@ def flow_workers(cfg: Config, vs: VideoStylizer) -> int:
     """Frames whose flow is computed at once: ``flow.workers``, or for 0, 1 when the stylizer
     runs on the CPU (it uses every core) and up to 4 beside a GPU (a quarter of the cores)."""
     if vs.runs_ahead:
-        return ahead_workers(cfg) or 1
+        return ahead_workers(cfg, getattr(vs.fast, "on_gpu", False)) or 1
     if cfg.flow.workers:
         return cfg.flow.workers
     if vs.st is None or vs.st.device.type == "cpu":
@@ -127,14 +127,17 @@ class _VideoRender:
             reporter.notice(f"resuming {out.name}: {self.resume.kept} finished frame(s) kept in {self.work.path}")
         if self.resume.ref_loss is not None:
             self.vs.ref_loss = self.resume.ref_loss
-        self.chunks = Chunks(self.work, cfg, self.job, out, keep, reporter.notice)
+        # PNGs on up to 4 threads (none with --no-stage-threads), a quarter of the cores.
+        self.saver = Saver(self.save, min(4, (os.cpu_count() or 1) // 4 + 1) if cfg.render.stage_threads else 0)
+        self.chunks = Chunks(self.work, cfg, self.job, out, keep, reporter.notice, before_close=self.saver.flush)
         self.preview = out.with_name(f"{out.stem}.preview.png")
         self.stages = self.vs.stages = StageTimes()
         self.stop = threading.Event()
         self.threads: list[threading.Thread] = []
         self.encoder: Encoder | InlineEncoder | None = None
         self.writer: VideoWriter | None = None  # the output's muxer, once the chunks are done
-        self.enc_io = 0.0  # work-folder writes on the encoding stage
+        self.enc_io = 0.0  # work-folder writes behind the encoding stage
+        self.io_lock = threading.Lock()
 
     # -- the stages
 
@@ -193,9 +196,7 @@ class _VideoRender:
         chunk, so a closed chunk's frames are all on disk."""
         fr, img, save = item
         if save is not None:
-            ts = time.perf_counter()
-            save_frame(self.work, fr.index, img, *save)
-            self.enc_io += time.perf_counter() - ts  # apart from stages.io, which the main thread adds to
+            self.saver.put((fr.index, img, save))
         te = time.perf_counter()
         final = output_frame(img, self.cfg, self.job)
         self.chunks.write(fr.index, final, fr.pts)
@@ -203,6 +204,14 @@ class _VideoRender:
         every = self.cfg.render.preview_every
         if every and save is not None and fr.index % every == 0:
             write_image(self.preview, final)
+
+    def save(self, item: tuple[int, np.ndarray, tuple[bool, float | None]]) -> None:
+        """A new frame's PNG and markers (on the saver's threads)."""
+        index, img, (cut, ref) = item
+        ts = time.perf_counter()
+        save_frame(self.work, index, img, cut, ref)
+        with self.io_lock:
+            self.enc_io += time.perf_counter() - ts  # apart from stages.io, which the main thread adds to
 
     def start_stages(self) -> Iterator[Item]:
         """The frames, decoded and with flow: on their own threads with bounded queues (the
@@ -247,6 +256,7 @@ class _VideoRender:
                     iterations.append(done.iterations)
                 self.reporter.frame(done)
             self.encoder.close()
+            self.saver.close()
             if n_frames == 0:
                 raise InputError(f"input {self.inp} has no video frames in the requested span")
             if self.cfg.temporal.loop and n_frames > 1:
@@ -325,6 +335,7 @@ class _VideoRender:
         join(self.threads)
         if self.encoder is not None:
             self.encoder.halt()
+        self.saver.halt()
         self.chunks.abort()
         if self.writer is not None:
             self.writer.abort()

@@ -67,8 +67,9 @@ class Chunks:
     render encodes exactly as an uninterrupted one."""
 
     def __init__(self, work: WorkDir, cfg: Config, job: VideoJob, out: Path, keep: int,
-                 warn: Callable[[str], None]) -> None:
+                 warn: Callable[[str], None], before_close: Callable[[], None] = lambda: None) -> None:
         self.work, self.cfg, self.job, self.keep, self.warn = work, cfg, job, keep, warn
+        self.before_close = before_close  # waits for the chunk's frames' PNGs (saved on threads)
         self.suffix = out.suffix
         self.writer: VideoWriter | None = None
         self.start = self.end = 0
@@ -92,6 +93,7 @@ class Chunks:
     def close(self) -> None:
         if self.writer is None:
             return
+        self.before_close()
         done = self.writer.finish()
         self.writer = None
         # Journal order: the chunk's data and name are on disk before the PNGs it replaces go
