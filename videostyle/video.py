@@ -101,7 +101,8 @@ class VideoStylizer:
         if keys is not None:
             vec = self.fast.blend_vector(keys[0])
             strength = self.fast_strength(keys[1])
-        out = fast_image(self.cfg, self.fast, src, strength, None, vec)
+        # In uint8 here, on the worker's thread: the blend on the main thread takes uint8.
+        out = to_uint8(fast_image(self.cfg, self.fast, src, strength, None, vec))
         return out, time.perf_counter() - t0
 
     def gaps(self) -> list[int]:
@@ -209,7 +210,7 @@ class VideoStylizer:
             # Feed-forward frames flicker; reliable pixels follow the warped previous output.
             new = self._fast(index, src)
             tb = time.perf_counter()
-            new = to_uint8(new.astype(np.float32, copy=False))
+            new = to_uint8(new)
             w = self.fast_blend
             if w > 0:
                 # In uint8 (a quarter of float32's time at 1080p; at most one level apart).
