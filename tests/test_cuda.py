@@ -34,15 +34,15 @@ def test_graphed_adam_matches_eager_over_several_frames():
         ra = eager.stylize(content, iterations=12, callback=lambda it: a.append(it.loss))
         rb = graphed.stylize(content, iterations=12, callback=lambda it: b.append(it.loss))
         assert ra.iterations == rb.iterations == 12
-        # The same steps: the first iterations agree to float rounding. After that, Adam's
-        # normalised steps turn the two paths' float-level differences into up to one step (lr)
-        # at pixels whose gradient is near zero, and the losses drift apart by up to 0.5% (H200)
-        # before they meet again. A stale or wrong replay (the last frame's, 3 px off) differs
-        # by about 0.1 per pixel.
+        # The same steps: the first iterations agree to float rounding (a stale or wrong replay,
+        # the last frame's content 3 px off, would not). After that, Adam's normalised steps turn
+        # the two paths' float-level differences into up to one step (lr) at pixels whose
+        # gradient is near zero: on an H200 the losses drifted apart by up to 0.5% before they
+        # met again, and the images by 0.019 per pixel on average.
         np.testing.assert_allclose(b[:3], a[:3], rtol=1e-4)
         np.testing.assert_allclose(b, a, rtol=2e-2)
         assert abs(b[-1] - a[-1]) < 5e-3 * a[-1]
-        assert np.abs(ra.image - rb.image).mean() < 1e-2
+        assert np.abs(ra.image - rb.image).mean() < 0.05
         assert b[-1] < b[0]
     assert len(graphed._graphs) == 1
 

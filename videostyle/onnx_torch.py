@@ -95,7 +95,7 @@ class TorchGraph:
         for i, node in enumerate(nodes):
             if i in fused:
                 continue
-            ins = [n for n in node.input]
+            ins = list(node.input)
             if all(n in consts or n == "" for n in ins):
                 consts[node.output[0]] = self._fold(node, [consts.get(n) for n in ins])
                 continue
@@ -112,8 +112,8 @@ class TorchGraph:
                     fused.add(nxt[0])
                     continue
             self._steps.append((self._op(node, consts), [n for n in ins if n not in consts], node.output[0]))
-        # Free each intermediate after its last reader: at 1080p the graph's ~500 activations
-        # would not fit otherwise.
+        # Free each intermediate after its last reader: at 1080p the graph's ~500 activations,
+        # up to 265 MB each, would take tens of GB otherwise.
         last: dict[str, int] = {}
         for k, (_, names, _) in enumerate(self._steps):
             for n in names:
@@ -270,10 +270,14 @@ class TorchGraph:
             return lambda x: F.interpolate(x, scale_factor=(sh, sw), mode="nearest")
         if op == "DequantizeLinear":
             # A dequantization of a run-time int tensor (a Quantize with several consumers).
+            if np.ndim(consts[node.input[1]]) != 0:
+                raise UnsupportedGraph(f"{node.name}: per-channel dequantization of an activation")
             scale, zp = float(consts[node.input[1]]), float(consts[node.input[2]])
             return lambda q: (q - zp) * scale
         if op == "QuantizeLinear":
             scale, zp = consts[node.input[1]], consts[node.input[2]]
+            if np.ndim(scale) != 0:
+                raise UnsupportedGraph(f"{node.name}: per-channel quantization of an activation")
             lo, hi = QRANGE[np.asarray(zp).dtype]
             s, z = float(scale), float(zp)
             return lambda x: torch.clamp(torch.round(x.float() / s) + z, lo, hi)
