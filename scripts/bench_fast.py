@@ -31,22 +31,33 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import MEDIA, media_parser, resolve_model  # noqa: E402
 
 
+def at_size(frame: np.ndarray, size: int) -> np.ndarray:
+    """``frame`` with its longer side at ``size`` (area-averaged down, bicubic up)."""
+    h, w = frame.shape[:2]
+    th, tw = round(h * size / max(h, w)), round(w * size / max(h, w))
+    return cv2.resize(frame, (tw, th), interpolation=cv2.INTER_AREA if size <= max(h, w) else cv2.INTER_CUBIC)
+
+
+def timed(f: FastStylizer, img: np.ndarray, repeats: int) -> tuple[np.ndarray, float]:
+    """The stylized frame (a first, untimed call) and the median seconds of ``repeats`` more."""
+    out = f.stylize(img)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        f.stylize(img)
+        times.append(time.perf_counter() - t0)
+    return out, statistics.median(times)
+
+
 def speed_table(fast_by_mode: dict[str, FastStylizer], clip: Path, repeats: int) -> None:
     frame = next(read_frames(clip)).image
     print("| engine | size | ms/frame (median) | fps |")
     print("| --- | --- | --- | --- |")
     for size in (256, 512, 1080):
-        h, w = frame.shape[:2]
-        th, tw = round(h * size / max(h, w)), round(w * size / max(h, w))
-        img = cv2.resize(frame, (tw, th), interpolation=cv2.INTER_AREA if size <= max(h, w) else cv2.INTER_CUBIC)
+        img = at_size(frame, size)
+        th, tw = img.shape[:2]
         for mode, f in fast_by_mode.items():
-            f.stylize(img)
-            times = []
-            for _ in range(repeats):
-                t0 = time.perf_counter()
-                f.stylize(img)
-                times.append(time.perf_counter() - t0)
-            med = statistics.median(times)
+            med = timed(f, img, repeats)[1]
             print(f"| fast ({mode}) | {tw}x{th} | {med * 1e3:.0f} | {1 / med:.1f} |", flush=True)
 
 
@@ -95,20 +106,12 @@ def runtimes_table(clip: Path, style: np.ndarray, names: list[str], sizes: list[
     print("| size | runtime | ms/frame (median) | fps | mean diff vs onnxruntime (/255) | p99 diff (/255) |")
     print("| --- | --- | --- | --- | --- | --- |")
     for size in sizes:
-        h, w = frame.shape[:2]
-        th, tw = round(h * size / max(h, w)), round(w * size / max(h, w))
-        img = cv2.resize(frame, (tw, th), interpolation=cv2.INTER_AREA if size <= max(h, w) else cv2.INTER_CUBIC)
+        img = at_size(frame, size)
+        th, tw = img.shape[:2]
         ref = engines["onnxruntime"].stylize(img)
         row = []
         for n in avail:
-            f = engines[n]
-            out = f.stylize(img)
-            times = []
-            for _ in range(repeats):
-                t0 = time.perf_counter()
-                f.stylize(img)
-                times.append(time.perf_counter() - t0)
-            med = statistics.median(times)
+            out, med = timed(engines[n], img, repeats)
             d = np.abs(out - ref) * 255
             print(f"| {tw}x{th} | {n} | {med * 1e3:.1f} | {1 / med:.1f} | {d.mean():.2f} | {np.percentile(d, 99):.1f} |",
                   flush=True)

@@ -247,8 +247,8 @@ class FastConfig:
     # fast video: reliable pixels follow the flow-warped previous output with this weight (0 = off).
     blend: float = opt(0.65, "fast video: weight of the warped previous output on reliable pixels", lo=0.0, hi=1.0,
                        flag="fast_blend")
-    # fast video: the optical flow of the blend. lite (default): Farneback at half size, one
-    # direction, photometric check; flow: the flow section's settings (Farneback at full size, both
+    # fast video: the optical flow of the blend. lite (default): Farneback at half size, two
+    # iterations a level, one direction, photometric check; flow: the flow section's settings (Farneback at full size, both
     # directions); dis / dis-half: DIS at full or half size, both directions. Measured on the
     # 2-core CPU at 640x360 (scripts/bench_fast.py --tables stages): lite's flow takes a fifth of
     # flow's time (31 against 155 ms/frame), 7.6 against 5.2 frames/s end to end, with temporal

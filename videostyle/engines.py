@@ -126,7 +126,10 @@ def render_flow_params(cfg: Config) -> FlowParams:
     if cfg.fast.flow == "lite":
         # One flow at half size, judged by colour: the blend only needs to know where the warped
         # previous output can be trusted, not the motion to a pixel (bench_fast.py --tables stages).
-        return dataclasses.replace(p, method="farneback", scale=0.5, check="photometric")
+        # Two Farneback iterations a level instead of three: 12 against 16 ms a frame pair at
+        # 640x360 on one core, with the same temporal error (0.00114 / 0.00110 by the eval and
+        # DIS judges, against 0.00113 / 0.00110, 120 frames of the bunny clip).
+        return dataclasses.replace(p, method="farneback", scale=0.5, check="photometric", flow_iterations=2)
     return dataclasses.replace(p, method="dis", scale=0.5 if cfg.fast.flow == "dis-half" else p.scale)
 
 
