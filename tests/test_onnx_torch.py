@@ -179,3 +179,29 @@ def test_torch_runtime_without_onnx_says_what_to_install(transform, monkeypatch)
     hide_module(monkeypatch, "onnx")
     with pytest.raises(ConfigError, match=r"onnx package.*\[fast\]"):
         FastStylizer("cpu", runtime="torch")
+
+
+def test_auto_runtime_policy(monkeypatch):
+    """auto: onnxruntime's CUDA provider, else torch on CUDA, else onnxruntime on the CPU; an
+    explicit runtime is kept; --device cuda without a GPU is refused."""
+    import torch
+
+    from videostyle import fast
+
+    providers = ["CPUExecutionProvider"]
+    monkeypatch.setattr(ort, "get_available_providers", lambda: list(providers))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert fast.pick_runtime("auto", "auto") == ("torch", "cuda")
+    assert fast.pick_runtime("auto", "cuda:1") == ("torch", "cuda:1")
+    assert fast.pick_runtime("auto", "cpu") == ("onnxruntime", "cpu")
+    assert fast.pick_runtime("onnxruntime", "auto") == ("onnxruntime", "cpu")
+    providers.insert(0, "CUDAExecutionProvider")
+    assert fast.pick_runtime("auto", "auto") == ("onnxruntime", "cpu")  # its own CUDA provider
+    assert fast.pick_runtime("torch", "auto") == ("torch", "cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    providers.pop(0)
+    assert fast.pick_runtime("auto", "auto") == ("onnxruntime", "cpu")
+    assert fast.pick_runtime("torch", "auto") == ("torch", "cpu")
+    with pytest.raises(ConfigError, match="CUDA is not available"):
+        fast.pick_runtime("torch", "cuda")

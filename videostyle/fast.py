@@ -86,31 +86,26 @@ def providers(device: str = "auto") -> list[str]:
     return ["CPUExecutionProvider"]
 
 
-def _torch_cuda(device: str) -> bool:
-    if device == "cpu":
-        return False
-    import torch
-
-    return torch.cuda.is_available()
-
-
 def pick_runtime(runtime: str, device: str) -> tuple[str, str]:
-    """(runtime, torch device) for ``fast.runtime`` on ``device`` (auto, cpu, cuda, cuda:N).
+    """(runtime, torch device) for ``fast.runtime`` on ``device`` (auto, cpu, cuda, cuda:N; a
+    CUDA device that is not there is refused, as for the Gatys engine).
 
     auto: onnxruntime's CUDA provider where installed, else torch on CUDA, else onnxruntime
     on the CPU.
     """
-    cuda = device if device.startswith("cuda") else "cuda"
+    from videostyle.stylize import resolve_device
+
+    dev = resolve_device(device)
     if runtime == "torch":
-        return "torch", cuda if _torch_cuda(device) else "cpu"
+        return "torch", str(dev)
     if runtime == "onnxruntime":
         return "onnxruntime", "cpu"
     try:
         ort_cuda = "CUDAExecutionProvider" in load_runtime().get_available_providers()
     except ConfigError:
         ort_cuda = False
-    if device != "cpu" and not ort_cuda and _torch_cuda(device):
-        return "torch", cuda
+    if dev.type == "cuda" and not ort_cuda:
+        return "torch", str(dev)
     return "onnxruntime", "cpu"
 
 
