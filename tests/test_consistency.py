@@ -113,3 +113,34 @@ def test_disoccluded_pixels_start_from_the_content_in_the_paint_s_colours():
     np.testing.assert_allclose(out.std(0), ref.std(0), rtol=0.05)
     src = content.reshape(-1, 3).astype(float)  # the content's own pattern is kept
     assert all(np.corrcoef(out[:, c], src[:, c])[0, 1] > 0.99 for c in range(3))
+
+
+def test_settle_renders_the_start_again_backwards(tmp_path, capsys):
+    """temporal.settle (default 1 s, at most a quarter of the clip): the first frames are
+    rendered again from the frame after them, backwards, and take the first frames' places;
+    every later frame, the frame count, the timestamps and the audio stay as they were."""
+    import numpy as np
+
+    from .clips import audio_packets, video_pts
+
+    src = make_clip(tmp_path / "in.mp4", frames=16, size=(64, 48), shift_per_frame=1, audio=("aac",))
+    style = _style(tmp_path)
+    outs = {}
+    for settle in ("0", "1"):
+        out = tmp_path / f"s{settle}.mkv"
+        _render(src, style, out, 8, 3, "--settle", settle, "--crf", "0")
+        outs[settle] = out
+    err = capsys.readouterr().err
+    assert "settling the start: frames 3-0 again, backwards from frame 4" in err  # 16 frames // 4
+    a, b = _frames(outs["0"]), _frames(outs["1"])
+    assert len(a) == len(b) == 16
+    assert video_pts(outs["1"]) == video_pts(outs["0"])
+    assert audio_packets(outs["1"]) == audio_packets(outs["0"]) == audio_packets(src)
+    for i in range(4, 16):
+        assert np.array_equal(a[i], b[i]), i
+    for i in range(4):
+        assert np.abs(a[i].astype(int) - b[i].astype(int)).mean() > 1.0, i
+    # The settled frames are a chain: each one is close to the frame after it.
+    steps = [np.abs(b[i].astype(int) - b[i + 1].astype(int)).mean() for i in range(4)]
+    fresh = np.abs(a[0].astype(int) - a[1].astype(int)).mean()
+    assert max(steps) < fresh, (steps, fresh)

@@ -184,6 +184,16 @@ class TemporalConfig:
     # has no jump (the first K frames are encoded apart, then replaced). 0 = off.
     loop: int = opt(0, "looping clip: render the first K frames again from the last frame's output (0 = off)",
                     lo=0)
+    # The first seconds of a warm-started chain settle: frame 0 is rendered fresh, and the
+    # frames after it drift towards the colours that warm-started frames keep (on the bunny
+    # clip ping-ponged for 10 s, 3.8/255 between the first and the last frame, though they show
+    # the same content). The frames of the first SETTLE seconds are therefore rendered a second
+    # time, backwards from the frame after them, each warm-started from its successor, and replace
+    # the first ones: frame 0 becomes a link of the chain like every other (0.77/255 on the same
+    # clip; scripts/bench_drift.py). Costs that many later frames; Gatys and hybrid engines,
+    # single-process renders to a file (not pipes or --workers), not with --loop. 0 = off.
+    settle: float = opt(1.0, "seconds at the start rendered again backwards from the frame after them, so that "
+                        "the first frame is a link of the chain (0 = off)", lo=0.0)
     # A frame whose reliable fraction falls below this is a scene cut (restarted from content).
     scene_cut: float = opt(0.4, "scene cut when the reliable fraction falls below this", lo=0.0, hi=1.0)
 

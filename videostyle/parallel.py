@@ -121,7 +121,7 @@ def scan(inp: Path, cfg: C.Config, side: int | None = None) -> tuple[int, list[i
 
 
 def _segment_task(inp: str, cfg_dict: dict[str, Any], work_path: str, seg: tuple[int, int, int, int],
-                  threads: int) -> int:
+                  threads: int, total: int | None = None) -> int:
     """Ray task body: render one segment into its frame store (resuming), return frames made."""
     import torch
 
@@ -131,7 +131,7 @@ def _segment_task(inp: str, cfg_dict: dict[str, Any], work_path: str, seg: tuple
     index, start, end, warmup = seg
     store = WorkDir.at(Path(work_path)).segment(index)
     (store.path / "worker.pid").write_text(str(os.getpid()))
-    return stylize_segment(inp, cfg, store, start - warmup, end)
+    return stylize_segment(inp, cfg, store, start - warmup, end, total=total)
 
 
 def composite(work: WorkDir, segs: list[Segment], i: int) -> np.ndarray:
@@ -187,6 +187,7 @@ class ParallelRender:
         if n == 0:
             raise InputError(f"input {self.inp} has no video frames in the requested span")
         self.segs = plan_segments(n, cuts, cfg.render.workers, cfg.render.overlap)
+        self.span_frames = n
         settings = render_settings(cfg, self.inp)
         settings["segments"] = [(s.start, s.end, s.warmup) for s in self.segs]
         self.work = WorkDir(self.out, settings)
@@ -215,7 +216,7 @@ class ParallelRender:
         task = ray.remote(max_retries=3, retry_exceptions=False)(_segment_task).options(**opts)
         cfg_dict = C.to_dict(self.cfg)
         self.refs = [task.remote(str(self.inp), cfg_dict, str(self.work.path), (s.index, s.start, s.end, s.warmup),
-                                 threads) for s in self.segs]
+                                 threads, self.span_frames) for s in self.segs]
 
     def wait(self, ray: Any) -> None:
         """Wait for the segments, reporting frames as they land; a task's error becomes one line."""

@@ -11,6 +11,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -353,3 +354,37 @@ def build_video_stylizer(cfg: Config, styles: list[np.ndarray], reporter: Report
     init = first_init(cfg)
     vs.first_init = prepare_content(init, 0, "init image") if isinstance(init, np.ndarray) else init
     return vs
+
+
+def settle_frames(cfg: Config, vs: VideoStylizer, fps: float | Fraction | None, total: int | None) -> int:
+    """How many frames temporal.settle renders again at the start: its seconds' worth, at most
+    a quarter of the span, and none for the fast engine (no warm-started chain), with --loop
+    (which settles frame 0 from the last frame) or for fewer than 2. Frames of a resumed render
+    that are restored from the work folder were settled before they were saved."""
+    if not cfg.temporal.settle or vs.st is None or cfg.temporal.loop or not fps:
+        return 0
+    k = round(cfg.temporal.settle * float(fps))
+    if total is not None:
+        k = min(k, total // 4)
+    return k if k >= 2 else 0
+
+
+def settle_back(vs: VideoStylizer, held: list[tuple[int, float | None, np.ndarray]], src: np.ndarray,
+                img: np.ndarray) -> list[np.ndarray]:
+    """temporal.settle's backward pass: the held frames ``(index, time, source)``, which precede
+    the frame whose source and output are ``src`` and ``img``, rendered again last to first, each
+    warm-started from the one after it through their flow, so that frame 0 is a settled link of
+    the chain rather than a fresh render. Returns their new outputs in frame order; the
+    warm-start history is put back as the forward pass left it."""
+    forward = list(vs.hist.pairs)
+    vs.hist.reset()
+    vs.push(src, img)
+    outs: list[np.ndarray] = []
+    for index, when, held_src in reversed(held):
+        res = vs.frame(index, held_src, None, when)
+        vs.push(held_src, res.image)
+        outs.append(res.image)
+    vs.hist.reset()
+    for pair in forward:
+        vs.hist.push(*pair)
+    return outs[::-1]
