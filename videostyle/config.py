@@ -189,9 +189,10 @@ class TemporalConfig:
     # clip ping-ponged for 10 s, 3.8/255 between the first and the last frame, though they show
     # the same content). The frames of the first SETTLE seconds are therefore rendered a second
     # time, backwards from the frame after them, each warm-started from its successor, and replace
-    # the first ones: frame 0 becomes a link of the chain like every other (0.77/255 on the same
-    # clip; scripts/bench_drift.py). Costs that many later frames; Gatys and hybrid engines,
-    # single-process renders to a file (not pipes or --workers), not with --loop. 0 = off.
+    # the first ones: frame 0 becomes a link of the chain like every other (0.71/255 on the same
+    # clip; scripts/bench_drift.py). Costs that many later frames (at most a quarter of the
+    # span); Gatys and hybrid engines, renders to a file (with --workers, the first segment), not
+    # pipes, not with --loop. 0 = off.
     settle: float = opt(1.0, "seconds at the start rendered again backwards from the frame after them, so that "
                         "the first frame is a link of the chain (0 = off)", lo=0.0)
     # A frame whose reliable fraction falls below this is a scene cut (restarted from content).
@@ -258,8 +259,9 @@ class FastConfig:
     blend: float = opt(0.65, "fast video: weight of the warped previous output on reliable pixels", lo=0.0, hi=1.0,
                        flag="fast_blend")
     # fast video: the optical flow of the blend. lite (default): Farneback at half size, two
-    # iterations a level, one direction, photometric check; flow: the flow section's settings (Farneback at full size, both
-    # directions); dis / dis-half: DIS at full or half size, both directions. Measured on the
+    # iterations a level, one direction, photometric check; flow: the flow section's settings
+    # (Farneback at full size, both directions); dis / dis-half: DIS at full or half size, both
+    # directions. Measured on the
     # 2-core CPU at 640x360 (scripts/bench_fast.py --tables stages): lite's flow takes a fifth of
     # flow's time (31 against 155 ms/frame), 7.6 against 5.2 frames/s end to end, with temporal
     # error 0.00114 against 0.00117 at fast.blend 0.6 (videostyle eval).

@@ -85,12 +85,12 @@ class TorchGraph:
         self._outputs = [o.name for o in graph.output]
         # Constants: numpy arrays (integer types kept, for the quantization steps' ranges).
         consts: dict[str, np.ndarray] = dict(inits)
-        consumers: dict[str, int] = {}
-        for node in graph.node:
-            for name in node.input:
-                consumers[name] = consumers.get(name, 0) + 1
-        self._steps: list[tuple[Callable[..., torch.Tensor], list[str], str]] = []
         nodes = list(graph.node)
+        readers: dict[str, list[int]] = {}  # the nodes that read each value, by position
+        for j, node in enumerate(nodes):
+            for name in node.input:
+                readers.setdefault(name, []).append(j)
+        self._steps: list[tuple[Callable[..., torch.Tensor], list[str], str]] = []
         fused: set[int] = set()
         for i, node in enumerate(nodes):
             if i in fused:
@@ -101,8 +101,8 @@ class TorchGraph:
                 continue
             if node.op_type == "QuantizeLinear":
                 # Fuse with the DequantizeLinear that is its only consumer, when there is one.
-                nxt = [j for j, n in enumerate(nodes) if node.output[0] in n.input]
-                if len(nxt) == 1 and nodes[nxt[0]].op_type == "DequantizeLinear" and consumers[node.output[0]] == 1:
+                nxt = readers.get(node.output[0], [])
+                if len(nxt) == 1 and nodes[nxt[0]].op_type == "DequantizeLinear":
                     dq = nodes[nxt[0]]
                     scale, zp = consts[node.input[1]], consts[node.input[2]]
                     dscale, dzp = consts[dq.input[1]], consts[dq.input[2]]
@@ -150,7 +150,6 @@ class TorchGraph:
             raise UnsupportedGraph("per-channel activation quantization is not supported")
         lo, hi = QRANGE[np.asarray(zp).dtype]
         s, z = float(scale), float(zp)
-
         zi = int(z)
         if self.fused_quant:
             def fused(x: torch.Tensor) -> torch.Tensor:
@@ -328,7 +327,7 @@ class TorchGraph:
         graphs' buffers)."""
         del output_names
         t = {k: torch.from_numpy(np.ascontiguousarray(v, np.float32)) for k, v in feeds.items()}
-        return [o.float().cpu().numpy() for o in self.run_tensors(t, lambda outs: [o.clone() for o in outs])]
+        return self.run_tensors(t, lambda outs: [o.float().cpu().numpy() for o in outs])
 
     def run_tensors(self, feeds: Mapping[str, torch.Tensor],
                     take: Callable[[list[torch.Tensor]], Any] = lambda outs: outs) -> Any:

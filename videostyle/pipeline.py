@@ -34,8 +34,8 @@ from videostyle.report import FrameDone, RenderResult, Reporter, StageTimes
 from videostyle.resume import Chunks, ResumePlan, plan_resume, render_settings
 from videostyle.stages import Encoder, Inline, InlineEncoder, Saver, Stage, Stopped, join
 from videostyle.stylize import DivergedError, Stylizer, to_uint8
-from videostyle.video import (FrameResult, VideoStylizer, ahead_workers, settle_back, settle_frames, build_video_stylizer, flow_pairs, save_frame,
-                             stylize_or_restore)
+from videostyle.video import (FrameResult, StartSettler, VideoStylizer, ahead_workers, build_video_stylizer,
+                             flow_pairs, save_frame, settle_frames, stylize_or_restore)
 from videostyle.workdir import WorkDir
 
 
@@ -129,10 +129,10 @@ class _VideoRender:
             self.vs.ref_loss = self.resume.ref_loss
         # PNGs on up to 4 threads (none with --no-stage-threads), a quarter of the cores.
         self.saver = Saver(self.save, min(4, (os.cpu_count() or 1) // 4 + 1) if cfg.render.stage_threads else 0)
-        self.settle_k = settle_frames(cfg, self.vs, self.job.info.fps, self.total)
-        # temporal.settle: frames below settle_k rendered in this run, held back (not saved, not
-        # encoded) until the backward pass from frame settle_k replaces them.
-        self.held: list[tuple[Frame, np.ndarray, FrameResult]] = []
+        # temporal.settle: the first frames rendered in this run are held back (not saved, not
+        # encoded) until the backward pass replaces them.
+        self.settler = StartSettler(self.vs, settle_frames(cfg, self.vs, self.job.info.fps, self.total),
+                                    reporter.notice)
         self.chunks = Chunks(self.work, cfg, self.job, out, keep, reporter.notice, before_close=self.saver.flush)
         self.preview = out.with_name(f"{out.stem}.preview.png")
         self.stages = self.vs.stages = StageTimes()
@@ -259,12 +259,7 @@ class _VideoRender:
                     frame_secs.append(done.seconds)
                     iterations.append(done.iterations)
                 self.reporter.frame(done)
-            if self.held:  # the span ended before frame settle_k: settle from its last frame
-                anchor = self.held.pop()
-                if self.held:
-                    self.release(self.settle(anchor[1], anchor[2].image, anchor[0].index))
-                self.held = [anchor]
-                self.release([anchor[2].image])
+            self.release(self.settler.finish())
             self.encoder.close()
             self.saver.close()
             if n_frames == 0:
@@ -297,11 +292,10 @@ class _VideoRender:
         assert src is not None
         img, res = stylize_or_restore(self.vs, self.work, fr.index, src, pairs, self.stages, save=False,
                                       when=fr.time)
-        if res is not None and fr.index < self.settle_k:
-            self.held.append((fr, src, res))
+        if self.settler.hold(fr, src, res):
+            assert res is not None
             return FrameDone(fr.index, self.total, res.iterations, res.seconds, res.loss, res.restarted)
-        if fr.index == self.settle_k and self.held:
-            self.release(self.settle(src, img, fr.index))
+        self.release(self.settler.at(fr, src, img))
         if res is None:
             if fr.index >= self.resume.covered:  # kept as PNG: goes into the open chunk again
                 self.encoder.put((fr, img, None))
@@ -332,21 +326,14 @@ class _VideoRender:
             raise
         durable.replace(done, self.work.chunk_path(0, k, self.out.suffix), synced=True)
 
-    def settle(self, src: np.ndarray, img: np.ndarray, index: int) -> list[np.ndarray]:
-        """temporal.settle's backward pass over the held frames, from frame ``index``."""
-        self.reporter.notice(f"settling the start: frames {self.held[-1][0].index}-{self.held[0][0].index} "
-                             f"again, backwards from frame {index}")
-        return settle_back(self.vs, [(fr.index, fr.time, src_) for fr, src_, _ in self.held], src, img)
-
-    def release(self, images: list[np.ndarray]) -> None:
-        """The held frames, as ``images``: saved (in order, before anything after them, so that a
-        resume finds them settled) and handed to the encoding stage."""
+    def release(self, settled: list[tuple[Frame, FrameResult, np.ndarray]]) -> None:
+        """Settled frames: saved (in order, before anything after them, so that a resume finds
+        them settled) and handed to the encoding stage."""
         assert self.encoder is not None
-        for (fr, _, res), img in zip(self.held, images):
+        for fr, res, img in settled:
             save_frame(self.work, fr.index, img, res.restarted, res.ref_loss)
-        for (fr, _, _), img in zip(self.held, images):
+        for fr, _, img in settled:
             self.encoder.put((fr, img, None))
-        self.held = []
 
     def mux(self, last_time: float | None) -> None:
         """The output from the closed chunks' packets, with the source's audio."""
@@ -451,8 +438,7 @@ def stylize_segment(inp: str | os.PathLike[str], cfg: Config, store: WorkDir, be
     reporter = reporter or Reporter()
     info = probe(inp)
     vs = build_video_stylizer(cfg, load_styles(cfg), reporter, stylizer, info)
-    k = settle_frames(cfg, vs, info.fps, total) if begin == 0 else 0
-    held: list[tuple[Frame, np.ndarray, FrameResult]] = []
+    settler = StartSettler(vs, settle_frames(cfg, vs, info.fps, total) if begin == 0 else 0, reporter.notice)
     done_until = begin + store.count(begin)
     if done_until >= end:
         return 0
@@ -463,22 +449,14 @@ def stylize_segment(inp: str | os.PathLike[str], cfg: Config, store: WorkDir, be
     made = 0
     for fr in dataclasses.replace(span(cfg), max_frames=end).frames(inp, skip=first, warn=reporter.notice):
         src = prepare_content(fr.image, cfg.optim.size, f"video {inp}", cfg.optim.upscale)
-        hold = fr.index < k and not store.has(fr.index)
-        img, res = stylize_or_restore(vs, store, fr.index, src, save=not hold, when=fr.time)
-        if hold and res is not None:
-            held.append((fr, src, res))
-        elif held and fr.index == k:
-            settled = settle_back(vs, [(h.index, h.time, s_) for h, s_, _ in held], src, img)
-            for (h, _, r), im in zip(held, settled):
+        img, res = stylize_or_restore(vs, store, fr.index, src, save=fr.index >= settler.k, when=fr.time)
+        if not settler.hold(fr, src, res):
+            for h, r, im in settler.at(fr, src, img):
                 save_frame(store, h.index, im, r.restarted, r.ref_loss)
-            held = []
         if res is not None:
             made += 1
             reporter.frame(FrameDone(fr.index, end - begin, res.iterations, res.seconds, res.loss, res.restarted))
-    if held:  # the segment ended before frame k: settle from its last frame
-        last, last_src, last_res = held.pop()
-        settled = settle_back(vs, [(h.index, h.time, s_) for h, s_, _ in held], last_src, last_res.image)
-        for (h, _, r), im in [*zip(held, settled), ((last, last_src, last_res), last_res.image)]:
-            save_frame(store, h.index, im, r.restarted, r.ref_loss)
+    for h, r, im in settler.finish():  # the segment ended before frame k
+        save_frame(store, h.index, im, r.restarted, r.ref_loss)
     return made
 

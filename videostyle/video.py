@@ -22,7 +22,7 @@ from videostyle.engines import (build_fast, build_regions, build_stylizer, fast_
 from videostyle.flow import FlowParams, FramePair, blend, warp
 from videostyle.flow import pair as flow_pair
 from videostyle.keyframes import Schedule, schedule
-from videostyle.media import VideoInfo
+from videostyle.media import Frame, VideoInfo
 from videostyle.regions import FrameRegions, Regions
 from videostyle.report import Reporter, StageTimes
 from videostyle.stylize import DivergedError, STIterate, Stylizer, TemporalTerm, to_uint8
@@ -369,22 +369,55 @@ def settle_frames(cfg: Config, vs: VideoStylizer, fps: float | Fraction | None, 
     return k if k >= 2 else 0
 
 
-def settle_back(vs: VideoStylizer, held: list[tuple[int, float | None, np.ndarray]], src: np.ndarray,
-                img: np.ndarray) -> list[np.ndarray]:
-    """temporal.settle's backward pass: the held frames ``(index, time, source)``, which precede
-    the frame whose source and output are ``src`` and ``img``, rendered again last to first, each
-    warm-started from the one after it through their flow, so that frame 0 is a settled link of
-    the chain rather than a fresh render. Returns their new outputs in frame order; the
-    warm-start history is put back as the forward pass left it."""
-    forward = list(vs.hist.pairs)
-    vs.hist.reset()
-    vs.push(src, img)
-    outs: list[np.ndarray] = []
-    for index, when, held_src in reversed(held):
-        res = vs.frame(index, held_src, None, when)
-        vs.push(held_src, res.image)
-        outs.append(res.image)
-    vs.hist.reset()
-    for pair in forward:
-        vs.hist.push(*pair)
-    return outs[::-1]
+class StartSettler:
+    """temporal.settle's frames at the start of a span: those below ``k`` rendered now are held
+    back, then rendered again backwards, each warm-started from the one after it through their
+    flow (the last from frame ``k``), so that frame 0 is a settled link of the chain rather than
+    a fresh render. The caller saves and encodes what ``at`` and ``finish`` return; frames it
+    restored from the work folder were settled before they were saved."""
+
+    def __init__(self, vs: VideoStylizer, k: int, notice: Callable[[str], None] = lambda m: None) -> None:
+        self.vs, self.k, self.notice = vs, k, notice
+        self.held: list[tuple[Frame, np.ndarray, FrameResult]] = []
+
+    def hold(self, fr: Frame, src: np.ndarray, res: FrameResult | None) -> bool:
+        """Keep a frame rendered now below ``k`` back (True), or not."""
+        if res is None or fr.index >= self.k:
+            return False
+        self.held.append((fr, src, res))
+        return True
+
+    def at(self, fr: Frame, src: np.ndarray, img: np.ndarray) -> list[tuple[Frame, FrameResult, np.ndarray]]:
+        """At frame ``k`` (source ``src``, output ``img``): the held frames, settled from it, in
+        frame order (none at other frames)."""
+        if fr.index != self.k or not self.held:
+            return []
+        return self._settle(fr, src, img)
+
+    def finish(self) -> list[tuple[Frame, FrameResult, np.ndarray]]:
+        """The span ended before frame ``k``: the held frames settled from the last of them,
+        which stays as it is."""
+        if not self.held:
+            return []
+        last, src, res = self.held.pop()
+        return [*self._settle(last, src, res.image), (last, res, res.image)]
+
+    def _settle(self, fr: Frame, src: np.ndarray, img: np.ndarray) -> list[tuple[Frame, FrameResult, np.ndarray]]:
+        held, self.held = self.held, []
+        if not held:
+            return []
+        self.notice(f"settling the start: frames {held[-1][0].index}-{held[0][0].index} again, "
+                    f"backwards from frame {fr.index}")
+        vs = self.vs
+        forward = list(vs.hist.pairs)
+        vs.hist.reset()
+        vs.push(src, img)
+        outs: list[np.ndarray] = []
+        for h, held_src, _ in reversed(held):
+            res = vs.frame(h.index, held_src, None, h.time)
+            vs.push(held_src, res.image)
+            outs.append(res.image)
+        vs.hist.reset()  # the warm-start history as the forward pass left it
+        for pair in forward:
+            vs.hist.push(*pair)
+        return [(h, r, im) for (h, _, r), im in zip(held, outs[::-1])]
