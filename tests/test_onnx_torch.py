@@ -182,12 +182,14 @@ def test_torch_runtime_without_onnx_says_what_to_install(transform, monkeypatch)
 
 
 def test_auto_runtime_policy(monkeypatch):
-    """auto: onnxruntime's CUDA provider, else torch on CUDA, else onnxruntime on the CPU; an
-    explicit runtime is kept; --device cuda without a GPU is refused."""
+    """auto: onnxruntime's CUDA provider, else torch on CUDA, else (where the network cannot be
+    compiled) onnxruntime on the CPU; an explicit runtime is kept; --device cuda without a GPU is
+    refused. (With a compiler: tests/test_compiled.py.)"""
     import torch
 
-    from videostyle import fast
+    from videostyle import compiled, fast
 
+    monkeypatch.setattr(compiled, "unavailable", lambda: "no C++ compiler found")
     providers = ["CPUExecutionProvider"]
     monkeypatch.setattr(ort, "get_available_providers", lambda: list(providers))
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)

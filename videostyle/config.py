@@ -268,12 +268,15 @@ class FastConfig:
     flow: str = opt("lite", "fast video: the blend's optical flow: lite, flow (the flow section's), dis or dis-half",
                     choices=("lite", "flow", "dis", "dis-half"), flag="fast_flow")
     # fast: the network's runtime. auto: onnxruntime's CUDA provider where onnxruntime-gpu is
-    # installed, else torch on CUDA, else onnxruntime on the CPU (faster there than torch);
-    # torch: the same graphs interpreted with PyTorch (videostyle/onnx_torch.py), on CUDA when
-    # --device allows it. The two runtimes round a few quantization steps differently, so their
-    # textures differ in detail, not in look.
-    runtime: str = opt("auto", "fast: the network's runtime: auto, onnxruntime or torch",
-                       choices=("auto", "onnxruntime", "torch"), flag="fast_runtime")
+    # installed, else torch on CUDA, else compiled on the CPU where it can be built, else
+    # onnxruntime on the CPU; torch: the same graphs interpreted with PyTorch
+    # (videostyle/onnx_torch.py), on CUDA when --device allows it; compiled: the transform graph
+    # compiled for this CPU by torch's AOTInductor (built once, about a minute, needs a C++
+    # compiler; bf16 convolutions where the CPU has bf16 units), run in worker processes: a
+    # third of onnxruntime's core-seconds a frame (videostyle/compiled.py). The runtimes round a
+    # few quantization steps differently, so their textures differ in detail, not in look.
+    runtime: str = opt("auto", "fast: the network's runtime: auto, onnxruntime, torch or compiled",
+                       choices=("auto", "onnxruntime", "torch", "compiled"), flag="fast_runtime")
     # hybrid: Gatys iterations refining the feed-forward result (first frame, scene cuts, images).
     refine_iterations: int = opt(60, "hybrid: iterations refining the fast result", lo=0)
     # fast: whole frames through the reshaped graph (needs onnx), or 384x384 tiles.

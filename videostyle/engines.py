@@ -70,15 +70,16 @@ def build_regions(cfg: Config) -> Regions | None:
     return Regions(s.masks, s.mask_feather, s.mask_follow) if s.masks else None
 
 
-def build_fast(cfg: Config, styles: list[np.ndarray], threads: int = 0) -> Any:
+def build_fast(cfg: Config, styles: list[np.ndarray], threads: int = 0, workers: int = 1,
+               notice: Callable[[str], None] = lambda m: None) -> Any:
     """The feed-forward engine for --method fast/hybrid (None for gatys); ``threads``: each
-    call's CPU threads (0: onnxruntime's choice, every core)."""
+    call's CPU threads (0: every core); ``workers``: calls that may run at once."""
     if cfg.fast.method == "gatys":
         return None
     from videostyle.fast import FastStylizer
 
     fast = FastStylizer(cfg.render.device, threads=threads, overlap=cfg.fast.tile_overlap, tiling=cfg.fast.tiling,
-                        runtime=cfg.fast.runtime)
+                        runtime=cfg.fast.runtime, workers=workers, notice=notice)
     fast.set_styles(styles, at_start(cfg)[0])
     fast.region_vecs = [fast.style_vector(im) for im in load_region_styles(cfg)]
     return fast

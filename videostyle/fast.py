@@ -13,18 +13,27 @@ any size and aspect ratio run in one pass (``tiling="whole"``, the default). Wit
 ``tiling="tiles"``, frames are cut into overlapping 384x384 tiles blended with feathered
 (linear ramp) weights. scripts/bench_fast.py compares the two.
 
-Runtimes (``fast.runtime``): onnxruntime, with its CUDA provider when onnxruntime-gpu is
-installed, or the same graphs interpreted with PyTorch (``videostyle.onnx_torch``), which runs
-them on a CUDA device with the torch that the Gatys engine already uses. ``auto`` takes
-onnxruntime's CUDA provider, else torch on CUDA, else onnxruntime on the CPU (faster there than
-torch: scripts/bench_fast.py --tables runtimes).
+Runtimes (``fast.runtime``):
+
+* ``onnxruntime``, with its CUDA provider when onnxruntime-gpu is installed;
+* ``torch``: the same graphs interpreted with PyTorch (``videostyle.onnx_torch``), which runs
+  them on a CUDA device with the torch that the Gatys engine already uses;
+* ``compiled``: the transform graph compiled for this CPU by torch's AOTInductor
+  (``videostyle.compiled``, built once and cached), run in worker processes
+  (``videostyle.netproc``): 3x fewer core-seconds a frame than onnxruntime on the CPU.
+
+``auto`` takes onnxruntime's CUDA provider, else torch on CUDA, else ``compiled`` where it can
+be built (torch >= 2.6 and a C++ compiler), else onnxruntime on the CPU
+(scripts/bench_fast.py --tables runtimes).
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.resources
-from collections.abc import Sequence
+import os
+import threading
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import cv2
@@ -90,8 +99,8 @@ def pick_runtime(runtime: str, device: str) -> tuple[str, str]:
     """(runtime, torch device) for ``fast.runtime`` on ``device`` (auto, cpu, cuda, cuda:N; a
     CUDA device that is not there is refused, as for the Gatys engine).
 
-    auto: onnxruntime's CUDA provider where installed, else torch on CUDA, else onnxruntime
-    on the CPU.
+    auto: onnxruntime's CUDA provider where installed, else torch on CUDA, else the compiled
+    network on the CPU where it can be built, else onnxruntime on the CPU.
     """
     from videostyle.stylize import resolve_device
 
@@ -100,12 +109,28 @@ def pick_runtime(runtime: str, device: str) -> tuple[str, str]:
         return "torch", str(dev)
     if runtime == "onnxruntime":
         return "onnxruntime", "cpu"
+    if runtime == "compiled":
+        if dev.type == "cuda" and device != "auto":
+            raise ConfigError(f"--fast-runtime compiled runs on the CPU, not {device}; "
+                              "use --fast-runtime torch for a CUDA device")
+        from videostyle.compiled import unavailable
+
+        why = unavailable()
+        if why:
+            raise ConfigError(f"--fast-runtime compiled is not available: {why}; "
+                              "use --fast-runtime onnxruntime")
+        return "compiled", "cpu"
     try:
         ort_cuda = "CUDAExecutionProvider" in load_runtime().get_available_providers()
     except ConfigError:
         ort_cuda = False
     if dev.type == "cuda" and not ort_cuda:
         return "torch", str(dev)
+    if dev.type == "cpu":
+        from videostyle.compiled import unavailable
+
+        if unavailable() is None:
+            return "compiled", "cpu"
     return "onnxruntime", "cpu"
 
 
@@ -133,10 +158,34 @@ class FastStylizer:
     """Arbitrary-style feed-forward network: style vectors, strength and tiled transform."""
 
     def __init__(self, device: str = "auto", threads: int = 0, overlap: int = 64, tiling: str = "whole",
-                 runtime: str = "auto") -> None:
+                 runtime: str = "auto", workers: int = 1, notice: Callable[[str], None] = lambda m: None) -> None:
+        """``threads``: CPU threads per call (0: every core); ``workers``: calls that may run at
+        once (the compiled runtime starts a process for each); ``notice``: one-line messages
+        for the user (the compiled network's one-time build, a fallback)."""
         self.runtime, self.torch_device = pick_runtime(runtime, device)
+        if tiling == "tiles" and self.runtime == "compiled":
+            # Tiles exist for onnxruntime's fixed-size graph; the compiled network takes any size.
+            if runtime == "compiled":
+                raise ConfigError("--fast-tiling tiles is onnxruntime's; the compiled network runs whole frames: "
+                                  "drop --fast-tiling or use --fast-runtime onnxruntime")
+            self.runtime = "onnxruntime"
+        self.notice = notice
+        self._fallback = runtime == "auto"  # a compiled network that fails to start: onnxruntime
+        self._threads = threads
+        self._switch = threading.Lock()
         data = model_bytes("arbitrary_transform.onnx")
-        if self.runtime == "torch":
+        if self.runtime == "compiled":
+            from videostyle.compiled import cache_dir
+            from videostyle.netproc import NetworkProcesses
+
+            self.tiling = "whole"  # any frame size in one pass
+            self.transform = NetworkProcesses(
+                workers, threads or (os.cpu_count() or 1),
+                on_build=lambda: notice("compiling the fast engine's network for this CPU: once, about a minute "
+                                        f"(kept in {cache_dir()}; --fast-runtime onnxruntime skips it)"))
+            self.predict = self._ort_session(model_bytes("arbitrary_predict.onnx"), threads, device)
+            self.provider = f"compiled ({max(1, workers)} process(es))"
+        elif self.runtime == "torch":
             from videostyle.onnx_torch import TorchGraph
 
             # Any frame size runs in one pass: torch needs no reshaped graph.
@@ -148,25 +197,58 @@ class FastStylizer:
                 raise _missing("the onnx package") from None
             self.provider = f"torch ({self.torch_device})"
         else:
-            ort = load_runtime()
-            opts = ort.SessionOptions()
-            if threads:
-                opts.intra_op_num_threads = threads
-            opts.log_severity_level = 3
-            prov = providers(device)
-            self.predict = ort.InferenceSession(model_bytes("arbitrary_predict.onnx"), opts, providers=prov)
-            dyn = dynamic_transform(data) if tiling == "whole" else None
-            self.tiling = "whole" if dyn is not None else "tiles"
-            self.transform = ort.InferenceSession(dyn or data, opts, providers=prov)
-            self.provider = f"onnxruntime ({self.transform.get_providers()[0]})"
+            self.predict = self._ort_session(model_bytes("arbitrary_predict.onnx"), threads, device)
+            self._ort_transform(data, tiling, threads, device)
         # Whether the network runs on a GPU (the CPU's cores are then free for more flow workers).
         self.on_gpu = self.torch_device != "cpu" or self.provider.startswith("onnxruntime (CUDA")
         self._p_in = self.predict.get_inputs()[0].name
-        self._t_in = [i.name for i in self.transform.get_inputs()]
+        self._t_in = [] if self.runtime == "compiled" else [i.name for i in self.transform.get_inputs()]
         self.overlap = overlap
         self.style_vec: np.ndarray | None = None
         self._vectors: list[np.ndarray] = []  # each style image's vector
         self.region_vecs: list[np.ndarray] = []  # the --mask regions' styles' vectors
+
+    @staticmethod
+    def _ort_session(data: bytes, threads: int, device: str) -> Any:
+        ort = load_runtime()
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+        opts.log_severity_level = 3
+        return ort.InferenceSession(data, opts, providers=providers(device))
+
+    def _ort_transform(self, data: bytes, tiling: str, threads: int, device: str) -> None:
+        dyn = dynamic_transform(data) if tiling == "whole" else None
+        self.tiling = "whole" if dyn is not None else "tiles"
+        self.transform = self._ort_session(dyn or data, threads, device)
+        self.provider = f"onnxruntime ({self.transform.get_providers()[0]})"
+
+    def close(self) -> None:
+        """End the compiled runtime's worker processes (they also end with this process)."""
+        if self.runtime == "compiled":
+            self.transform.close()
+
+    def _compiled(self, content: np.ndarray, vec: np.ndarray) -> np.ndarray | None:
+        """The compiled network's frame as float32 in [0, 1]; None when its worker could not
+        start and ``auto`` chose it: the engine is onnxruntime from then on (before any frame
+        was made, as the workers start with the first frame)."""
+        from videostyle.netproc import WorkerError
+
+        try:
+            out = self.transform.run(content, vec)
+        except WorkerError as e:
+            with self._switch:
+                if self.runtime != "compiled":  # another thread switched already
+                    return None
+                if not self._fallback or self.transform.served:
+                    raise ConfigError(f"{e}; use --fast-runtime onnxruntime") from None
+                self.transform.close()
+                self.notice(f"{e}; using onnxruntime instead")
+                self._ort_transform(model_bytes("arbitrary_transform.onnx"), "whole", self._threads, "cpu")
+                self._t_in = [i.name for i in self.transform.get_inputs()]
+                self.runtime = "onnxruntime"
+            return None
+        return out.astype(np.float32) * np.float32(1.0 / 255.0)
 
     # -- style vectors
 
@@ -210,6 +292,10 @@ class FastStylizer:
         if strength < 1.0:
             vec = strength * vec + (1.0 - strength) * self.style_vector(content)
         vec = vec.astype(np.float32)
+        if self.runtime == "compiled":
+            out = self._compiled(content, vec)
+            if out is not None:
+                return out
         h, w = content.shape[:2]
         if self.torch_device != "cpu" and self.tiling == "whole":
             return self._stylize_on_device(content, vec)

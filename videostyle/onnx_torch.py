@@ -289,6 +289,10 @@ class TorchGraph:
 
     @torch.inference_mode()
     def forward(self, feeds: Mapping[str, torch.Tensor]) -> list[torch.Tensor]:
+        return self.trace(feeds)
+
+    def trace(self, feeds: Mapping[str, torch.Tensor]) -> list[torch.Tensor]:
+        """``forward`` outside inference mode, for ``torch.export`` (videostyle.compiled)."""
         env: dict[str, torch.Tensor] = dict(self._consts)
         env.update(feeds)
         for (fn, names, out), drop in zip(self._steps, self._drop):

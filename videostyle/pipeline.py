@@ -51,7 +51,7 @@ def render_image(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: 
     check_output(inp, out, overwrite)
     content = prepare_content(content_full, cfg.optim.size, f"input image {inp}", cfg.optim.upscale)
     styles = load_styles(cfg)
-    fast = build_fast(cfg, styles)
+    fast = build_fast(cfg, styles, notice=reporter.notice)
     regions = build_regions(cfg)
     frame_regions = regions.frame(0, content.shape[:2]) if regions is not None else None
     if cfg.fast.method == "fast":
@@ -275,6 +275,7 @@ class _VideoRender:
         except BaseException:
             self.abort()
             raise
+        self.vs.close()
         self.reporter.end()
         self.work.remove()
         st = self.stages
@@ -351,6 +352,7 @@ class _VideoRender:
         work); the open chunk and a half-written output are removed."""
         self.stop.set()
         join(self.threads)
+        self.vs.close()
         if self.encoder is not None:
             self.encoder.halt()
         self.saver.halt()
@@ -407,6 +409,7 @@ def render_pipe(inp: str | os.PathLike[str], out: str | os.PathLike[str] | None,
         writer.abort()
         raise
     finally:
+        vs.close()
         reporter.end()
     return RenderResult(target, len(iterations), time.perf_counter() - started, iterations, StageTimes(),
                         tuple(secs))

@@ -22,6 +22,7 @@ from torch import Tensor
 
 from videostyle.config import Config, OptimConfig
 from videostyle.errors import ConfigError, InputError, VideostyleError
+from videostyle.compiled import cpu_has_bf16
 from videostyle.features import MIN_SIDE, VGGFeatures, build_extractor
 from videostyle.losses import LossSpec, PerceptualLoss, gram_matrix
 from videostyle.lbfgs import LBFGS
@@ -161,11 +162,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "cpu":
         return torch.device("cpu")
     raise ConfigError(f"--device {name!r}: use auto, cpu, cuda or cuda:N")
-
-
-def cpu_has_bf16() -> bool:
-    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(getattr(torch.cpu, c, lambda: False)() for c in checks)
 
 
 def resolve_precision(name: str, device: torch.device, pixels: int = 512 * 512) -> torch.dtype | None:

@@ -86,6 +86,12 @@ class VideoStylizer:
         self.frame_regions: FrameRegions | None = None  # this frame's
         self.ready: dict[int, np.ndarray] = {}  # fast outputs computed ahead, by frame index
 
+    def close(self) -> None:
+        """End what the engines started (the compiled fast network's worker processes)."""
+        close = getattr(self.fast, "close", None)
+        if close is not None:
+            close()
+
     @property
     def runs_ahead(self) -> bool:
         """Whether the fast engine's network can run ahead of the frame order, on the flow
@@ -343,7 +349,8 @@ def build_video_stylizer(cfg: Config, styles: list[np.ndarray], reporter: Report
     the fast engine's network ahead on ``ahead_workers`` threads (each call then gets its share
     of the cores; else every call gets all of them)."""
     workers = ahead_workers(cfg) if ahead else 0
-    fast = build_fast(cfg, styles, threads=max(1, (os.cpu_count() or 1) // workers) if workers else 0)
+    fast = build_fast(cfg, styles, threads=max(1, (os.cpu_count() or 1) // workers) if workers else 0,
+                      workers=workers or 1, notice=reporter.notice)
     st = build_stylizer(cfg, styles, reporter.notice, stylizer) if cfg.fast.method != "fast" else None
     vs = VideoStylizer(cfg, st, fast)
     s = cfg.style

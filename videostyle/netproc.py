@@ -1,0 +1,280 @@
+"""The fast engine's compiled network (``videostyle.compiled``) in worker processes.
+
+Why processes: AOTInductor's compiled kernels hold Python's GIL for the whole call (75-95 ms a
+640x360 frame on one core). In the render's own process that stalls the decode, flow, blend and
+encode threads whenever they need the GIL: measured there, 120 frames rendered at 9.5 frames/s
+using 20 of the 32 core-seconds that 2 cores gave. A worker process has a GIL of its own.
+
+Each worker is ``python -m videostyle.netproc`` with pipes on its stdin and stdout; frames cross
+as uint8 (a quarter of float32's bytes). Messages, both ways: one type byte, a 4-byte length, the
+payload.
+
+* parent -> worker ``F``: height, width (2 x uint32), the style vector (100 float32), the RGB
+  uint8 frame; the worker answers ``O`` with the stylized RGB uint8 frame (same size).
+* worker -> parent, once at start: ``B`` (building the package: about a minute, once), then
+  ``R`` (ready: JSON with the convolution type and package) or ``E`` (a one-line reason).
+
+A worker ends when its stdin closes (the parent closed it, or died). Its stderr goes to a file in
+the temporary folder, read back for the message when it fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import weakref
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+HEAD = struct.Struct("<cI")
+SIZE = struct.Struct("<II")
+VEC = 100  # the style vector's length
+
+
+class WorkerError(RuntimeError):
+    """A worker could not start (no compiler, a failed build) or ended mid-render."""
+
+
+def _send(out: IO[bytes], kind: bytes, *parts: bytes) -> None:
+    out.write(HEAD.pack(kind, sum(len(p) for p in parts)))
+    for p in parts:
+        out.write(p)
+    out.flush()
+
+
+def _recv(inp: IO[bytes]) -> tuple[bytes, bytes] | None:
+    head = inp.read(HEAD.size)
+    if len(head) < HEAD.size:
+        return None
+    kind, n = HEAD.unpack(head)
+    body = inp.read(n)
+    if len(body) < n:
+        return None
+    return kind, body
+
+
+class _Worker:
+    def __init__(self, threads: int, precision: str) -> None:
+        fd, self.log = tempfile.mkstemp(prefix="videostyle-net-", suffix=".log")
+        env = dict(os.environ)
+        root = str(Path(__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        with os.fdopen(fd, "wb") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "videostyle.netproc", str(threads), precision],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, env=env,
+                start_new_session=True)  # Ctrl-C reaches the parent only; the worker ends on EOF
+        self.info: dict[str, Any] | None = None
+
+    def wait_ready(self, on_build: Callable[[], None]) -> dict[str, Any]:
+        if self.info is not None:
+            return self.info
+        assert self.proc.stdout is not None
+        while True:
+            msg = _recv(self.proc.stdout)
+            if msg is None:
+                raise WorkerError(self.reason("ended before it was ready"))
+            kind, body = msg
+            if kind == b"B":
+                on_build()
+            elif kind == b"R":
+                self.info = json.loads(body)
+                return self.info
+            else:
+                raise WorkerError(f"the fast engine's compiled network failed to start: {body.decode(errors='replace')}")
+
+    def run(self, frame: np.ndarray, vec: np.ndarray) -> np.ndarray:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        h, w = frame.shape[:2]
+        try:
+            _send(self.proc.stdin, b"F", SIZE.pack(h, w), np.ascontiguousarray(vec, np.float32).tobytes(),
+                  np.ascontiguousarray(frame, np.uint8).tobytes())
+        except (BrokenPipeError, OSError):
+            raise WorkerError(self.reason("ended")) from None
+        msg = _recv(self.proc.stdout)
+        if msg is None or msg[0] != b"O":
+            raise WorkerError(self.reason("ended") if msg is None else msg[1].decode(errors="replace"))
+        return np.frombuffer(msg[1], np.uint8).reshape(h, w, 3)
+
+    def reason(self, what: str) -> str:
+        try:
+            lines = [ln for ln in Path(self.log).read_text(errors="replace").splitlines() if ln.strip()]
+        except OSError:
+            lines = []
+        tail = f": {lines[-1].strip()}" if lines else ""
+        return f"the fast engine's network process {what}{tail}"
+
+    def close(self) -> None:
+        close_worker(self.proc, self.log)
+
+
+def close_worker(proc: subprocess.Popen[bytes], log: str) -> None:
+    try:
+        if proc.stdin is not None:
+            proc.stdin.close()
+    except OSError:
+        pass
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    for f in (proc.stdout,):
+        if f is not None:
+            f.close()
+    try:
+        os.unlink(log)
+    except OSError:
+        pass
+
+
+class NetworkProcesses:
+    """``workers`` processes running the compiled transform network, ``threads`` CPU threads
+    each; ``precision``: the convolutions' type (auto: bf16 where the CPU has bf16 units, else
+    fp32). ``run`` is thread-safe (each call takes an idle worker). The processes start at once
+    (a second or two: they import torch); the first call waits for them. When the package has to
+    be built one of them builds it (``on_build`` is called) while the others wait."""
+
+    def __init__(self, workers: int, threads: int, precision: str = "auto",
+                 on_build: Callable[[], None] = lambda: None) -> None:
+        self.on_build = on_build
+        self._workers = [_Worker(threads, precision) for _ in range(max(1, workers))]
+        self._idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
+        self._ready = False
+        self._lock = threading.Lock()
+        self._closed = False
+        self.served = False  # a frame came back (a later failure is not a start-up failure)
+        self._finalizer = weakref.finalize(self, _close_all, self._workers)
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._ready:
+                return
+            told = threading.Event()
+            errors: list[WorkerError] = []
+
+            def once() -> None:  # one notice, whichever worker builds
+                if not told.is_set():
+                    told.set()
+                    self.on_build()
+
+            def wait(w: _Worker) -> None:
+                try:
+                    w.wait_ready(once)
+                except WorkerError as e:
+                    errors.append(e)
+
+            waiters = [threading.Thread(target=wait, args=(w,), daemon=True) for w in self._workers]
+            for t in waiters:
+                t.start()
+            for t in waiters:
+                t.join()
+            if errors:
+                raise errors[0]
+            for w in self._workers:
+                self._idle.put(w)
+            self._ready = True
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """The workers' ``R`` message: the convolutions' type and the package."""
+        self._start()
+        return dict(self._workers[0].info or {})
+
+    def run(self, frame: np.ndarray, vec: np.ndarray) -> np.ndarray:
+        """The stylized RGB uint8 frame of an RGB uint8 frame of any size."""
+        if self._closed:
+            raise WorkerError("the fast engine's network processes were closed")
+        self._start()
+        w = self._idle.get()
+        try:
+            out = w.run(frame, vec)
+        finally:
+            self._idle.put(w)
+        self.served = True
+        return out
+
+    def close(self) -> None:
+        self._closed = True
+        self._finalizer()
+
+
+def _close_all(workers: list[_Worker]) -> None:
+    for w in workers:
+        w.close()
+
+
+# -- the worker's side
+
+
+def _serve(threads: int, precision: str) -> None:
+    import logging
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when a render stops
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+    out = sys.stdout.buffer
+    inp = sys.stdin.buffer
+    sys.stdout = sys.stderr  # nothing but messages on the pipe
+    try:
+        import torch
+        import torch.nn.functional as F
+
+        from videostyle import compiled
+        from videostyle.fast import model_bytes
+        from videostyle.onnx_torch import TorchGraph
+
+        if threads:
+            torch.set_num_threads(threads)
+        bf16 = compiled.cpu_has_bf16() if precision == "auto" else precision == "bf16"
+        model = model_bytes("arbitrary_transform.onnx")
+        path = compiled.ensure(model, bf16, on_build=lambda: _send(out, b"B"))
+        net = compiled.load(path)
+        dtype = torch.bfloat16 if bf16 else torch.float32
+        interp: list[Any] = []  # frames outside the compiled sizes: the same graph, interpreted
+    except Exception as e:  # noqa: BLE001 - whatever failed, the parent gets one line
+        msg = str(e) if type(e) is RuntimeError else f"{type(e).__name__}: {e}"
+        _send(out, b"E", (msg.splitlines() or [type(e).__name__])[0].encode())
+        return
+    _send(out, b"R", json.dumps({"dtype": "bf16" if bf16 else "fp32", "package": str(path)}).encode())
+    mult = compiled.MULTIPLE
+    while True:
+        msg = _recv(inp)
+        if msg is None:  # the parent is done (or gone): nothing to save, skip torch's teardown
+            out.flush()
+            os._exit(0)
+        body = msg[1]
+        h, w = SIZE.unpack_from(body)
+        off = SIZE.size
+        vec = torch.frombuffer(bytearray(body[off:off + 4 * VEC]), dtype=torch.float32).reshape(1, VEC, 1, 1)
+        off += 4 * VEC
+        with torch.inference_mode():
+            x = torch.frombuffer(bytearray(body[off:]), dtype=torch.uint8).reshape(1, h, w, 3)
+            x = x.permute(0, 3, 1, 2).float().div_(255.0)
+            ph, pw = (-h) % mult, (-w) % mult
+            if ph or pw:
+                x = F.pad(x, (0, pw, 0, ph), mode="reflect")  # cv2's BORDER_REFLECT_101
+            x = x.permute(0, 2, 3, 1).contiguous()
+            if compiled.fits(h + ph, w + pw):
+                y = net(x, vec)
+            else:
+                if not interp:
+                    interp.append(TorchGraph(model, "cpu", dtype=dtype))
+                g = interp[0]
+                names = [i.name for i in g.get_inputs()]
+                y = g.forward({names[0]: x, names[1]: vec})[0]
+            y = y[0, :h, :w].clamp(0.0, 1.0).mul_(255.0).round_().to(torch.uint8)
+        _send(out, b"O", y.contiguous().numpy().tobytes())
+
+
+if __name__ == "__main__":
+    _serve(int(sys.argv[1]), sys.argv[2])
