@@ -34,7 +34,8 @@ from videostyle.features import VGGFeatures, random_init  # noqa: E402
 from videostyle.media import Span, probe  # noqa: E402
 from videostyle.metrics import temporal_error  # noqa: E402
 from videostyle.pipeline import render_video  # noqa: E402
-from videostyle.stylize import Stylizer, fit_size, resolve_precision  # noqa: E402
+from videostyle.stylize import Stylizer, resolve_precision  # noqa: E402
+from videostyle.images import fit_size  # noqa: E402
 
 
 # Each variant's settings on top of the preset: flow method, stages overlapped or inline, and

@@ -25,7 +25,8 @@ from videostyle.images import read_image, write_image
 from videostyle.media import Span, read_frames
 from videostyle.metrics import temporal_error
 from videostyle.pipeline import render_video
-from videostyle.stylize import Stylizer, fit_size, to_uint8
+from videostyle.stylize import Stylizer
+from videostyle.images import fit_size, to_uint8
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import MEDIA, media_parser, resolve_model  # noqa: E402

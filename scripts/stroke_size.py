@@ -23,7 +23,8 @@ import numpy as np
 
 from videostyle.config import Config, apply
 from videostyle.images import read_image, resize_image
-from videostyle.stylize import Stylizer, to_uint8
+from videostyle.stylize import Stylizer
+from videostyle.images import to_uint8
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import MEDIA, STYLE, resolve_model  # noqa: E402

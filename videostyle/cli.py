@@ -13,7 +13,7 @@ from videostyle import __version__
 from videostyle import config as C
 from videostyle.errors import ConfigError, VideostyleError
 from videostyle.keyframes import split
-from videostyle.stylize import STIterate
+from videostyle.report import STIterate
 
 
 class _Parser(argparse.ArgumentParser):

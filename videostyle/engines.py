@@ -6,18 +6,20 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from videostyle.config import Config
 from videostyle.errors import ConfigError
 from videostyle.flow import FlowParams
-from videostyle.images import read_image, resize_image
+from videostyle.images import check_size, fit_size, preserve_colors, read_image, resize_image
 from videostyle.keyframes import schedule, style_paths
 from videostyle.regions import FrameRegions, Regions, composite
 from videostyle.regions import style_images as region_style_images
-from videostyle.stylize import Stylizer, check_size, fit_size, preserve_colors
+
+if TYPE_CHECKING:  # the Gatys engine (torch) is imported only when a render uses it
+    from videostyle.stylize import Stylizer
 
 RANDOM_MODEL_WARNING = "warning: --model random uses untrained VGG weights; the result is not a real stylization"
 
@@ -49,6 +51,8 @@ def build_stylizer(cfg: Config, styles: list[np.ndarray], notice: Callable[[str]
     random_model_notice(cfg, notice)
     if stylizer is not None:
         stylizer.configure(cfg)
+    from videostyle.stylize import Stylizer
+
     st = stylizer or Stylizer.from_config(cfg)
     weights, strength = at_start(cfg)
     st.set_styles(styles, weights)

@@ -45,3 +45,7 @@ class RenderInterrupted(VideostyleError):
     stops too (exit code 130, or 128 + the signal's number)."""
 
     exit_code = 130
+
+
+class DivergedError(VideostyleError):
+    """The optimisation diverged and could not be recovered."""

@@ -32,6 +32,7 @@ from __future__ import annotations
 import importlib
 import importlib.resources
 import os
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -95,6 +96,24 @@ def providers(device: str = "auto") -> list[str]:
     return ["CPUExecutionProvider"]
 
 
+def _gpu_driver() -> bool:
+    """Whether a GPU driver may be here, without importing torch (two seconds of a fast render's
+    start): a CUDA, ROCm or WSL device node on Linux; elsewhere, always (torch is asked)."""
+    if not sys.platform.startswith("linux"):
+        return True
+    return any(os.path.exists(p) for p in ("/dev/nvidiactl", "/dev/nvidia0", "/dev/kfd", "/dev/dxg"))
+
+
+def _device(device: str) -> str:
+    """``device`` resolved as for the Gatys engine (stylize.resolve_device: "cpu", "cuda:N";
+    a CUDA device that is not there is refused), with torch imported only when a GPU may be used."""
+    if device == "cpu" or (device == "auto" and not _gpu_driver()):
+        return "cpu"
+    from videostyle.stylize import resolve_device
+
+    return str(resolve_device(device))
+
+
 def pick_runtime(runtime: str, device: str) -> tuple[str, str]:
     """(runtime, torch device) for ``fast.runtime`` on ``device`` (auto, cpu, cuda, cuda:N; a
     CUDA device that is not there is refused, as for the Gatys engine).
@@ -102,15 +121,13 @@ def pick_runtime(runtime: str, device: str) -> tuple[str, str]:
     auto: onnxruntime's CUDA provider where installed, else torch on CUDA, else the compiled
     network on the CPU where it can be built, else onnxruntime on the CPU.
     """
-    from videostyle.stylize import resolve_device
-
-    dev = resolve_device(device)
+    dev = _device(device)
     if runtime == "torch":
-        return "torch", str(dev)
+        return "torch", dev
     if runtime == "onnxruntime":
         return "onnxruntime", "cpu"
     if runtime == "compiled":
-        if dev.type == "cuda" and device != "auto":
+        if dev != "cpu" and device != "auto":
             raise ConfigError(f"--fast-runtime compiled runs on the CPU, not {device}; "
                               "use --fast-runtime torch for a CUDA device")
         from videostyle.compiled import unavailable
@@ -124,9 +141,9 @@ def pick_runtime(runtime: str, device: str) -> tuple[str, str]:
         ort_cuda = "CUDAExecutionProvider" in load_runtime().get_available_providers()
     except ConfigError:
         ort_cuda = False
-    if dev.type == "cuda" and not ort_cuda:
-        return "torch", str(dev)
-    if dev.type == "cpu":
+    if dev != "cpu" and not ort_cuda:
+        return "torch", dev
+    if dev == "cpu":
         from videostyle.compiled import unavailable
 
         if unavailable() is None:

@@ -32,7 +32,6 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 
 WeightsFormat = Literal["torchvision", "caffe"]
-MIN_SIDE = 32  # relu5_1 sits behind four 2x poolings; below this the deep layers degenerate.
 
 
 def layer_names(depths: tuple[int, ...] = VGG19_DEPTHS) -> list[str]:

@@ -63,24 +63,17 @@ def _recv(inp: IO[bytes]) -> tuple[bytes, bytes] | None:
 
 
 class _Worker:
-    def __init__(self, threads: int, precision: str) -> None:
-        fd, self.log = tempfile.mkstemp(prefix="videostyle-net-", suffix=".log")
-        env = dict(os.environ)
-        root = str(Path(__file__).resolve().parent.parent)
-        env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-        with os.fdopen(fd, "wb") as err:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "videostyle.netproc", str(threads), precision],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, env=env,
-                start_new_session=True)  # Ctrl-C reaches the parent only; the worker ends on EOF
+    """The parent's end of one worker: its request and answer pipes."""
+
+    def __init__(self, send: IO[bytes], recv: IO[bytes], log: str) -> None:
+        self.send, self.recv, self.log = send, recv, log
         self.info: dict[str, Any] | None = None
 
     def wait_ready(self, on_build: Callable[[], None]) -> dict[str, Any]:
         if self.info is not None:
             return self.info
-        assert self.proc.stdout is not None
         while True:
-            msg = _recv(self.proc.stdout)
+            msg = _recv(self.recv)
             if msg is None:
                 raise WorkerError(self.reason("ended before it was ready"))
             kind, body = msg
@@ -93,14 +86,13 @@ class _Worker:
                 raise WorkerError(f"the fast engine's compiled network failed to start: {body.decode(errors='replace')}")
 
     def run(self, frame: np.ndarray, vec: np.ndarray) -> np.ndarray:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
         h, w = frame.shape[:2]
         try:
-            _send(self.proc.stdin, b"F", SIZE.pack(h, w), np.ascontiguousarray(vec, np.float32).tobytes(),
+            _send(self.send, b"F", SIZE.pack(h, w), np.ascontiguousarray(vec, np.float32).tobytes(),
                   np.ascontiguousarray(frame, np.uint8).tobytes())
         except (BrokenPipeError, OSError):
             raise WorkerError(self.reason("ended")) from None
-        msg = _recv(self.proc.stdout)
+        msg = _recv(self.recv)
         if msg is None or msg[0] != b"O":
             raise WorkerError(self.reason("ended") if msg is None else msg[1].decode(errors="replace"))
         return np.frombuffer(msg[1], np.uint8).reshape(h, w, 3)
@@ -113,28 +105,56 @@ class _Worker:
         tail = f": {lines[-1].strip()}" if lines else ""
         return f"the fast engine's network process {what}{tail}"
 
+
+class _Processes:
+    """``count`` workers from one ``python -m videostyle.netproc``: it imports torch (two
+    core-seconds) and then forks the others, before it has run anything (no threads of torch's
+    yet), so they start without importing it again. The parent made their pipes and handed them
+    down; each worker ends when its request pipe closes."""
+
+    def __init__(self, count: int, threads: int, precision: str) -> None:
+        fd, self.log = tempfile.mkstemp(prefix="videostyle-net-", suffix=".log")
+        env = dict(os.environ)
+        root = str(Path(__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        theirs: list[int] = []  # the forked workers' ends: request read, answer write
+        ours: list[tuple[int, int]] = []  # ours: request write, answer read
+        for _ in range(count - 1):
+            req_r, req_w = os.pipe()
+            ans_r, ans_w = os.pipe()
+            theirs += [req_r, ans_w]
+            ours.append((req_w, ans_r))
+        spec = ",".join(map(str, theirs))
+        try:
+            with os.fdopen(fd, "wb") as err:
+                self.proc = subprocess.Popen(
+                    [sys.executable, "-m", "videostyle.netproc", str(threads), precision, spec],
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, env=env, pass_fds=theirs,
+                    start_new_session=True)  # Ctrl-C reaches the parent only: it closes the pipes
+        finally:
+            for f in theirs:
+                os.close(f)
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.workers = [_Worker(self.proc.stdin, self.proc.stdout, self.log)]
+        self.workers += [_Worker(os.fdopen(w, "wb"), os.fdopen(r, "rb"), self.log) for w, r in ours]
+
     def close(self) -> None:
-        close_worker(self.proc, self.log)
-
-
-def close_worker(proc: subprocess.Popen[bytes], log: str) -> None:
-    try:
-        if proc.stdin is not None:
-            proc.stdin.close()
-    except OSError:
-        pass
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    for f in (proc.stdout,):
-        if f is not None:
-            f.close()
-    try:
-        os.unlink(log)
-    except OSError:
-        pass
+        for w in self.workers:
+            try:
+                w.send.close()
+            except OSError:
+                pass
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        for w in self.workers:
+            w.recv.close()
+        try:
+            os.unlink(self.log)
+        except OSError:
+            pass
 
 
 class NetworkProcesses:
@@ -147,13 +167,14 @@ class NetworkProcesses:
     def __init__(self, workers: int, threads: int, precision: str = "auto",
                  on_build: Callable[[], None] = lambda: None) -> None:
         self.on_build = on_build
-        self._workers = [_Worker(threads, precision) for _ in range(max(1, workers))]
+        self._procs = _Processes(max(1, workers), threads, precision)
+        self._workers = self._procs.workers
         self._idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
         self._ready = False
         self._lock = threading.Lock()
         self._closed = False
         self.served = False  # a frame came back (a later failure is not a start-up failure)
-        self._finalizer = weakref.finalize(self, _close_all, self._workers)
+        self._finalizer = weakref.finalize(self, self._procs.close)
 
     def _start(self) -> None:
         with self._lock:
@@ -208,25 +229,37 @@ class NetworkProcesses:
         self._finalizer()
 
 
-def _close_all(workers: list[_Worker]) -> None:
-    for w in workers:
-        w.close()
-
-
 # -- the worker's side
 
 
-def _serve(threads: int, precision: str) -> None:
+def _serve(threads: int, precision: str, fds: list[int]) -> None:
     import logging
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when a render stops
     logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+    import torch
+
+    # The other workers: forked now, before torch has run anything (it starts its thread pools
+    # at the first operation), each onto its own pipes as standard input and output.
+    pairs = [(fds[i], fds[i + 1]) for i in range(0, len(fds), 2)]
+    mine: tuple[int, int] | None = None
+    forked: list[int] = []  # the first worker's: reaped before it exits
+    for pair in pairs:
+        pid = os.fork()
+        if pid == 0:
+            mine, forked = pair, []
+            break
+        forked.append(pid)
+    if mine is not None:
+        os.dup2(mine[0], 0)
+        os.dup2(mine[1], 1)
+    for f in fds:
+        os.close(f)
     out = sys.stdout.buffer
     inp = sys.stdin.buffer
     sys.stdout = sys.stderr  # nothing but messages on the pipe
     try:
-        import torch
         import torch.nn.functional as F
 
         from videostyle import compiled
@@ -245,11 +278,14 @@ def _serve(threads: int, precision: str) -> None:
         msg = str(e) if type(e) is RuntimeError else f"{type(e).__name__}: {e}"
         _send(out, b"E", (msg.splitlines() or [type(e).__name__])[0].encode())
         return
-    _send(out, b"R", json.dumps({"dtype": "bf16" if bf16 else "fp32", "package": str(path)}).encode())
+    _send(out, b"R", json.dumps({"dtype": "bf16" if bf16 else "fp32", "package": str(path),
+                                 "pid": os.getpid()}).encode())
     mult = compiled.MULTIPLE
     while True:
         msg = _recv(inp)
         if msg is None:  # the parent is done (or gone): nothing to save, skip torch's teardown
+            for pid in forked:  # their pipes closed too
+                os.waitpid(pid, 0)
             out.flush()
             os._exit(0)
         body = msg[1]
@@ -277,4 +313,4 @@ def _serve(threads: int, precision: str) -> None:
 
 
 if __name__ == "__main__":
-    _serve(int(sys.argv[1]), sys.argv[2])
+    _serve(int(sys.argv[1]), sys.argv[2], [int(f) for f in sys.argv[3].split(",") if f])

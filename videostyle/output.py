@@ -16,7 +16,7 @@ from videostyle.errors import OutputError
 from videostyle.images import resize_image
 from videostyle.media import Span, VideoInfo, probe
 from videostyle.mux import VideoWriter, check_codec, container_format, even_size, make_even
-from videostyle.stylize import check_size, fit_size
+from videostyle.images import check_size, fit_size
 
 
 def check_output(inp: Path, out: Path, overwrite: bool = True) -> None:

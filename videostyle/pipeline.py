@@ -13,7 +13,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -23,9 +23,9 @@ from videostyle import durable, interrupt
 from videostyle.config import Config
 from videostyle.engines import (build_fast, build_regions, build_stylizer, fast_image, first_init, load_styles,
                                 prepare_content)
-from videostyle.errors import ConfigError, InputError, OutputError, PipeClosed, RenderInterrupted
+from videostyle.errors import ConfigError, DivergedError, InputError, OutputError, PipeClosed, RenderInterrupted
 from videostyle.flow import FramePair
-from videostyle.images import is_image_path, read_image, resize_image, write_image
+from videostyle.images import is_image_path, read_image, resize_image, to_uint8, write_image
 from videostyle.media import Frame, probe
 from videostyle.mux import PIPE_CLOSED, VideoWriter
 from videostyle.output import (VideoJob, check_output, finish_writer, open_writer, output_frame, plan_pipe, plan_video,
@@ -33,10 +33,12 @@ from videostyle.output import (VideoJob, check_output, finish_writer, open_write
 from videostyle.report import FrameDone, RenderResult, Reporter, StageTimes
 from videostyle.resume import Chunks, ResumePlan, plan_resume, render_settings
 from videostyle.stages import Encoder, Inline, InlineEncoder, Saver, Stage, Stopped, join
-from videostyle.stylize import DivergedError, Stylizer, to_uint8
 from videostyle.video import (FrameResult, StartSettler, VideoStylizer, ahead_workers, build_video_stylizer,
                              flow_pairs, save_frame, settle_frames, stylize_or_restore)
 from videostyle.workdir import WorkDir
+
+if TYPE_CHECKING:  # the Gatys engine (torch) is imported only when a render uses it
+    from videostyle.stylize import Stylizer
 
 
 def render_image(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: Config,

@@ -5,7 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from videostyle.stylize import STIterate
+
+@dataclass(frozen=True)
+class STIterate:
+    """One optimiser iteration, as reported to progress callbacks."""
+
+    i: int  # iteration within the current pyramid level (1-based)
+    iterations: int  # planned iterations at this level
+    level: int  # pyramid level (0 = coarsest)
+    levels: int  # number of pyramid levels
+    loss: float  # total weighted loss
+    losses: dict[str, float]  # weighted loss per term: content, style, tv, temporal
+    size: tuple[int, int]  # (H, W) being optimised
 
 
 @dataclass(frozen=True)

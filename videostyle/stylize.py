@@ -14,33 +14,21 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from videostyle.config import Config, OptimConfig
-from videostyle.errors import ConfigError, InputError, VideostyleError
+from videostyle.errors import ConfigError, DivergedError
 from videostyle.compiled import cpu_has_bf16
-from videostyle.features import MIN_SIDE, VGGFeatures, build_extractor
+from videostyle.features import VGGFeatures, build_extractor
+from videostyle.images import MIN_SIDE, check_size, preserve_colors
+from videostyle.report import STIterate
 from videostyle.losses import LossSpec, PerceptualLoss, gram_matrix
 from videostyle.lbfgs import LBFGS
 from videostyle.memory import GB, PassCost, budget, image_bytes, map_large_blocks, pass_cost
 from videostyle.tiles import ALIGN, TiledObjective, grid, tiled_grams
-
-
-@dataclass(frozen=True)
-class STIterate:
-    """One optimiser iteration, as reported to progress callbacks."""
-
-    i: int  # iteration within the current pyramid level (1-based)
-    iterations: int  # planned iterations at this level
-    level: int  # pyramid level (0 = coarsest)
-    levels: int  # number of pyramid levels
-    loss: float  # total weighted loss
-    losses: dict[str, float]  # weighted loss per term: content, style, tv, temporal
-    size: tuple[int, int]  # (H, W) being optimised
 
 
 @dataclass(frozen=True)
@@ -65,10 +53,6 @@ Callback = Callable[[STIterate], None]
 # A loss this many times the iteration-1 loss means the optimiser has left the basin (L-BFGS
 # without a line search can take a huge step when its curvature estimate is off).
 EXPLODE = 10.0
-
-
-class DivergedError(VideostyleError):
-    """The optimisation diverged and could not be recovered."""
 
 
 @dataclass(frozen=True)
@@ -98,52 +82,10 @@ def to_numpy(t: Tensor) -> np.ndarray:
     return t.detach().float().clamp(0, 1)[0].permute(1, 2, 0).contiguous().cpu().numpy()
 
 
-def to_uint8(image: np.ndarray) -> np.ndarray:
-    """[0, 1] floats to uint8, rounded half to even and saturated."""
-    if image.dtype == np.uint8:
-        return image
-    if image.dtype == np.float32 and image.ndim == 3 and image.shape[2] == 3:
-        # OpenCV's conversion (after cutting negatives, which it would mirror): a tenth of
-        # numpy's time at 1080p, where it runs once a frame.
-        return cv2.convertScaleAbs(cv2.max(image, 0.0), alpha=255.0)
-    return np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
-
-
 def resize(t: Tensor, hw: tuple[int, int]) -> Tensor:
     if tuple(t.shape[-2:]) == tuple(hw):
         return t
     return F.interpolate(t, size=hw, mode="bilinear", align_corners=False, antialias=True)
-
-
-def fit_size(h: int, w: int, max_side: int, upscale: bool = False) -> tuple[int, int]:
-    """Scale (h, w) down so the longer side is at most ``max_side`` (0 = unchanged), keeping the
-    aspect ratio. Upscales only when asked (``upscale``): detail the source does not have cannot
-    be painted, but a large print or screen may want the strokes at its size."""
-    if max_side <= 0 or max_side == max(h, w) or (max_side > max(h, w) and not upscale):
-        return h, w
-    s = max_side / max(h, w)
-    return max(1, round(h * s)), max(1, round(w * s))
-
-
-def check_size(h: int, w: int, what: str) -> None:
-    if min(h, w) < MIN_SIDE:
-        raise InputError(
-            f"{what} is {w}x{h}; the network needs at least {MIN_SIDE} pixels on each side: use a larger image or --size"
-        )
-
-
-_YCC = torch.tensor([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
-
-
-def preserve_colors(stylized: np.ndarray, content: np.ndarray) -> np.ndarray:
-    """Luminance of ``stylized`` with the chroma of ``content`` (neural-style's -original_colors)."""
-    s = stylized.astype(np.float32)
-    c = content.astype(np.float32) / 255.0 if content.dtype == np.uint8 else content.astype(np.float32)
-    m = _YCC.numpy()
-    y = s @ m[0]
-    cc = c @ m[1:].T
-    ycc = np.concatenate([y[..., None], cc], axis=-1)
-    return np.clip(ycc @ np.linalg.inv(m).T, 0.0, 1.0).astype(np.float32)
 
 
 # ---------------------------------------------------------------- device / precision

@@ -12,21 +12,25 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from videostyle.config import Config
 from videostyle.engines import (build_fast, build_regions, build_stylizer, fast_image, first_init, prepare_content,
                                 render_flow_params)
+from videostyle.errors import DivergedError
 from videostyle.flow import FlowParams, FramePair, blend, warp
 from videostyle.flow import pair as flow_pair
+from videostyle.images import to_uint8
 from videostyle.keyframes import Schedule, schedule
 from videostyle.media import Frame, VideoInfo
 from videostyle.regions import FrameRegions, Regions
-from videostyle.report import Reporter, StageTimes
-from videostyle.stylize import DivergedError, STIterate, Stylizer, TemporalTerm, to_uint8
+from videostyle.report import Reporter, StageTimes, STIterate
 from videostyle.workdir import WorkDir
+
+if TYPE_CHECKING:  # the Gatys engine (torch) is imported only when a render uses it
+    from videostyle.stylize import Stylizer
 
 
 class _History:
@@ -244,6 +248,8 @@ class VideoStylizer:
             # the first frame's iterations.
             init = blend(warp(prev_out, p1.back), _in_colours_of(src, prev_out), p1.mask, self.warm)
             iterations = round(iterations + (1.0 - self.warm) * max(self.cfg.optim.iterations - iterations, 0))
+        from videostyle.stylize import TemporalTerm
+
         terms: list[TemporalTerm] = []
         if self.temporal_weight > 0:
             covered = np.zeros(p1.mask.shape, np.float32)
