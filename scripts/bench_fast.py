@@ -21,12 +21,11 @@ import numpy as np
 from videostyle.config import Config, apply
 from videostyle.fast import FastStylizer
 from videostyle.flow import FlowParams
-from videostyle.images import read_image, write_image
-from videostyle.media import Span, read_frames
+from videostyle.images import fit_size, read_image, to_uint8, write_image
+from videostyle.media import Span, probe, read_frames
 from videostyle.metrics import temporal_error
 from videostyle.pipeline import render_video
 from videostyle.stylize import Stylizer
-from videostyle.images import fit_size, to_uint8
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import MEDIA, media_parser, resolve_model  # noqa: E402
@@ -65,6 +64,7 @@ def speed_table(fast_by_mode: dict[str, FastStylizer], clip: Path, repeats: int)
 RUNTIMES = {
     # name: (fast.runtime, torch device, TorchGraph options)
     "onnxruntime": ("onnxruntime", "cpu", {}),
+    "compiled": ("compiled", "cpu", {}),
     "torch-cpu": ("torch", "cpu", {}),
     "torch-cuda": ("torch", "cuda", {}),
     "torch-cuda-eager": ("torch", "cuda", {"graphs": False}),
@@ -120,6 +120,44 @@ def runtimes_table(clip: Path, style: np.ndarray, names: list[str], sizes: list[
         if images is not None and size <= 640:
             images.mkdir(parents=True, exist_ok=True)
             write_image(images / f"runtimes_{tw}x{th}.png", to_uint8(np.concatenate(row, 1)))
+
+
+def cli_table(clip: Path, style: Path, seconds: float, sizes: list[int], runtimes: list[str], repeats: int) -> None:
+    """The command a user types, timed as they would time it: ``videostyle render CLIP --style S
+    --method fast --size N --duration SECONDS`` in a new process, start-up and the muxing of the
+    audio included; the runtimes take turns, ``repeats`` times, and the table gives the median
+    with the slowest and fastest run, the ratio to the first runtime, and the temporal error of
+    the last output by videostyle eval."""
+    import subprocess
+
+    from bench import upscaled
+
+    print(f"| size | fast.runtime | frames | s (median of {repeats}) | fps end to end (median) | slowest - fastest fps "
+          f"| x the {runtimes[0]} median | temporal error (eval) |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in sizes:
+            src = clip
+            if size > 640:  # a stand-in source at the size (the renderer never upscales)
+                src = upscaled(clip, size, round(seconds * float(probe(clip).fps)) + 2, Path(tmp))
+            walls: dict[str, list[float]] = {r: [] for r in runtimes}
+            frames: dict[str, int] = {}
+            for _ in range(repeats):
+                for rt in runtimes:
+                    out = Path(tmp) / f"c{size}_{rt}.mp4"
+                    cmd = [sys.executable, "-m", "videostyle", "render", str(src), "--style", str(style), "--method",
+                           "fast", "--size", str(size), "--duration", str(seconds), "-o", str(out), "-y", "-q",
+                           "--fast-runtime", rt]
+                    t0 = time.perf_counter()
+                    subprocess.run(cmd, check=True)
+                    walls[rt].append(time.perf_counter() - t0)
+                    frames[rt] = sum(1 for _ in read_frames(out))
+            base = frames[runtimes[0]] / statistics.median(walls[runtimes[0]])
+            for rt in runtimes:
+                n, med = frames[rt], statistics.median(walls[rt])
+                err = temporal_error(Path(tmp) / f"c{size}_{rt}.mp4", src, span=Span(duration=seconds)).error[1]
+                print(f"| {size} | {rt} | {n} | {med:.1f} | {n / med:.2f} | {n / max(walls[rt]):.2f} - "
+                      f"{n / min(walls[rt]):.2f} | {n / med / base:.2f} | {err:.5f} |", flush=True)
 
 
 def flicker_table(clip: Path, style: Path, frames: int, size: int) -> None:
@@ -250,7 +288,8 @@ def main() -> None:
     ap.add_argument("--tables", default="speed,flicker,hybrid",
                     help="comma list of speed, flicker, hybrid, render (end to end at --render-sizes), stages "
                          "(per stage and blend flow at --stage-sizes), runtimes (the network per --runtimes "
-                         "at --runtime-sizes)")
+                         "at --runtime-sizes), cli (the render command per --cli-runtimes at --cli-sizes, "
+                         "timed from outside, --repeats times each)")
     ap.add_argument("--render-sizes", type=int, nargs="+", default=[1080])
     ap.add_argument("--stage-sizes", type=int, nargs="+", default=[640, 1280])
     ap.add_argument("--stage-flows", default="lite,flow:0.6,flow,dis-half",
@@ -261,12 +300,20 @@ def main() -> None:
     ap.add_argument("--runtime-sizes", type=int, nargs="+", default=[640, 1280, 1920])
     ap.add_argument("--runtime-images", type=Path, help="write each size's frames per runtime side by side here")
     ap.add_argument("--preset", help="encode.preset of the render and stages tables (default: the config's)")
+    ap.add_argument("--cli-sizes", type=int, nargs="+", default=[640, 1280])
+    ap.add_argument("--cli-runtimes", default="onnxruntime,compiled", help="comma list of fast.runtime values")
+    ap.add_argument("--cli-seconds", type=float, default=5.0, help="--duration of the cli table's renders")
     args = ap.parse_args()
     tables = set(args.tables.split(","))
     model = resolve_model(args.model)
     style = read_image(args.style)
     content = read_image(args.content) if "hybrid" in tables or args.docs else style
-    modes = {m: FastStylizer(args.device, tiling=m, runtime=args.runtime) for m in ("whole", "tiles")}
+    if "cli" in tables:  # first, before this process's engines take memory and threads
+        cli_table(args.clip, args.style, args.cli_seconds, args.cli_sizes, args.cli_runtimes.split(","),
+                  args.repeats)
+        print()
+    modes = {m: FastStylizer(args.device, tiling=m, runtime=args.runtime if m == "whole" else "onnxruntime")
+             for m in ("whole", "tiles")}
     for f in modes.values():
         f.set_styles([style])
     print(f"# fast engine: {modes['whole'].provider}")

@@ -26,9 +26,8 @@ import numpy as np
 import torch
 
 from videostyle.config import Config, apply
-from videostyle.images import read_image
+from videostyle.images import fit_size, read_image
 from videostyle.stylize import Stylizer, resize, to_tensor
-from videostyle.images import fit_size
 
 MEDIA = Path(__file__).resolve().parents[1].parent / "shared/media"
 

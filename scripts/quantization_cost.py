@@ -28,10 +28,9 @@ import torch
 
 from videostyle.config import Config, apply
 from videostyle.features import VGGFeatures, embedded_weights_path, layer_names
-from videostyle.images import read_image
+from videostyle.images import fit_size, read_image
 from videostyle.losses import gram_matrix
 from videostyle.stylize import Stylizer, resize, to_tensor
-from videostyle.images import fit_size
 
 MEDIA = Path(__file__).resolve().parents[1].parent / "shared/media"
 

@@ -22,9 +22,8 @@ import cv2
 import numpy as np
 
 from videostyle.config import Config, apply
-from videostyle.images import read_image, resize_image
+from videostyle.images import read_image, resize_image, to_uint8
 from videostyle.stylize import Stylizer
-from videostyle.images import to_uint8
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import MEDIA, STYLE, resolve_model  # noqa: E402

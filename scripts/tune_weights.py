@@ -23,9 +23,8 @@ import cv2
 import numpy as np
 
 from videostyle.config import Config, apply
-from videostyle.images import read_image
+from videostyle.images import read_image, to_uint8
 from videostyle.stylize import Stylizer
-from videostyle.images import to_uint8
 from videostyle.report import STIterate
 
 MEDIA = Path(__file__).resolve().parents[1].parent / "shared/media"

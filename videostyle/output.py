@@ -13,10 +13,9 @@ import numpy as np
 
 from videostyle.config import Config
 from videostyle.errors import OutputError
-from videostyle.images import resize_image
+from videostyle.images import check_size, fit_size, resize_image
 from videostyle.media import Span, VideoInfo, probe
 from videostyle.mux import VideoWriter, check_codec, container_format, even_size, make_even
-from videostyle.images import check_size, fit_size
 
 
 def check_output(inp: Path, out: Path, overwrite: bool = True) -> None:
