@@ -138,11 +138,21 @@ def test_no_compiler_falls_back_to_onnxruntime_under_auto(tmp_path, monkeypatch)
     monkeypatch.setenv("CXX", "no-such-compiler")
     monkeypatch.setenv("PATH", str(tmp_path))  # ...the workers find no compiler
     notes: list[str] = []
-    f = FastStylizer("cpu", runtime="auto", notice=notes.append)
+    f = FastStylizer("cpu", runtime="auto", notice=notes.append, workers=2, threads=1)
     assert f.runtime == "compiled"
     f.set_styles([stripes(64, 64)])
-    out = f.stylize(pattern(40, 48))
-    assert out.shape == (40, 48, 3) and f.runtime == "onnxruntime"
+    outs: dict[int, np.ndarray] = {}  # two frames at once, as the render's flow threads ask
+
+    def call(i: int) -> None:
+        outs[i] = f.stylize(pattern(40, 48, seed=i))
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outs) == [0, 1] and all(o.shape == (40, 48, 3) for o in outs.values())
+    assert f.runtime == "onnxruntime"
     assert len(notes) == 1 and "no C++ compiler" in notes[0] and "onnxruntime instead" in notes[0]
     assert "\n" not in notes[0]
     g = FastStylizer("cpu", runtime="compiled")

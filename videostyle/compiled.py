@@ -55,6 +55,8 @@ def unavailable() -> str | None:
     from its metadata, imports nothing (the render's process may not need torch at all)."""
     from importlib import metadata
 
+    if os.name != "posix":  # netproc forks its workers and hands them pipes by number
+        return "the compiled runtime's worker processes need Linux or macOS"
     try:
         version = metadata.version("torch")
     except metadata.PackageNotFoundError:

@@ -196,7 +196,7 @@ class FastStylizer:
             from videostyle.netproc import NetworkProcesses
 
             self.tiling = "whole"  # any frame size in one pass
-            self.transform = NetworkProcesses(
+            self.transform = self._net = NetworkProcesses(
                 workers, threads or (os.cpu_count() or 1),
                 on_build=lambda: notice("compiling the fast engine's network for this CPU: once, about a minute "
                                         f"(kept in {cache_dir()}; --fast-runtime onnxruntime skips it)"))
@@ -242,8 +242,9 @@ class FastStylizer:
 
     def close(self) -> None:
         """End the compiled runtime's worker processes (they also end with this process)."""
-        if self.runtime == "compiled":
-            self.transform.close()
+        net = getattr(self, "_net", None)
+        if net is not None:
+            net.close()
 
     def _compiled(self, content: np.ndarray, vec: np.ndarray) -> np.ndarray | None:
         """The compiled network's frame as float32 in [0, 1]; None when its worker could not
@@ -252,14 +253,14 @@ class FastStylizer:
         from videostyle.netproc import WorkerError
 
         try:
-            out = self.transform.run(content, vec)
+            out = self._net.run(content, vec)  # after a switch: "closed", and the caller goes on
         except WorkerError as e:
             with self._switch:
                 if self.runtime != "compiled":  # another thread switched already
                     return None
-                if not self._fallback or self.transform.served:
+                if not self._fallback or self._net.served:
                     raise ConfigError(f"{e}; use --fast-runtime onnxruntime") from None
-                self.transform.close()
+                self._net.close()
                 self.notice(f"{e}; using onnxruntime instead")
                 self._ort_transform(model_bytes("arbitrary_transform.onnx"), "whole", self._threads, "cpu")
                 self._t_in = [i.name for i in self.transform.get_inputs()]
