@@ -451,6 +451,11 @@ class VideoWriter:
         stream.time_base = self.time_base
         cc = stream.codec_context
         cc.time_base = self.time_base
+        if codec == "h264":
+            # x264's own default, frame threads: PyAV asks for slice threads, which split each
+            # frame and scale worse (stylized frames on 2 cores: 62.0 against 56.5 frames/s at
+            # 640x360 medium, 20.7 against 17.3 at 1080p veryfast, medians of 3).
+            cc.thread_type = "FRAME"
         cc.color_primaries, cc.color_trc, cc.colorspace, cc.color_range = 1, 1, 1, 1  # BT.709, limited range
         return stream
 
