@@ -179,6 +179,6 @@ def test_runtime_policy_with_and_without_a_compiler(monkeypatch):
     assert fast.pick_runtime("auto", "cpu") == ("onnxruntime", "cpu")
     with pytest.raises(ConfigError, match="compiled is not available: no C\\+\\+ compiler"):
         fast.pick_runtime("compiled", "cpu")
-    with pytest.raises(ConfigError, match="tiles is onnxruntime's"):
+    with pytest.raises(ConfigError, match="--tiling tiles is onnxruntime.s"):
         monkeypatch.setattr(compiled, "unavailable", lambda: None)
         fast.FastStylizer("cpu", runtime="compiled", tiling="tiles")

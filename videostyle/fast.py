@@ -183,8 +183,8 @@ class FastStylizer:
         if tiling == "tiles" and self.runtime == "compiled":
             # Tiles exist for onnxruntime's fixed-size graph; the compiled network takes any size.
             if runtime == "compiled":
-                raise ConfigError("--fast-tiling tiles is onnxruntime's; the compiled network runs whole frames: "
-                                  "drop --fast-tiling or use --fast-runtime onnxruntime")
+                raise ConfigError("--tiling tiles is onnxruntime's; the compiled network runs whole frames: "
+                                  "drop --tiling or use --fast-runtime onnxruntime")
             self.runtime = "onnxruntime"
         self.notice = notice
         self._fallback = runtime == "auto"  # a compiled network that fails to start: onnxruntime

@@ -1,21 +1,21 @@
 """The fast engine's compiled network (``videostyle.compiled``) in worker processes.
 
-Why processes: AOTInductor's compiled kernels hold Python's GIL for the whole call (75-95 ms a
-640x360 frame on one core). In the render's own process that stalls the decode, flow, blend and
+Why processes: AOTInductor's compiled kernels hold Python's GIL for the whole call (70-100 ms
+a 640x360 frame on one core). In the render's own process that stalls the decode, flow, blend and
 encode threads whenever they need the GIL: measured there, 120 frames rendered at 9.5 frames/s
 using 20 of the 32 core-seconds that 2 cores gave. A worker process has a GIL of its own.
 
-Each worker is ``python -m videostyle.netproc`` with pipes on its stdin and stdout; frames cross
-as uint8 (a quarter of float32's bytes). Messages, both ways: one type byte, a 4-byte length, the
-payload.
+One ``python -m videostyle.netproc`` imports torch and forks the other workers; each has a pipe
+pair as its stdin and stdout, and frames cross as uint8 (a quarter of float32's bytes).
+Messages, both ways: one type byte, a 4-byte length, the payload.
 
 * parent -> worker ``F``: height, width (2 x uint32), the style vector (100 float32), the RGB
   uint8 frame; the worker answers ``O`` with the stylized RGB uint8 frame (same size).
 * worker -> parent, once at start: ``B`` (building the package: about a minute, once), then
   ``R`` (ready: JSON with the convolution type and package) or ``E`` (a one-line reason).
 
-A worker ends when its stdin closes (the parent closed it, or died). Its stderr goes to a file in
-the temporary folder, read back for the message when it fails.
+A worker ends when its stdin closes (the parent closed it, or died). Their stderr goes to a file
+in the temporary folder, read back for the message when one fails.
 """
 
 from __future__ import annotations
