@@ -97,6 +97,8 @@ def ensure(model: bytes, bf16: bool, on_build: Any = lambda: None) -> Path:
             why = unavailable()
             if why:
                 raise RuntimeError(why)
+            for stale in path.parent.glob(f".part-{path.stem}-*.pt2"):  # a build killed mid-way (ours: we hold the lock)
+                stale.unlink(missing_ok=True)
             on_build()
             build(model, bf16, path)
     return path
@@ -123,7 +125,7 @@ def build(model: bytes, bf16: bool, path: Path) -> None:
     with torch.no_grad():
         ep = torch.export.export(Transform(), (x, vec), dynamic_shapes=({1: MULTIPLE * h, 2: MULTIPLE * w}, None))
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".part-", suffix=".pt2", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".part-{path.stem}-", suffix=".pt2", dir=path.parent)
     os.close(fd)
     try:
         # Threads: the kernels take the process's thread count when they run, not the build's.

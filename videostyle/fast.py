@@ -258,6 +258,8 @@ class FastStylizer:
             with self._switch:
                 if self.runtime != "compiled":  # another thread switched already
                     return None
+                if self._net.closed:  # the render is stopping: no fallback
+                    raise
                 if not self._fallback or self._net.served:
                     raise ConfigError(f"{e}; use --fast-runtime onnxruntime") from None
                 self._net.close()

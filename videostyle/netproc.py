@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import signal
 import struct
 import subprocess
 import sys
@@ -52,11 +53,16 @@ def _send(out: IO[bytes], kind: bytes, *parts: bytes) -> None:
 
 
 def _recv(inp: IO[bytes]) -> tuple[bytes, bytes] | None:
-    head = inp.read(HEAD.size)
-    if len(head) < HEAD.size:
+    """The next message, or None when the other side has gone (or this side closed the pipe
+    under a waiting reader: ``close`` while a render stops)."""
+    try:
+        head = inp.read(HEAD.size)
+        if len(head) < HEAD.size:
+            return None
+        kind, n = HEAD.unpack(head)
+        body = inp.read(n)
+    except (OSError, ValueError):
         return None
-    kind, n = HEAD.unpack(head)
-    body = inp.read(n)
     if len(body) < n:
         return None
     return kind, body
@@ -145,9 +151,14 @@ class _Processes:
             except OSError:
                 pass
         try:
-            self.proc.wait(timeout=5)
+            self.proc.wait(timeout=2)  # they end at once on EOF, unless busy (a build)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
+            # Still busy (a build, say, interrupted): the whole session goes, the forked workers
+            # and the compiler's processes with it, so nothing builds on after the render.
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except OSError:
+                self.proc.kill()
             self.proc.wait()
         for w in self.workers:
             w.recv.close()
@@ -224,7 +235,12 @@ class NetworkProcesses:
         self.served = True
         return out
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def close(self) -> None:
+        """End the workers (a build under way too); calls waiting on them fail at once."""
         self._closed = True
         self._finalizer()
 
@@ -234,7 +250,6 @@ class NetworkProcesses:
 
 def _serve(threads: int, precision: str, fds: list[int]) -> None:
     import logging
-    import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when a render stops
     logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)

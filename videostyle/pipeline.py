@@ -353,8 +353,8 @@ class _VideoRender:
         """Stop every stage; the frames already handed to the encoder are still saved (finished
         work); the open chunk and a half-written output are removed."""
         self.stop.set()
+        self.vs.close()  # first: a flow thread may be waiting on the fast network's processes
         join(self.threads)
-        self.vs.close()
         if self.encoder is not None:
             self.encoder.halt()
         self.saver.halt()
