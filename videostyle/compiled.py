@@ -154,6 +154,19 @@ def load(path: Path) -> Any:
     return run
 
 
+def frame_input(frame: Any) -> Any:
+    """A (H, W, 3) uint8 frame tensor as the graph takes it: (1, H', W', 3) float in [0, 1],
+    reflection-padded (cv2's BORDER_REFLECT_101) to a multiple of the network's stride."""
+    import torch.nn.functional as F
+
+    h, w = frame.shape[:2]
+    x = frame.permute(2, 0, 1)[None].float().div_(255.0)
+    ph, pw = (-h) % MULTIPLE, (-w) % MULTIPLE
+    if ph or pw:
+        x = F.pad(x, (0, pw, 0, ph), mode="reflect")
+    return x.permute(0, 2, 3, 1).contiguous()
+
+
 def fits(h: int, w: int) -> bool:
     """Whether a padded frame of h x w is within the compiled sizes."""
     return all(s % MULTIPLE == 0 and MIN_SIDE <= s // MULTIPLE <= MAX_SIDE for s in (h, w))

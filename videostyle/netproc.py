@@ -275,8 +275,6 @@ def _serve(threads: int, precision: str, fds: list[int]) -> None:
     inp = sys.stdin.buffer
     sys.stdout = sys.stderr  # nothing but messages on the pipe
     try:
-        import torch.nn.functional as F
-
         from videostyle import compiled
         from videostyle.fast import model_bytes
         from videostyle.onnx_torch import TorchGraph
@@ -295,7 +293,6 @@ def _serve(threads: int, precision: str, fds: list[int]) -> None:
         return
     _send(out, b"R", json.dumps({"dtype": "bf16" if bf16 else "fp32", "package": str(path),
                                  "pid": os.getpid()}).encode())
-    mult = compiled.MULTIPLE
     while True:
         msg = _recv(inp)
         if msg is None:  # the parent is done (or gone): nothing to save, skip torch's teardown
@@ -309,13 +306,8 @@ def _serve(threads: int, precision: str, fds: list[int]) -> None:
         vec = torch.frombuffer(bytearray(body[off:off + 4 * VEC]), dtype=torch.float32).reshape(1, VEC, 1, 1)
         off += 4 * VEC
         with torch.inference_mode():
-            x = torch.frombuffer(bytearray(body[off:]), dtype=torch.uint8).reshape(1, h, w, 3)
-            x = x.permute(0, 3, 1, 2).float().div_(255.0)
-            ph, pw = (-h) % mult, (-w) % mult
-            if ph or pw:
-                x = F.pad(x, (0, pw, 0, ph), mode="reflect")  # cv2's BORDER_REFLECT_101
-            x = x.permute(0, 2, 3, 1).contiguous()
-            if compiled.fits(h + ph, w + pw):
+            x = compiled.frame_input(torch.frombuffer(bytearray(body[off:]), dtype=torch.uint8).reshape(h, w, 3))
+            if compiled.fits(*x.shape[1:3]):
                 y = net(x, vec)
             else:
                 if not interp:
