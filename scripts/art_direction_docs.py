@@ -25,9 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import CLIP, MEDIA, resolve_model  # noqa: E402
 
 from videostyle.config import Config, apply, load  # noqa: E402
-from videostyle.keyframes import schedule  # noqa: E402
-from videostyle.pipeline import render_image, render_video  # noqa: E402
-from videostyle.regions import Regions  # noqa: E402
+from videostyle.temporal.keyframes import schedule  # noqa: E402
+from videostyle.render.pipeline import render_image, render_video  # noqa: E402
+from videostyle.temporal.regions import Regions  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -29,13 +29,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_stylizer import LAYERS, time_iteration  # noqa: E402
 from benchlib import media_parser  # noqa: E402
 
+from videostyle.engines import new_stylizer, configure  # noqa: E402
 from videostyle.config import Config, apply, load  # noqa: E402
-from videostyle.features import VGGFeatures, random_init  # noqa: E402
-from videostyle.media import Span, probe  # noqa: E402
+from videostyle.gatys.features import VGGFeatures, random_init  # noqa: E402
+from videostyle.io.media import Span, probe  # noqa: E402
 from videostyle.metrics import temporal_error  # noqa: E402
-from videostyle.pipeline import render_video  # noqa: E402
-from videostyle.stylize import Stylizer, resolve_precision  # noqa: E402
-from videostyle.images import fit_size  # noqa: E402
+from videostyle.render.pipeline import render_video  # noqa: E402
+from videostyle.device import resolve_precision  # noqa: E402
+from videostyle.io.images import fit_size  # noqa: E402
 
 
 # Each variant's settings on top of the preset: flow method, stages overlapped or inline, and
@@ -128,8 +129,8 @@ def main() -> None:
                                    "render.max_frames": args.frames, "render.device": str(device),
                                    **VARIANTS[variant]})
                 if stylizer is None:
-                    stylizer = Stylizer.from_config(cfg)
-                stylizer.configure(cfg)
+                    stylizer = new_stylizer(cfg)
+                configure(stylizer, cfg)
                 if device.type == "cuda" and not warm:
                     # Untimed: cuDNN's algorithm search at this size's shapes (seconds, and most
                     # of the device's memory at its peak) would otherwise land on the first variant.

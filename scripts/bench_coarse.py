@@ -17,12 +17,12 @@ import sys
 import tempfile
 from pathlib import Path
 
+from videostyle.engines import new_stylizer, configure
 from videostyle.config import Config, apply
 from videostyle.engines import flow_params
-from videostyle.media import Span
+from videostyle.io.media import Span
 from videostyle.metrics import frame_losses, temporal_error
-from videostyle.pipeline import render_video
-from videostyle.stylize import Stylizer
+from videostyle.render.pipeline import render_video
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import media_parser, resolve_model  # noqa: E402
@@ -56,8 +56,8 @@ def main() -> None:
         for name, coarse, full in map(parse_row, args.rows.split(",")):
             cfg = apply(Config(), {**base, "optim.iterations_later": full, "optim.coarse_later": coarse})
             if stylizer is None:
-                stylizer = Stylizer.from_config(cfg)
-            stylizer.configure(cfg)
+                stylizer = new_stylizer(cfg)
+            configure(stylizer, cfg)
             out = Path(tmp) / f"{name.replace(':', '_').replace('+', '_')}.mkv"
             res = render_video(args.clip, out, cfg, stylizer=stylizer)
             losses = frame_losses(out, args.clip, stylizer, span)

@@ -20,10 +20,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import media_parser, resolve_model  # noqa: E402
 
 from videostyle.config import Config, apply  # noqa: E402
-from videostyle.media import Span  # noqa: E402
+from videostyle.io.media import Span  # noqa: E402
 from videostyle.metrics import temporal_error  # noqa: E402
-from videostyle.pipeline import render_video  # noqa: E402
-from videostyle.video import dial  # noqa: E402
+from videostyle.render.pipeline import render_video  # noqa: E402
+from videostyle.temporal.policy import dial  # noqa: E402
 
 
 def main() -> None:

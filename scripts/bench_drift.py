@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import media_parser, resolve_model  # noqa: E402
 
 from videostyle.config import Config, apply  # noqa: E402
-from videostyle.pipeline import render_video  # noqa: E402
+from videostyle.render.pipeline import render_video  # noqa: E402
 
 
 def make_clip(src: Path, dest: Path, seconds: float, static: bool) -> int:

@@ -18,14 +18,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from videostyle.engines import new_stylizer
 from videostyle.config import Config, apply
-from videostyle.fast import FastStylizer
-from videostyle.flow import FlowParams
-from videostyle.images import fit_size, read_image, to_uint8, write_image
-from videostyle.media import Span, probe, read_frames
+from videostyle.fast.network import FastStylizer
+from videostyle.temporal.flow import FlowParams
+from videostyle.io.images import fit_size, read_image, to_uint8, write_image
+from videostyle.io.media import Span, probe, read_frames
 from videostyle.metrics import temporal_error
-from videostyle.pipeline import render_video
-from videostyle.stylize import Stylizer
+from videostyle.render.pipeline import render_video
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import MEDIA, media_parser, resolve_model  # noqa: E402
@@ -78,8 +78,8 @@ def runtime_stylizer(name: str, style: np.ndarray) -> FastStylizer:
     """A FastStylizer on one of RUNTIMES (the torch variants swap in their own TorchGraph)."""
     import torch
 
-    from videostyle.fast import model_bytes
-    from videostyle.onnx_torch import TorchGraph
+    from videostyle.assets import model_bytes
+    from videostyle.fast.onnx_torch import TorchGraph
 
     runtime, dev, opts = RUNTIMES[name]
     f = FastStylizer(dev if runtime == "torch" else "cpu", runtime=runtime)
@@ -231,7 +231,7 @@ def stages_table(clip: Path, style: Path, frames: int, sizes: list[int], device:
 def hybrid_table(content: np.ndarray, style: np.ndarray, model: str, size: int, iterations: int,
                  fast: FastStylizer) -> None:
     cfg = apply(Config(), {"model.name": model, "optim.size": size, "optim.iterations": iterations})
-    st = Stylizer.from_config(cfg)
+    st = new_stylizer(cfg)
     st.set_styles([style])
     h, w = fit_size(*content.shape[:2], size)
     img = cv2.resize(content, (w, h), interpolation=cv2.INTER_AREA)

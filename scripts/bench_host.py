@@ -34,12 +34,12 @@ from torch.utils._python_dispatch import TorchDispatchMode
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import STYLE  # noqa: E402
 
+from videostyle.engines import new_stylizer  # noqa: E402
 from videostyle.config import Config, apply  # noqa: E402
-from videostyle.flow import blend, warp  # noqa: E402
-from videostyle.images import read_image  # noqa: E402
-from videostyle.video import save_frame  # noqa: E402
-from videostyle.stylize import Stylizer  # noqa: E402
-from videostyle.workdir import WorkDir  # noqa: E402
+from videostyle.temporal.flow import blend, warp  # noqa: E402
+from videostyle.io.images import read_image  # noqa: E402
+from videostyle.temporal.policy import save_frame  # noqa: E402
+from videostyle.io.workdir import WorkDir  # noqa: E402
 
 
 def median_ms(fn: Callable[[], Any], repeats: int = 7) -> float:
@@ -120,7 +120,7 @@ def flow_throughput(style_path: Path) -> None:
     import cv2
     from concurrent.futures import ThreadPoolExecutor
 
-    from videostyle.flow import FlowParams, pair
+    from videostyle.temporal.flow import FlowParams, pair
 
     print()
     print("| size | flow workers | pairs/s (forward + backward + mask) | vs 1 worker |")
@@ -153,7 +153,7 @@ def per_iteration() -> None:
     for optimizer in ("lbfgs", "adam"):
         cfg = apply(Config(), {"model.name": "random", "optim.optimizer": optimizer, "render.precision": "fp32",
                                "render.device": "cpu"})
-        st = Stylizer.from_config(cfg)
+        st = new_stylizer(cfg)
         st.set_styles([img])
         st.stylize(img, "content", iterations=2)
         counts = []

@@ -3,7 +3,7 @@
 thread each) and the temporal error of the frames at segment boundaries against the median of
 the rest, with and without overlap.
 
-The local cluster listens on loopback only (videostyle.parallel.import_ray sees to it).
+The local cluster listens on loopback only (videostyle.render.parallel.import_ray sees to it).
 
     python scripts/bench_parallel.py [--clip ...] [--frames 48] [--size 128]
 """
@@ -17,9 +17,9 @@ import tempfile
 from pathlib import Path
 
 from videostyle.config import Config, apply
-from videostyle.media import Span
+from videostyle.io.media import Span
 from videostyle.metrics import temporal_error
-from videostyle.parallel import plan_segments, render_parallel, scan
+from videostyle.render.parallel import plan_segments, render_parallel, scan
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import media_parser  # noqa: E402

@@ -23,7 +23,7 @@ from pathlib import Path
 import av
 import cv2
 
-from videostyle import parallel
+from videostyle.render import parallel
 from videostyle.config import Config, apply
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -25,9 +25,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from videostyle.engines import new_stylizer
 from videostyle.config import Config, apply
-from videostyle.images import fit_size, read_image
-from videostyle.stylize import Stylizer, resize, to_tensor
+from videostyle.io.images import fit_size, read_image
+from videostyle.gatys.stylizer import resize, to_tensor
 
 MEDIA = Path(__file__).resolve().parents[1].parent / "shared/media"
 
@@ -51,7 +52,7 @@ def main() -> None:
     cfg = apply(Config(), {"optim.size": args.size, "style.tv_weight": 0.0, "render.precision": "fp32",
                            "render.device": "cpu"})
     s = cfg.style
-    st = Stylizer.from_config(cfg)
+    st = new_stylizer(cfg)
     content = read_image(args.content)
     h, w = fit_size(*content.shape[:2], args.size)
     content_t = resize(to_tensor(content), (h, w))

@@ -17,8 +17,8 @@ import time
 
 import torch
 
-from videostyle.features import VGG19_DEPTHS, VGG19_WIDTHS, VGGFeatures, random_init
-from videostyle.losses import gram_matrix
+from videostyle.gatys.features import VGG19_DEPTHS, VGG19_WIDTHS, VGGFeatures, random_init
+from videostyle.gatys.losses import gram_matrix
 
 LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "relu5_1")
 

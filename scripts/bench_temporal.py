@@ -25,12 +25,12 @@ import av
 import cv2
 import numpy as np
 
+from videostyle.engines import new_stylizer, configure
 from videostyle.config import Config, apply
-from videostyle.media import Span
+from videostyle.io.media import Span
 from videostyle.metrics import frame_losses, temporal_error
 from videostyle.engines import flow_params
-from videostyle.pipeline import render_video
-from videostyle.stylize import Stylizer
+from videostyle.render.pipeline import render_video
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import media_parser, resolve_model  # noqa: E402
@@ -84,8 +84,8 @@ def main() -> None:
         for name, over in rows:
             cfg = apply(Config(), {**base, **over})
             if stylizer is None:
-                stylizer = Stylizer.from_config(cfg)
-            stylizer.configure(cfg)
+                stylizer = new_stylizer(cfg)
+            configure(stylizer, cfg)
             out = Path(tmp) / f"{name.replace(' ', '_')}.mkv"
             res = render_video(args.clip, out, cfg, stylizer=stylizer)
             rep = temporal_error(out, args.clip, gaps=(1, 4), params=flow_params(cfg), span=Span(max_frames=args.frames))

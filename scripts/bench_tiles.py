@@ -31,10 +31,11 @@ from benchlib import media_parser, resolve_model  # noqa: E402
 CHILD = r"""
 import json, resource, sys, time
 import cv2, numpy as np, torch
+from videostyle.engines import new_stylizer
 from videostyle.config import Config, apply
-from videostyle.images import read_image
-from videostyle.media import read_frames
-from videostyle.stylize import Stylizer
+from videostyle.io.images import read_image
+from videostyle.io.media import read_frames
+from videostyle.gatys.stylizer import Stylizer
 a = json.loads(sys.argv[1])
 frame = next(read_frames(a["clip"])).image
 h, w = frame.shape[:2]
@@ -44,12 +45,12 @@ cfg = apply(Config(), {"model.name": a["model"], "render.device": a["device"], "
                        "optim.iterations": a["iterations"], "optim.tile": a["tile"] or "off",
                        "optim.tile_margin": a["margin"], "style.stroke_side": 0})
 if a.get("heap") == "glibc":  # glibc's own mmap threshold: the tiled path's map_large_blocks off
-    import videostyle.stylize
-    videostyle.stylize.map_large_blocks = lambda: None
+    import videostyle.gatys.runners
+    videostyle.gatys.runners.map_large_blocks = lambda: None
 if a.get("history_dtype"):
-    import videostyle.stylize as vs
-    vs._TiledRunner.history_dtype = getattr(torch, a["history_dtype"])
-st = Stylizer.from_config(cfg)
+    import videostyle.gatys.runners as vs
+    vs.TiledRunner.history_dtype = getattr(torch, a["history_dtype"])
+st = new_stylizer(cfg)
 st.set_styles([read_image(a["style"])])
 if st.device.type == "cuda":
     # Untimed: the style targets and cuDNN's one-time algorithm search (untiled: most of the

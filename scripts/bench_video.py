@@ -25,7 +25,7 @@ DEFAULT_STYLE = Path(__file__).resolve().parents[1].parent / "shared/media/style
 
 def child(args: argparse.Namespace) -> None:
     from videostyle.config import Config, apply
-    from videostyle.pipeline import render_video
+    from videostyle.render.pipeline import render_video
 
     cfg = apply(Config(), {"model.name": "random", "style.images": [str(args.style)], "optim.size": args.size,
                            "optim.iterations": args.iterations, "optim.iterations_later": args.iterations_later,

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import media_parser  # noqa: E402
 
 from videostyle.config import Config, apply  # noqa: E402
-from videostyle.pipeline import render_video  # noqa: E402
+from videostyle.render.pipeline import render_video  # noqa: E402
 from videostyle.report import FrameDone, Reporter  # noqa: E402
 
 

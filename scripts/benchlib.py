@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from videostyle.errors import WeightsError
-from videostyle.features import build_extractor
+from videostyle.gatys.features import build_extractor
 
 MEDIA = Path(__file__).resolve().parents[1].parent / "shared/media"
 CLIP = MEDIA / "video/bunny_640x360_24fps_aac.mp4"

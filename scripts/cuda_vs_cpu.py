@@ -15,11 +15,11 @@ from pathlib import Path
 
 import torch
 
+from videostyle.engines import new_stylizer
 from videostyle.config import Config, apply
-from videostyle.images import read_image
-from videostyle.media import read_frames
+from videostyle.io.images import read_image
+from videostyle.io.media import read_frames
 from videostyle.engines import prepare_content
-from videostyle.stylize import Stylizer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import media_parser, resolve_model  # noqa: E402
@@ -43,7 +43,7 @@ def main() -> int:
     for dev in args.devices.split(","):
         cfg = apply(Config(), {"model.name": model, "render.device": dev, "render.precision": "fp32",
                                "optim.iterations": args.iterations})
-        st = Stylizer.from_config(cfg)
+        st = new_stylizer(cfg)
         st.set_styles([style])
         t0 = time.perf_counter()
         res = st.stylize(content)

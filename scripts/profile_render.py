@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from videostyle.config import Config, apply
-from videostyle.pipeline import render_video
+from videostyle.render.pipeline import render_video
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import media_parser  # noqa: E402

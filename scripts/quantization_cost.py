@@ -26,11 +26,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from videostyle.engines import new_stylizer
 from videostyle.config import Config, apply
-from videostyle.features import VGGFeatures, embedded_weights_path, layer_names
-from videostyle.images import fit_size, read_image
-from videostyle.losses import gram_matrix
-from videostyle.stylize import Stylizer, resize, to_tensor
+from videostyle.assets import embedded_weights_path  # noqa: E402
+from videostyle.gatys.features import VGGFeatures, layer_names
+from videostyle.io.images import fit_size, read_image
+from videostyle.gatys.losses import gram_matrix
+from videostyle.gatys.stylizer import resize, to_tensor
 
 MEDIA = Path(__file__).resolve().parents[1].parent / "shared/media"
 
@@ -98,7 +100,7 @@ def main() -> None:
         ref = base(x, layers)
     small = (content if max(content.shape[:2]) <= args.size else
              (resize(to_tensor(content), (h, w))[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
-    st = Stylizer.from_config(cfg, extractor=base)
+    st = new_stylizer(cfg, extractor=base)
     st.set_styles([read_image(args.style)])
     out_ref = st.stylize(small)
     print(f"\n# {args.content.name} at {w}x{h}, {args.iterations} L-BFGS iterations, style {args.style.name}, fp32")
@@ -106,7 +108,7 @@ def main() -> None:
     print("| --- | --- | --- | --- | --- |")
     print(f"| quantized (shipped) | 0 | 0 | {out_ref.loss:.4f} | - |")
     # For scale: the same (shipped) network under bf16 autocast, the CPU default where supported.
-    st_bf16 = Stylizer.from_config(apply(cfg, {"render.precision": "bf16"}), extractor=base)
+    st_bf16 = new_stylizer(apply(cfg, {"render.precision": "bf16"}), extractor=base)
     st_bf16.set_styles([read_image(args.style)])
     out = st_bf16.stylize(small)
     psnr = 10 * math.log10(1.0 / max(float(np.mean((out.image - out_ref.image) ** 2)), 1e-12))
@@ -118,7 +120,7 @@ def main() -> None:
         content_change = float((got["relu4_2"] - ref["relu4_2"]).norm() / ref["relu4_2"].norm())
         gram_change = [float((gram_matrix(got[n]) - gram_matrix(ref[n])).norm() / gram_matrix(ref[n]).norm())
                        for n in layers if n != "relu4_2"]
-        st2 = Stylizer.from_config(cfg, extractor=net)
+        st2 = new_stylizer(cfg, extractor=net)
         st2.set_styles([read_image(args.style)])
         out = st2.stylize(small)
         mse = float(np.mean((out.image - out_ref.image) ** 2))

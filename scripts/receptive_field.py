@@ -18,10 +18,10 @@ from pathlib import Path
 import cv2
 import torch
 
-from videostyle.features import build_extractor
-from videostyle.media import read_frames
-from videostyle.stylize import to_tensor
-from videostyle.tiles import layer_step
+from videostyle.gatys.features import build_extractor
+from videostyle.io.media import read_frames
+from videostyle.gatys.stylizer import to_tensor
+from videostyle.gatys.tiles import layer_step
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import media_parser, resolve_model  # noqa: E402

@@ -21,9 +21,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from videostyle.engines import new_stylizer, configure
 from videostyle.config import Config, apply
-from videostyle.images import read_image, resize_image, to_uint8
-from videostyle.stylize import Stylizer
+from videostyle.io.images import read_image, resize_image, to_uint8
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import MEDIA, STYLE, resolve_model  # noqa: E402
@@ -51,12 +51,12 @@ def main() -> None:
     def render(side: int, stroke: int) -> tuple[np.ndarray, float]:
         cfg = apply(Config(), {"model.name": model, "optim.size": 0, "optim.iterations": args.iterations,
                                "style.stroke_side": stroke, "optim.tile": "off"})
-        st.configure(cfg)
+        configure(st, cfg)
         t0 = time.perf_counter()
         out = to_uint8(st.stylize(at(side)).image)
         return out, time.perf_counter() - t0
 
-    st = Stylizer.from_config(apply(Config(), {"model.name": model}))
+    st = new_stylizer(apply(Config(), {"model.name": model}))
     st.set_styles([read_image(args.style)])
     base_content = at(args.base)
     base, t_base = render(args.base, 0)

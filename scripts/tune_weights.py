@@ -22,9 +22,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from videostyle.engines import new_stylizer, configure
 from videostyle.config import Config, apply
-from videostyle.images import read_image, to_uint8
-from videostyle.stylize import Stylizer
+from videostyle.io.images import read_image, to_uint8
 from videostyle.report import STIterate
 
 MEDIA = Path(__file__).resolve().parents[1].parent / "shared/media"
@@ -64,7 +64,7 @@ def main() -> None:
     only = set(filter(None, args.only.split(",")))
     photos = [p for p in sorted((args.media / "content").glob("*.png")) if not only or p.stem in only]
     paintings = [p for p in sorted((args.media / "style").glob("*.jpg")) if not only or p.stem in only]
-    stylizer = Stylizer.from_config(apply(Config(), base))
+    stylizer = new_stylizer(apply(Config(), base))
     print(f"# model vgg19 (embedded), {args.size} px, {args.iterations} L-BFGS iterations, content weight 1, "
           f"precision {stylizer.precision}")
     print("| photo | painting | style weight | tv weight | content loss | style loss | edge corr. | s/iter |")
@@ -77,7 +77,7 @@ def main() -> None:
             stylizer.set_styles([read_image(painting)])
             row = [content]
             for w, tv in weights:
-                stylizer.configure(apply(Config(), {**base, "style.style_weight": w, "style.tv_weight": tv}))
+                configure(stylizer, apply(Config(), {**base, "style.style_weight": w, "style.tv_weight": tv}))
                 seen: list[STIterate] = []
                 t0 = time.perf_counter()
                 res = stylizer.stylize(content, callback=seen.append)

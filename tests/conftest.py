@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from videostyle.config import Config, apply
-from videostyle.features import VGGFeatures, random_init
+from videostyle.gatys.features import VGGFeatures, random_init
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
 

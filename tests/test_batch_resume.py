@@ -11,10 +11,10 @@ import av
 import numpy as np
 import pytest
 
-from videostyle import batch
+from videostyle.render import batch
 from videostyle.cli import main
 from videostyle.errors import ConfigError
-from videostyle.images import write_image
+from videostyle.io.images import write_image
 
 from .clips import audio_packets, make_clip, video_pts
 from .conftest import pattern, stripes
@@ -138,7 +138,7 @@ def _env():
 
 
 def _finished(work: Path) -> int:
-    from videostyle.workdir import WorkDir
+    from videostyle.io.workdir import WorkDir
 
     return WorkDir.at(work).finished() if work.exists() else 0
 
@@ -250,7 +250,7 @@ def _render_cfg(style: Path):
 
 def test_interrupt_keeps_every_frame_handed_to_the_background_writer(media):
     from videostyle.errors import RenderInterrupted
-    from videostyle.pipeline import render_video
+    from videostyle.render.pipeline import render_video
     from videostyle.report import Reporter
 
     src = make_clip(media / "long.mp4", frames=10, size=(64, 48), audio=())
@@ -269,8 +269,8 @@ def test_interrupt_keeps_every_frame_handed_to_the_background_writer(media):
 
 def test_work_folder_write_error_stops_the_render(media, monkeypatch):
     from videostyle.errors import OutputError
-    from videostyle.pipeline import render_video
-    from videostyle.workdir import WorkDir
+    from videostyle.render.pipeline import render_video
+    from videostyle.io.workdir import WorkDir
 
     src = make_clip(media / "long.mp4", frames=10, size=(64, 48), audio=())
     real = WorkDir.save
@@ -295,7 +295,7 @@ def test_chunked_render_keeps_timestamps_audio_and_resumes_identically(media, su
     from its closed chunks to the same frames."""
     from videostyle.config import apply
     from videostyle.errors import RenderInterrupted
-    from videostyle.pipeline import render_video
+    from videostyle.render.pipeline import render_video
     from videostyle.report import Reporter
 
     from .clips import streams
@@ -338,8 +338,8 @@ def test_chunked_render_keeps_timestamps_audio_and_resumes_identically(media, su
 def test_failed_final_mux_keeps_the_chunks_and_a_rerun_finishes(media, monkeypatch):
     from videostyle.config import apply
     from videostyle.errors import OutputError
-    from videostyle.mux import VideoWriter
-    from videostyle.pipeline import render_video
+    from videostyle.io.mux import VideoWriter
+    from videostyle.render.pipeline import render_video
     from videostyle.report import Reporter
 
     src = make_clip(media / "long.mp4", frames=7, size=(64, 48), audio=("aac",))
@@ -390,7 +390,7 @@ def test_corrupt_chunk_is_a_one_line_error_naming_restart(media, capsys):
     args = ["render", str(src), "--style", str(media / "s1.png"), "-o", str(out), "--model", "random", "--size", "48",
             "--iterations", "1", "--iterations-later", "1", "--chunk-frames", "3", "--device", "cpu", "-q"]
 
-    from videostyle.mux import VideoWriter
+    from videostyle.io.mux import VideoWriter
 
     real = VideoWriter.copy_video
     try:
@@ -411,7 +411,7 @@ def test_corrupt_chunk_is_a_one_line_error_naming_restart(media, capsys):
 def test_chunked_av1_remuxes(media):
     """AV1 chunks are muxed by copying their codec parameters (no AV1 encoder named like the decoder)."""
     from videostyle.config import apply
-    from videostyle.pipeline import render_video
+    from videostyle.render.pipeline import render_video
 
     src = make_clip(media / "in7.mp4", frames=7, size=(64, 48), audio=("aac",))
     out = media / "o.mp4"

@@ -4,7 +4,7 @@ import sys
 import pytest
 
 from videostyle.cli import main
-from videostyle.images import read_image, write_image
+from videostyle.io.images import read_image, write_image
 
 from .conftest import pattern, stripes
 

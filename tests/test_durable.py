@@ -7,8 +7,8 @@ import re
 import threading
 from pathlib import Path
 
-from videostyle.images import write_image
-from videostyle.pipeline import render_video
+from videostyle.io.images import write_image
+from videostyle.render.pipeline import render_video
 
 from .clips import make_clip
 from .conftest import stripes, tiny_config

@@ -9,15 +9,15 @@ import pytest
 
 from videostyle.cli import main
 from videostyle.errors import ConfigError
-from videostyle.images import read_image, write_image
-from videostyle.media import read_frames
+from videostyle.io.images import read_image, write_image
+from videostyle.io.media import read_frames
 from videostyle.metrics import temporal_error
 
 from .clips import make_clip
 from .conftest import hide_module, pattern, stripes
 
-from videostyle.fast import FastStylizer
-from videostyle.flow import blend
+from videostyle.fast.network import FastStylizer
+from videostyle.temporal.flow import blend
 
 # Only the tests that run a model need the [fast] extra; the blending and the "missing extra"
 # message are tested without it.
@@ -83,7 +83,7 @@ def test_flow_blending_lowers_temporal_error(tmp_path):
 def test_network_ahead_on_threads_matches_in_order(tmp_path, monkeypatch):
     """The network runs ahead of the frame order on the flow stage's threads, each call with
     the style keyframes' blend at its frame's time; the frames equal an in-order render's."""
-    from videostyle.video import VideoStylizer
+    from videostyle.temporal.policy import VideoStylizer
 
     src = make_clip(tmp_path / "m.mp4", frames=6, fps=4, audio=(), size=(96, 64), shift_per_frame=2)
     pa, pb = tmp_path / "a.png", tmp_path / "b.png"
@@ -175,3 +175,32 @@ def test_fast_render_process_never_imports_torch(tmp_path, runtime):
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert res.stdout.split() == ["0", "False"], res.stderr
     assert sum(1 for _ in read_frames(out)) == 4
+
+
+@needs_fast
+def test_hybrid_start_takes_the_style_strength_in_images_and_videos(tmp_path, monkeypatch):
+    """A hybrid render's fresh frame starts from the network at --fast-strength times
+    --style-strength, an image's as a video's first frame (an image once took --fast-strength alone)."""
+    import torch
+
+    import videostyle.engines as engines
+    from videostyle.gatys.stylizer import Stylizer
+
+    from .conftest import tiny_extractor
+
+    seen: list[float] = []
+    real = FastStylizer.stylize
+    monkeypatch.setattr(FastStylizer, "stylize", lambda self, c, s=1.0, v=None: (seen.append(s), real(self, c, s, v))[1])
+    monkeypatch.setattr(engines, "new_stylizer", lambda cfg, **kw: Stylizer(
+        tiny_extractor(), device=torch.device("cpu"), **engines.stylizer_settings(cfg)))  # type: ignore[arg-type]
+    write_image(tmp_path / "s.png", stripes(64, 64))
+    write_image(tmp_path / "c.png", pattern(48, 64))
+    clip = make_clip(tmp_path / "c.mp4", frames=2)
+    common = ["--style", str(tmp_path / "s.png"), "--method", "hybrid", "--fast-strength", "0.8",
+              "--style-strength", "0.5", "--refine-iterations", "1", "--iterations-later", "1", "--size", "64",
+              "--model", "random", "--device", "cpu", "-q", "--settle", "0"]
+    assert main(["render", str(tmp_path / "c.png"), "-o", str(tmp_path / "o.png"), *common]) == 0
+    image_start = seen[-1]
+    seen.clear()
+    assert main(["render", str(clip), "-o", str(tmp_path / "o.mp4"), *common]) == 0
+    assert image_start == pytest.approx(0.4) and seen[0] == pytest.approx(0.4)

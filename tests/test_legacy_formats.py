@@ -8,7 +8,7 @@ from pathlib import Path
 import av
 import pytest
 
-from videostyle.images import write_image
+from videostyle.io.images import write_image
 
 from .clips import audio_packets, streams
 from .conftest import stripes
@@ -17,7 +17,7 @@ from .test_video import render
 
 # (fixture, container) -> "copy" (the source's packets as they are) or the codec re-encoded to.
 EXPECTED_AUDIO = {
-    ("wma.asf", ".mp4"): "aac", ("wma.asf", ".mkv"): "aac",  # no WMA in either (see mux._muxer_takes)
+    ("wma.asf", ".mp4"): "aac", ("wma.asf", ".mkv"): "aac",  # no WMA in either (see audio._muxer_takes)
     ("ac3.rm", ".mp4"): "aac",  # MP4 takes AC-3 only at 32, 44.1 and 48 kHz
     ("ac3.rm", ".mkv"): "copy",
     ("mp2.mpg", ".mp4"): "copy", ("mp2.mpg", ".mkv"): "copy",

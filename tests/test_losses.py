@@ -1,6 +1,6 @@
 import torch
 
-from videostyle.losses import content_loss, gram_matrix, relative_mse, style_loss, temporal_loss, tv_loss
+from videostyle.gatys.losses import content_loss, gram_matrix, relative_mse, style_loss, temporal_loss, tv_loss
 
 
 def test_gram_matrix_matches_definition():
@@ -41,7 +41,7 @@ def test_temporal_loss_ignores_masked_pixels():
 
 
 def test_perceptual_loss_is_the_weighted_sum_of_its_terms():
-    from videostyle.losses import LossSpec, PerceptualLoss
+    from videostyle.gatys.losses import LossSpec, PerceptualLoss
 
     torch.manual_seed(0)
     spec = LossSpec(("b",), ("a", "b"), (0.5, 2.0), content_weight=3.0, style_weight=7.0, tv_weight=11.0)

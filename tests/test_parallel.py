@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from videostyle.cli import main
-from videostyle.images import write_image
+from videostyle.io.images import write_image
 from videostyle.config import Config, apply
-from videostyle.parallel import Segment, plan_segments, scan
+from videostyle.render.parallel import Segment, plan_segments, scan
 
 from .clips import audio_packets, make_clip, streams, video_pts
 from .conftest import hide_module, stripes
@@ -74,8 +74,8 @@ def _frames(path: Path) -> list[np.ndarray]:
 def test_seam_cross_fade_weights(tmp_path):
     """The K frames two segments share go from the earlier segment's to the later one's in K+1
     equal steps: weights 1/(K+1) .. K/(K+1) of the later segment, then all of it."""
-    from videostyle.parallel import composite
-    from videostyle.workdir import WorkDir
+    from videostyle.render.parallel import composite
+    from videostyle.io.workdir import WorkDir
 
     segs = plan_segments(20, [], 2, 4)
     assert [(s.start, s.end, s.warmup) for s in segs] == [(0, 10, 0), (10, 20, 4)]
@@ -92,7 +92,7 @@ def test_seam_cross_fade_weights(tmp_path):
 def test_two_workers_match_one_worker_on_every_frame_and_the_seam_does_not_flicker(tmp_path):
     from videostyle.config import Config, apply
     from videostyle.metrics import temporal_error
-    from videostyle.parallel import ParallelRender, composite, ray_session
+    from videostyle.render.parallel import ParallelRender, composite, ray_session
 
     n, k = 24, 4
     src = make_clip(tmp_path / "c.mp4", frames=n, audio=("aac",), shift_per_frame=1)
@@ -219,7 +219,7 @@ def test_batch_spreads_jobs_over_the_cluster_and_isolates_failures(tmp_path, cap
 # Lists the TCP sockets that this process and its descendants listen on, from /proc (Linux).
 LISTEN_PROBE = r"""
 import json, os, socket
-from videostyle.parallel import ray_session
+from videostyle.render.parallel import ray_session
 
 def addr(hexaddr):
     ip, port = hexaddr.split(":")

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from videostyle.images import write_image
+from videostyle.io.images import write_image
 
 from .clips import audio_packets, make_clip, streams, video_pts
 from .conftest import stripes

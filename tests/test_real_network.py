@@ -11,12 +11,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import videostyle.losses as losses_mod
+import videostyle.gatys.losses as losses_mod
+from videostyle.engines import new_stylizer
 from videostyle.config import Config, apply
-from videostyle.features import build_extractor
-from videostyle.images import read_image, write_image
-from videostyle.losses import gram_matrix
-from videostyle.stylize import Stylizer
+from videostyle.gatys.features import build_extractor
+from videostyle.io.images import read_image, write_image
+from videostyle.gatys.losses import gram_matrix
 from videostyle.errors import DivergedError
 from videostyle.report import STIterate
 
@@ -70,7 +70,7 @@ def test_real_gatys_paints_and_keeps_the_content(vgg):
     """Default weights, real network: the style loss falls by an order of magnitude and the
     photo's edges stay (measured: edge correlation 0.42 at 60 iterations; noise gives ~0)."""
     cfg = apply(Config(), {"optim.iterations": 60, "render.device": "cpu"})
-    st = Stylizer.from_config(cfg, extractor=vgg)
+    st = new_stylizer(cfg, extractor=vgg)
     st.set_styles([painting()])
     content = scene()
     seen: list[STIterate] = []
@@ -101,7 +101,7 @@ def test_exploding_loss_is_caught_at_its_iteration_and_recovered(vgg, monkeypatc
     raw_scale_losses(monkeypatch)
     cfg = apply(Config(), {"optim.iterations": 12, "render.device": "cpu", "render.precision": "fp32",
                            "style.style_weight": 1e5})
-    st = Stylizer.from_config(cfg, extractor=vgg)
+    st = new_stylizer(cfg, extractor=vgg)
     st.set_styles([stripes(96, 96)])
     notes: list[str] = []
     st.notice = notes.append
@@ -123,7 +123,7 @@ def test_exploding_loss_is_caught_at_its_iteration_and_recovered(vgg, monkeypatc
 def test_unrecoverable_divergence_is_a_one_line_error(vgg):
     cfg = apply(Config(), {"optim.iterations": 10, "render.device": "cpu", "render.precision": "fp32",
                            "style.style_weight": 1e38})  # the loss overflows float32
-    st = Stylizer.from_config(cfg, extractor=vgg)
+    st = new_stylizer(cfg, extractor=vgg)
     st.set_styles([stripes(96, 96)])
     with pytest.raises(DivergedError, match="diverged") as exc:
         st.stylize(smooth_frame())

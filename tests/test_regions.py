@@ -13,9 +13,9 @@ import torch
 from videostyle import config as C
 from videostyle.cli import main
 from videostyle.errors import ConfigError
-from videostyle.images import read_image, write_image
-from videostyle.losses import LossSpec, PerceptualLoss, gram_matrix, guided_gram
-from videostyle.regions import Regions
+from videostyle.io.images import read_image, write_image
+from videostyle.gatys.losses import LossSpec, PerceptualLoss, gram_matrix, guided_gram
+from videostyle.temporal.regions import Regions
 
 from .conftest import pattern, stripes
 

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from videostyle.stylize import Stylizer, TemporalTerm
-from videostyle.images import fit_size
+from videostyle.engines import new_stylizer
+from videostyle.gatys.stylizer import TemporalTerm
+from videostyle.io.images import fit_size
 
 from .conftest import pattern, stripes, tiny_config, tiny_extractor
 
 
 def _stylizer(**overrides):
-    st = Stylizer.from_config(tiny_config(**overrides), extractor=tiny_extractor())
+    st = new_stylizer(tiny_config(**overrides), extractor=tiny_extractor())
     st.set_styles([stripes(64, 64)])
     return st
 

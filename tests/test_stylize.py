@@ -2,16 +2,17 @@ import numpy as np
 import pytest
 import torch
 
-from videostyle.losses import gram_matrix
-from videostyle.stylize import Stylizer, TemporalTerm, to_tensor
-from videostyle.images import preserve_colors
+from videostyle.engines import new_stylizer
+from videostyle.gatys.losses import gram_matrix
+from videostyle.gatys.stylizer import TemporalTerm, to_tensor
+from videostyle.io.images import preserve_colors
 from videostyle.report import STIterate
 
 from .conftest import pattern, stripes, tiny_config, tiny_extractor
 
 
 def make(cfg=None, styles=None):
-    st = Stylizer.from_config(cfg or tiny_config(), extractor=tiny_extractor())
+    st = new_stylizer(cfg or tiny_config(), extractor=tiny_extractor())
     st.set_styles(styles or [stripes(64, 64)])
     return st
 
@@ -72,7 +73,7 @@ def test_preserve_colors_identity_on_same_image():
 
 
 def test_blend_of_two_styles_is_weighted_average_of_grams():
-    st = Stylizer.from_config(tiny_config(), extractor=tiny_extractor())
+    st = new_stylizer(tiny_config(), extractor=tiny_extractor())
     a, b = stripes(64, 64), pattern(64, 64)
     st.set_styles([a], [])
     ga = st.style_targets((64, 64))
@@ -158,7 +159,7 @@ def test_cuda_graphs_need_cuda_and_adam():
 
     for extra in ({}, {"optim.optimizer": "adam"}):
         with pytest.raises(ConfigError, match="--cuda-graphs needs --device cuda and --optimizer adam"):
-            Stylizer.from_config(tiny_config(**{"render.cuda_graphs": True, **extra}), extractor=tiny_extractor())
+            new_stylizer(tiny_config(**{"render.cuda_graphs": True, **extra}), extractor=tiny_extractor())
 
 
 def test_a_start_at_zero_loss_is_not_divergence():
@@ -174,7 +175,7 @@ def test_a_start_at_zero_loss_is_not_divergence():
 def test_a_start_already_at_the_stop_loss_is_kept_unchanged():
     """A static shot's later frame starts as stylized as the first: it must not move (a step a
     frame drifts the colours over a long shot)."""
-    st = Stylizer.from_config(tiny_config(), extractor=tiny_extractor())
+    st = new_stylizer(tiny_config(), extractor=tiny_extractor())
     st.set_styles([stripes(64, 64)])
     content = pattern(48, 64)
     first = st.stylize(content, iterations=6)

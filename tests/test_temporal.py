@@ -2,11 +2,13 @@ import json
 
 import numpy as np
 
+from videostyle.engines import new_stylizer
+from videostyle.gatys.engine import GatysEngine
 from videostyle.cli import main
-from videostyle.images import write_image
-from videostyle.pipeline import render_video
+from videostyle.io.images import write_image
+from videostyle.render.pipeline import render_video
 from videostyle.report import FrameDone, Reporter
-from videostyle.stylize import Stylizer
+from videostyle.gatys.stylizer import Stylizer
 
 from .clips import decoded_frames, make_clip, occluder_box
 from .conftest import pattern, stripes, tiny_config, tiny_extractor
@@ -30,7 +32,7 @@ def _render(tmp_path, src, name, **over):
     cfg = tiny_config(**{"style.images": [str(style)], "optim.size": 0, "encode.preset": "ultrafast", **over})
     rep = Collect()
     out = tmp_path / name
-    res = render_video(src, out, cfg, rep, stylizer=Stylizer.from_config(cfg, extractor=tiny_extractor()))
+    res = render_video(src, out, cfg, rep, stylizer=new_stylizer(cfg, extractor=tiny_extractor()))
     return out, rep, res
 
 
@@ -63,12 +65,14 @@ def test_scene_cut_starts_from_its_own_content_not_the_init_image(tmp_path, monk
 class _Recorder:
     """Stands in for the Stylizer: returns the content, records the temporal terms it is given."""
 
+    device = __import__("torch").device("cpu")
+
     def __init__(self):
         self.terms: dict[int, list] = {}
         self.calls = 0
 
     def stylize(self, content, init=None, *, temporal=(), seed=0, **_):
-        from videostyle.stylize import StylizeResult
+        from videostyle.gatys.stylizer import StylizeResult
 
         self.terms[seed] = list(temporal)
         return StylizeResult(content.astype(np.float32) / 255.0, 1, 0.0)
@@ -87,11 +91,11 @@ def test_long_term_mask_covers_what_the_occluded_previous_frame_could_not():
     leave the disoccluded middle free, and its gap-2 term (Ruder's c_long) must take exactly
     that region over, against frame 0, which saw it."""
     from videostyle.config import apply
-    from videostyle.video import VideoStylizer
+    from videostyle.temporal.policy import VideoStylizer
 
     cfg = apply(tiny_config(), {"temporal.weight": 1.0, "temporal.frames": [1, 2]})
     rec = _Recorder()
-    vs = VideoStylizer(cfg, rec)
+    vs = VideoStylizer(cfg, GatysEngine(rec, cfg.optim.iterations))  # type: ignore[arg-type]
     frames = [_occluded(i) for i in range(3)]
     for i, f in enumerate(frames):
         res = vs.frame(i, f)
@@ -116,7 +120,7 @@ def test_long_term_terms_lower_the_gap_4_error_behind_an_occluder(tmp_path):
     """A box hides the middle for frames 1-3: only frame 0 saw what frame 4 shows there. With a
     gap-4 term, frame 4 repaints it as frame 0 did; without, it is painted anew. Measured as the
     gap-4 temporal error over the region the box hid (flow and mask from the source)."""
-    from videostyle.flow import pair
+    from videostyle.temporal.flow import pair
     from videostyle.metrics import masked_error
 
     src = make_clip(tmp_path / "occ.mp4", frames=6, size=(128, 96), audio=(), occluder=(1, 4))
@@ -168,12 +172,12 @@ def test_prev_warped_init_fills_unreliable_pixels_from_content(tmp_path):
     # frame 1 takes the content where the flow is unreliable, moved to the previous output's
     # colours (its mean; its spread only down to half the content's, as the output here is flat)
     from videostyle.config import apply
-    from videostyle.video import VideoStylizer
+    from videostyle.temporal.policy import VideoStylizer
 
     cfg = tiny_config(**{"optim.iterations_later": 0, "temporal.scene_cut": 0.0})
-    st = Stylizer.from_config(cfg, extractor=tiny_extractor())
+    st = new_stylizer(cfg, extractor=tiny_extractor())
     st.set_styles([stripes(48, 48)])
-    vs = VideoStylizer(apply(cfg, {}), st)
+    vs = VideoStylizer(apply(cfg, {}), GatysEngine(st, cfg.optim.iterations))
     from .conftest import pattern
 
     a = pattern(48, 64)
@@ -194,8 +198,8 @@ def test_prev_warped_init_fills_unreliable_pixels_from_content(tmp_path):
 def test_eval_of_a_span_compares_the_span_and_reports_losses(tmp_path, capsys):
     """`eval --start/--duration` pairs the stylized frames with that span of the source. The
     "stylized" video here is a copy of the span, so aligned frames have (almost) no content loss."""
-    from videostyle.media import probe, read_frames
-    from videostyle.mux import VideoWriter
+    from videostyle.io.media import probe, read_frames
+    from videostyle.io.mux import VideoWriter
 
     src = make_clip(tmp_path / "m.mp4", frames=24, audio=(), shift_per_frame=3)
     info = probe(src)

@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from videostyle.losses import LossSpec, PerceptualLoss, gram_matrix
-from videostyle.tiles import TiledObjective, grid, tiled_features, tiled_grams
+from videostyle.engines import new_stylizer
+from videostyle.gatys.losses import LossSpec, PerceptualLoss, gram_matrix
+from videostyle.gatys.tiles import TiledObjective, grid, tiled_features, tiled_grams
 
 from .conftest import tiny_extractor
 
@@ -88,33 +89,47 @@ def test_without_a_margin_the_tile_edges_show_in_the_gradient():
     assert not torch.allclose(tgrad, grad, rtol=1e-3, atol=1e-6 * float(grad.abs().max()))
 
 
+# float32's unit roundoff: tiled and untiled evaluations sum the same terms in other orders.
+EPS32 = 2.0**-24
+
+
 @pytest.mark.parametrize("history", ["float32", "bfloat16"])
 def test_tiled_stylize_follows_the_untiled_one(history, monkeypatch):
-    """Through the Stylizer: L-BFGS on tiles (grid shifted every step) takes the untiled steps
-    while its shorter history is not yet full (5 iterations: 4 pairs < 5); with the history in
-    bf16 (the default for tiles), nearly."""
+    """Through the Stylizer: L-BFGS on tiles (grid shifted every step) takes the untiled steps.
+
+    The first step differs by float order alone (its gradient's sums are reordered): a few
+    hundred roundoffs at most. L-BFGS without a line search then amplifies any difference a few
+    times per iteration, whatever its source, so after 5 iterations the tiled image is compared
+    with the spread of untiled runs whose start differs by 4 roundoffs: float order can do that
+    much. With the history in bf16 (the default for tiles), each pair is rounded to 8 bits, so
+    only the first step is exact and the rest stays near."""
     import numpy as np
 
-    from videostyle import stylize
-    from videostyle.stylize import Stylizer
+    from videostyle.gatys import runners
 
-    monkeypatch.setattr(stylize._TiledRunner, "history_dtype", None if history == "float32" else torch.bfloat16)
+    monkeypatch.setattr(runners.TiledRunner, "history_dtype", None if history == "float32" else torch.bfloat16)
 
     from .conftest import pattern, stripes, tiny_config
 
     shallow = {"style.content_layers": ["relu3_1"], "style.style_layers": ["relu1_1", "relu2_1", "relu3_1"]}
     content = pattern(80, 104)
-    runs = {}
-    for tile in ("off", 64):  # tiles of 64 px: cores of 32, 16 px of context on each side
+
+    def run(tile, iterations, init=None):  # tiles of 64 px: cores of 32, 16 px of context on each side
         cfg = tiny_config(**shallow, **{"optim.tile": tile, "optim.tile_margin": 16, "render.precision": "fp32"})
-        st = Stylizer.from_config(cfg, extractor=tiny_extractor())
+        st = new_stylizer(cfg, extractor=tiny_extractor())
         st.set_styles([stripes(64, 64)])
-        runs[tile] = st.stylize(content, iterations=5)
-    a, b = runs["off"], runs[64]
+        return st.stylize(content, init, iterations=iterations)
+
+    one = np.abs(run("off", 1).image - run(64, 1).image).max()
+    assert one <= 256 * EPS32
+    a, b = run("off", 5), run(64, 5)
     assert a.iterations == b.iterations == 5
     assert abs(b.loss - a.loss) <= 1e-3 * a.loss
-    # (a few pixels differ by up to ~1%: float order; bf16 pairs round each step's curvature)
-    assert np.abs(a.image - b.image).mean() < (5e-4 if history == "float32" else 5e-3)
+    rng = np.random.default_rng(0)
+    c = content.astype(np.float32) / 255.0
+    spread = max(np.abs(a.image - run("off", 5, c * (1 + 4 * EPS32 * rng.standard_normal(c.shape))
+                                                 .astype(np.float32)).image).mean() for _ in range(3))
+    assert np.abs(a.image - b.image).mean() <= (4 * spread if history == "float32" else 5e-3)
 
 
 def test_tile_settings_are_checked():
@@ -128,12 +143,12 @@ def test_tile_settings_are_checked():
 
 
 def _auto_stylizer(monkeypatch, free: float):
-    import videostyle.stylize as S
+    import videostyle.gatys.stylizer as S
 
     from .conftest import stripes, tiny_config
 
     monkeypatch.setattr(S, "budget", lambda device, gb: int(free))
-    st = S.Stylizer.from_config(tiny_config(**{"style.content_layers": ["relu3_1"],
+    st = new_stylizer(tiny_config(**{"style.content_layers": ["relu3_1"],
                                                "style.style_layers": ["relu1_1", "relu2_1", "relu3_1"],
                                                "optim.tile_margin": 16}), extractor=tiny_extractor())
     st.set_styles([stripes(64, 64)])
@@ -143,15 +158,15 @@ def _auto_stylizer(monkeypatch, free: float):
 
 
 def test_auto_tiles_only_a_frame_that_does_not_fit_and_in_the_largest_tile_that_does(monkeypatch):
-    from videostyle.memory import image_bytes
-    from videostyle.stylize import _TiledRunner
+    from videostyle.gatys.memory import image_bytes
+    from videostyle.gatys.runners import TiledRunner as _TiledRunner
 
     from .conftest import pattern
 
     st, notes = _auto_stylizer(monkeypatch, 1e12)
     assert st.tile_for((160, 208)) == 0 and not notes  # fits whole
     st, notes = _auto_stylizer(monkeypatch, 0)
-    cost = st._pass_cost = __import__("videostyle.memory", fromlist=["PassCost"]).pass_cost(
+    cost = st._pass_cost = __import__("videostyle.gatys.memory", fromlist=["PassCost"]).pass_cost(
         st._features, st.loss.spec.layers, st.device)
     pixels = 160 * 208
     state = image_bytes(pixels, 2 * _TiledRunner.history + 8) + 32 * pixels
@@ -173,7 +188,7 @@ def test_auto_with_no_room_even_for_a_tile_says_what_to_do(monkeypatch):
 
 
 def test_pass_cost_predicts_what_a_pass_saves_at_another_size():
-    from videostyle.memory import BACKWARD_PEAK, pass_cost
+    from videostyle.gatys.memory import BACKWARD_PEAK, pass_cost
 
     net = tiny_extractor()
     cost = pass_cost(net, SPEC.layers, torch.device("cpu"))
@@ -192,8 +207,8 @@ def test_pass_cost_predicts_what_a_pass_saves_at_another_size():
 
 
 def test_pixel_terms_in_bands_equal_tv_and_temporal_losses_and_their_gradient():
-    from videostyle.losses import temporal_loss, tv_loss
-    from videostyle.tiles import pixel_terms
+    from videostyle.gatys.losses import temporal_loss, tv_loss
+    from videostyle.gatys.tiles import pixel_terms
 
     torch.manual_seed(1)
     x = torch.rand(1, 3, 37, 29)

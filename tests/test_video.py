@@ -8,10 +8,10 @@ import av
 import numpy as np
 import pytest
 
+from videostyle.engines import new_stylizer
 from videostyle.cli import main
-from videostyle.images import write_image
-from videostyle.pipeline import render_video
-from videostyle.stylize import Stylizer
+from videostyle.io.images import write_image
+from videostyle.render.pipeline import render_video
 
 from .clips import audio_packets, make_clip, streams, video_pts
 from .conftest import pattern, stripes, tiny_config, tiny_extractor
@@ -28,7 +28,7 @@ def render(src: Path, out: Path, style: Path, **over):
     over.setdefault("optim.size", 0)
     cfg = tiny_config(**{"style.images": [str(style)], "optim.iterations": 2, "optim.iterations_later": 1,
                          "encode.preset": "ultrafast", **over})
-    return render_video(src, out, cfg, stylizer=Stylizer.from_config(cfg, extractor=tiny_extractor()))
+    return render_video(src, out, cfg, stylizer=new_stylizer(cfg, extractor=tiny_extractor()))
 
 
 def test_mp4_keeps_timestamps_frames_and_audio_bytes(tmp_path, style):
@@ -143,7 +143,7 @@ def test_segment_start_duration_and_max_frames(tmp_path, style):
 def test_failed_render_leaves_no_output(tmp_path, style, monkeypatch):
     src = make_clip(tmp_path / "in.mp4", frames=6)
     out = tmp_path / "out.mp4"
-    from videostyle import video
+    from videostyle.temporal import policy as video
 
     calls = {"n": 0}
     real = video.VideoStylizer.frame
@@ -265,7 +265,7 @@ def test_static_shot_stops_early(tmp_path, style, temporal):
 
 
 def test_encoder_thread_error_reaches_caller(tmp_path, style, monkeypatch):
-    from videostyle import mux
+    from videostyle.io import mux
     from videostyle.errors import OutputError
 
     src = make_clip(tmp_path / "in.mp4", frames=6)
@@ -333,7 +333,7 @@ def test_subtitles_copied_into_mkv_and_dropped_from_mp4_with_warning(tmp_path, s
     cfg = tiny_config(**{"style.images": [str(style)], "optim.size": 0, "optim.iterations": 1,
                          "optim.iterations_later": 1, "encode.preset": "ultrafast"})
     mp4 = tmp_path / "o.mp4"
-    render_video(src, mp4, cfg, Keep(), stylizer=Stylizer.from_config(cfg, extractor=tiny_extractor()))
+    render_video(src, mp4, cfg, Keep(), stylizer=new_stylizer(cfg, extractor=tiny_extractor()))
     assert [t for t, _ in streams(mp4)] == ["video"]
     assert any("subtitle" in n and "dropped" in n for n in notes)
 
@@ -368,7 +368,7 @@ def test_hevc_two_frame_stream_gets_valid_decode_timestamps(tmp_path, suffix):
     chunk); the writer repairs them instead of failing the render."""
     from fractions import Fraction
 
-    from videostyle.mux import VideoWriter
+    from videostyle.io.mux import VideoWriter
 
     for k in range(6):
         out = tmp_path / f"o{k}{suffix}"

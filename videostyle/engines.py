@@ -1,31 +1,90 @@
-"""What a render runs, built from its Config in one place: the style images, the optimising
-stylizer, the feed-forward engine, the first frame's start, flow parameters, and the content
-frame at the stylized size."""
+"""The engine factory: the one module that reads the engine's name (``fast.method``) and turns
+the Config into an engine, with the style images, regions, the first frame's start and the flow
+a render of that engine computes. Everything downstream asks the engine (``engine.Engine``)."""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+import os
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
 from videostyle.config import Config
+from videostyle.engine import Callback, Engine, Painted, WarmStart
 from videostyle.errors import ConfigError
-from videostyle.flow import FlowParams
-from videostyle.images import check_size, fit_size, preserve_colors, read_image, resize_image
-from videostyle.keyframes import schedule, style_paths
-from videostyle.regions import FrameRegions, Regions, composite
-from videostyle.regions import style_images as region_style_images
+from videostyle.fast.engine import FastEngine
+from videostyle.gatys.engine import GatysEngine
+from videostyle.io.images import check_size, fit_size, read_image, resize_image, to_uint8
+from videostyle.temporal.flow import FlowParams
+from videostyle.temporal.keyframes import schedule, style_paths
+from videostyle.temporal.regions import FrameRegions, Regions
+from videostyle.temporal.regions import style_images as region_style_images
 
 if TYPE_CHECKING:  # the Gatys engine (torch) is imported only when a render uses it
-    from videostyle.stylize import Stylizer
+    import torch
+
+    from videostyle.gatys.features import VGGFeatures
+    from videostyle.gatys.stylizer import Stylizer
 
 RANDOM_MODEL_WARNING = "warning: --model random uses untrained VGG weights; the result is not a real stylization"
 
 
+class HybridEngine:
+    """The fast network's frame as the optimiser's start: a fresh frame takes ``fast.refine_iterations``
+    from it instead of the full iterations from the content; later frames are the Gatys engine's."""
+
+    optimises: ClassVar[bool] = True
+
+    def __init__(self, gatys: GatysEngine, fast: FastEngine, refine_iterations: int) -> None:
+        self.gatys, self.fast, self.refine = gatys, fast, refine_iterations
+        self.on_gpu = gatys.on_gpu
+
+    def set_keys(self, weights: Sequence[float], strength: float) -> None:
+        self.gatys.set_keys(weights, strength)
+        self.fast.set_keys(weights, strength)
+
+    def set_regions(self, regions: FrameRegions | None) -> None:
+        self.gatys.set_regions(regions)
+
+    def fresh(self, src: np.ndarray, init: str | np.ndarray, seed: int, callback: Callback | None) -> Painted:
+        # The network's start at --fast-strength times the style strength, as a fast render's frame.
+        start = self.fast.net.stylize(src, self.fast.network_strength())
+        res = self.gatys.st.stylize(src, start, iterations=self.refine, pyramid=False, seed=seed, callback=callback)
+        return Painted(to_uint8(res.image), res.iterations, res.loss)
+
+    def later(self, src: np.ndarray, warm: WarmStart, seed: int, callback: Callback | None) -> Painted:
+        return self.gatys.later(src, warm, seed, callback)
+
+    def ahead(self, src: np.ndarray, keys: tuple[np.ndarray, float] | None) -> np.ndarray:
+        return self.gatys.ahead(src, keys)
+
+    def close(self) -> None:
+        self.fast.close()
+
+
+# The engine types by name: the only place the name is compared.
+ENGINE_TYPES: dict[str, type] = {"gatys": GatysEngine, "fast": FastEngine, "hybrid": HybridEngine}
+
+
+def engine_type(cfg: Config) -> type:
+    return ENGINE_TYPES[cfg.fast.method]
+
+
+def uses_vgg(cfg: Config) -> bool:
+    """Whether the render optimises on VGG-19 (every engine but the fast one)."""
+    return engine_type(cfg) is not FastEngine
+
+
+def runs_ahead(cfg: Config) -> bool:
+    """Whether the engine's frames depend on their source alone (the fast engine without
+    regions, whose masks may follow each frame's flow), so that they can run ahead."""
+    return engine_type(cfg) is FastEngine and not cfg.style.masks
+
+
 def random_model_notice(cfg: Config, notice: Callable[[str], None]) -> None:
-    if cfg.model.name == "random" and cfg.fast.method != "fast":
+    if cfg.model.name == "random" and uses_vgg(cfg):
         notice(RANDOM_MODEL_WARNING)
 
 
@@ -44,16 +103,59 @@ def first_init(cfg: Config) -> str | np.ndarray:
     return read_image(cfg.optim.init_image, "init image")
 
 
+def stylizer_settings(cfg: Config) -> dict[str, object]:
+    """The stylizer's arguments that ``cfg`` sets besides its network and device: the one place
+    where the config is translated for the Gatys engine."""
+    from videostyle.gatys.losses import LossSpec
+    from videostyle.gatys.stylizer import OptimSpec
+
+    s, o = cfg.style, cfg.optim
+    loss = LossSpec(tuple(s.content_layers), tuple(s.style_layers),
+                    tuple(s.layer_weights) or tuple(1.0 for _ in s.style_layers),
+                    s.content_weight, s.style_weight, s.tv_weight)
+    optim = OptimSpec(o.optimizer, o.iterations, o.lr, o.init, o.seed, o.pyramid_levels, o.pyramid_scale,
+                      o.tolerance, o.tolerance_window, o.fixed_tile, o.tile_margin)
+    return {"loss": loss, "optim": optim, "precision": cfg.render.precision, "cuda_graphs": cfg.render.cuda_graphs,
+            "memory_gb": cfg.render.memory, "style_scale": s.scale, "stroke_side": s.stroke_side,
+            "preserve_colors": s.preserve_colors}
+
+
+def new_stylizer(cfg: Config, extractor: VGGFeatures | None = None, device: torch.device | None = None,
+                 download: bool = True) -> Stylizer:
+    """A stylizer with ``cfg``'s network (or ``extractor``), loss and optimiser on its device;
+    ``download``: fetch torchvision's weights if the model needs them and they are not cached."""
+    import torch
+
+    from videostyle.device import resolve_device
+    from videostyle.gatys.features import build_extractor
+    from videostyle.gatys.stylizer import Stylizer
+
+    if cfg.render.threads:
+        torch.set_num_threads(cfg.render.threads)
+    settings = stylizer_settings(cfg)
+    if extractor is None:
+        m = cfg.model
+        extractor = build_extractor(settings["loss"].layers, model=m.name, weights=m.weights,  # type: ignore[attr-defined]
+                                    weights_format=m.weights_format, pooling=m.pooling,  # type: ignore[arg-type]
+                                    seed=cfg.optim.seed, download=download)
+    r = cfg.render
+    return Stylizer(extractor, device=device or resolve_device(r.device), channels_last=r.channels_last, compile=r.compile,
+                    **settings)  # type: ignore[arg-type]
+
+
+def configure(st: Stylizer, cfg: Config) -> Stylizer:
+    """``cfg``'s loss, optimiser and precision on ``st``'s network and device (one network,
+    several renders: benchmarks, batches)."""
+    st.configure(**stylizer_settings(cfg))  # type: ignore[arg-type]
+    return st
+
+
 def build_stylizer(cfg: Config, styles: list[np.ndarray], notice: Callable[[str], None],
-                   stylizer: Stylizer | None = None) -> Stylizer:
+                   stylizer: Stylizer | None = None, download: bool = True) -> Stylizer:
     """The optimising stylizer set to ``styles``: ``stylizer``'s network when given (configured
     to ``cfg``), else a new one."""
     random_model_notice(cfg, notice)
-    if stylizer is not None:
-        stylizer.configure(cfg)
-    from videostyle.stylize import Stylizer
-
-    st = stylizer or Stylizer.from_config(cfg)
+    st = configure(stylizer, cfg) if stylizer is not None else new_stylizer(cfg, download=download)
     weights, strength = at_start(cfg)
     st.set_styles(styles, weights)
     st.set_strength(strength)
@@ -75,18 +177,35 @@ def build_regions(cfg: Config) -> Regions | None:
 
 
 def build_fast(cfg: Config, styles: list[np.ndarray], threads: int = 0, workers: int = 1,
-               notice: Callable[[str], None] = lambda m: None) -> Any:
-    """The feed-forward engine for --method fast/hybrid (None for gatys); ``threads``: each
-    call's CPU threads (0: every core); ``workers``: calls that may run at once."""
-    if cfg.fast.method == "gatys":
-        return None
-    from videostyle.fast import FastStylizer
+               notice: Callable[[str], None] = lambda m: None) -> FastEngine:
+    """The feed-forward engine; ``threads``: each call's CPU threads (0: every core);
+    ``workers``: calls that may run at once."""
+    from videostyle.fast.network import FastStylizer
 
-    fast = FastStylizer(cfg.render.device, threads=threads, overlap=cfg.fast.tile_overlap, tiling=cfg.fast.tiling,
-                        runtime=cfg.fast.runtime, workers=workers, notice=notice)
-    fast.set_styles(styles, at_start(cfg)[0])
-    fast.region_vecs = [fast.style_vector(im) for im in load_region_styles(cfg)]
-    return fast
+    net = FastStylizer(cfg.render.device, threads=threads, overlap=cfg.fast.tile_overlap, tiling=cfg.fast.tiling,
+                       runtime=cfg.fast.runtime, workers=workers, notice=notice)
+    weights, strength = at_start(cfg)
+    net.set_styles(styles, weights)
+    net.region_vecs = [net.style_vector(im) for im in load_region_styles(cfg)]
+    engine = FastEngine(net, cfg.fast.strength, cfg.style.preserve_colors)
+    engine.strength = strength
+    return engine
+
+
+def build_engine(cfg: Config, styles: list[np.ndarray], notice: Callable[[str], None],
+                 stylizer: Stylizer | None = None, ahead: int = 0) -> Engine:
+    """The render's engine, set to ``styles`` at time 0; ``stylizer``: a network to reuse;
+    ``ahead``: frames the caller runs through the fast network at once, ahead of the frame
+    order (each call then gets its share of the cores; 0: every call gets all of them)."""
+    kind = engine_type(cfg)
+    fast = None
+    if kind is not GatysEngine:
+        fast = build_fast(cfg, styles, threads=max(1, (os.cpu_count() or 1) // ahead) if ahead else 0,
+                          workers=ahead or 1, notice=notice)
+        if kind is FastEngine:
+            return fast
+    gatys = GatysEngine(build_stylizer(cfg, styles, notice, stylizer), cfg.optim.iterations)
+    return gatys if fast is None else HybridEngine(gatys, fast, cfg.fast.refine_iterations)
 
 
 def at_start(cfg: Config) -> tuple[list[float], float]:
@@ -94,27 +213,6 @@ def at_start(cfg: Config) -> tuple[list[float], float]:
     s = cfg.style
     sc = schedule(s.images, s.blend, s.transitions, s.strength, 0.0)
     return [float(w) for w in sc.weights(0.0)], sc.strength_at(0.0)
-
-
-def fast_image(cfg: Config, fast: Any, content: np.ndarray, strength: float | None = None,
-               regions: FrameRegions | None = None, vec: np.ndarray | None = None) -> np.ndarray:
-    """The fast engine's frame at ``strength`` (default: --fast-strength times --style-strength
-    at time 0, up to 1) with the style vector ``vec`` (default: the engine's current blend);
-    with ``regions``, each region's own output (the content where a mask keeps it), blended by
-    the feathered masks."""
-    if strength is None:
-        strength = min(1.0, cfg.fast.strength * at_start(cfg)[1])
-    if regions is None:
-        out = fast.stylize(content, strength, vec)
-    else:
-        layers = [(fast.stylize(content, strength, None if slot is None else fast.region_vecs[slot]), m)
-                  for m, slot in regions.styled if m.any()]
-        if regions.keep is not None:
-            layers.append((content.astype(np.float32) / 255.0, regions.keep))
-        out = composite(layers)
-    if cfg.style.preserve_colors:
-        out = preserve_colors(out, content)
-    return out
 
 
 def flow_params(cfg: Config) -> FlowParams:
@@ -126,14 +224,12 @@ def render_flow_params(cfg: Config) -> FlowParams:
     """The flow a render computes: the flow section's, except for the fast engine's blend
     (``fast.flow``), which needs less precision than the optimiser's warm start."""
     p = flow_params(cfg)
-    if cfg.fast.method != "fast" or cfg.fast.flow == "flow":
+    if engine_type(cfg) is not FastEngine or cfg.fast.flow == "flow":
         return p
     if cfg.fast.flow == "lite":
         # One flow at half size, judged by colour: the blend only needs to know where the warped
-        # previous output can be trusted, not the motion to a pixel (bench_fast.py --tables stages).
-        # Two Farneback iterations a level instead of three: 12 against 16 ms a frame pair at
-        # 640x360 on one core, with the same temporal error (0.00114 / 0.00110 by the eval and
-        # DIS judges, against 0.00113 / 0.00110, 120 frames of the bunny clip).
+        # previous output can be trusted, not the motion to a pixel; two Farneback iterations a
+        # level instead of three keep the same temporal error (docs/benchmarks.md, the fast engine).
         return dataclasses.replace(p, method="farneback", scale=0.5, check="photometric", flow_iterations=2)
     return dataclasses.replace(p, method="dis", scale=0.5 if cfg.fast.flow == "dis-half" else p.scale)
 

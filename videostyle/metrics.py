@@ -18,8 +18,8 @@ import cv2
 import numpy as np
 
 from videostyle.errors import InputError
-from videostyle.flow import FlowParams, pair, warp
-from videostyle.media import Span
+from videostyle.temporal.flow import FlowParams, pair, warp
+from videostyle.io.media import Span
 
 
 @dataclass
@@ -107,7 +107,7 @@ def frame_losses(stylized: str | os.PathLike[str], source: str | os.PathLike[str
                  span: Span = Span()) -> dict[str, float]:
     """Mean weighted content and style loss per frame, measured with ``stylizer``'s network and
     styles, against the source ``span`` (as in :func:`temporal_error`)."""
-    from videostyle.stylize import Stylizer
+    from videostyle.gatys.stylizer import Stylizer
 
     assert isinstance(stylizer, Stylizer)
     sums = {"content": 0.0, "style": 0.0}

@@ -1,0 +1,81 @@
+"""The package's walls, read from its source: no import cycles, the engine's name read in one
+module, compute modules free of the Config."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "videostyle"
+
+
+def _modules() -> dict[str, ast.Module]:
+    out = {}
+    for p in sorted(PACKAGE.rglob("*.py")):
+        parts = p.relative_to(PACKAGE.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        out[name] = ast.parse(p.read_text(), str(p))
+    return out
+
+
+def _type_only(node: ast.AST) -> bool:
+    return isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+
+
+def _imports(tree: ast.Module, modules: set[str]) -> set[str]:
+    """The package's modules that ``tree`` imports anywhere (inside functions too), except
+    under ``if TYPE_CHECKING``."""
+    found: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        if _type_only(node):
+            return
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for a in node.names:
+                sub = f"{node.module}.{a.name}"
+                found.add(sub if sub in modules else node.module)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    return {m for m in found if m in modules and m != "videostyle"}
+
+
+def test_no_import_cycles():
+    mods = _modules()
+    graph = {m: _imports(t, set(mods)) - {m} for m, t in mods.items()}
+    state: dict[str, int] = {}
+
+    def walk(m: str, path: list[str]) -> None:
+        state[m] = 1
+        for n in sorted(graph[m]):
+            assert state.get(n) != 1, "import cycle: " + " -> ".join(path[path.index(n):] + [n] if n in path else path + [n])
+            if n not in state:
+                walk(n, path + [n])
+        state[m] = 2
+
+    for m in mods:
+        if m not in state:
+            walk(m, [m])
+
+
+def test_the_engine_name_is_read_in_the_factory_only():
+    readers = set()
+    for name, tree in _modules().items():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and node.attr == "method" and \
+                    isinstance(node.value, ast.Attribute) and node.value.attr == "fast":
+                readers.add(name)
+    assert readers == {"videostyle.engines"}
+
+
+def test_compute_modules_import_no_config():
+    mods = _modules()
+    compute = [m for m in mods if m.split(".")[1:2] and m.split(".")[1] in ("gatys", "fast", "io", "engine", "device", "assets")
+               or m in ("videostyle.temporal.flow", "videostyle.temporal.keyframes", "videostyle.temporal.regions")]
+    assert len(compute) > 15
+    for m in compute:
+        assert "videostyle.config" not in _imports(mods[m], set(mods)), f"{m} imports the Config"
+

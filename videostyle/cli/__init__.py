@@ -1,0 +1,100 @@
+"""Command line: the only module that prints, owns progress bars and exits."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from videostyle import __version__
+from videostyle.cli.commands import cmd_batch, cmd_config_show, cmd_eval, cmd_render
+from videostyle.cli.flags import FLAG_GROUPS, METAVARS, _Parser, add_config_flags, resolve_config
+from videostyle.errors import VideostyleError
+
+__all__ = ["FLAG_GROUPS", "METAVARS", "build_parser", "main", "resolve_config"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="videostyle", description="Paint images and videos in the style of an artwork.")
+    p.add_argument("--version", action="version", version=f"videostyle {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    r = sub.add_parser("render", help="stylize an image or a video",
+                       usage="videostyle render INPUT --style IMAGE [-o OUTPUT] [options]",
+                       description="Stylize an image or a video. Flags override --config; the everyday "
+                                   "options come first, the expert ones last.")
+    r.add_argument("input", metavar="INPUT", help="input image or video; - reads a video from standard input")
+    r.add_argument("-o", "--output", metavar="OUTPUT", help="output file (default: INPUT_STYLE.png/.mp4 next to the input); - writes "
+                   "the video to standard output (with -f)")
+    r.add_argument("-f", "--format", metavar="FORMAT", choices=("matroska", "webm", "mpegts", "nut", "mp4", "mov"),
+                   help="container of -o - (a pipe): matroska, webm, mpegts or nut")
+    r.add_argument("--config", metavar="PATH", help="YAML config file (flags win over it)")
+    r.add_argument("--restart", action="store_true", help="discard an interrupted render's progress and start over")
+    r.add_argument("-y", "--overwrite", action="store_true", help="replace the output if it exists (default: refuse)")
+    r.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    r.add_argument("-v", "--verbose", action="store_true", help="show iterations within each frame")
+    add_config_flags(r)
+    r.set_defaults(func=cmd_render)
+
+    e = sub.add_parser("eval", help="measure flicker (temporal error) of a stylized video",
+                       usage="videostyle eval STYLIZED --source SOURCE [--gaps GAPS] [--json] [options]",
+                       description="Temporal error of STYLIZED against the motion of SOURCE (flow and masks from "
+                                   "the source), at gap 1 and the long-term gaps given. For a render of a span, "
+                                   "pass its --start/--duration (or --max-frames): they choose the source's frames.")
+    e.add_argument("stylized", metavar="STYLIZED", help="stylized video")
+    e.add_argument("--source", metavar="SOURCE", required=True, help="the source video it was made from")
+    e.add_argument("--gaps", metavar="GAPS", default="1,4", help="frame gaps to measure, e.g. 1,2,4 (default: 1,4)")
+    e.add_argument("--json", action="store_true", help="print JSON")
+    e.add_argument("--per-frame", action="store_true", help="with --json: include per-frame errors")
+    e.add_argument("--config", metavar="PATH", help="YAML config (flow settings, style/model for the losses)")
+    add_config_flags(e)
+    e.set_defaults(func=cmd_eval)
+
+    b = sub.add_parser("batch", help="run the renders of a YAML batch file",
+                       usage="videostyle batch JOBS [--dry-run] [--report PATH] [options]",
+                       description="Run a batch file's jobs in order (defaults: + jobs:). Flags here override "
+                                   "every job.")
+    b.add_argument("jobs", metavar="JOBS", help="batch YAML file")
+    b.add_argument("--dry-run", action="store_true", help="list the expanded renders and stop")
+    b.add_argument("--fail-fast", action="store_true", help="stop at the first failed render")
+    b.add_argument("--overwrite", action="store_true", help="re-render outputs that already exist")
+    b.add_argument("--report", metavar="PATH", help="write a JSON report of the outcomes here")
+    b.add_argument("--restart", action="store_true", help="discard interrupted renders' progress")
+    b.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    b.add_argument("-v", "--verbose", action="store_true", help="show iterations within each frame")
+    add_config_flags(b)
+    b.set_defaults(func=cmd_batch)
+
+    c = sub.add_parser("config", help="show the resolved configuration")
+    csub = c.add_subparsers(dest="config_command", metavar="ACTION", parser_class=_Parser)
+    csub.required = True
+    show = csub.add_parser("show", help="print the resolved config as YAML",
+                           usage="videostyle config show [--config PATH] [options]")
+    show.add_argument("--config", metavar="PATH", help="YAML config file")
+    add_config_flags(show)
+    show.set_defaults(func=cmd_config_show)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from videostyle import interrupt
+
+    parser = build_parser()
+    ns = parser.parse_args(argv)
+    interrupt.install()  # SIGTERM / SIGHUP stop a render the way Ctrl-C does
+    try:
+        return int(ns.func(ns))
+    except VideostyleError as err:
+        print(f"videostyle: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt as exc:
+        print(f"videostyle: interrupted{interrupt.by(exc)}", file=sys.stderr)
+        return interrupt.exit_code(exc)
+    except MemoryError:
+        print("videostyle: error: out of memory; lower --size", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,237 @@
+"""The commands: render (a file or a pipe), eval, batch and config show."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import typing
+from pathlib import Path
+
+from videostyle import config as C
+from videostyle.errors import ConfigError, VideostyleError
+from videostyle.temporal.keyframes import split
+
+
+from videostyle.cli.flags import overrides_from_args, resolve_config
+from videostyle.cli.progress import TqdmReporter
+
+
+def default_output(inp: Path, cfg: C.Config, image: bool) -> Path:
+    style = Path(split(cfg.style.images[0])[0]).stem if cfg.style.images else "styled"
+    ext = ".png" if image else ".mp4"
+    return inp.with_name(f"{inp.stem}_{style}{ext}")
+
+
+def _pipe_output(ns: argparse.Namespace) -> str | None:
+    """The container for ``-o -`` (None when the output is a file); checks -f."""
+    from videostyle.io.mux import PIPE_FORMATS
+
+    if ns.output != "-":
+        if ns.format:
+            raise ConfigError("-f names the container of -o - (standard output); a file's extension names its own")
+        return None
+    if not ns.format:
+        raise ConfigError("-o - writes to standard output: name the container with -f matroska (or webm, mpegts, nut)")
+    if ns.format not in PIPE_FORMATS:
+        raise ConfigError(f"-f {ns.format} needs a seekable output file, not a pipe: use -f matroska")
+    if sys.stdout.isatty():
+        raise ConfigError("-o -: standard output is a terminal; pipe it into a player or a file")
+    return str(ns.format)
+
+
+def _spool_stdin(folder: Path) -> Path:
+    """Standard input copied into ``folder`` in 1 MiB pieces (the decoder, the audio carrier and
+    the frame count each read the input, which a pipe allows once)."""
+    import shutil
+
+    if sys.stdin is None or sys.stdin.isatty():
+        raise ConfigError("input -: standard input is a terminal; pipe a video in (e.g. ffmpeg ... -f matroska - |)")
+    path = folder / "stdin"
+    with open(path, "wb") as f:
+        shutil.copyfileobj(sys.stdin.buffer, f, 1 << 20)
+    if path.stat().st_size == 0:
+        raise VideostyleError("input -: standard input was empty; pipe a video in")
+    return path
+
+
+def cmd_render(ns: argparse.Namespace) -> int:
+    from videostyle.io.images import is_image_path
+    from videostyle.render.pipeline import render_image
+    from videostyle.report import Reporter
+
+    cfg = resolve_config(ns)
+    fmt = _pipe_output(ns)
+    if ns.input == "-" or fmt is not None:
+        return _render_pipe(ns, cfg, fmt)
+    inp = Path(ns.input)
+    image = is_image_path(inp)
+    out = Path(ns.output) if ns.output else default_output(inp, cfg, image)
+    reporter = TqdmReporter(ns.quiet, ns.verbose)
+    if image:
+        res = render_image(inp, out, cfg, typing.cast(Reporter, reporter), overwrite=ns.overwrite)
+    elif cfg.render.workers > 1:
+        from videostyle.render.parallel import render_parallel
+
+        res = render_parallel(inp, out, cfg, typing.cast(Reporter, reporter), restart=ns.restart,
+                              overwrite=ns.overwrite)
+    else:
+        from videostyle.render.pipeline import render_video
+
+        res = render_video(inp, out, cfg, typing.cast(Reporter, reporter), restart=ns.restart,
+                           overwrite=ns.overwrite)
+    if not ns.quiet:
+        print(f"wrote {res.output} ({res.frames} frame{'s' if res.frames != 1 else ''}, {res.seconds:.1f} s)")
+    return 0
+
+
+def _render_pipe(ns: argparse.Namespace, cfg: C.Config, fmt: str | None) -> int:
+    """``render`` with standard input and/or standard output as the video: no work folder, no
+    resume; progress and messages on standard error only."""
+    import os
+    import tempfile
+
+    from videostyle.render.pipeline import render_pipe
+    from videostyle.report import Reporter
+
+    reporter = TqdmReporter(ns.quiet, ns.verbose)
+    if ns.output is None and ns.input == "-":
+        raise ConfigError("input -: give the output with -o FILE, or -o - -f matroska for standard output")
+    reporter.notice("note: a pipe has no work folder: an interrupted render starts over (no resume)")
+    with tempfile.TemporaryDirectory(prefix="videostyle-") as tmp:
+        if ns.input == "-":
+            if not ns.quiet:
+                reporter.notice("reading the video from standard input")
+            inp = _spool_stdin(Path(tmp))
+        else:
+            inp = Path(ns.input)
+        try:
+            res = render_pipe(inp, None if fmt else Path(ns.output), cfg, typing.cast(Reporter, reporter),
+                              stream=sys.stdout.buffer if fmt else None, fmt=fmt, overwrite=ns.overwrite)
+        except VideostyleError as err:
+            if ns.input == "-":
+                raise type(err)(str(err).replace(str(inp), "standard input"), err.exit_code) from None
+            raise
+        finally:
+            if fmt:
+                try:
+                    sys.stdout.flush()
+                except BrokenPipeError:
+                    # Python would complain at exit while flushing a closed pipe: point it at nothing.
+                    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    if not ns.quiet:
+        where = "standard output" if fmt else res.output
+        print(f"wrote {where} ({res.frames} frame{'s' if res.frames != 1 else ''}, {res.seconds:.1f} s)",
+              file=sys.stderr)
+    return 0
+
+
+def cmd_eval(ns: argparse.Namespace) -> int:
+    import json
+
+    from videostyle.errors import WeightsError
+    from videostyle.metrics import frame_losses, temporal_error
+    from videostyle.engines import flow_params
+    from videostyle.render.output import span
+
+    cfg = resolve_config(ns)
+    gaps = sorted({int(g) for g in str(ns.gaps).split(",") if g.strip()}) if ns.gaps else [1]
+    if any(g < 1 for g in gaps):
+        raise ConfigError(f"--gaps {ns.gaps}: gaps must be positive integers")
+    for p in (ns.stylized, ns.source):
+        if not Path(p).exists():
+            raise VideostyleError(f"input {p} does not exist")
+    rep = temporal_error(ns.stylized, ns.source, gaps=gaps, params=flow_params(cfg), span=span(cfg))
+    note = ""
+    if cfg.style.images:
+        from videostyle.engines import build_stylizer, load_styles
+
+        try:
+            st = build_stylizer(cfg, load_styles(cfg), notice=lambda m: None, download=False)
+            rep.losses = frame_losses(ns.stylized, ns.source, st, span(cfg))
+        except WeightsError:
+            note = "style/content losses need the VGG-19 weights (see README: Weights)"
+    if ns.json:
+        print(json.dumps(rep.as_dict() if ns.per_frame else {k: v for k, v in rep.as_dict().items() if k != "per_frame"},
+                         indent=1))
+        return 0
+    print(f"{Path(ns.stylized).name}: {rep.frames} frames at {rep.size[1]}x{rep.size[0]}, "
+          f"reliable fraction {rep.reliable:.3f}")
+    for g in rep.gaps:
+        label = "temporal error" if g == 1 else f"long-term error (gap {g})"
+        print(f"  {label:28s} {rep.error[g]:.6f}")
+    for k, v in rep.losses.items():
+        print(f"  mean {k} loss per frame{'':7s} {v:.6g}")
+    if note:
+        print(f"  ({note})")
+    if rep.source_left:
+        print("  (the source has frames after the stylized video's last: if it was rendered with --start, "
+              "--duration or --max-frames, pass the same here, else frames are compared with the wrong ones)")
+    return 0
+
+
+def cmd_batch(ns: argparse.Namespace) -> int:
+    import json
+
+    from videostyle.render import batch
+    from videostyle.io.images import is_image_path
+    from videostyle.render.pipeline import render_image, render_video
+    from videostyle.report import Reporter
+
+    overrides = overrides_from_args(ns)
+    plan = batch.plan(ns.jobs, overrides)
+    if ns.dry_run:
+        for i, r in enumerate(plan.renders, 1):
+            state = "exists, skip" if r.skip(ns.overwrite) else "render"
+            print(f"{i:3d}. [{r.job}] {r.input} + {', '.join(Path(s).name for s in r.styles)} -> {r.output} ({state})")
+        print(f"{len(plan.renders)} render(s)")
+        return 0
+
+    def render_one(r: batch.Render) -> tuple[int, float]:
+        reporter = typing.cast(Reporter, TqdmReporter(ns.quiet, ns.verbose))
+        r.output.parent.mkdir(parents=True, exist_ok=True)
+        if is_image_path(r.input):
+            res = render_image(r.input, r.output, r.cfg, reporter)
+        else:
+            res = render_video(r.input, r.output, r.cfg, reporter, restart=ns.restart)
+        return res.frames, res.seconds
+
+    def on_outcome(o: batch.Outcome) -> None:
+        if o.status == "failed":
+            print(f"videostyle: error: [{o.render.job}] {o.render.input}: {o.error}", file=sys.stderr)
+
+    if any(r.cfg.render.workers > 1 and not is_image_path(r.input) for r in plan.renders):
+        from videostyle.render.parallel import run_batch
+
+        address = next((r.cfg.render.ray_address for r in plan.renders if r.cfg.render.ray_address), None)
+        outcomes = run_batch(plan.renders, render_one, overwrite=ns.overwrite, fail_fast=ns.fail_fast,
+                             restart=ns.restart, address=address,
+                             make_reporter=lambda: typing.cast(Reporter, TqdmReporter(ns.quiet, ns.verbose)),
+                             on_outcome=on_outcome)
+    else:
+        outcomes = batch.run(plan, render_one, overwrite=ns.overwrite, fail_fast=ns.fail_fast,
+                             on_outcome=on_outcome)
+    rows = [("job", "status", "frames", "seconds", "output")]
+    rows += [(o.render.job, o.status, str(o.frames), f"{o.seconds:.1f}", str(o.render.output)) for o in outcomes]
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    for row in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+    failed = sum(o.status == "failed" for o in outcomes)
+    not_run = len(plan.renders) - len(outcomes)
+    print(f"{sum(o.status == 'ok' for o in outcomes)} ok, {failed} failed, "
+          f"{sum(o.status == 'skipped' for o in outcomes)} skipped" + (f", {not_run} not run" if not_run else ""))
+    if ns.report:
+        report = {"batch": str(ns.jobs), "renders": [o.as_dict() for o in outcomes],
+                  "failed": failed, "not_run": not_run}
+        from videostyle.io import durable
+
+        try:
+            durable.write_text(ns.report, json.dumps(report, indent=1))
+        except OSError as exc:
+            raise VideostyleError(f"cannot write report {ns.report}: {exc.strerror or exc}") from None
+    return 1 if failed or not_run else 0
+
+
+def cmd_config_show(ns: argparse.Namespace) -> int:
+    cfg = resolve_config(ns)
+    sys.stdout.write(C.dump_yaml(cfg))
+    return 0

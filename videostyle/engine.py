@@ -1,0 +1,82 @@
+"""The engine protocol: what a render asks of whatever paints its frames.
+
+Three types implement it: ``gatys.engine.GatysEngine`` (the optimisation), ``fast.engine.
+FastEngine`` (the feed-forward network) and ``engines.HybridEngine`` (the network's output
+refined by the optimisation). The video policy (``temporal.policy``) asks its engine what it
+can do (``optimises``, ``ahead``) and never its name: the name is read once, in ``engines``.
+Torch-free, so that a fast render starts without importing torch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, Protocol
+
+import numpy as np
+
+from videostyle.report import STIterate
+
+if TYPE_CHECKING:
+    from videostyle.temporal.regions import FrameRegions
+
+Callback = Callable[[STIterate], None]
+
+
+@dataclass(frozen=True)
+class TemporalTerm:
+    """Temporal loss against a warped earlier output: target (H, W, 3) float, mask (H, W) in [0, 1]."""
+
+    target: np.ndarray
+    mask: np.ndarray
+    weight: float
+
+
+@dataclass(frozen=True)
+class Painted:
+    """One painted frame: (H, W, 3) uint8 at the stylized size, the optimiser's iterations (0
+    for a network) and its final loss (NaN for a network)."""
+
+    image: np.ndarray
+    iterations: int = 0
+    loss: float = math.nan
+
+
+@dataclass(frozen=True)
+class WarmStart:
+    """A later frame's optimisation: its start (the warped previous output, mostly), its budget,
+    its temporal terms and the loss at which it may stop early."""
+
+    start: np.ndarray
+    iterations: int
+    temporal: Sequence[TemporalTerm] = ()
+    stop_loss: float | None = None
+    coarse: int = 0  # iterations at half size first
+
+
+class Engine(Protocol):
+    # Later frames are optimised from a warm start (a chain: --settle applies, the fast blend
+    # does not); else every frame comes from a network, blended towards the warped previous output.
+    optimises: ClassVar[bool]
+    on_gpu: bool
+
+    def set_keys(self, weights: Sequence[float], strength: float) -> None:
+        """The style blend and strength from now on (style keyframes)."""
+
+    def set_regions(self, regions: FrameRegions | None) -> None:
+        """This frame's region masks (None: no regions)."""
+
+    def fresh(self, src: np.ndarray, init: str | np.ndarray, seed: int, callback: Callback | None) -> Painted:
+        """A frame painted from nothing: an image, a first frame, a scene cut. ``init`` is the
+        optimiser's start (content, noise or a picture; a network ignores it)."""
+
+    def later(self, src: np.ndarray, warm: WarmStart, seed: int, callback: Callback | None) -> Painted:
+        """An optimising engine's later frame, from its warm start."""
+
+    def ahead(self, src: np.ndarray, keys: tuple[np.ndarray, float] | None) -> np.ndarray:
+        """A network's frame (uint8) with the keyframes' ``keys`` (weights, strength; None: the
+        current ones), changing nothing: safe on another thread, ahead of the frame order."""
+
+    def close(self) -> None:
+        """End what the engine started (worker processes)."""

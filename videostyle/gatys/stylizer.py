@@ -1,0 +1,455 @@
+"""Optimise an image so its VGG features match a content image and the Gram statistics of style
+images (Gatys et al.), with warm starts and temporal terms for video.
+
+Images enter and leave as numpy arrays (H, W, 3): uint8 or float32 in [0, 1]. Progress is
+reported through a callback receiving :class:`STIterate`; nothing here prints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from videostyle.errors import ConfigError, DivergedError
+from videostyle.device import resolve_precision
+from videostyle.engine import TemporalTerm
+from videostyle.gatys.features import VGGFeatures
+from videostyle.io.images import MIN_SIDE, check_size, preserve_colors
+from videostyle.report import STIterate
+from videostyle.gatys.losses import LossSpec, PerceptualLoss, gram_matrix
+from videostyle.gatys.memory import GB, PassCost, budget, image_bytes, pass_cost
+from videostyle.gatys.runners import EagerRunner, GraphRunner, Runner, TiledRunner, iterate, no_algorithm_search
+from videostyle.gatys.tensors import resize, scaled_terms, to_numpy, to_tensor
+from videostyle.gatys import plan
+from videostyle.gatys.tiles import grid, tiled_grams
+
+
+@dataclass
+class StylizeResult:
+    image: np.ndarray  # (H, W, 3) float32 in [0, 1]
+    iterations: int  # iterations actually run (all levels)
+    loss: float  # final total loss
+    losses: dict[str, float] = field(default_factory=dict)
+
+
+Callback = Callable[[STIterate], None]
+
+# ---------------------------------------------------------------- the stylizer
+
+
+@dataclass(frozen=True)
+class OptimSpec:
+    """What the optimiser needs of the optim settings."""
+
+    optimizer: str = "lbfgs"  # lbfgs or adam
+    iterations: int = 300  # a fresh image's
+    lr: float = 0.02  # Adam's, in pixel units of [0, 1] images
+    init: str = "content"  # content or noise, when the caller names no start
+    seed: int = 0
+    pyramid_levels: int = 1
+    pyramid_scale: float = 2.0
+    tolerance: float = 0.0  # early stop: relative loss change per iteration (0: off)
+    tolerance_window: int = 5
+    fixed_tile: int | None = None  # tiles of this many px; 0: never; None: when a frame does not fit
+    tile_margin: int = 80
+
+
+def _check_graphs(cuda_graphs: bool, device: torch.device, optim: OptimSpec, compiled: bool) -> None:
+    if cuda_graphs and (device.type != "cuda" or optim.optimizer != "adam" or compiled):
+        raise ConfigError("--cuda-graphs needs --device cuda and --optimizer adam (L-BFGS branches on the "
+                          "device's values between kernels, which a graph cannot hold), without --compile")
+
+
+class Stylizer:
+    """Holds the frozen extractor and the style targets; ``stylize`` runs one optimisation."""
+
+    def __init__(self, extractor: VGGFeatures, loss: LossSpec, optim: OptimSpec, *, device: torch.device,
+                 precision: str = "auto", channels_last: bool = True, compile: bool = False, cuda_graphs: bool = False,
+                 memory_gb: float = 0.0, style_scale: float = 1.0, stroke_side: int = 0,
+                 preserve_colors: bool = False) -> None:
+        """``extractor``: the frozen network; ``loss``: layers and weights of the terms; ``optim``:
+        the optimiser, iterations, init, pyramid, tiles and early stop; ``precision``: autocast
+        (auto, fp32, bf16, fp16); ``memory_gb``: the budget ``optim.tile`` auto plans in (0: half
+        the RAM, or CUDA's free memory); ``style_scale``: style image size relative to the
+        content's; ``stroke_side``: the long side a larger image starts its pyramid at (0: off);
+        ``preserve_colors``: keep the content's chroma."""
+        self.device = device
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        self.extractor = extractor.to(device)
+        self.channels_last = channels_last
+        if channels_last:
+            self.extractor = self.extractor.to(memory_format=torch.channels_last)
+        self._net: Callable[..., dict[str, Tensor]] = self.extractor
+        if compile:
+            self._net = torch.compile(self.extractor, dynamic=False)  # type: ignore[assignment]
+        _check_graphs(cuda_graphs, device, optim, compile)
+        self._targets: dict[tuple[int, int], dict[str, Tensor]] = {}  # blended, per content size
+        self._style_grams: dict[tuple[int, int], list[dict[str, Tensor]]] = {}  # each style's, per size
+        self._region_styles: list[Tensor] = []
+        self._region_targets: dict[tuple[int, int], list[dict[str, Tensor]]] = {}
+        self._regions: list[tuple[np.ndarray, int | None]] = []
+        self._keep: np.ndarray | None = None
+        self._region_now: list[tuple[Tensor, dict[str, Tensor]]] = []  # this level's, on the device
+        self._pass_cost: PassCost | None = None
+        self._tiles: dict[tuple[int, int], int] = {}  # tile_for's answers
+        self._searched: set[tuple[int, int]] = set()  # sizes cuDNN has chosen algorithms for
+        self.set_loss(loss)
+        self.optim, self.precision, self.cuda_graphs, self.memory_gb = optim, precision, cuda_graphs, memory_gb
+        self.style_scale, self.preserve_colors, self.stroke_side = style_scale, preserve_colors, stroke_side
+        self._styles: list[Tensor] = []
+        self._blend: list[float] = []
+        self._graphs: dict[Any, GraphRunner] = {}
+        # Where one-line notes go (the CLI's stderr); each kind is said once per stylizer.
+        self.notice: Callable[[str], None] | None = None
+        self._noticed: set[str] = set()
+
+    def configure(self, *, loss: LossSpec, optim: OptimSpec, **settings: Any) -> None:
+        """A new loss, optimiser and settings (``__init__``'s) on this stylizer's network and
+        device (one network, several renders: benchmarks, batches)."""
+        _check_graphs(settings.get("cuda_graphs", False), self.device, optim, compiled=self._net is not self.extractor)
+        self.set_loss(loss)  # (clears the style targets, which the rest also shapes)
+        self.optim = optim
+        for k, v in settings.items():
+            setattr(self, k, v)
+
+    def set_loss(self, loss: LossSpec) -> None:
+        """New layers or weights (on the same network: it must return every layer)."""
+        self._spec = loss
+        self.loss = PerceptualLoss(loss)
+        self.content_layers, self.style_layers = loss.content_layers, loss.style_layers
+        self.layer_weights = self.loss.layer_weights
+        self.strength = 1.0  # the style weight's scale (strength keyframes), see set_strength
+        self._targets.clear()
+        self._style_grams.clear()
+        self._tiles.clear()
+        self._pass_cost = None
+
+    # -- style targets
+
+    def set_styles(self, images: Sequence[np.ndarray], blend: Sequence[float] = ()) -> None:
+        if not images:
+            raise ConfigError("no style image given; pass --style IMAGE")
+        weights = list(blend) if blend else [1.0] * len(images)
+        total = sum(weights)
+        if total <= 0:
+            raise ConfigError("style blend weights must sum to more than 0")
+        self._styles = [to_tensor(im) for im in images]
+        self._blend = [w / total for w in weights]
+        self._targets.clear()
+        self._style_grams.clear()
+
+    def set_blend(self, weights: Sequence[float]) -> None:
+        """New blend weights of the same style images (style keyframes): the Gram targets become
+        the weighted sum of each style's Gram matrices, updated in place (a captured CUDA graph
+        reads the same tensors)."""
+        if len(weights) != len(self._styles):
+            raise ValueError("one weight per style image")
+        total = float(sum(weights))
+        blend = [float(w) / total for w in weights]
+        if blend == self._blend:
+            return
+        self._blend = blend
+        for hw, targets in self._targets.items():
+            with torch.no_grad():
+                for name, g in self._blended(self._style_grams[hw]).items():
+                    targets[name].copy_(g)
+
+    def set_strength(self, strength: float) -> None:
+        """Scale the style weight (strength keyframes; 1 = the configured weight)."""
+        if strength != self.strength:
+            self.strength = strength
+            self.loss = PerceptualLoss(dataclasses.replace(self._spec, style_weight=self._spec.style_weight * strength))
+
+    def _blended(self, per_style: list[dict[str, Tensor]]) -> dict[str, Tensor]:
+        out: dict[str, Tensor] = {}
+        for grams, w in zip(per_style, self._blend):
+            for name, g in grams.items():
+                out[name] = out[name] + g * w if name in out else g * w
+        return out
+
+    def _autocast(self, hw: tuple[int, int]) -> contextlib.AbstractContextManager[None]:
+        dtype = resolve_precision(self.precision, self.device, hw[0] * hw[1])
+        if dtype is None:
+            return contextlib.nullcontext()
+        # No cast cache: it only serves leaf tensors that need grad (the image, cast once per
+        # forward anyway) and CUDA graph capture requires it off.
+        return torch.autocast(self.device.type, dtype=dtype, cache_enabled=False)
+
+    def _features(self, x: Tensor, layers: Sequence[str]) -> dict[str, Tensor]:
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with self._autocast(tuple(x.shape[-2:])):  # type: ignore[arg-type]
+            return self._net(x, tuple(layers))
+
+    def style_targets(self, hw: tuple[int, int]) -> dict[str, Tensor]:
+        """Blended Gram targets for a content of size ``hw`` (style resized to scale * its long side)."""
+        if hw in self._targets:
+            return self._targets[hw]
+        if not self._styles:
+            raise ConfigError("no style image given; pass --style IMAGE")
+        side = max(round(max(hw) * self.style_scale), MIN_SIDE)
+        per_style = [self._style_grams_at(img, side, hw) for img in self._styles]
+        with torch.no_grad():
+            grams = self._blended(per_style)
+        if len(self._targets) > 8:
+            self._targets.clear()
+            self._style_grams.clear()
+        self._targets[hw], self._style_grams[hw] = grams, per_style
+        return grams
+
+    def _style_grams_at(self, img: Tensor, side: int, hw: tuple[int, int]) -> dict[str, Tensor]:
+        """Gram matrices of one style image scaled to ``side`` px (its long side)."""
+        tile = self.tile_for(hw)  # (a pass without a graph needs less than the frame's: its tile fits)
+        ih, iw = img.shape[2], img.shape[3]
+        f = side / max(ih, iw)  # the style image is scaled up or down to match
+        sh, sw = round(ih * f), round(iw * f)
+        with torch.no_grad():
+            scaled = resize(img, (max(sh, MIN_SIDE), max(sw, MIN_SIDE))).to(self.device)
+            return self._grams(scaled, tile)
+
+    # -- regions
+
+    def set_region_styles(self, images: Sequence[np.ndarray]) -> None:
+        """The style images regions may name (``set_regions``' slots 0, 1, ...)."""
+        self._region_styles = [to_tensor(im) for im in images]
+        self._region_targets.clear()
+
+    def set_regions(self, regions: Sequence[tuple[np.ndarray, int | None]], keep: np.ndarray | None = None) -> None:
+        """Regions of the next frames (Gatys et al. 2017's spatial control): (mask (H, W) in
+        [0, 1], slot) pairs, where slot is a ``set_region_styles`` index, or None for the main
+        styles (``set_styles``, keyframes included). Each region is styled by its guided Gram
+        term; pixels in no region get no style term, and ``keep`` (H, W) in [0, 1] puts the
+        content back where it is 1 (feathered masks blend). Empty: the whole frame, unguided."""
+        self._regions = list(regions)
+        self._keep = keep
+
+    def _region_terms(self, hw: tuple[int, int], grams: dict[str, Tensor]) -> list[tuple[Tensor, dict[str, Tensor]]]:
+        if not self._regions:
+            return []
+        side = max(round(max(hw) * self.style_scale), MIN_SIDE)
+        if hw not in self._region_targets:
+            if len(self._region_targets) > 8:
+                self._region_targets.clear()
+            self._region_targets[hw] = [self._style_grams_at(img, side, hw) for img in self._region_styles]
+        out = []
+        for mask, slot in self._regions:
+            m = torch.from_numpy(np.ascontiguousarray(mask, np.float32))[None, None].to(self.device)
+            if m.shape[-2:] != hw:
+                m = F.interpolate(m, size=hw, mode="area")
+            out.append((m, grams if slot is None else self._region_targets[hw][slot]))
+        return out
+
+    def tile_for(self, hw: tuple[int, int]) -> int:
+        """The tile (px of the network's input) a frame of ``hw`` is optimised in; 0: whole.
+
+        ``optim.tile`` auto: whole when the whole optimisation fits the memory budget (the
+        extractor's pass measured once, ``memory.pass_cost``, plus the optimiser's image-sized
+        vectors), else the largest tile whose pass fits beside the tiled optimiser's vectors."""
+        if hw in self._tiles:
+            return self._tiles[hw]
+        o = self.optim
+        fixed = o.fixed_tile
+        h, w = hw
+        if fixed is not None:
+            tile = fixed if fixed and max(h, w) > fixed else 0
+        elif self.cuda_graphs:
+            tile = 0  # (graphs replay whole frames)
+        else:
+            if self._pass_cost is None:
+                self._pass_cost = pass_cost(self._features, self.loss.spec.layers, self.device)
+            cost, pixels = self._pass_cost, h * w
+            avail = budget(self.device, self.memory_gb)
+            vectors = 2 * EagerRunner.history + 8 if o.optimizer == "lbfgs" else 10
+            tile = plan.auto_tile(pixels, avail, cost.fixed, cost.per_pixel, image_bytes(pixels, vectors),
+                                  image_bytes(pixels, 2 * TiledRunner.history + 8), o.tile_margin)
+            if tile:
+                if tile < 0:
+                    raise ConfigError(
+                        f"a {w}x{h} frame needs more memory than the budget leaves ({avail / GB:.1f} GB free for "
+                        f"it) even in tiles; raise --memory, free memory, or lower --size")
+                self._notice(f"tiles{hw}", f"{w}x{h} frames do not fit the memory budget whole ({avail / GB:.1f} GB "
+                             f"free for them): optimised in tiles of {tile} px (--tile, --memory)")
+        if len(self._tiles) > 8:
+            self._tiles.clear()
+        self._tiles[hw] = tile
+        return tile
+
+    def _grams(self, img: Tensor, tile: int) -> dict[str, Tensor]:
+        """Gram matrices of an image's style layers (by tiles of ``tile`` px when it is larger)."""
+        hw = (int(img.shape[2]), int(img.shape[3]))
+        if tile and max(hw) > tile:
+            tiles = grid(hw[0], hw[1], tile - 2 * self.optim.tile_margin, self.optim.tile_margin)
+            with no_algorithm_search():
+                return tiled_grams(self._features, img, self.style_layers, tiles)
+        feats = self._features(img, self.style_layers)
+        return {name: gram_matrix(feats[name]) for name in self.style_layers}
+
+    # -- optimisation
+
+    def initial_image(self, content: np.ndarray, init: str | np.ndarray, seed: int) -> np.ndarray:
+        if isinstance(init, np.ndarray):
+            return init
+        if init == "content":
+            return content
+        if init == "noise":
+            gen = torch.Generator().manual_seed(seed)
+            h, w = content.shape[:2]
+            return torch.rand((h, w, 3), generator=gen).numpy()
+        if init == "image":
+            raise ConfigError("--init image needs --init-image PATH")
+        raise ConfigError(f"unknown init {init!r}; use content, noise or image")
+
+    def stylize(
+        self,
+        content: np.ndarray,
+        init: str | np.ndarray | None = None,
+        *,
+        iterations: int | None = None,
+        temporal: Sequence[TemporalTerm] = (),
+        pyramid: bool = True,
+        coarse: int = 0,
+        stop_loss: float | None = None,
+        seed: int | None = None,
+        callback: Callback | None = None,
+    ) -> StylizeResult:
+        """Stylize ``content`` (H, W, 3) at its own size, starting from ``init``.
+
+        ``pyramid`` enables coarse-to-fine when ``optim.pyramid_levels`` > 1 or the image is
+        larger than ``stroke_side`` (used for first frames and scene cuts; warm-started frames are
+        already close and skip it). ``coarse``: iterations at half size first (later frames; the
+        temporal targets and masks are scaled down with the frame).
+        ``stop_loss`` ends the optimisation once the loss without its temporal term falls to it.
+        """
+        o = self.optim
+        if self.device.type == "cuda":
+            # tf32 matmuls and convolutions (about 1.1x at 512 px on an H200) unless fp32 was
+            # asked for by name: then fp32 means IEEE fp32, as on the CPU.
+            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = self.precision != "fp32"
+        iterations = o.iterations if iterations is None else iterations
+        seed = o.seed if seed is None else seed
+        h, w = content.shape[:2]
+        check_size(h, w, "the content image")
+        init_arr = self.initial_image(content, o.init if init is None else init, seed)
+        if init_arr.shape[:2] != (h, w):
+            init_t = resize(to_tensor(init_arr), (h, w))
+        else:
+            init_t = to_tensor(init_arr)
+        n = plan.levels((h, w), pyramid=pyramid and not temporal, pyramid_levels=o.pyramid_levels,
+                        scale=o.pyramid_scale, stroke_side=self.stroke_side)
+        sizes, steps = plan.sizes_and_steps((h, w), n, o.pyramid_scale, iterations, coarse)
+        content_t = to_tensor(content)
+        x = init_t
+        total_iters = 0
+        result_loss, result_losses = math.nan, {}
+        for level, hw in enumerate(sizes):
+            x = resize(x, hw)
+            x, n, result_loss, result_losses = self._optimise(
+                resize(content_t, hw).to(self.device), x.to(self.device), steps[level],
+                scaled_terms(temporal, hw), stop_loss if level == len(sizes) - 1 else None,
+                level, len(sizes), callback,
+            )
+            total_iters += n
+        out = to_numpy(x)
+        if self.preserve_colors:
+            out = preserve_colors(out, content)
+        if self._keep is not None:
+            # Regions without a style keep the content exactly (their feathered edges blend).
+            k = self._keep[..., None].astype(np.float32)
+            c = content.astype(np.float32) / (255.0 if content.dtype == np.uint8 else 1.0)
+            out = out * (1.0 - k) + c * k
+        return StylizeResult(out, total_iters, result_loss, result_losses)
+
+    def score(self, image: np.ndarray, content: np.ndarray) -> dict[str, float]:
+        """The weighted loss terms of a finished ``image`` against ``content`` (same size) and
+        the styles: how a frame of a render is measured after the fact."""
+        hw = image.shape[:2]
+        with torch.no_grad():
+            grams = self.style_targets(hw)
+            cf = self._features(to_tensor(content, self.device), self.content_layers)
+            terms = self.loss_terms(to_tensor(image, self.device), cf, grams, [])
+        return {k: float(v) for k, v in terms.items()}
+
+    def loss_terms(self, x: Tensor, content_feats: dict[str, Tensor], grams: dict[str, Tensor],
+                   temporal: Sequence[tuple[Tensor, Tensor, float]]) -> dict[str, Tensor]:
+        """The weighted loss terms of image ``x`` (its features taken here)."""
+        return self.loss(x, self._features(x, self.loss.spec.layers), content_feats, grams, temporal,
+                         self._region_now)
+
+    def _optimise(self, content: Tensor, x0: Tensor, iterations: int, temporal: Sequence[TemporalTerm],
+                  stop_loss: float | None, level: int, levels: int,
+                  callback: Callback | None) -> tuple[Tensor, int, float, dict[str, float]]:
+        o = self.optim
+        hw = (int(content.shape[2]), int(content.shape[3]))
+        grams = self.style_targets(hw)
+        tile = self.tile_for(hw)
+        self._region_now = self._region_terms(hw, grams)
+        if self._region_now and (tile or self.cuda_graphs):
+            raise ConfigError("style regions (--mask) need the frame optimised whole, without --cuda-graphs: "
+                              "raise --memory or lower --size")
+        with torch.no_grad():
+            content_feats = ({} if tile else
+                             {k: v.detach() for k, v in self._features(content, self.content_layers).items()})
+        temp = [(to_tensor(t.target, self.device), torch.from_numpy(np.ascontiguousarray(t.mask, np.float32))[None, None]
+                 .to(self.device), t.weight) for t in temporal if t.weight > 0]
+        if iterations <= 0:
+            with torch.no_grad():
+                terms = self.loss_terms(x0, content_feats, grams, temp)
+            return x0.detach(), 0, float(sum(terms.values())), {k: float(v) for k, v in terms.items()}
+        if tile:
+            runner: Runner = TiledRunner(self, o.optimizer, o.lr, content, tile)
+        elif self.cuda_graphs:
+            runner = self._graph(hw, grams, content_feats, temp)
+        else:
+            runner = EagerRunner(self, o.optimizer, o.lr)
+        step = runner.start(x0, content_feats, grams, temp)
+
+        run = iterate(self, runner, step, iterations, stop_loss, level, levels, hw, callback)
+        spent = 0
+        if run.diverged:
+            # Restart from the same start with L-BFGS and a strong-Wolfe line search: every step
+            # then decreases the loss, at 1-3 extra evaluations per iteration.
+            self._notice("diverged", f"the optimisation diverged at iteration {run.done} (loss {run.loss:.4g}); "
+                         "restarted the image from its start with a line search (slower per iteration)")
+            spent = run.done
+            runner = (TiledRunner(self, "lbfgs", o.lr, content, tile, line_search=True) if tile else
+                      EagerRunner(self, "lbfgs", o.lr, line_search=True))
+            step = runner.start(x0, content_feats, grams, temp)
+            run = iterate(self, runner, step, iterations, stop_loss, level, levels, hw, callback)
+            if run.diverged:
+                raise DivergedError(
+                    f"the optimisation diverged (loss {run.loss:.4g} at iteration {run.done}, started at "
+                    f"{run.first:.4g}) even with a line search; lower --style-weight or --lr, or use --optimizer adam")
+        x = runner.result()
+        if not bool(torch.isfinite(x).all()):
+            raise DivergedError("the optimisation produced a non-finite image; lower --style-weight or --lr")
+        return x, spent + run.done, run.loss, run.losses
+
+    def _notice(self, key: str, message: str) -> None:
+        """Say ``message`` through ``self.notice`` once per stylizer and ``key`` (a video would
+        repeat it every frame)."""
+        if self.notice is not None and key not in self._noticed:
+            self._noticed.add(key)
+            self.notice(message)
+
+    def _graph(self, hw: tuple[int, int], grams: dict[str, Tensor], content_feats: dict[str, Tensor],
+               temp: Sequence[tuple[Tensor, Tensor, float]]) -> GraphRunner:
+        key = (hw, tuple(wt for _, _, wt in temp))
+        runner = self._graphs.get(key)
+        if runner is None or runner.grams is not grams:
+            if len(self._graphs) >= 4:  # each graph keeps a memory pool for its size's activations
+                self._graphs.pop(next(iter(self._graphs)))
+            runner = GraphRunner(self, self.optim.lr)
+            self._graphs[key] = runner
+        return runner
+
+

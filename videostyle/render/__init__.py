@@ -1,0 +1,1 @@
+"""Render jobs: the frame pipeline and its threads, resume, outputs, parallel segments, batches."""

@@ -1,0 +1,102 @@
+"""The output side of a video render: the checks made before any work, the sizes a frame
+passes through, and the writer for the output (or one of its chunks) over the render's span."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import BinaryIO
+from pathlib import Path
+
+import numpy as np
+
+from videostyle.config import Config
+from videostyle.errors import OutputError
+from videostyle.io.images import check_size, fit_size, resize_image
+from videostyle.io.media import Span, VideoInfo, probe
+from videostyle.io.mux import VideoWriter, check_codec, container_format, even_size, make_even
+
+
+def check_output(inp: Path, out: Path, overwrite: bool = True) -> None:
+    """The output path can be written: not the input, in a writable folder, and (ffmpeg's
+    convention) not an existing file unless ``overwrite``."""
+    if out.resolve() == inp.resolve():
+        raise OutputError(f"output {out} is the input file; choose another output path with -o")
+    if out.exists() and not out.is_dir() and not overwrite:
+        raise OutputError(f"output {out} exists; pass --overwrite (or -y) to replace it")
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputError(f"output folder {parent} does not exist; create it or choose another -o")
+    if not os.access(parent, os.W_OK):
+        raise OutputError(f"output folder {parent} is not writable; choose another -o")
+    if out.is_dir():
+        raise OutputError(f"output {out} is a directory; give a file name with -o")
+
+
+def span(cfg: Config) -> Span:
+    r = cfg.render
+    return Span(r.start, r.duration, r.max_frames)
+
+
+@dataclass(frozen=True)
+class VideoJob:
+    """A checked video render: the source's header, its span, and the three sizes a frame passes through."""
+
+    info: VideoInfo
+    span: Span
+    stylized: tuple[int, int]  # (H, W) the optimiser works at
+    output: tuple[int, int]  # (H, W) after --output-size
+    encoded: tuple[int, int]  # (H, W) made even for yuv420p
+
+
+def plan_video(inp: Path, out: Path, cfg: Config, overwrite: bool) -> VideoJob:
+    """Every check that can fail before any work starts: paths, codec, span, sizes."""
+    container_format(out)
+    check_codec(out, cfg.encode.codec)
+    info = probe(inp)
+    check_output(inp, out, overwrite)
+    return _job(inp, info, cfg)
+
+
+def plan_pipe(inp: Path, fmt: str, cfg: Config) -> VideoJob:
+    """plan_video's checks for an output to a pipe in container ``fmt``."""
+    check_codec(Path("-"), cfg.encode.codec, fmt)
+    return _job(inp, probe(inp), cfg)
+
+
+def _job(inp: Path, info: VideoInfo, cfg: Config) -> VideoJob:
+    sp = span(cfg)
+    sp.check(info)
+    sh, sw = fit_size(info.height, info.width, cfg.optim.size, cfg.optim.upscale)
+    check_size(sh, sw, f"video {inp}")
+    oh, ow = (info.height, info.width) if cfg.encode.output_size == "source" else (sh, sw)
+    return VideoJob(info, sp, (sh, sw), (oh, ow), even_size(oh, ow, cfg.encode.even))
+
+
+def open_writer(inp: Path | None, out: Path, cfg: Config, job: VideoJob, warn: Callable[[str], None],
+                template: Path | None = None, stream: BinaryIO | None = None, fmt: str | None = None) -> VideoWriter:
+    """The encoder, carrying the audio of ``inp`` (None: video only) over the render's span
+    (shifted to 0 for --start cuts); with ``template`` it muxes encoded chunks instead; with
+    ``stream`` it writes container ``fmt`` to that pipe."""
+    eh, ew = job.encoded
+    return VideoWriter(out, width=ew, height=eh, time_base=job.info.time_base, fps=job.info.fps,
+                       codec=cfg.encode.codec, crf=cfg.encode.crf, preset=cfg.encode.preset, source=inp,
+                       span=job.span.source_seconds(job.info), shift=job.span.shift(job.info), warn=warn,
+                       template=template, stream=stream, fmt=fmt)
+
+
+def finish_writer(writer: VideoWriter, job: VideoJob, last_time: float | None) -> None:
+    """Close the span (a --max-frames cut ends the audio one frame after the last frame) and finish."""
+    end = writer.span[1]
+    if end is None and (job.span.max_frames or job.span.duration):
+        end = (last_time or 0.0) + float(1 / job.info.fps)
+    writer.span = (writer.span[0], end)
+    writer.finish()
+
+
+def output_frame(img: np.ndarray, cfg: Config, job: VideoJob) -> np.ndarray:
+    """A stylized frame at the output size, made even."""
+    img = resize_image(img, job.output)
+    eh, ew = job.encoded
+    return img[:eh, :ew] if cfg.encode.even == "crop" else make_even(img, "pad")

@@ -1,0 +1,328 @@
+"""Parallel renders on Ray: a clip is split into segments rendered as Ray tasks; the driver then
+encodes the composited frames with the original audio, with a single-process render's settings
+(which encodes chunks as it goes and only copies their packets at the end: each frame is
+encoded once either way).
+
+Segments end at detected scene cuts where there are any, else at even lengths. Warm starting
+makes each frame depend on the previous ones, so a segment that does not begin at a cut starts
+``overlap`` frames early from a fresh start; the frames two segments both render are cross-faded
+from the earlier segment's to the later one's. Frames travel through the render's work folder
+(which must be on a shared filesystem when the cluster has several machines); a worker that dies
+is retried by Ray and resumes from its segment's finished frames.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from videostyle import config as C
+from videostyle import interrupt
+from videostyle.errors import ConfigError, InputError, OutputError
+from videostyle.temporal.flow import pair as flow_pair
+from videostyle.temporal.flow import shrink
+from videostyle.engines import load_styles, prepare_content, random_model_notice, render_flow_params
+from videostyle.errors import RenderInterrupted
+from videostyle.render.output import finish_writer, open_writer, output_frame, plan_video, span
+from videostyle.render.pipeline import stylize_segment
+from videostyle.report import FrameDone, RenderResult, Reporter, StageTimes
+from videostyle.render.resume import render_settings
+from videostyle.io.workdir import WorkDir
+
+INSTALL = 'pip install -e ".[ray]"'
+
+
+@dataclass(frozen=True)
+class Segment:
+    index: int
+    start: int  # first frame this segment owns
+    end: int  # one past its last frame
+    warmup: int  # frames rendered before ``start`` (cross-faded with the previous segment)
+
+    @property
+    def first(self) -> int:
+        return self.start - self.warmup
+
+
+# Ray reads this once, when ray_constants is imported: "0" makes the node address 127.0.0.1, and
+# every process of a cluster it then starts (GCS, raylet, workers, agents) listens on loopback
+# only. Unset, on Linux they listen on all interfaces: an unauthenticated cluster that anyone on
+# the network could run code on.
+LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+def import_ray(local: bool = True) -> Any:
+    """Ray, imported so that a ``local`` cluster it starts listens on 127.0.0.1 whatever the
+    environment says (a remote cluster, joined with --ray-address, is left as it is)."""
+    if local:
+        os.environ[LOOPBACK_ENV] = "0"  # before the first import; inherited by Ray's processes
+    try:
+        ray = importlib.import_module("ray")
+    except ImportError:
+        raise ConfigError(f"--workers > 1 renders on Ray, which is not installed; install the extra with: {INSTALL}") \
+            from None
+    if local:
+        # Imported earlier by someone else (a notebook, an embedding program): the constant was
+        # read then; the node address is looked up through it when the cluster starts.
+        constants = importlib.import_module("ray._private.ray_constants")
+        constants.ENABLE_RAY_CLUSTER = False
+    return ray
+
+
+def plan_segments(n: int, cuts: list[int], workers: int, overlap: int) -> list[Segment]:
+    """Split ``n`` frames into at most ``workers`` segments, snapping boundaries to scene cuts."""
+    workers = max(1, min(workers, n))
+    length = n / workers
+    bounds: list[tuple[int, bool]] = []
+    for k in range(1, workers):
+        ideal = round(k * length)
+        near = [c for c in cuts if abs(c - ideal) <= length / 4]
+        b, at_cut = (min(near, key=lambda c: abs(c - ideal)), True) if near else (ideal, False)
+        if (not bounds or b > bounds[-1][0]) and 0 < b < n:
+            bounds.append((b, at_cut))
+    segs: list[Segment] = []
+    starts = [(0, True)] + bounds
+    for i, (s, at_cut) in enumerate(starts):
+        e = starts[i + 1][0] if i + 1 < len(starts) else n
+        warm = 0 if at_cut else min(overlap, s)
+        segs.append(Segment(i, s, e, warm))
+    return segs
+
+
+# Longest side of the frames the planner looks for scene cuts in. The cuts only place segment
+# boundaries (each segment still detects its own cuts at the stylized size), and a hard cut
+# leaves no reliable flow at any size: at 160 px the scan costs a fraction of one at 512 px.
+SCAN_SIDE = 160
+
+
+def scan(inp: Path, cfg: C.Config, side: int | None = None) -> tuple[int, list[int]]:
+    """Count the span's frames and find scene cuts (flow reliability at ``side`` pixels, by
+    default SCAN_SIDE; 0 = at the stylized size, as the segments' own detection)."""
+    side = SCAN_SIDE if side is None else side
+    params = render_flow_params(cfg)
+    prev = None
+    n = 0
+    cuts: list[int] = []
+    for fr in span(cfg).frames(inp):
+        src = shrink(fr.image, side) if side else prepare_content(fr.image, cfg.optim.size, f"video {inp}", cfg.optim.upscale)
+        if prev is not None and flow_pair(src, prev, params).reliable < cfg.temporal.scene_cut:
+            cuts.append(fr.index)
+        prev = src
+        n += 1
+    return n, cuts
+
+
+def _segment_task(inp: str, cfg_dict: dict[str, Any], work_path: str, seg: tuple[int, int, int, int],
+                  threads: int, total: int | None = None) -> int:
+    """Ray task body: render one segment into its frame store (resuming), return frames made."""
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    cfg = C.apply(C.Config(), C.flatten(cfg_dict))
+    index, start, end, warmup = seg
+    store = WorkDir.at(Path(work_path)).segment(index)
+    (store.path / "worker.pid").write_text(str(os.getpid()))
+    return stylize_segment(inp, cfg, store, start - warmup, end, total=total)
+
+
+def composite(work: WorkDir, segs: list[Segment], i: int) -> np.ndarray:
+    """Frame ``i``: its segment's output, cross-faded into the next segment's warm-up frames."""
+    owner = next(s for s in segs if s.start <= i < s.end)
+    img = work.segment(owner.index).load(i)
+    nxt = segs[owner.index + 1] if owner.index + 1 < len(segs) else None
+    if nxt is not None and nxt.warmup and i >= nxt.first:
+        # Linear cross-fade over the K shared frames: weight of the later segment rises 1/(K+1)...K/(K+1).
+        alpha = (i - nxt.first + 1) / (nxt.warmup + 1)
+        other = work.segment(nxt.index).load(i)
+        img = np.clip(np.rint(img * (1 - alpha) + other * alpha), 0, 255).astype(np.uint8)
+    return img
+
+
+@contextlib.contextmanager
+def ray_session(address: str | None) -> Iterator[Any]:
+    """Ray, initialised for the duration: joins ``address`` or starts a local loopback cluster."""
+    ray = import_ray(local=address is None)
+    started = False
+    ours = interrupt.installed()
+    if not ray.is_initialized():
+        if address is None:
+            # The embedded local cluster serves this machine only: loopback (see import_ray).
+            ray.init(num_cpus=max(os.cpu_count() or 1, 1), include_dashboard=False, log_to_driver=False,
+                     configure_logging=False)
+        else:
+            try:
+                ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                raise ConfigError(f"--ray-address {address}: cannot join the Ray cluster ({exc})") from None
+        started = True
+        if ours:
+            interrupt.install()  # ray.init replaces the SIGTERM handler with its own sys.exit
+    try:
+        yield ray
+    finally:
+        if started:
+            ray.shutdown()
+
+
+class ParallelRender:
+    """One video's parallel render: checked and planned on creation, then submitted, collected, muxed."""
+
+    def __init__(self, inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: C.Config,
+                 reporter: Reporter | None = None, *, restart: bool = False, overwrite: bool = True) -> None:
+        self.reporter = reporter or Reporter()
+        self.inp, self.out, self.cfg = Path(inp), Path(out), cfg
+        self.started = time.perf_counter()
+        self.job = plan_video(self.inp, self.out, cfg, overwrite)
+        load_styles(cfg)  # fail fast on bad style paths
+        n, cuts = scan(self.inp, cfg)
+        if n == 0:
+            raise InputError(f"input {self.inp} has no video frames in the requested span")
+        self.segs = plan_segments(n, cuts, cfg.render.workers, cfg.render.overlap)
+        self.span_frames = n
+        settings = render_settings(cfg, self.inp)
+        settings["segments"] = [(s.start, s.end, s.warmup) for s in self.segs]
+        self.work = WorkDir(self.out, settings)
+        self.work.open(restart)
+        self.kept = self.done()
+        if self.kept:
+            self.reporter.notice(f"resuming {self.out.name}: {self.kept} finished frame(s) kept in {self.work.path}")
+        random_model_notice(cfg, self.reporter.notice)
+        self.total = sum(s.end - s.first for s in self.segs)
+        self.refs: list[Any] = []
+
+    def done(self) -> int:
+        return sum(self.work.segment(s.index).count(s.first) for s in self.segs)
+
+    def submit(self, ray: Any) -> None:
+        """Queue one Ray task per segment: a GPU each where the cluster has GPUs, else a CPU share."""
+        r = self.cfg.render
+        res = ray.cluster_resources()
+        if int(res.get("GPU", 0)):
+            opts: dict[str, Any] = {"num_gpus": 1, "num_cpus": 1}
+            threads = r.threads
+        else:
+            cpus = max(1, int(res.get("CPU", 1)) // r.workers)
+            opts = {"num_cpus": cpus}
+            threads = r.threads or cpus  # torch threads match the task's CPU share: no oversubscription
+        task = ray.remote(max_retries=3, retry_exceptions=False)(_segment_task).options(**opts)
+        cfg_dict = C.to_dict(self.cfg)
+        self.refs = [task.remote(str(self.inp), cfg_dict, str(self.work.path), (s.index, s.start, s.end, s.warmup),
+                                 threads, self.span_frames) for s in self.segs]
+
+    def wait(self, ray: Any) -> None:
+        """Wait for the segments, reporting frames as they land; a task's error becomes one line."""
+        rep = self.reporter
+        rep.begin(self.total, str(self.inp))
+        try:
+            seen = self.kept
+            for _ in range(seen):
+                rep.frame(FrameDone(0, self.total, 0, 0.0, float("nan"), resumed=True))
+            pending = list(self.refs)
+            while pending:
+                _, pending = ray.wait(pending, timeout=0.5)
+                now = self.done()
+                for _ in range(now - seen):
+                    rep.frame(FrameDone(0, self.total, 0, 0.0, float("nan")))
+                seen = max(seen, now)
+            ray.get(self.refs)
+        except KeyboardInterrupt as exc:
+            raise RenderInterrupted(f"interrupted{interrupt.by(exc)}; finished frames are kept in {self.work.path}: run the "
+                                    "same command again to resume", exit_code=interrupt.exit_code(exc)) from None
+        except Exception as exc:  # noqa: BLE001 - Ray wraps the task's own error
+            cause = getattr(exc, "cause", None) or exc
+            if isinstance(cause, (ConfigError, InputError, OutputError)):
+                raise cause from None
+            raise OutputError(f"parallel render of {self.inp} failed: {type(cause).__name__}: {cause}") from None
+        finally:
+            rep.end()
+
+    def mux(self) -> RenderResult:
+        """Encode the composited frames with the original audio, as a single-process render's
+        chunks are encoded (same settings; here all at the end, as the seams need both segments)."""
+        cfg, job = self.cfg, self.job
+        writer = open_writer(self.inp, self.out, cfg, job, self.reporter.notice)
+        stages = StageTimes()
+        frames, last_time = 0, 0.0
+        try:
+            for fr in job.span.frames(self.inp, info=job.info):
+                te = time.perf_counter()
+                writer.write(output_frame(composite(self.work, self.segs, fr.index), cfg, job), fr.pts)
+                stages.encode += time.perf_counter() - te
+                frames += 1
+                last_time = fr.time
+            finish_writer(writer, job, last_time)
+        except BaseException:
+            writer.abort()
+            raise
+        self.work.remove()
+        return RenderResult(self.out, frames, time.perf_counter() - self.started, [], stages)
+
+
+def render_parallel(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: C.Config,
+                    reporter: Reporter | None = None, *, restart: bool = False, overwrite: bool = True) -> RenderResult:
+    """Render a video as ``cfg.render.workers`` parallel Ray tasks, then encode it with a single
+    render's settings and audio."""
+    import_ray(local=cfg.render.ray_address is None)
+    pr = ParallelRender(inp, out, cfg, reporter, restart=restart, overwrite=overwrite)
+    with ray_session(cfg.render.ray_address) as ray:
+        pr.submit(ray)
+        pr.wait(ray)
+    return pr.mux()
+
+
+def run_batch(renders: list[Any], render_one: Any, *, overwrite: bool, fail_fast: bool, restart: bool,
+              address: str | None, make_reporter: Any, on_outcome: Any = lambda o: None) -> list[Any]:
+    """A batch on Ray: every video job's segments are submitted at once, so jobs and segments
+    spread over the cluster together; results are collected and muxed in the batch's order.
+    Images (and jobs with workers 1) render in this process. One failing job does not stop the
+    others (``fail_fast`` cancels what is left)."""
+    from videostyle.render.batch import Outcome, attempt
+    from videostyle.errors import VideostyleError
+    from videostyle.io.images import is_image_path
+
+    outcomes: list[Any] = []
+    with ray_session(address) as ray:
+        early: dict[int, Any] = {}
+        jobs: dict[int, ParallelRender] = {}
+        for i, r in enumerate(renders):
+            if r.skip(overwrite):
+                early[i] = Outcome(r, "skipped", error="output exists (use --overwrite)")
+            elif not is_image_path(r.input) and r.cfg.render.workers > 1:
+                try:
+                    r.output.parent.mkdir(parents=True, exist_ok=True)
+                    pr = ParallelRender(r.input, r.output, r.cfg, make_reporter(), restart=restart)
+                    pr.submit(ray)
+                    jobs[i] = pr
+                except VideostyleError as err:
+                    early[i] = Outcome(r, "failed", error=str(err))
+        for i, r in enumerate(renders):
+            t0 = time.perf_counter()
+            if i in early:
+                o = early[i]
+            elif i in jobs:
+                try:
+                    jobs[i].wait(ray)
+                    res = jobs[i].mux()
+                    o = Outcome(r, "ok", res.frames, res.seconds)
+                except VideostyleError as err:
+                    o = Outcome(r, "failed", seconds=time.perf_counter() - t0, error=str(err))
+            else:
+                o = attempt(r, render_one)
+            outcomes.append(o)
+            on_outcome(o)
+            if fail_fast and o.status == "failed":
+                for j, pr in jobs.items():
+                    if j > i:
+                        for ref in pr.refs:
+                            ray.cancel(ref, force=True)
+                break
+    return outcomes
