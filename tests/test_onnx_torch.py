@@ -215,3 +215,22 @@ def test_auto_runtime_policy(monkeypatch):
     assert fast.pick_runtime("torch", "auto") == ("torch", "cpu")
     with pytest.raises(ConfigError, match="CUDA is not available"):
         fast.pick_runtime("torch", "cuda")
+
+
+def test_int8_saturation_is_read_from_the_cpu_flags(tmp_path, monkeypatch):
+    """onnxruntime's fused int8 convolutions are kept only where the CPU adds int8 products in
+    32 bits (VNNI or AMX); an AVX2-only x86 CPU, or one whose flags cannot be read, gets the
+    graph's own float steps."""
+    import platform
+
+    from videostyle.device import int8_saturates
+
+    monkeypatch.setattr(platform, "machine", lambda: "x86_64")
+    info = tmp_path / "cpuinfo"
+    for flags, saturates in (("fpu sse2 avx avx2 fma", True), ("avx2 avx512f avx512_vnni", False),
+                             ("avx2 avx_vnni", False), ("avx2 amx_tile amx_int8", False)):
+        info.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+        assert int8_saturates(str(info)) is saturates
+    assert int8_saturates(str(tmp_path / "missing")) is True
+    monkeypatch.setattr(platform, "machine", lambda: "aarch64")
+    assert int8_saturates(str(tmp_path / "missing")) is False

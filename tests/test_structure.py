@@ -79,3 +79,13 @@ def test_compute_modules_import_no_config():
     for m in compute:
         assert "videostyle.config" not in _imports(mods[m], set(mods)), f"{m} imports the Config"
 
+
+
+def test_modules_and_functions_stay_small():
+    for p in PACKAGE.rglob("*.py"):
+        text = p.read_text()
+        assert len(text.splitlines()) <= 500, f"{p.name} has {len(text.splitlines())} lines"
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                n = node.end_lineno - node.lineno + 1  # type: ignore[operator]
+                assert n <= 80, f"{p.name}:{node.name} has {n} lines"

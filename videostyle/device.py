@@ -32,14 +32,14 @@ def cpu_has_bf16() -> bool:
     return any(getattr(torch.cpu, c, lambda: False)() for c in checks)
 
 
-def int8_saturates() -> bool:
+def int8_saturates(cpuinfo: str = "/proc/cpuinfo") -> bool:
     """Whether int8 dot products saturate on this CPU: x86-64 without VNNI (AVX512-VNNI,
     AVX-VNNI or AMX), whose AVX2 int8 kernels add pairs of products in 16 bits. A CPU whose
     flags cannot be read counts as saturating (the safe answer)."""
     if platform.machine().lower() not in ("x86_64", "amd64"):
         return False
     try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+        with open(cpuinfo, encoding="ascii", errors="replace") as f:
             flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
     except OSError:
         return True
@@ -81,7 +81,7 @@ def device_name(name: str) -> str:
 
 
 def resolve_precision(name: str, device: torch.device, pixels: int = 512 * 512) -> torch.dtype | None:
-    """Autocast dtype, or None for fp32. ``auto``: bf16 on a CPU with native bf16 (about 2x faster
+    """Autocast dtype, or None for fp32. ``auto``: bf16 on a CPU with native bf16 (faster
     there); on CUDA tf32 below HD and bf16 from 720p up (faster only at large sizes)."""
     import torch
 

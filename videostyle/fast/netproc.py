@@ -1,9 +1,9 @@
 """The fast engine's compiled network (``videostyle.fast.compiled``) in worker processes.
 
-Why processes: AOTInductor's compiled kernels hold Python's GIL for the whole call (70-100 ms
-a 640x360 frame on one core). In the render's own process that stalls the decode, flow, blend and
-encode threads whenever they need the GIL: measured there, 120 frames rendered at 9.5 frames/s
-using 20 of the 32 core-seconds that 2 cores gave. A worker process has a GIL of its own.
+Why processes: AOTInductor's compiled kernels hold Python's GIL for the whole call. In the
+render's own process that stalls the decode, flow, blend and encode threads whenever they need
+the GIL, and the render left a third of the cores' time unused (docs/benchmarks.md). A worker
+process has a GIL of its own.
 
 One ``python -m videostyle.fast.netproc`` imports torch and forks the other workers; each has a pipe
 pair as its stdin and stdout, and frames cross as uint8 (a quarter of float32's bytes).

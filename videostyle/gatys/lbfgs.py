@@ -5,8 +5,8 @@ the device.
 device about ``2 x history + 6`` times an iteration: ``add_(..., alpha=tensor)`` in its two-loop
 recursion turns every history coefficient into a Python float, and its tolerance checks read
 the loss and gradient. On a GPU each read drains the queue, so the device idles while the host
-launches the next kernel: measured on an H200, an L-BFGS iteration at 512 px took 2.5x an Adam
-iteration. Here the coefficients stay on the device (``addcmul_`` with 0-d tensors) and the one
+launches the next kernel, and an L-BFGS iteration cost a multiple of an Adam one (docs/benchmarks.md,
+design figures). Here the coefficients stay on the device (``addcmul_`` with 0-d tensors) and the one
 read an iteration is the curvature test ``y·s > 1e-10`` that decides whether the pair is kept.
 
 The iterates equal torch's (tests/test_lbfgs.py); the tolerance checks are left out (the

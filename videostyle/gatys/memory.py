@@ -75,7 +75,7 @@ def release() -> None:
 
     torch's CPU tensors come from malloc; glibc keeps freed blocks of the sizes a tile's
     activations have, so the process's resident memory grows by fragmentation from tile to tile
-    (measured: 2048 px in tiles, about 300 MB above what the tensors need). The tiled path calls
+    (hundreds of MB above what the tensors need at 2048 px in tiles). The tiled path calls
     this after each tile; elsewhere it is a no-op."""
     lib = _glibc()
     if lib is not None:
@@ -92,9 +92,8 @@ def map_large_blocks(threshold: int = 1 << 20) -> None:
     glibc raises its threshold to the size of each mapped block freed, up to 32 MB: after the
     first tile, a tile's activations come from the heap, where the tiles' different shapes leave
     holes that ``malloc_trim`` cannot return while smaller blocks sit between them. Fixing the
-    threshold keeps them out of the heap: measured at 2048 px in tiles of 512 (real network, 7
-    iterations, scripts/bench_tiles.py --heaps), peak RSS 1989 -> 1779 MB, 12% more time per
-    iteration (page faults). Set for tiled frames only,
+    threshold keeps them out of the heap, for a lower peak at some more time per iteration (page
+    faults; scripts/bench_tiles.py --heaps, docs/benchmarks.md). Set for tiled frames only,
     on the CPU; it holds for the rest of the process."""
     lib = _glibc()
     if lib is not None:
@@ -114,8 +113,8 @@ class PassCost:
 
 
 # The backward pass frees the saved tensors layer by layer while it makes gradients of the same
-# sizes: its peak over the saved tensors, measured on the CPU (bf16) at 512 px: 345 MB of resident
-# memory against 311 MB saved; 1.25 leaves room for the allocator.
+# sizes: its peak stays a little above the saved tensors (docs/benchmarks.md, design figures);
+# 1.25 leaves room for the allocator.
 BACKWARD_PEAK = 1.25
 
 

@@ -8,7 +8,7 @@ import contextlib
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor
@@ -19,8 +19,20 @@ from videostyle.gatys.memory import map_large_blocks
 from videostyle.gatys.tiles import ALIGN, TiledObjective
 from videostyle.report import STIterate
 
-if TYPE_CHECKING:
-    from videostyle.gatys.stylizer import Stylizer
+
+
+class Stylizer(Protocol):
+    """What the runners use of the stylizer that runs them (``stylizer.Stylizer``)."""
+
+    device: torch.device
+    optim: Any  # stylizer.OptimSpec
+    loss: Any  # losses.PerceptualLoss
+    _searched: set[tuple[int, int]]
+
+    def _features(self, x: Tensor, layers: Sequence[str]) -> dict[str, Tensor]: ...
+
+    def loss_terms(self, x: Tensor, content_feats: dict[str, Tensor], grams: dict[str, Tensor],
+                   temporal: Sequence[tuple[Tensor, Tensor, float]]) -> dict[str, Tensor]: ...
 
 
 # A loss this many times the iteration-1 loss means the optimiser has left the basin (L-BFGS
@@ -50,17 +62,16 @@ def iterate(st: Stylizer, runner: Runner, step: Callable[[], Tensor], iterations
     for i in range(1, iterations + 1):
         # The step's losses are those of the image before its update: with a stop loss, that
         # image is kept, so that a frame already as stylized as the first one (a static shot)
-        # is not moved at all. Moving it by one step a frame made a held frame drift by
-        # 2.2/255 in 10 s (scripts/bench_drift.py --static).
+        # is not moved at all: moving it by one step a frame made a held frame drift visibly
+        # over seconds (scripts/bench_drift.py --static).
         before = runner.snapshot() if stop_loss is not None else None
         # One host read per iteration: the weighted terms and their total, stacked on the
         # device (reading each term apart would wait on the device once per term).
         values = step().tolist()
         if i == 1 and st.device.type == "cuda" and hw not in st._searched:
             # cuDNN's benchmark mode tries each convolution's algorithms on the first pass at
-            # a new size, with workspaces as large as the free memory (measured on an H200:
-            # 33 GB at 512 px, 130 GB at 1080p, against 0.8 and 1.8 GB for the iterations
-            # themselves). Hand the cached workspace back, for other processes and the
+            # a new size, with workspaces as large as the free memory (tens of times what the
+            # iterations themselves take; docs/benchmarks.md). Hand the cached workspace back, for other processes and the
             # tile planner's budget.
             st._searched.add(hw)
             torch.cuda.empty_cache()
@@ -97,7 +108,7 @@ def no_algorithm_search() -> Iterator[None]:
     """cuDNN's benchmark mode off, for tiles: the grid shifts each evaluation, so the border
     tiles change shape each time, and every new shape would start a search of all algorithms
     with workspaces as large as the free memory (seconds each, and the whole device's memory at
-    its peak: measured on an H200 at 3840 px, 133 GB, against 17 GB untiled)."""
+    its peak; docs/benchmarks.md)."""
     bench = torch.backends.cudnn.benchmark
     torch.backends.cudnn.benchmark = False
     try:
@@ -205,12 +216,12 @@ class TiledRunner(EagerRunner):
     time so that no tile edge stays in one place."""
 
     # At the frame sizes that need tiles, 50 pairs (the untiled history) would take more memory
-    # than the tiles save (2 x 50 x 4 bytes per pixel and channel: 5 GB at 2048 px). Measured on
-    # the real network (512 px, Starry Night, untiled, where the history alone differs): 5 pairs
-    # end 200 iterations 0.3% above 50 pairs (1.5% after 50 iterations); Adam ends 2% above.
+    # than the tiles save (2 x 50 x 4 bytes per pixel and channel: 5 GB at 2048 px). On the real
+    # network 5 pairs end within a fraction of a percent of 50 pairs' loss, closer than Adam
+    # (docs/benchmarks.md, design figures).
     history = 5
-    # The pairs in bf16: measured at 2048 px in tiles of 512 (10 iterations, real network), peak
-    # RSS 2180 -> 2028 MB and final loss 3.571 -> 3.572 (scripts/bench_tiles.py --history-dtypes).
+    # The pairs in bf16: less peak memory for the same final loss to three figures
+    # (scripts/bench_tiles.py --history-dtypes; docs/benchmarks.md).
     history_dtype = torch.bfloat16
 
     def __init__(self, st: Stylizer, optimizer: str, lr: float, content: Tensor, tile: int,

@@ -28,6 +28,7 @@ from videostyle.report import STIterate
 from videostyle.gatys.losses import LossSpec, PerceptualLoss, gram_matrix
 from videostyle.gatys.memory import GB, PassCost, budget, image_bytes, pass_cost
 from videostyle.gatys.runners import EagerRunner, GraphRunner, Runner, TiledRunner, iterate, no_algorithm_search
+from videostyle.gatys.targets import StyleTargets
 from videostyle.gatys.tensors import resize, scaled_terms, to_numpy, to_tensor
 from videostyle.gatys import plan
 from videostyle.gatys.tiles import grid, tiled_grams
@@ -93,10 +94,7 @@ class Stylizer:
         if compile:
             self._net = torch.compile(self.extractor, dynamic=False)  # type: ignore[assignment]
         _check_graphs(cuda_graphs, device, optim, compile)
-        self._targets: dict[tuple[int, int], dict[str, Tensor]] = {}  # blended, per content size
-        self._style_grams: dict[tuple[int, int], list[dict[str, Tensor]]] = {}  # each style's, per size
-        self._region_styles: list[Tensor] = []
-        self._region_targets: dict[tuple[int, int], list[dict[str, Tensor]]] = {}
+        self.targets = StyleTargets()
         self._regions: list[tuple[np.ndarray, int | None]] = []
         self._keep: np.ndarray | None = None
         self._region_now: list[tuple[Tensor, dict[str, Tensor]]] = []  # this level's, on the device
@@ -106,8 +104,6 @@ class Stylizer:
         self.set_loss(loss)
         self.optim, self.precision, self.cuda_graphs, self.memory_gb = optim, precision, cuda_graphs, memory_gb
         self.style_scale, self.preserve_colors, self.stroke_side = style_scale, preserve_colors, stroke_side
-        self._styles: list[Tensor] = []
-        self._blend: list[float] = []
         self._graphs: dict[Any, GraphRunner] = {}
         # Where one-line notes go (the CLI's stderr); each kind is said once per stylizer.
         self.notice: Callable[[str], None] | None = None
@@ -129,53 +125,24 @@ class Stylizer:
         self.content_layers, self.style_layers = loss.content_layers, loss.style_layers
         self.layer_weights = self.loss.layer_weights
         self.strength = 1.0  # the style weight's scale (strength keyframes), see set_strength
-        self._targets.clear()
-        self._style_grams.clear()
+        self.targets.clear()
         self._tiles.clear()
         self._pass_cost = None
 
     # -- style targets
 
     def set_styles(self, images: Sequence[np.ndarray], blend: Sequence[float] = ()) -> None:
-        if not images:
-            raise ConfigError("no style image given; pass --style IMAGE")
-        weights = list(blend) if blend else [1.0] * len(images)
-        total = sum(weights)
-        if total <= 0:
-            raise ConfigError("style blend weights must sum to more than 0")
-        self._styles = [to_tensor(im) for im in images]
-        self._blend = [w / total for w in weights]
-        self._targets.clear()
-        self._style_grams.clear()
+        self.targets.set_styles(images, blend)
 
     def set_blend(self, weights: Sequence[float]) -> None:
-        """New blend weights of the same style images (style keyframes): the Gram targets become
-        the weighted sum of each style's Gram matrices, updated in place (a captured CUDA graph
-        reads the same tensors)."""
-        if len(weights) != len(self._styles):
-            raise ValueError("one weight per style image")
-        total = float(sum(weights))
-        blend = [float(w) / total for w in weights]
-        if blend == self._blend:
-            return
-        self._blend = blend
-        for hw, targets in self._targets.items():
-            with torch.no_grad():
-                for name, g in self._blended(self._style_grams[hw]).items():
-                    targets[name].copy_(g)
+        """New blend weights of the same style images (style keyframes)."""
+        self.targets.set_blend(weights)
 
     def set_strength(self, strength: float) -> None:
         """Scale the style weight (strength keyframes; 1 = the configured weight)."""
         if strength != self.strength:
             self.strength = strength
             self.loss = PerceptualLoss(dataclasses.replace(self._spec, style_weight=self._spec.style_weight * strength))
-
-    def _blended(self, per_style: list[dict[str, Tensor]]) -> dict[str, Tensor]:
-        out: dict[str, Tensor] = {}
-        for grams, w in zip(per_style, self._blend):
-            for name, g in grams.items():
-                out[name] = out[name] + g * w if name in out else g * w
-        return out
 
     def _autocast(self, hw: tuple[int, int]) -> contextlib.AbstractContextManager[None]:
         dtype = resolve_precision(self.precision, self.device, hw[0] * hw[1])
@@ -193,19 +160,10 @@ class Stylizer:
 
     def style_targets(self, hw: tuple[int, int]) -> dict[str, Tensor]:
         """Blended Gram targets for a content of size ``hw`` (style resized to scale * its long side)."""
-        if hw in self._targets:
-            return self._targets[hw]
-        if not self._styles:
-            raise ConfigError("no style image given; pass --style IMAGE")
-        side = max(round(max(hw) * self.style_scale), MIN_SIDE)
-        per_style = [self._style_grams_at(img, side, hw) for img in self._styles]
-        with torch.no_grad():
-            grams = self._blended(per_style)
-        if len(self._targets) > 8:
-            self._targets.clear()
-            self._style_grams.clear()
-        self._targets[hw], self._style_grams[hw] = grams, per_style
-        return grams
+        return self.targets.at(hw, self._style_side(hw), self._style_grams_at)
+
+    def _style_side(self, hw: tuple[int, int]) -> int:
+        return max(round(max(hw) * self.style_scale), MIN_SIDE)
 
     def _style_grams_at(self, img: Tensor, side: int, hw: tuple[int, int]) -> dict[str, Tensor]:
         """Gram matrices of one style image scaled to ``side`` px (its long side)."""
@@ -221,8 +179,7 @@ class Stylizer:
 
     def set_region_styles(self, images: Sequence[np.ndarray]) -> None:
         """The style images regions may name (``set_regions``' slots 0, 1, ...)."""
-        self._region_styles = [to_tensor(im) for im in images]
-        self._region_targets.clear()
+        self.targets.set_region_styles(images)
 
     def set_regions(self, regions: Sequence[tuple[np.ndarray, int | None]], keep: np.ndarray | None = None) -> None:
         """Regions of the next frames (Gatys et al. 2017's spatial control): (mask (H, W) in
@@ -236,17 +193,13 @@ class Stylizer:
     def _region_terms(self, hw: tuple[int, int], grams: dict[str, Tensor]) -> list[tuple[Tensor, dict[str, Tensor]]]:
         if not self._regions:
             return []
-        side = max(round(max(hw) * self.style_scale), MIN_SIDE)
-        if hw not in self._region_targets:
-            if len(self._region_targets) > 8:
-                self._region_targets.clear()
-            self._region_targets[hw] = [self._style_grams_at(img, side, hw) for img in self._region_styles]
+        region_grams = self.targets.regions_at(hw, self._style_side(hw), self._style_grams_at)
         out = []
         for mask, slot in self._regions:
             m = torch.from_numpy(np.ascontiguousarray(mask, np.float32))[None, None].to(self.device)
             if m.shape[-2:] != hw:
                 m = F.interpolate(m, size=hw, mode="area")
-            out.append((m, grams if slot is None else self._region_targets[hw][slot]))
+            out.append((m, grams if slot is None else region_grams[slot]))
         return out
 
     def tile_for(self, hw: tuple[int, int]) -> int:
@@ -332,7 +285,7 @@ class Stylizer:
         """
         o = self.optim
         if self.device.type == "cuda":
-            # tf32 matmuls and convolutions (about 1.1x at 512 px on an H200) unless fp32 was
+            # tf32 matmuls and convolutions (faster on a GPU; docs/benchmarks.md) unless fp32 was
             # asked for by name: then fp32 means IEEE fp32, as on the CPU.
             torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = self.precision != "fp32"
         iterations = o.iterations if iterations is None else iterations

@@ -10,14 +10,22 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import av
 
 from videostyle.io.media import Warn, open_input
 
-if TYPE_CHECKING:
-    from videostyle.io.mux import AtomicOutput, StreamOutput
+
+
+class Output(Protocol):
+    """The container being written (``mux.AtomicOutput`` or ``mux.StreamOutput``)."""
+
+    path: Path
+    fmt: str
+    container: Any
+
+    def mux(self, packet: Any) -> None: ...
 
 AVOID_COPY = {"mp4": ("pcm_", "vorbis"), "mov": ("vorbis",)}
 SUBTITLE_OK = {"mp4": {"mov_text"}, "mov": {"mov_text"}, "webm": {"webvtt"},
@@ -101,7 +109,7 @@ class AuxCarrier:
     ``span`` [t0, t1), each timestamp less ``shift``: packets are muxed as the video reaches their
     time (``until``), so the output stays interleaved."""
 
-    def __init__(self, out: AtomicOutput | StreamOutput, source: Path, span: tuple[float, float | None], shift: float,
+    def __init__(self, out: Output, source: Path, span: tuple[float, float | None], shift: float,
                  warn: Warn) -> None:
         self.out, self.span, self.shift, self.warn = out, span, shift, warn
         self.input = open_input(source)

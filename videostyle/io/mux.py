@@ -250,8 +250,7 @@ class VideoWriter:
         cc.time_base = self.time_base
         if codec == "h264":
             # x264's own default, frame threads: PyAV asks for slice threads, which split each
-            # frame and scale worse (stylized frames on 2 cores: 62.0 against 56.5 frames/s at
-            # 640x360 medium, 20.7 against 17.3 at 1080p veryfast, medians of 3).
+            # frame and scale worse (docs/benchmarks.md, design figures).
             cc.thread_type = "FRAME"
         cc.color_primaries, cc.color_trc, cc.colorspace, cc.color_range = 1, 1, 1, 1  # BT.709, limited range
         return stream
@@ -283,8 +282,8 @@ class VideoWriter:
         self._last_pts = out_pts
         self._carry_until(float(pts * self.time_base))
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-        # threads=0: swscale's own slice threads (the same pixels; 3.6 against 4.3 ms at 1080p on
-        # two cores, where the encoding stage does this once a frame).
+        # threads=0: swscale's own slice threads (the same pixels, sooner; the encoding stage
+        # does this once a frame).
         frame = frame.reformat(format=self.video.pix_fmt, dst_colorspace="ITU709", dst_color_range="MPEG",
                                dst_color_trc=1, dst_color_primaries=1, threads=0)
         frame.pts = out_pts

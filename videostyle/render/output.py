@@ -40,14 +40,26 @@ def span(cfg: Config) -> Span:
 
 
 @dataclass(frozen=True)
+class EncodeSpec:
+    """How the output's video is encoded: codec, quality, speed preset, and how odd sizes are made even."""
+
+    codec: str = "h264"
+    crf: int = 18
+    preset: str = "medium"
+    even: str = "crop"
+
+
+@dataclass(frozen=True)
 class VideoJob:
-    """A checked video render: the source's header, its span, and the three sizes a frame passes through."""
+    """A checked video render: the source's header, its span, the three sizes a frame passes
+    through, and its encoding."""
 
     info: VideoInfo
     span: Span
     stylized: tuple[int, int]  # (H, W) the optimiser works at
     output: tuple[int, int]  # (H, W) after --output-size
     encoded: tuple[int, int]  # (H, W) made even for yuv420p
+    encode: EncodeSpec = EncodeSpec()
 
 
 def plan_video(inp: Path, out: Path, cfg: Config, overwrite: bool) -> VideoJob:
@@ -71,17 +83,18 @@ def _job(inp: Path, info: VideoInfo, cfg: Config) -> VideoJob:
     sh, sw = fit_size(info.height, info.width, cfg.optim.size, cfg.optim.upscale)
     check_size(sh, sw, f"video {inp}")
     oh, ow = (info.height, info.width) if cfg.encode.output_size == "source" else (sh, sw)
-    return VideoJob(info, sp, (sh, sw), (oh, ow), even_size(oh, ow, cfg.encode.even))
+    e = cfg.encode
+    return VideoJob(info, sp, (sh, sw), (oh, ow), even_size(oh, ow, e.even), EncodeSpec(e.codec, e.crf, e.preset, e.even))
 
 
-def open_writer(inp: Path | None, out: Path, cfg: Config, job: VideoJob, warn: Callable[[str], None],
+def open_writer(inp: Path | None, out: Path, job: VideoJob, warn: Callable[[str], None],
                 template: Path | None = None, stream: BinaryIO | None = None, fmt: str | None = None) -> VideoWriter:
     """The encoder, carrying the audio of ``inp`` (None: video only) over the render's span
     (shifted to 0 for --start cuts); with ``template`` it muxes encoded chunks instead; with
     ``stream`` it writes container ``fmt`` to that pipe."""
     eh, ew = job.encoded
     return VideoWriter(out, width=ew, height=eh, time_base=job.info.time_base, fps=job.info.fps,
-                       codec=cfg.encode.codec, crf=cfg.encode.crf, preset=cfg.encode.preset, source=inp,
+                       codec=job.encode.codec, crf=job.encode.crf, preset=job.encode.preset, source=inp,
                        span=job.span.source_seconds(job.info), shift=job.span.shift(job.info), warn=warn,
                        template=template, stream=stream, fmt=fmt)
 
@@ -95,8 +108,8 @@ def finish_writer(writer: VideoWriter, job: VideoJob, last_time: float | None) -
     writer.finish()
 
 
-def output_frame(img: np.ndarray, cfg: Config, job: VideoJob) -> np.ndarray:
+def output_frame(img: np.ndarray, job: VideoJob) -> np.ndarray:
     """A stylized frame at the output size, made even."""
     img = resize_image(img, job.output)
     eh, ew = job.encoded
-    return img[:eh, :ew] if cfg.encode.even == "crop" else make_even(img, "pad")
+    return img[:eh, :ew] if job.encode.even == "crop" else make_even(img, "pad")

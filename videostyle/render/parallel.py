@@ -248,14 +248,14 @@ class ParallelRender:
     def mux(self) -> RenderResult:
         """Encode the composited frames with the original audio, as a single-process render's
         chunks are encoded (same settings; here all at the end, as the seams need both segments)."""
-        cfg, job = self.cfg, self.job
-        writer = open_writer(self.inp, self.out, cfg, job, self.reporter.notice)
+        job = self.job
+        writer = open_writer(self.inp, self.out, job, self.reporter.notice)
         stages = StageTimes()
         frames, last_time = 0, 0.0
         try:
             for fr in job.span.frames(self.inp, info=job.info):
                 te = time.perf_counter()
-                writer.write(output_frame(composite(self.work, self.segs, fr.index), cfg, job), fr.pts)
+                writer.write(output_frame(composite(self.work, self.segs, fr.index), job), fr.pts)
                 stages.encode += time.perf_counter() - te
                 frames += 1
                 last_time = fr.time

@@ -66,9 +66,11 @@ class Chunks:
     no longer needs are deleted. Chunk boundaries fall at fixed frame indices, so a resumed
     render encodes exactly as an uninterrupted one."""
 
-    def __init__(self, work: WorkDir, cfg: Config, job: VideoJob, out: Path, keep: int,
-                 warn: Callable[[str], None], before_close: Callable[[], None] = lambda: None) -> None:
-        self.work, self.cfg, self.job, self.keep, self.warn = work, cfg, job, keep, warn
+    def __init__(self, work: WorkDir, job: VideoJob, out: Path, keep: int, warn: Callable[[str], None], *,
+                 chunk_frames: int, loop: int = 0, before_close: Callable[[], None] = lambda: None) -> None:
+        """``chunk_frames``: frames a chunk holds; ``loop``: --loop's frames, a chunk of their own."""
+        self.work, self.job, self.keep, self.warn = work, job, keep, warn
+        self.chunk_frames, self.loop = chunk_frames, loop
         self.before_close = before_close  # waits for the chunk's frames' PNGs (saved on threads)
         self.suffix = out.suffix
         self.writer: VideoWriter | None = None
@@ -80,13 +82,13 @@ class Chunks:
                 f.unlink(missing_ok=True)
 
     def write(self, index: int, image: np.ndarray, pts: int) -> None:
-        loop = self.cfg.temporal.loop  # (--loop's frames are a chunk of their own: it is replaced)
-        if self.writer is not None and (index >= self.start + self.cfg.render.chunk_frames or index == loop):
+        # (--loop's frames are a chunk of their own: it is replaced)
+        if self.writer is not None and (index >= self.start + self.chunk_frames or index == self.loop):
             self.close()
         if self.writer is None:
             self.start = index
             path = self.work.chunks / f"{index:06d}.open{self.suffix}"
-            self.writer = open_writer(None, path, self.cfg, self.job, self.warn)
+            self.writer = open_writer(None, path, self.job, self.warn)
         self.writer.write(image, pts)
         self.end = index + 1
 

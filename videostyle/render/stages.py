@@ -167,8 +167,8 @@ class InlineEncoder:
 
 class Saver:
     """Finished frames written to the work folder on ``workers`` threads, behind the encoding
-    stage: compressing a PNG takes longer than encoding the frame from 720p up (a 1080p PNG
-    about 100-150 ms on one core, OpenCV's every filter and level). At most ``depth`` frames wait.
+    stage: compressing a PNG (OpenCV tries every filter and level) takes longer than encoding
+    the frame from 720p up. At most ``depth`` frames wait.
     ``flush`` waits for them all and raises the first error: the render calls it before a
     chunk closes, whose last frames a resume warm-starts from. With ``workers`` 0 each frame is
     saved at once (the inline twin)."""

@@ -1,0 +1,84 @@
+"""The one frame loop of a render, and the source every render reads its frames from.
+
+A file render, a pipe, a Ray segment, the ``--loop`` pass and the settle pass differ only in
+their source (which frames, in which order, with or without precomputed flow), their sink (a
+writer, the work folder, the encoding stage, a list) and whether frames an earlier run finished
+are restored from a work folder. Each runs ``run``; a new kind of input is a new source, a new
+kind of output a new sink."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from videostyle.engines import prepare_content
+from videostyle.io.media import Frame, Span, VideoInfo, Warn
+from videostyle.io.workdir import WorkDir
+from videostyle.report import StageTimes
+from videostyle.temporal.flow import FramePair
+from videostyle.temporal.policy import FrameResult, VideoStylizer, stylize_or_restore
+
+
+@dataclass(frozen=True)
+class SourceFrame:
+    """A frame on its way to the policy: the source frame (index, timestamps), its content at the
+    stylized size (None: a frame the render passes over, in a closed chunk of its work folder)
+    and the flows to earlier frames computed ahead (by gap)."""
+
+    frame: Frame
+    content: np.ndarray | None
+    pairs: dict[int, FramePair] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Step:
+    """A frame through the policy: its output at the stylized size (None when passed over) and
+    the stylization done now (None when restored from the work folder, or passed over)."""
+
+    frame: Frame
+    content: np.ndarray | None
+    image: np.ndarray | None
+    result: FrameResult | None
+
+
+Sink = Callable[[Step], None]
+
+
+def decoded(inp: Path, span: Span, info: VideoInfo | None, size: int, upscale: bool, warn: Warn, *,
+            skip: int = 0, content_from: int = 0, times: StageTimes | None = None) -> Iterator[SourceFrame]:
+    """A video file's frames over ``span`` (from source frame ``skip`` on) at the stylized size
+    (longer side ``size``); frames below ``content_from`` come without content (a resume passes
+    over them). ``times.decode`` adds up the seconds spent."""
+    frames = span.frames(inp, skip=skip, warn=warn, info=info)
+    while True:
+        t0 = time.perf_counter()
+        fr = next(frames, None)
+        if fr is None:
+            return
+        src = prepare_content(fr.image, size, f"video {inp}", upscale) if fr.index >= content_from else None
+        if times is not None:
+            times.decode += time.perf_counter() - t0
+        yield SourceFrame(fr, src)
+
+
+def run(vs: VideoStylizer, source: Iterable[SourceFrame], sink: Sink, store: WorkDir | None = None,
+        times: StageTimes | None = None) -> None:
+    """Each frame of ``source`` through the policy, in order, to ``sink``: stylized (warm-started
+    from the frames before it), or restored from ``store`` when an earlier run finished it. Either
+    way it joins the warm-start history. The sink saves what it keeps."""
+    for sf in source:
+        if sf.content is None:
+            sink(Step(sf.frame, None, None, None))
+            continue
+        if store is not None:
+            img, res = stylize_or_restore(vs, store, sf.frame.index, sf.content, sf.pairs, times, save=False,
+                                          when=sf.frame.time)
+        else:
+            res = vs.frame(sf.frame.index, sf.content, sf.pairs, sf.frame.time)
+            vs.push(sf.content, res.image)
+            img = res.image
+        sink(Step(sf.frame, sf.content, img, res))

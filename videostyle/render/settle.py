@@ -1,0 +1,81 @@
+"""temporal.settle: the first frames of a warm-started chain rendered a second time, backwards
+from the frame after them, so that frame 0 is a link of the chain like every other rather than
+a fresh render that the next frames drift away from (docs/guide/video.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from fractions import Fraction
+
+import numpy as np
+
+from videostyle.config import Config
+from videostyle.io.media import Frame
+from videostyle.render import chain
+from videostyle.render.chain import SourceFrame
+from videostyle.temporal.policy import FrameResult, VideoStylizer
+
+
+def settle_frames(cfg: Config, vs: VideoStylizer, fps: float | Fraction | None, total: int | None) -> int:
+    """How many frames temporal.settle renders again at the start: its seconds' worth, at most
+    a quarter of the span, and none for the fast engine (no warm-started chain), with --loop
+    (which settles frame 0 from the last frame) or for fewer than 2. Frames of a resumed render
+    that are restored from the work folder were settled before they were saved."""
+    if not cfg.temporal.settle or not vs.engine.optimises or cfg.temporal.loop or not fps:
+        return 0
+    k = round(cfg.temporal.settle * float(fps))
+    if total is not None:
+        k = min(k, total // 4)
+    return k if k >= 2 else 0
+
+
+class StartSettler:
+    """temporal.settle's frames at the start of a span: those below ``k`` rendered now are held
+    back, then rendered again backwards, each warm-started from the one after it through their
+    flow (the last from frame ``k``), so that frame 0 is a settled link of the chain rather than
+    a fresh render. The caller saves and encodes what ``at`` and ``finish`` return; frames it
+    restored from the work folder were settled before they were saved."""
+
+    def __init__(self, vs: VideoStylizer, k: int, notice: Callable[[str], None] = lambda m: None) -> None:
+        self.vs, self.k, self.notice = vs, k, notice
+        self.held: list[tuple[Frame, np.ndarray, FrameResult]] = []
+
+    def hold(self, fr: Frame, src: np.ndarray, res: FrameResult | None) -> bool:
+        """Keep a frame rendered now below ``k`` back (True), or not."""
+        if res is None or fr.index >= self.k:
+            return False
+        self.held.append((fr, src, res))
+        return True
+
+    def at(self, fr: Frame, src: np.ndarray, img: np.ndarray) -> list[tuple[Frame, FrameResult, np.ndarray]]:
+        """At frame ``k`` (source ``src``, output ``img``): the held frames, settled from it, in
+        frame order (none at other frames)."""
+        if fr.index != self.k or not self.held:
+            return []
+        return self._settle(fr, src, img)
+
+    def finish(self) -> list[tuple[Frame, FrameResult, np.ndarray]]:
+        """The span ended before frame ``k``: the held frames settled from the last of them,
+        which stays as it is."""
+        if not self.held:
+            return []
+        last, src, res = self.held.pop()
+        return [*self._settle(last, src, res.image), (last, res, res.image)]
+
+    def _settle(self, fr: Frame, src: np.ndarray, img: np.ndarray) -> list[tuple[Frame, FrameResult, np.ndarray]]:
+        held, self.held = self.held, []
+        if not held:
+            return []
+        self.notice(f"settling the start: frames {held[-1][0].index}-{held[0][0].index} again, "
+                    f"backwards from frame {fr.index}")
+        vs = self.vs
+        forward = list(vs.hist.pairs)
+        vs.hist.reset()
+        vs.push(src, img)
+        outs: list[np.ndarray] = []
+        chain.run(vs, (SourceFrame(h, held_src) for h, held_src, _ in reversed(held)),
+                  lambda step: outs.append(step.image))  # type: ignore[arg-type]
+        vs.hist.reset()  # the warm-start history as the forward pass left it
+        for pair in forward:
+            vs.hist.push(*pair)
+        return [(h, r, im) for (h, _, r), im in zip(held, outs[::-1])]
