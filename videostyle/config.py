@@ -135,6 +135,8 @@ class EncodeConfig:
     preset: str = opt("medium", "encoder preset")
     output_size: str = opt("stylized", "output resolution", choices=("stylized", "source"))
     even: str = opt("crop", "make odd sizes even by", choices=("crop", "pad"))
+    start_number: int = opt(0, "image-sequence output: the first frame's number when the input is a video "
+                            "(a sequence input keeps its own numbers)", lo=0)
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,13 @@ class RenderConfig:
     start: float = opt(0.0, "video: start time (s)", lo=0.0)
     duration: float = opt(0.0, "video: duration (s, 0 = to the end)", lo=0.0)
     max_frames: int = opt(0, "video: at most this many frames (0 = all)", lo=0)
+    strict: bool = opt(False, "refuse a video with packets that do not decode (default: skip them and hold "
+                       "the frame before, as ffmpeg does)")
+    fps: float = opt(24.0, "image-sequence input: frames per second", lo=0.001)
+    fill_gaps: str = opt("refuse", "image-sequence input: a missing frame number is refused, or its slot holds "
+                         "the frame before", choices=("refuse", "hold"))
+    audio: str | None = opt(None, "soundtrack file for the output (an image sequence has none; replaces a "
+                            "video's own audio)")
     threads: int = opt(0, "torch CPU threads (0 = default)", lo=0)
     stage_threads: bool = opt(True, "decode, flow and encode on background threads")
     workers: int = opt(1, "parallel segments rendered on Ray (1 = this process only)", lo=1)

@@ -7,6 +7,7 @@ import sys
 import typing
 from pathlib import Path
 
+from videostyle.io.sequence import is_sequence
 from videostyle import config as C
 from videostyle.errors import ConfigError, VideostyleError
 from videostyle.temporal.keyframes import split
@@ -18,6 +19,10 @@ from videostyle.cli.progress import TqdmReporter
 
 def default_output(inp: Path, cfg: C.Config, image: bool) -> Path:
     style = Path(split(cfg.style.images[0])[0]).stem if cfg.style.images else "styled"
+    if is_sequence(inp):  # shot/%04d.png, shot/*.png or shot/: shot_STYLE.mp4 beside the folder
+        folder = inp if inp.is_dir() else (inp.parent if str(inp.parent) else Path("."))
+        folder = folder.resolve()
+        return folder.with_name(f"{folder.name}_{style}.mp4")
     ext = ".png" if image else ".mp4"
     return inp.with_name(f"{inp.stem}_{style}{ext}")
 
@@ -64,7 +69,7 @@ def cmd_render(ns: argparse.Namespace) -> int:
     if ns.input == "-" or fmt is not None:
         return _render_pipe(ns, cfg, fmt)
     inp = Path(ns.input)
-    image = is_image_path(inp)
+    image = is_image_path(inp) and not is_sequence(inp)
     out = Path(ns.output) if ns.output else default_output(inp, cfg, image)
     reporter = TqdmReporter(ns.quiet, ns.verbose)
     if image:

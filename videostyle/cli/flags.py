@@ -45,6 +45,7 @@ FLAG_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
                            "pyramid_scale", "tolerance", "tolerance_window", "tile", "tile_margin")),
     ("fast engine options", ("fast_strength", "fast_blend", "refine_iterations")),
     ("output options", ("preset", "output_size", "even", "preview_every")),
+    ("input options", ("fps", "fill_gaps", "start_number", "audio", "strict")),
     ("model options", ("model", "weights", "weights_format", "pooling", "content_layers", "style_layers",
                        "layer_weights")),
     ("expert: optical flow", ("flow", "flow_scale", "pyr_scale", "levels", "winsize", "flow_iterations", "poly_n",
@@ -62,7 +63,7 @@ METAVARS = {
     "temporal_frames": "GAP", "init_image": "PATH", "weights": "PATH", "start": "SECONDS", "duration": "SECONDS",
     "settle": "SECONDS", "device": "DEVICE", "tile": "PX|auto|off", "preset": "PRESET", "ray_address": "ADDRESS",
     "memory": "GB", "mask_feather": "PX", "stroke_side": "PX", "tile_margin": "PX", "size": "PX",
-    "consistency": "0..1", "scene_cut": "FRACTION",
+    "consistency": "0..1", "scene_cut": "FRACTION", "fps": "FPS", "audio": "PATH",
 }
 
 

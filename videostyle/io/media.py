@@ -6,6 +6,7 @@ Nothing here holds more than a few frames: decoding streams.
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -17,12 +18,31 @@ import av
 import numpy as np
 
 from videostyle.errors import ConfigError, InputError
+from videostyle.io import sequence as seqs
+from videostyle.io.sequence import Sequence
 
 Warn = Callable[[str], None]
 
-# Give up when more than this fraction of video packets fail to decode (and at least this many).
+# --strict: give up when more than this fraction of video packets fail to decode (and at least
+# this many).
 BAD_PACKET_FRACTION = 0.05
 BAD_PACKET_MIN = 5
+# Otherwise, as the ffmpeg tool does, a packet that does not decode is skipped and its slot holds
+# the frame before; a file is refused only when fewer than this fraction of its packets decode.
+GOOD_PACKET_FRACTION = 0.1
+GOOD_PACKET_CHECK = 20  # packets read before that fraction is judged
+
+
+class Lost:
+    """A packet that did not decode. Its slot is found later, as a gap in the decoded frames'
+    timestamps: a frame-threaded decoder reports a packet's error while later packets are
+    being sent, so the packet at hand is not the lost one."""
+
+
+def _damaged(exc: BaseException) -> bool:
+    """Whether a decoder's error means this packet is damaged (the next may decode): invalid data,
+    or Theora's EPERM for a packet it cannot unpack."""
+    return isinstance(exc, av.error.InvalidDataError) or getattr(exc, "errno", None) == errno.EPERM
 
 
 @dataclass(frozen=True)
@@ -48,6 +68,7 @@ class VideoInfo:
     video_index: int
     audio: tuple[StreamInfo, ...] = ()
     subtitles: tuple[StreamInfo, ...] = ()
+    sequence: Sequence | None = None  # an image sequence's files (None: a video file)
 
 
 @dataclass
@@ -86,9 +107,12 @@ def _stream_info(s: Any) -> StreamInfo:
     return StreamInfo(s.index, s.type, s.codec_context.name, md.get("language"), md.get("title"))
 
 
-def probe(path: str | os.PathLike[str]) -> VideoInfo:
-    """Read a video's header: size, rotation, rate, timing and its other streams."""
+def probe(path: str | os.PathLike[str], *, fps: float = 24.0, fill_gaps: str = "refuse") -> VideoInfo:
+    """Read a video's header: size, rotation, rate, timing and its other streams. An image
+    sequence (``sequence.is_sequence``) is resolved into its files, at ``fps`` frames a second."""
     p = Path(path)
+    if seqs.is_sequence(p):
+        return _probe_sequence(p, Fraction(fps).limit_denominator(1001), fill_gaps)
     with open_input(p) as c:
         v = _main_video_stream(c, p)
         cc = v.codec_context
@@ -111,8 +135,17 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
         )
 
 
-def _decode(container: Any, stream: Any, path: Path, warn: Warn) -> Iterator[Any]:
-    """Decode frames, tolerating isolated bad packets and failing above a threshold."""
+def _probe_sequence(p: Path, fps: Fraction, fill_gaps: str) -> VideoInfo:
+    seq = seqs.resolve(p, fill_gaps)
+    w, h = seqs.size_of(seq)
+    n = len(seq.files)
+    return VideoInfo(path=p, width=w, height=h, rotation=0, fps=fps, time_base=1 / fps, frames=n,
+                     duration=n / float(fps), start_time=0.0, video_index=0, sequence=seq)
+
+
+def _decode(container: Any, stream: Any, path: Path, warn: Warn, strict: bool = False) -> Iterator[Any]:
+    """Decode frames; a packet that does not decode is skipped (``Lost`` marks its slot), and a
+    file is refused when too few decode (``strict``: when more than a few do not)."""
     bad = total = 0
     packets = container.demux(stream)
     while True:
@@ -131,16 +164,44 @@ def _decode(container: Any, stream: Any, path: Path, warn: Warn) -> Iterator[Any
         total += 1
         try:
             frames = packet.decode()
-        except av.error.InvalidDataError:
-            bad += 1
-            if bad >= BAD_PACKET_MIN and bad > BAD_PACKET_FRACTION * total:
-                raise InputError(f"input {path} is corrupt: {bad} of {total} video packets failed to decode") from None
-            continue
         except av.error.FFmpegError as exc:
-            raise InputError(f"input {path}: decoding failed ({exc.strerror or type(exc).__name__})") from None
+            if not _damaged(exc):
+                raise InputError(f"input {path}: decoding failed ({exc.strerror or type(exc).__name__})") from None
+            bad += 1
+            if strict and bad >= BAD_PACKET_MIN and bad > BAD_PACKET_FRACTION * total:
+                raise InputError(f"input {path} is corrupt: {bad} of {total} video packets failed to decode "
+                                 "(--strict); leave out --strict to skip them as ffmpeg does") from None
+            if total >= GOOD_PACKET_CHECK and total - bad < GOOD_PACKET_FRACTION * total:
+                raise InputError(f"input {path} is too damaged to render: {total - bad} of the first {total} video "
+                                 "packets decode") from None
+            yield Lost()
+            continue
         yield from frames
-    if bad:
-        warn(f"warning: {path}: skipped {bad} undecodable video packet(s) of {total}")
+    if total and total - bad < GOOD_PACKET_FRACTION * total:
+        raise InputError(f"input {path} is too damaged to render: {total - bad} of {total} video packets decode")
+
+
+def _slots(items: Iterator[Any], step: int) -> Iterator[tuple[int | None, Any]]:
+    """(pts, frame) for each decoded frame, and (pts, None) for each lost packet's slot: the
+    first gaps of more than one frame step after a loss, or after the last frame."""
+    owed = 0
+    last: int | None = None
+    for item in items:
+        if isinstance(item, Lost):
+            owed += 1
+            continue
+        pts = item.pts if item.pts is not None else item.dts
+        if owed and last is not None and pts is not None and pts > last + step:
+            k = min(owed, round((pts - last) / step) - 1)
+            for j in range(1, k + 1):
+                yield last + j * step, None
+            owed -= k
+        yield pts, item
+        if pts is not None:
+            last = pts
+    if last is not None:
+        for j in range(1, owed + 1):
+            yield last + j * step, None
 
 
 def rotate(image: np.ndarray, rotation: int) -> np.ndarray:
@@ -158,15 +219,23 @@ def read_frames(
     skip: int = 0,
     warn: Warn = lambda m: None,
     info: VideoInfo | None = None,
+    strict: bool = False,
 ) -> Iterator[Frame]:
     """Stream RGB frames with repaired, strictly increasing timestamps.
 
     ``start``/``duration`` (seconds from the file's first frame) and ``max_frames`` choose the
     span; ``skip`` drops that many frames of the span without converting them (resume).
-    ``info`` is the file's :func:`probe`, when the caller already has it.
+    ``info`` is the file's :func:`probe`, when the caller already has it. A packet that does not
+    decode is skipped and its frame's slot shows the frame before (held), as the ffmpeg tool
+    shows it; one warning at the end says how many and where. ``strict`` refuses such a file.
     """
     p = Path(path)
     info = info or probe(p)
+    if info.sequence is not None:
+        for index, pts, img in seqs.frames(info.sequence, info.fps, start=start, duration=duration,
+                                           max_frames=max_frames, skip=skip):
+            yield Frame(index, pts, info.time_base, img)
+        return
     with open_input(p) as c:
         v = c.streams[info.video_index]
         v.thread_type = "AUTO"
@@ -178,8 +247,11 @@ def read_frames(
             c.seek(int((t0 - 1.0) / tb) if t0 > 1.0 else int(info.start_time / tb), stream=v, backward=True)
         last: int | None = None
         index = 0
-        for frame in _decode(c, v, p, warn):
-            pts = frame.pts if frame.pts is not None else frame.dts
+        held: np.ndarray | None = None  # the last good frame's pixels, for a slot that did not decode
+        lost: list[float] = []  # seconds of the held slots
+        for pts, frame in _slots(_decode(c, v, p, warn, strict), step):
+            if frame is None and held is None:
+                continue  # nothing to hold before the first good frame: the slot is dropped
             if pts is None:
                 pts = (last + step) if last is not None else 0
             elif last is not None and pts <= last:
@@ -192,10 +264,17 @@ def read_frames(
             if max_frames and index >= max_frames:
                 break
             last = pts
+            if frame is None:
+                lost.append(t - info.start_time)
+            elif index >= skip - 1:  # (the frame before the span's first: a held slot may need it)
+                held = rotate(frame.to_ndarray(format="rgb24"), info.rotation)
             if index >= skip:
-                img = rotate(frame.to_ndarray(format="rgb24"), info.rotation)
-                yield Frame(index, pts, tb, img)
+                yield Frame(index, pts, tb, held)  # type: ignore[arg-type]
             index += 1
+        if lost:
+            where = ", ".join(f"{x:.2f} s" for x in lost[:5]) + (f" and {len(lost) - 5} more" if len(lost) > 5 else "")
+            warn(f"warning: {p}: {len(lost)} frame(s) did not decode and show the frame before them (at {where}); "
+                 "pass --strict to refuse such a file")
         whole = not start and not duration and not max_frames
         if whole and info.frames and index < info.frames:
             warn(f"warning: {p}: decoded {index} frames, the header promised {info.frames} (truncated file?)")

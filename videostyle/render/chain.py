@@ -49,11 +49,13 @@ Sink = Callable[[Step], None]
 
 
 def decoded(inp: Path, span: Span, info: VideoInfo | None, size: int, upscale: bool, warn: Warn, *,
-            skip: int = 0, content_from: int = 0, times: StageTimes | None = None) -> Iterator[SourceFrame]:
+            skip: int = 0, content_from: int = 0, times: StageTimes | None = None,
+            strict: bool = False) -> Iterator[SourceFrame]:
     """A video file's frames over ``span`` (from source frame ``skip`` on) at the stylized size
     (longer side ``size``); frames below ``content_from`` come without content (a resume passes
-    over them). ``times.decode`` adds up the seconds spent."""
-    frames = span.frames(inp, skip=skip, warn=warn, info=info)
+    over them). ``times.decode`` adds up the seconds spent; ``strict`` refuses a damaged file
+    instead of holding the frames that do not decode."""
+    frames = span.frames(inp, skip=skip, warn=warn, info=info, strict=strict)
     while True:
         t0 = time.perf_counter()
         fr = next(frames, None)

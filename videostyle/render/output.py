@@ -3,6 +3,7 @@ passes through, and the writer for the output (or one of its chunks) over the re
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from videostyle.config import Config
-from videostyle.errors import OutputError
+from videostyle.errors import ConfigError, InputError, OutputError
+from videostyle.io import frames_out
 from videostyle.io.images import check_size, fit_size, resize_image
 from videostyle.io.media import Span, VideoInfo, probe
 from videostyle.io.mux import VideoWriter, check_codec, container_format, even_size, make_even
@@ -60,21 +62,54 @@ class VideoJob:
     output: tuple[int, int]  # (H, W) after --output-size
     encoded: tuple[int, int]  # (H, W) made even for yuv420p
     encode: EncodeSpec = EncodeSpec()
+    audio: Path | None = None  # where the output's audio comes from (None: no audio)
+    frames_out: frames_out.FramesOut | None = None  # an image-sequence output (None: a video file)
 
 
 def plan_video(inp: Path, out: Path, cfg: Config, overwrite: bool) -> VideoJob:
     """Every check that can fail before any work starts: paths, codec, span, sizes."""
-    container_format(out)
-    check_codec(out, cfg.encode.codec)
-    info = probe(inp)
+    if frames_out.is_pattern(out):
+        frames_out.check_pattern(out)
+        check_output(inp, out, overwrite)  # (the folder, before its frames are looked for)
+        work = out.with_name(f".{out.name}.videostyle-work")  # (WorkDir's: a resume rewrites its own frames)
+        found = frames_out.existing(out)
+        if found and not overwrite and not work.exists():
+            raise OutputError(f"output {out}: {len(found)} frame file(s) exist ({sorted(found)[0]} ...); pass "
+                              "--overwrite (or -y) to replace them, or choose another -o")
+        if cfg.temporal.loop:
+            raise ConfigError("--loop renders into a video file; use a .mp4, .mkv, .mov or .webm output")
+    else:
+        container_format(out)
+        check_codec(out, cfg.encode.codec)
+    info = probe_input(inp, cfg)
     check_output(inp, out, overwrite)
-    return _job(inp, info, cfg)
+    job = _job(inp, info, cfg)
+    if frames_out.is_pattern(out):
+        first = (info.sequence.first_number + round(job.span.start * float(info.fps)) if info.sequence is not None
+                 else cfg.encode.start_number)
+        job = dataclasses.replace(job, encoded=job.output, frames_out=frames_out.FramesOut(out, first))
+    return job
 
 
 def plan_pipe(inp: Path, fmt: str, cfg: Config) -> VideoJob:
     """plan_video's checks for an output to a pipe in container ``fmt``."""
     check_codec(Path("-"), cfg.encode.codec, fmt)
-    return _job(inp, probe(inp), cfg)
+    return _job(inp, probe_input(inp, cfg), cfg)
+
+
+def probe_input(inp: Path, cfg: Config) -> VideoInfo:
+    """The input's header: a video file's, or an image sequence's at ``--fps``."""
+    r = cfg.render
+    return probe(inp, fps=r.fps, fill_gaps=r.fill_gaps)
+
+
+def _audio(inp: Path, info: VideoInfo, cfg: Config) -> Path | None:
+    if cfg.render.audio:
+        a = Path(cfg.render.audio)
+        if not a.is_file():
+            raise InputError(f"audio file {a} does not exist; check --audio")
+        return a
+    return None if info.sequence is not None else inp
 
 
 def _job(inp: Path, info: VideoInfo, cfg: Config) -> VideoJob:
@@ -84,7 +119,8 @@ def _job(inp: Path, info: VideoInfo, cfg: Config) -> VideoJob:
     check_size(sh, sw, f"video {inp}")
     oh, ow = (info.height, info.width) if cfg.encode.output_size == "source" else (sh, sw)
     e = cfg.encode
-    return VideoJob(info, sp, (sh, sw), (oh, ow), even_size(oh, ow, e.even), EncodeSpec(e.codec, e.crf, e.preset, e.even))
+    return VideoJob(info, sp, (sh, sw), (oh, ow), even_size(oh, ow, e.even), EncodeSpec(e.codec, e.crf, e.preset, e.even),
+                    _audio(inp, info, cfg))
 
 
 def open_writer(inp: Path | None, out: Path, job: VideoJob, warn: Callable[[str], None],
@@ -94,7 +130,7 @@ def open_writer(inp: Path | None, out: Path, job: VideoJob, warn: Callable[[str]
     ``stream`` it writes container ``fmt`` to that pipe."""
     eh, ew = job.encoded
     return VideoWriter(out, width=ew, height=eh, time_base=job.info.time_base, fps=job.info.fps,
-                       codec=job.encode.codec, crf=job.encode.crf, preset=job.encode.preset, source=inp,
+                       codec=job.encode.codec, crf=job.encode.crf, preset=job.encode.preset, source=job.audio if inp is not None else None,
                        span=job.span.source_seconds(job.info), shift=job.span.shift(job.info), warn=warn,
                        template=template, stream=stream, fmt=fmt)
 

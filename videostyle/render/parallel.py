@@ -31,7 +31,7 @@ from videostyle.temporal.flow import pair as flow_pair
 from videostyle.temporal.flow import shrink
 from videostyle.engines import load_styles, prepare_content, random_model_notice, render_flow_params
 from videostyle.errors import RenderInterrupted
-from videostyle.render.output import finish_writer, open_writer, output_frame, plan_video, span
+from videostyle.render.output import finish_writer, open_writer, output_frame, plan_video, probe_input, span
 from videostyle.render.pipeline import stylize_segment
 from videostyle.report import FrameDone, RenderResult, Reporter, StageTimes
 from videostyle.render.resume import render_settings
@@ -111,7 +111,7 @@ def scan(inp: Path, cfg: C.Config, side: int | None = None) -> tuple[int, list[i
     prev = None
     n = 0
     cuts: list[int] = []
-    for fr in span(cfg).frames(inp):
+    for fr in span(cfg).frames(inp, info=probe_input(inp, cfg), strict=cfg.render.strict):
         src = shrink(fr.image, side) if side else prepare_content(fr.image, cfg.optim.size, f"video {inp}", cfg.optim.upscale)
         if prev is not None and flow_pair(src, prev, params).reliable < cfg.temporal.scene_cut:
             cuts.append(fr.index)
@@ -182,6 +182,8 @@ class ParallelRender:
         self.inp, self.out, self.cfg = Path(inp), Path(out), cfg
         self.started = time.perf_counter()
         self.job = plan_video(self.inp, self.out, cfg, overwrite)
+        if self.job.frames_out is not None:
+            raise ConfigError("--workers renders into a video file; render an image sequence without --workers")
         load_styles(cfg)  # fail fast on bad style paths
         n, cuts = scan(self.inp, cfg)
         if n == 0:
@@ -253,7 +255,7 @@ class ParallelRender:
         stages = StageTimes()
         frames, last_time = 0, 0.0
         try:
-            for fr in job.span.frames(self.inp, info=job.info):
+            for fr in job.span.frames(self.inp, info=job.info, strict=self.cfg.render.strict):
                 te = time.perf_counter()
                 writer.write(output_frame(composite(self.work, self.segs, fr.index), job), fr.pts)
                 stages.encode += time.perf_counter() - te

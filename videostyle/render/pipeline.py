@@ -14,12 +14,12 @@ from videostyle.config import Config
 from videostyle.engines import build_engine, build_regions, first_init, load_styles, prepare_content
 from videostyle.errors import ConfigError, DivergedError, InputError, OutputError, PipeClosed
 from videostyle.io.images import is_image_path, read_image, resize_image, write_image
-from videostyle.io.media import probe
 from videostyle.io.mux import PIPE_CLOSED
 from videostyle.io.workdir import WorkDir
 from videostyle.render import chain
 from videostyle.render.chain import Step
-from videostyle.render.output import check_output, finish_writer, open_writer, output_frame, plan_pipe, plan_video, span
+from videostyle.render.output import (check_output, finish_writer, open_writer, output_frame, plan_pipe, plan_video,
+                                      probe_input, span)
 from videostyle.render.settle import StartSettler, settle_frames
 from videostyle.render.video import render_video
 from videostyle.report import FrameDone, RenderResult, Reporter, StageTimes
@@ -83,6 +83,8 @@ def render_pipe(inp: str | os.PathLike[str], out: str | os.PathLike[str] | None,
         assert out is not None
         target = Path(out)
         job = plan_video(inp, target, cfg, overwrite)
+        if job.frames_out is not None:
+            raise ConfigError("a video from standard input renders into a video file, not an image sequence")
     vs = build_video_stylizer(cfg, load_styles(cfg), reporter, stylizer, job.info)
     total = job.span.count(inp, job.info)
     writer = open_writer(inp, target, job, reporter.notice, stream=stream, fmt=fmt)
@@ -103,7 +105,8 @@ def render_pipe(inp: str | os.PathLike[str], out: str | os.PathLike[str] | None,
         reporter.frame(FrameDone(step.frame.index, total, res.iterations, res.seconds, res.loss, res.restarted))
 
     try:
-        chain.run(vs, chain.decoded(inp, job.span, job.info, cfg.optim.size, cfg.optim.upscale, reporter.notice), sink)
+        chain.run(vs, chain.decoded(inp, job.span, job.info, cfg.optim.size, cfg.optim.upscale, reporter.notice,
+                                    strict=cfg.render.strict), sink)
         if not iterations:
             raise InputError(f"input {inp} has no video frames in the requested span")
         finish_writer(writer, job, last_time)
@@ -131,7 +134,7 @@ def stylize_segment(inp: str | os.PathLike[str], cfg: Config, store: WorkDir, be
     are kept (resume). The segment at the span's start settles it as a single-process render
     does (temporal.settle; ``total``: the span's frames). Returns the number of frames stylized now."""
     reporter = reporter or Reporter()
-    info = probe(inp)
+    info = probe_input(Path(inp), cfg)
     vs = build_video_stylizer(cfg, load_styles(cfg), reporter, stylizer, info)
     settler = StartSettler(vs, settle_frames(cfg, vs, info.fps, total) if begin == 0 else 0, reporter.notice)
     done_until = begin + store.count(begin)
@@ -156,8 +159,8 @@ def stylize_segment(inp: str | os.PathLike[str], cfg: Config, store: WorkDir, be
             made += 1
             reporter.frame(FrameDone(fr.index, end - begin, res.iterations, res.seconds, res.loss, res.restarted))
 
-    frames = chain.decoded(inp, dataclasses.replace(span(cfg), max_frames=end), None, cfg.optim.size,
-                           cfg.optim.upscale, reporter.notice, skip=first)
+    frames = chain.decoded(inp, dataclasses.replace(span(cfg), max_frames=end), info, cfg.optim.size,
+                           cfg.optim.upscale, reporter.notice, skip=first, strict=cfg.render.strict)
     chain.run(vs, frames, sink, store=store)
     for h, r, im in settler.finish():  # the segment ended before frame k
         save_frame(store, h.index, im, r.restarted, r.ref_loss)

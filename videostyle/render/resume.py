@@ -17,6 +17,8 @@ from videostyle.config import Config, to_dict
 from videostyle.temporal.keyframes import style_paths
 from videostyle.io.mux import VideoWriter
 from videostyle.render.output import VideoJob, open_writer
+from videostyle.io import sequence
+from videostyle.io.frames_out import SequenceWriter
 from videostyle.io.workdir import WorkDir, file_digest
 
 
@@ -28,7 +30,8 @@ def render_settings(cfg: Config, inp: Path) -> dict[str, Any]:
     # Options that change neither the frames nor their encoding stay out (a resume may change them).
     d["render"] = {k: v for k, v in d["render"].items() if k not in ("preview_every", "stage_threads", "ray_address")}
     d["flow"] = {k: v for k, v in d["flow"].items() if k != "workers"}
-    d["input"] = {"path": str(inp.resolve()), "digest": file_digest(inp, full=False)}
+    d["input"] = {"path": str(inp.resolve()),
+                  "digest": sequence.digest(inp) if sequence.is_sequence(inp) else file_digest(inp, full=False)}
     d["styles"] = [file_digest(p) for p in style_paths(cfg.style.images)]
     weights = cfg.model.weights or os.environ.get("VIDEOSTYLE_WEIGHTS")
     if weights and Path(weights).is_file():
@@ -72,8 +75,8 @@ class Chunks:
         self.work, self.job, self.keep, self.warn = work, job, keep, warn
         self.chunk_frames, self.loop = chunk_frames, loop
         self.before_close = before_close  # waits for the chunk's frames' PNGs (saved on threads)
-        self.suffix = out.suffix
-        self.writer: VideoWriter | None = None
+        self.suffix = ".frames" if job.frames_out is not None else out.suffix
+        self.writer: VideoWriter | SequenceWriter | None = None
         self.start = self.end = 0
         self.pruned = 0  # PNGs below this index are already deleted
         closed = {f for _, _, f in work.closed_chunks()}
@@ -88,7 +91,8 @@ class Chunks:
         if self.writer is None:
             self.start = index
             path = self.work.chunks / f"{index:06d}.open{self.suffix}"
-            self.writer = open_writer(None, path, self.job, self.warn)
+            self.writer = (SequenceWriter(self.job.frames_out, path, index) if self.job.frames_out is not None
+                           else open_writer(None, path, self.job, self.warn))
         self.writer.write(image, pts)
         self.end = index + 1
 

@@ -102,7 +102,8 @@ class _VideoRender:
         """Source frames with their content at the stylized size (none for frames in closed chunks)."""
         c = self.cfg
         return chain.decoded(self.inp, self.job.span, self.job.info, c.optim.size, c.optim.upscale,
-                             self.reporter.notice, content_from=self.resume.skip, times=self.stages)
+                             self.reporter.notice, content_from=self.resume.skip, times=self.stages,
+                             strict=c.render.strict)
 
     def with_flow(self, items: Iterator[SourceFrame]) -> Iterator[SourceFrame]:
         """Each frame with its flow to the earlier frames it needs, computed once and reused for
@@ -264,7 +265,7 @@ class _VideoRender:
         writer = open_writer(None, path, self.job, self.reporter.notice)
         c = self.cfg
         frames = chain.decoded(self.inp, self.job.span, self.job.info, c.optim.size, c.optim.upscale,
-                               self.reporter.notice)
+                               lambda m: None, strict=c.render.strict)  # (the first pass said it all)
         try:
             chain.run(self.vs, itertools.islice(frames, k),
                       lambda step: writer.write(output_frame(step.image, self.job), step.frame.pts))  # type: ignore[arg-type]
@@ -287,6 +288,8 @@ class _VideoRender:
         """The output from the closed chunks' packets, with the source's audio."""
         t0 = time.perf_counter()
         self.chunks.close()
+        if self.job.frames_out is not None:  # the frames are in place: nothing to mux
+            return
         parts = self.chunks.parts()
         self.writer = open_writer(self.inp, self.out, self.job, self.reporter.notice, template=parts[0])
         for part in parts:
