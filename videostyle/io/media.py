@@ -69,6 +69,9 @@ class VideoInfo:
     audio: tuple[StreamInfo, ...] = ()
     subtitles: tuple[StreamInfo, ...] = ()
     sequence: Sequence | None = None  # an image sequence's files (None: a video file)
+    timecode: str | None = None  # SMPTE timecode of the first frame (a MOV/MXF timecode track)
+    reel_name: str | None = None
+    creation_time: str | None = None
 
 
 @dataclass
@@ -127,12 +130,19 @@ def probe(path: str | os.PathLike[str], *, fps: float = 24.0, fill_gaps: str = "
         start = float(v.start_time * tb) if v.start_time is not None else 0.0
         dur = float(v.duration * tb) if v.duration else (c.duration / 1e6 if c.duration else None)
         fps = v.average_rate or v.guessed_rate or Fraction(25)
+        tags = [dict(c.metadata), dict(v.metadata)] + [dict(s.metadata) for s in c.streams if s.type == "data"]
         return VideoInfo(
             path=p, width=w, height=h, rotation=rotation, fps=Fraction(fps), time_base=Fraction(tb),
             frames=int(v.frames) if v.frames else None, duration=dur, start_time=start, video_index=v.index,
             audio=tuple(_stream_info(s) for s in c.streams.audio),
             subtitles=tuple(_stream_info(s) for s in c.streams.subtitles),
+            timecode=_tag(tags, "timecode"), reel_name=_tag(tags, "reel_name"),
+            creation_time=_tag(tags, "creation_time"),
         )
+
+
+def _tag(tags: list[dict[str, str]], key: str) -> str | None:
+    return next((t[key] for t in tags if t.get(key)), None)
 
 
 def _probe_sequence(p: Path, fps: Fraction, fill_gaps: str) -> VideoInfo:

@@ -73,6 +73,17 @@ def _video_options(codec: str, crf: int, preset: str) -> dict[str, str]:
     return {"profile": "3"}  # prores_ks HQ
 
 
+def _container_options(fmt: str, den: int, timecode: bool) -> dict[str, str]:
+    opts: dict[str, str] = {}
+    if fmt in ("mp4", "mov") and den < 2**31:
+        # MP4/MOV keep a non-zero start as an edit list in the movie timescale (1/1000 s by
+        # default): in the source's time base it is exact.
+        opts["movie_timescale"] = str(den)
+    if fmt == "mp4" and timecode:
+        opts["write_tmcd"] = "1"  # (MOV writes its timecode track by itself)
+    return opts
+
+
 def _unreadable_chunk(chunk: str | os.PathLike[str]) -> str:
     return f"the encoded chunk {chunk} is unreadable; rerun with --restart to render again"
 
@@ -203,8 +214,12 @@ class VideoWriter:
         template: str | os.PathLike[str] | None = None,
         stream: BinaryIO | None = None,
         fmt: str | None = None,
+        tags: dict[str, str] | None = None,
     ) -> None:
-        """``stream`` and ``fmt``: write ``fmt`` (one of PIPE_FORMATS) to a pipe instead of a file."""
+        """``stream`` and ``fmt``: write ``fmt`` (one of PIPE_FORMATS) to a pipe instead of a file;
+        ``tags``: the output's ``timecode`` and ``reel_name`` (a timecode track in MOV and MP4) and
+        ``creation_time``."""
+        tags = tags or {}
         self.path = Path(path)
         fmt = fmt if stream is not None and fmt else container_format(self.path)
         check_codec(self.path, codec, fmt)
@@ -217,27 +232,34 @@ class VideoWriter:
         self.remux = template is not None
         self.dts = DtsGuard(Fraction(fps) if fps else None)
         self._last_pts: int | None = None
-        # MP4/MOV keep a non-zero start as an edit list in the movie timescale (1/1000 s by
-        # default): in the source's time base it is exact.
         den = self.time_base.denominator
         self.output: AtomicOutput | StreamOutput = (
             StreamOutput(stream, fmt) if stream is not None else
-            AtomicOutput(self.path, fmt, {"movie_timescale": str(den)} if fmt in ("mp4", "mov") and den < 2**31 else {}))
+            AtomicOutput(self.path, fmt, _container_options(fmt, den, "timecode" in tags)))
         try:
-            self.video = (self._template_stream(Path(template)) if template is not None else
+            self.video = (self._template_stream(Path(template), fps) if template is not None else
                           self._encoder_stream(codec, fps, crf, preset, width, height))
+            for key in ("timecode", "reel_name"):
+                if key in tags:
+                    self.video.metadata[key] = tags[key]
+            if "creation_time" in tags:
+                self.output.container.metadata["creation_time"] = tags["creation_time"]
             if source is not None:
                 self.carrier = AuxCarrier(self.output, Path(source), span, shift, warn)
         except Exception:
             self.abort()
             raise
 
-    def _template_stream(self, template: Path) -> Any:
+    def _template_stream(self, template: Path, fps: Fraction | None) -> Any:
         with _open_chunk(template) as tpl:
             # opaque: reuse the chunk's codec parameters as they are (without it PyAV looks for an
             # encoder named like the chunk's decoder, e.g. libdav1d for AV1).
             stream = self.output.container.add_stream_from_template(tpl.streams.video[0], opaque=True)
             stream.time_base = tpl.streams.video[0].time_base
+            if fps:
+                # The frame rate is not among the copied parameters; a timecode track needs it
+                # (MOV's muxer refuses its trailer without one).
+                stream.codec_context.framerate = Fraction(fps)
         return stream
 
     def _encoder_stream(self, codec: str, fps: Fraction, crf: int, preset: str, width: int, height: int) -> Any:

@@ -14,7 +14,7 @@ import numpy as np
 
 from videostyle.config import Config
 from videostyle.errors import ConfigError, InputError, OutputError
-from videostyle.io import frames_out
+from videostyle.io import frames_out, timecode
 from videostyle.io.images import check_size, fit_size, resize_image
 from videostyle.io.media import Span, VideoInfo, probe
 from videostyle.io.mux import VideoWriter, check_codec, container_format, even_size, make_even
@@ -64,6 +64,7 @@ class VideoJob:
     encode: EncodeSpec = EncodeSpec()
     audio: Path | None = None  # where the output's audio comes from (None: no audio)
     frames_out: frames_out.FramesOut | None = None  # an image-sequence output (None: a video file)
+    tags: tuple[tuple[str, str], ...] = ()  # the output's timecode, reel name and creation time
 
 
 def plan_video(inp: Path, out: Path, cfg: Config, overwrite: bool) -> VideoJob:
@@ -120,7 +121,19 @@ def _job(inp: Path, info: VideoInfo, cfg: Config) -> VideoJob:
     oh, ow = (info.height, info.width) if cfg.encode.output_size == "source" else (sh, sw)
     e = cfg.encode
     return VideoJob(info, sp, (sh, sw), (oh, ow), even_size(oh, ow, e.even), EncodeSpec(e.codec, e.crf, e.preset, e.even),
-                    _audio(inp, info, cfg))
+                    _audio(inp, info, cfg), tags=_tags(info, sp))
+
+
+def _tags(info: VideoInfo, sp: Span) -> tuple[tuple[str, str], ...]:
+    """The source's timecode (moved on to the span's first frame), reel name and creation time."""
+    out = []
+    if info.timecode:
+        try:
+            out.append(("timecode", timecode.shifted(info.timecode, round(sp.start * float(info.fps)), info.fps)))
+        except ValueError:
+            pass  # not an SMPTE timecode: left out rather than carried wrong
+    out += [(k, v) for k, v in (("reel_name", info.reel_name), ("creation_time", info.creation_time)) if v]
+    return tuple(out)
 
 
 def open_writer(inp: Path | None, out: Path, job: VideoJob, warn: Callable[[str], None],
@@ -132,7 +145,7 @@ def open_writer(inp: Path | None, out: Path, job: VideoJob, warn: Callable[[str]
     return VideoWriter(out, width=ew, height=eh, time_base=job.info.time_base, fps=job.info.fps,
                        codec=job.encode.codec, crf=job.encode.crf, preset=job.encode.preset, source=job.audio if inp is not None else None,
                        span=job.span.source_seconds(job.info), shift=job.span.shift(job.info), warn=warn,
-                       template=template, stream=stream, fmt=fmt)
+                       template=template, stream=stream, fmt=fmt, tags=dict(job.tags) if inp is not None else None)
 
 
 def finish_writer(writer: VideoWriter, job: VideoJob, last_time: float | None) -> None:
