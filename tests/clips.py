@@ -26,6 +26,7 @@ def make_clip(
     cut_at: int | None = None,  # frame index of a hard scene cut
     shift_per_frame: int = 2,
     occluder: tuple[int, int] | None = None,  # frames [a, b) in which a static textured box hides the middle
+    keyint: int | None = None,  # frames between keyframes (a phone clip's: about a second)
 ) -> Path:
     w, h = size
     tb = Fraction(1, fps * 100)
@@ -35,7 +36,7 @@ def make_clip(
         v.time_base = tb
         v.codec_context.time_base = tb
         if codec == "libx264":
-            v.options = {"preset": "ultrafast", "crf": "10"}
+            v.options = {"preset": "ultrafast", "crf": "10", **({"g": str(keyint)} if keyint else {})}
         if rotation:
             v.set_display_rotation(rotation)
         astreams = []

@@ -152,3 +152,18 @@ def test_theora_packets_the_decoder_rejects_are_skipped(tmp_path, capsys):
     with av.open(str(out)) as c:
         n = sum(1 for _ in c.decode(video=0))
     assert n == len(list(read_frames(ogv))) and n > 0
+
+
+def test_a_damaged_first_packet_is_dropped_not_a_crash(tmp_path, capsys):
+    """Nothing comes before the first frame to hold in its slot: the probe reads the first frame
+    that decodes, and the render starts at the next keyframe (a second in, as in a phone clip)."""
+    from videostyle.io.media import probe
+
+    src = make_clip(tmp_path / "src.mp4", frames=24, size=(128, 96), keyint=12)
+    bad = _zeroed(src, tmp_path / "bad.mp4", [0])
+    assert len(_decode_errors(bad)) >= 1
+    assert probe(bad).width == 128
+    frames = list(read_frames(bad))
+    assert len(frames) == 12 and frames[0].pts == _video_packets(src)[12][2]
+    write_image(tmp_path / "s.png", stripes(48, 48))
+    assert main(["render", str(bad), "--style", str(tmp_path / "s.png"), "-o", str(tmp_path / "o.mp4"), *TINY]) == 0

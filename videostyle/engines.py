@@ -73,14 +73,14 @@ def engine_type(cfg: Config) -> type:
 
 
 def uses_vgg(cfg: Config) -> bool:
-    """Whether the render optimises on VGG-19 (every engine but the fast one)."""
-    return engine_type(cfg) is not FastEngine
+    """Whether the render optimises on VGG-19 (the engines that optimise: all but the fast one)."""
+    return engine_type(cfg).optimises
 
 
 def runs_ahead(cfg: Config) -> bool:
     """Whether the engine's frames depend on their source alone (the fast engine without
     regions, whose masks may follow each frame's flow), so that they can run ahead."""
-    return engine_type(cfg) is FastEngine and not cfg.style.masks
+    return not engine_type(cfg).optimises and not cfg.style.masks
 
 
 def random_model_notice(cfg: Config, notice: Callable[[str], None]) -> None:
@@ -224,7 +224,7 @@ def render_flow_params(cfg: Config) -> FlowParams:
     """The flow a render computes: the flow section's, except for the fast engine's blend
     (``fast.flow``), which needs less precision than the optimiser's warm start."""
     p = flow_params(cfg)
-    if engine_type(cfg) is not FastEngine or cfg.fast.flow == "flow":
+    if engine_type(cfg).optimises or cfg.fast.flow == "flow":
         return p
     if cfg.fast.flow == "lite":
         # One flow at half size, judged by colour: the blend only needs to know where the warped

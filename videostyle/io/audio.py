@@ -17,7 +17,6 @@ import av
 from videostyle.io.media import Warn, open_input
 
 
-
 class Output(Protocol):
     """The container being written (``mux.AtomicOutput`` or ``mux.StreamOutput``)."""
 
@@ -27,6 +26,8 @@ class Output(Protocol):
 
     def mux(self, packet: Any) -> None: ...
 
+
+# Codecs whose names the muxer accepts but players handle badly: transcode instead of copying.
 AVOID_COPY = {"mp4": ("pcm_", "vorbis"), "mov": ("vorbis",)}
 SUBTITLE_OK = {"mp4": {"mov_text"}, "mov": {"mov_text"}, "webm": {"webvtt"},
                "matroska": {"subrip", "ass", "ssa", "webvtt", "hdmv_pgs_subtitle", "dvd_subtitle", "text"}}

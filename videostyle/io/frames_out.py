@@ -12,7 +12,6 @@ transfer they came in by (IEC 61966-2-1), as 32-bit float.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,21 +21,21 @@ import numpy as np
 
 from videostyle.errors import OutputError
 from videostyle.io import durable
+from videostyle.io.sequence import PRINTF, numbered_files
 
 OUT_EXTS = {".png", ".tif", ".tiff", ".jpg", ".jpeg", ".exr"}
-_PRINTF = re.compile(r"%(0?\d*)d")
 
 
 def is_pattern(path: str | os.PathLike[str]) -> bool:
     """Whether an output names an image sequence (a printf pattern with an image extension)."""
     p = Path(path)
-    return bool(_PRINTF.search(p.name)) and p.suffix.lower() in OUT_EXTS
+    return bool(PRINTF.search(p.name)) and p.suffix.lower() in OUT_EXTS
 
 
 def check_pattern(path: Path) -> None:
     """One printf field in the name and an extension videostyle writes (the folder is checked
     with any output's, ``render.output.check_output``)."""
-    if len(_PRINTF.findall(path.name)) != 1 or "%" in _PRINTF.sub("", path.name):
+    if len(PRINTF.findall(path.name)) != 1 or "%" in PRINTF.sub("", path.name):
         raise OutputError(f"output {path}: use one frame-number field such as %04d in the file name")
     if path.suffix.lower() not in OUT_EXTS:
         raise OutputError(f"output {path}: image sequences are written as .png, .tif, .jpg or .exr")
@@ -47,12 +46,8 @@ def name(pattern: Path, number: int) -> Path:
 
 
 def existing(pattern: Path) -> list[Path]:
-    """Files already matching the pattern (any number)."""
-    m = _PRINTF.search(pattern.name)
-    assert m is not None
-    rx = re.compile(re.escape(pattern.name[:m.start()]) + r"\d+" + re.escape(pattern.name[m.end():]) + "$")
-    folder = pattern.parent if str(pattern.parent) else Path(".")
-    return [folder / e.name for e in os.scandir(folder) if rx.match(e.name)]
+    """Frame files already on disk under the pattern (any number)."""
+    return [f for _, f in numbered_files(pattern)]
 
 
 @dataclass(frozen=True)

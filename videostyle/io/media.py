@@ -121,7 +121,7 @@ def probe(path: str | os.PathLike[str], *, fps: float = 24.0, fill_gaps: str = "
         cc = v.codec_context
         if not cc.width or not cc.height:
             raise InputError(f"input {p}: the video stream has no frame size (corrupt header?)")
-        first = next(iter(_decode(c, v, p, lambda m: None)), None)
+        first = next((f for f in _decode(c, v, p, lambda m: None) if not isinstance(f, Lost)), None)
         rotation = int(first.rotation or 0) if first is not None else 0
         w, h = cc.width, cc.height
         if rotation % 180 != 0:
@@ -201,7 +201,9 @@ def _slots(items: Iterator[Any], step: int) -> Iterator[tuple[int | None, Any]]:
             owed += 1
             continue
         pts = item.pts if item.pts is not None else item.dts
-        if owed and last is not None and pts is not None and pts > last + step:
+        if last is None:
+            owed = 0  # losses before the first frame have no frame to hold: their slots are dropped
+        elif owed and pts is not None and pts > last + step:
             k = min(owed, round((pts - last) / step) - 1)
             for j in range(1, k + 1):
                 yield last + j * step, None

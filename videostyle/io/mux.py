@@ -30,8 +30,6 @@ os.environ.setdefault("SVT_LOG", "1")
 
 CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm"}
 VIDEO_ENCODERS = {"h264": "libx264", "hevc": "libx265", "vp9": "libvpx-vp9", "av1": "libsvtav1", "prores": "prores_ks"}
-# Codecs whose names the muxer accepts but players handle badly: transcode instead of copying.
-
 
 PIPE_CLOSED = "the output pipe was closed by its reader; the render stopped"
 # Containers a pipe can carry (no seeking back to finish a header: MP4 and MOV need that).

@@ -25,7 +25,7 @@ import numpy as np
 from videostyle.errors import InputError
 
 SEQUENCE_EXTS = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".exr", ".dpx"}
-_PRINTF = re.compile(r"%(0?)(\d*)d")
+PRINTF = re.compile(r"%(0?)(\d*)d")  # a frame-number field: %d, %04d
 _NUMBER = re.compile(r"(\d+)(?=\D*$)")  # the last run of digits in a name
 
 
@@ -34,7 +34,7 @@ def is_sequence(spec: str | os.PathLike[str]) -> bool:
     p = Path(spec)
     if p.is_file():  # a file named "clip [final].mp4" is that file
         return False
-    return bool(_PRINTF.search(p.name)) or any(c in p.name for c in "*?[") or p.is_dir()
+    return bool(PRINTF.search(p.name)) or any(c in p.name for c in "*?[") or p.is_dir()
 
 
 def _natural(name: str) -> list[object]:
@@ -55,9 +55,11 @@ class Sequence:
         return [f for f in self.files if f is not None]
 
 
-def _printf_files(spec: str) -> list[tuple[int, Path]]:
+def numbered_files(spec: str | os.PathLike[str]) -> list[tuple[int, Path]]:
+    """(number, path) of the files a printf pattern names, in no order (the field's width is a
+    minimum: ``%04d`` takes 0012 and 12345, not 12)."""
     p = Path(spec)
-    m = _PRINTF.search(p.name)
+    m = PRINTF.search(p.name)
     assert m is not None
     pad = int(m.group(2) or 0) if m.group(1) or m.group(2) else 0
     prefix, suffix = p.name[:m.start()], p.name[m.end():]
@@ -87,8 +89,8 @@ def resolve(spec: str | os.PathLike[str], fill_gaps: str = "refuse") -> Sequence
     with the first missing file's name, or held (``"hold"``)."""
     s = str(spec)
     p = Path(s)
-    if _PRINTF.search(p.name):
-        found = _printf_files(s)
+    if PRINTF.search(p.name):
+        found = numbered_files(s)
     elif p.is_dir():
         images = [q for q in p.iterdir() if q.is_file() and q.suffix.lower() in SEQUENCE_EXTS]
         exts = {q.suffix.lower() for q in images}
@@ -194,13 +196,13 @@ def size_of(seq: Sequence) -> tuple[int, int]:
     return frame.width, frame.height
 
 
-def digest(spec: str | os.PathLike[str]) -> str:
+def digest(seq: Sequence) -> str:
     """sha256 of the sequence's file names, sizes and modification times (a resume's check that
     the frames on disk are those the work folder was made from)."""
     import hashlib
 
     h = hashlib.sha256()
-    for f in resolve(spec, "hold").existing:
+    for f in seq.existing:
         st = f.stat()
         h.update(f"{f.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return h.hexdigest()

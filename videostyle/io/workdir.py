@@ -62,10 +62,15 @@ def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def work_path(output: Path) -> Path:
+    """The work folder of a render into ``output``: beside it, hidden."""
+    return output.with_name(f".{output.name}.videostyle-work")
+
+
 class WorkDir:
     def __init__(self, output: Path, settings: dict[str, Any]) -> None:
         self.output = output
-        self.path = output.with_name(f".{output.name}.videostyle-work")
+        self.path = work_path(output)
         self.frames = self.path / "frames"
         self.settings = settings
         self.hash = digest(settings)

@@ -77,8 +77,7 @@ def run(vs: VideoStylizer, source: Iterable[SourceFrame], sink: Sink, store: Wor
             sink(Step(sf.frame, None, None, None))
             continue
         if store is not None:
-            img, res = stylize_or_restore(vs, store, sf.frame.index, sf.content, sf.pairs, times, save=False,
-                                          when=sf.frame.time)
+            img, res = stylize_or_restore(vs, store, sf.frame.index, sf.content, sf.pairs, times, sf.frame.time)
         else:
             res = vs.frame(sf.frame.index, sf.content, sf.pairs, sf.frame.time)
             vs.push(sf.content, res.image)

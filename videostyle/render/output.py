@@ -17,6 +17,7 @@ from videostyle.errors import ConfigError, InputError, OutputError
 from videostyle.io import frames_out, timecode
 from videostyle.io.images import check_size, fit_size, resize_image
 from videostyle.io.media import Span, VideoInfo, probe
+from videostyle.io.workdir import work_path
 from videostyle.io.mux import VideoWriter, check_codec, container_format, even_size, make_even
 
 
@@ -69,12 +70,12 @@ class VideoJob:
 
 def plan_video(inp: Path, out: Path, cfg: Config, overwrite: bool) -> VideoJob:
     """Every check that can fail before any work starts: paths, codec, span, sizes."""
-    if frames_out.is_pattern(out):
+    pattern = frames_out.is_pattern(out)
+    if pattern:
         frames_out.check_pattern(out)
         check_output(inp, out, overwrite)  # (the folder, before its frames are looked for)
-        work = out.with_name(f".{out.name}.videostyle-work")  # (WorkDir's: a resume rewrites its own frames)
         found = frames_out.existing(out)
-        if found and not overwrite and not work.exists():
+        if found and not overwrite and not work_path(out).exists():  # (a resume rewrites its own frames)
             raise OutputError(f"output {out}: {len(found)} frame file(s) exist ({sorted(found)[0]} ...); pass "
                               "--overwrite (or -y) to replace them, or choose another -o")
         if cfg.temporal.loop:
@@ -83,9 +84,10 @@ def plan_video(inp: Path, out: Path, cfg: Config, overwrite: bool) -> VideoJob:
         container_format(out)
         check_codec(out, cfg.encode.codec)
     info = probe_input(inp, cfg)
-    check_output(inp, out, overwrite)
+    if not pattern:
+        check_output(inp, out, overwrite)
     job = _job(inp, info, cfg)
-    if frames_out.is_pattern(out):
+    if pattern:
         first = (info.sequence.first_number + round(job.span.start * float(info.fps)) if info.sequence is not None
                  else cfg.encode.start_number)
         job = dataclasses.replace(job, encoded=job.output, frames_out=frames_out.FramesOut(out, first))

@@ -31,6 +31,7 @@ from videostyle.temporal.flow import pair as flow_pair
 from videostyle.temporal.flow import shrink
 from videostyle.engines import load_styles, prepare_content, random_model_notice, render_flow_params
 from videostyle.errors import RenderInterrupted
+from videostyle.io.media import VideoInfo
 from videostyle.render.output import finish_writer, open_writer, output_frame, plan_video, probe_input, span
 from videostyle.render.pipeline import stylize_segment
 from videostyle.report import FrameDone, RenderResult, Reporter, StageTimes
@@ -103,15 +104,16 @@ def plan_segments(n: int, cuts: list[int], workers: int, overlap: int) -> list[S
 SCAN_SIDE = 160
 
 
-def scan(inp: Path, cfg: C.Config, side: int | None = None) -> tuple[int, list[int]]:
+def scan(inp: Path, cfg: C.Config, side: int | None = None, info: VideoInfo | None = None) -> tuple[int, list[int]]:
     """Count the span's frames and find scene cuts (flow reliability at ``side`` pixels, by
-    default SCAN_SIDE; 0 = at the stylized size, as the segments' own detection)."""
+    default SCAN_SIDE; 0 = at the stylized size, as the segments' own detection); ``info``: the
+    input's probe, when the caller has it."""
     side = SCAN_SIDE if side is None else side
     params = render_flow_params(cfg)
     prev = None
     n = 0
     cuts: list[int] = []
-    for fr in span(cfg).frames(inp, info=probe_input(inp, cfg), strict=cfg.render.strict):
+    for fr in span(cfg).frames(inp, info=info or probe_input(inp, cfg), strict=cfg.render.strict):
         src = shrink(fr.image, side) if side else prepare_content(fr.image, cfg.optim.size, f"video {inp}", cfg.optim.upscale)
         if prev is not None and flow_pair(src, prev, params).reliable < cfg.temporal.scene_cut:
             cuts.append(fr.index)
@@ -185,12 +187,12 @@ class ParallelRender:
         if self.job.frames_out is not None:
             raise ConfigError("--workers renders into a video file; render an image sequence without --workers")
         load_styles(cfg)  # fail fast on bad style paths
-        n, cuts = scan(self.inp, cfg)
+        n, cuts = scan(self.inp, cfg, info=self.job.info)
         if n == 0:
             raise InputError(f"input {self.inp} has no video frames in the requested span")
         self.segs = plan_segments(n, cuts, cfg.render.workers, cfg.render.overlap)
         self.span_frames = n
-        settings = render_settings(cfg, self.inp)
+        settings = render_settings(cfg, self.inp, self.job.info)
         settings["segments"] = [(s.start, s.end, s.warmup) for s in self.segs]
         self.work = WorkDir(self.out, settings)
         self.work.open(restart)

@@ -19,19 +19,20 @@ from videostyle.io.mux import VideoWriter
 from videostyle.render.output import VideoJob, open_writer
 from videostyle.io import sequence
 from videostyle.io.frames_out import SequenceWriter
+from videostyle.io.media import VideoInfo
 from videostyle.io.workdir import WorkDir, file_digest
 
 
-def render_settings(cfg: Config, inp: Path) -> dict[str, Any]:
+def render_settings(cfg: Config, inp: Path, info: VideoInfo) -> dict[str, Any]:
     """Everything that determines the stylized frames and their encoding (for resume); not
-    progress or scheduling options."""
+    progress or scheduling options. ``info``: the input's probe (an image sequence's files)."""
     d = to_dict(cfg)
     # Encode settings stay in: the work folder holds frames encoded with them.
     # Options that change neither the frames nor their encoding stay out (a resume may change them).
     d["render"] = {k: v for k, v in d["render"].items() if k not in ("preview_every", "stage_threads", "ray_address")}
     d["flow"] = {k: v for k, v in d["flow"].items() if k != "workers"}
     d["input"] = {"path": str(inp.resolve()),
-                  "digest": sequence.digest(inp) if sequence.is_sequence(inp) else file_digest(inp, full=False)}
+                  "digest": sequence.digest(info.sequence) if info.sequence else file_digest(inp, full=False)}
     d["styles"] = [file_digest(p) for p in style_paths(cfg.style.images)]
     weights = cfg.model.weights or os.environ.get("VIDEOSTYLE_WEIGHTS")
     if weights and Path(weights).is_file():

@@ -67,7 +67,7 @@ class _VideoRender:
         self.job: VideoJob = plan_video(inp, out, cfg, overwrite)
         self.total = self.job.span.count(inp, self.job.info)
         self.vs = build_video_stylizer(cfg, load_styles(cfg), reporter, stylizer, self.job.info, ahead=True)
-        self.work = WorkDir(out, render_settings(cfg, inp))
+        self.work = WorkDir(out, render_settings(cfg, inp, self.job.info))
         self.work.open(restart)
         self.gaps = self.vs.gaps()
         keep = max(self.gaps)  # finished frames a resume needs before its first new frame (warm start)

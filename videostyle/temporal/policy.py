@@ -81,7 +81,6 @@ class VideoStylizer:
         self.ref_loss: float | None = None  # final loss of the last full-iteration frame
         self.schedule: Schedule | None = None  # style keyframes (None: one style blend throughout)
         self.start_time = 0.0  # the source's first timestamp: keyframe times count from it
-        self.strength = 1.0  # the current frame's style strength (keyframes)
         self.warm, self.temporal_weight, self.fast_blend = dial(cfg)
         self.regions: Regions | None = None  # --mask
         self.frame_regions: FrameRegions | None = None  # this frame's
@@ -139,8 +138,7 @@ class VideoStylizer:
         keys = self._keys_at(when)
         if keys is None:
             return
-        weights, self.strength = keys
-        self.engine.set_keys(weights, self.strength)
+        self.engine.set_keys(*keys)
 
     def _keys_at(self, when: float) -> tuple[np.ndarray, float] | None:
         """The style keyframes' weights and strength at ``when`` (None without keyframes)."""
@@ -280,11 +278,11 @@ def save_frame(store: WorkDir, index: int, img: np.ndarray, cut: bool, ref: floa
 def stylize_or_restore(vs: VideoStylizer, store: WorkDir, index: int, src: np.ndarray,
                        pairs: dict[int, FramePair] | None = None,
                        stages: StageTimes | None = None,
-                       save: bool = True, when: float | None = None) -> tuple[np.ndarray, FrameResult | None]:
+                       when: float | None = None) -> tuple[np.ndarray, FrameResult | None]:
     """Frame ``index`` from ``store`` when an earlier run finished it, restoring the warm-start
-    state that run left (scene-cut reset, reference loss); else stylized now and, with ``save``,
-    saved with its markers (else the caller saves it). Either way it joins the warm-start
-    history. The result is None for restored frames."""
+    state that run left (scene-cut reset, reference loss); else stylized now (the caller saves
+    it, with ``save_frame``). Either way it joins the warm-start history. The result is None
+    for restored frames."""
     stages = stages or StageTimes()
     t0 = time.perf_counter()
     res: FrameResult | None = None
@@ -298,9 +296,7 @@ def stylize_or_restore(vs: VideoStylizer, store: WorkDir, index: int, src: np.nd
     else:
         res = vs.frame(index, src, pairs, when)
         img = res.image
-        t0 = time.perf_counter()
-        if save:
-            save_frame(store, index, img, res.restarted, res.ref_loss)
+        t0 = time.perf_counter()  # (the io stage: restoring; a new frame is saved by the caller)
     stages.io += time.perf_counter() - t0
     vs.push(src, img)
     return img, res
@@ -310,9 +306,9 @@ def ahead_workers(cfg: Config, on_gpu: bool = False) -> int:
     """Frames whose fast-engine output is computed at once, ahead of the frame order, on the
     flow stage's threads (0: none, the network runs in order on the main thread: other engines,
     regions, --no-stage-threads). ``flow.workers``, or for 0 up to 4, one per core; each call
-    gets an equal share of the cores. On 2 cores, two single-threaded calls at once gave 9.8
-    frames/s of the network alone at 640x360, one call on both cores 8.2. With the network on a
-    GPU (``on_gpu``: its calls take turns there) the flow is the work: up to 8, half the cores."""
+    gets an equal share of the cores (single-threaded calls at once beat one call on every core:
+    docs/benchmarks.md, the fast engine). With the network on a GPU (``on_gpu``: its calls take
+    turns there) the flow is the work: up to 8, half the cores."""
     if not runs_ahead(cfg) or not cfg.render.stage_threads:
         return 0
     cores = os.cpu_count() or 1
