@@ -91,3 +91,23 @@ def test_a_source_without_timecode_writes_none(tmp_path):
     assert "timecode" not in _tags(out)
     with av.open(str(out)) as c:
         assert not any(s.type == "data" for s in c.streams) and np.all([s.type != "data" for s in c.streams])
+
+
+def test_an_mxf_timecode_reaches_a_mov_output(tmp_path):
+    """MXF, as broadcast cameras and editors write it (MPEG-2 video, the timecode in the
+    material package), rendered into a MOV: the timecode track carries it, moved on by --start."""
+    src = tmp_path / "cam.mxf"
+    with av.open(str(src), "w", format="mxf") as o:
+        o.metadata["timecode"] = "10:00:00:00"
+        v = o.add_stream("mpeg2video", rate=25)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        for i in range(25):
+            for p in v.encode(av.VideoFrame.from_ndarray(pattern(48, 64, shift=i), format="rgb24")):
+                o.mux(p)
+        for p in v.encode(None):
+            o.mux(p)
+    write_image(tmp_path / "s.png", stripes(48, 48))
+    out = tmp_path / "out.mov"
+    assert main(["render", str(src), "--style", str(tmp_path / "s.png"), "-o", str(out), "--start", "0.4",
+                 *TINY]) == 0
+    assert _tags(out)["timecode"] == "10:00:00:10"

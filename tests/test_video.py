@@ -270,7 +270,7 @@ def test_encoder_thread_error_reaches_caller(tmp_path, style, monkeypatch):
 
     src = make_clip(tmp_path / "in.mp4", frames=6)
 
-    def broken(self, image, pts):
+    def broken(self, image, pts, alpha=None):
         raise OutputError("disk full (simulated)")
 
     monkeypatch.setattr(mux.VideoWriter, "write", broken)

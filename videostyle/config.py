@@ -130,7 +130,8 @@ class FlowConfig:
 
 @dataclass(frozen=True)
 class EncodeConfig:
-    codec: str = opt("h264", "output video codec", choices=("h264", "hevc", "vp9", "av1", "prores"))
+    codec: str = opt("auto", "output video codec (auto: one that keeps the source's alpha and depth in the "
+                     "container, else h264; vp9 for .webm)", choices=("auto", "h264", "hevc", "vp9", "av1", "prores"))
     crf: int = opt(18, "constant rate factor", lo=0, hi=63)
     preset: str = opt("medium", "encoder preset")
     output_size: str = opt("stylized", "output resolution", choices=("stylized", "source"))
@@ -167,6 +168,8 @@ class RenderConfig:
     max_frames: int = opt(0, "video: at most this many frames (0 = all)", lo=0)
     strict: bool = opt(False, "refuse a video with packets that do not decode (default: skip them and hold "
                        "the frame before, as ffmpeg does)")
+    hdr: str = opt("convert", "HDR (PQ, HLG) input: convert to SDR for the network and back, or refuse",
+                   choices=("convert", "refuse"))
     fps: float = opt(24.0, "image-sequence input: frames per second", lo=0.001)
     fill_gaps: str = opt("refuse", "image-sequence input: a missing frame number is refused, or its slot holds "
                          "the frame before", choices=("refuse", "hold"))

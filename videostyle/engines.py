@@ -14,6 +14,7 @@ import numpy as np
 from videostyle.config import Config
 from videostyle.engine import Callback, Engine, Painted, WarmStart
 from videostyle.errors import ConfigError
+from videostyle.estimate import RenderPlan
 from videostyle.fast.engine import FastEngine
 from videostyle.gatys.engine import GatysEngine
 from videostyle.io.images import check_size, fit_size, read_image, resize_image, to_uint8
@@ -241,3 +242,12 @@ def prepare_content(image: np.ndarray, size: int, what: str, upscale: bool = Fal
     th, tw = fit_size(h, w, size, upscale)
     check_size(th, tw, what)
     return resize_image(image, (th, tw))
+
+
+def render_plan(cfg: Config, engine: Engine, frames: int | None, size: tuple[int, int], settle: int = 0,
+                resumed: int = 0) -> RenderPlan:
+    """What a render with ``engine`` is about to do, for its estimate."""
+    first = engine.refine if isinstance(engine, HybridEngine) else getattr(engine, "iterations", 0)
+    return RenderPlan(frames=frames, first_iterations=int(first) if engine.optimises else 0,
+                      later_iterations=cfg.optim.iterations_later + cfg.optim.coarse_later if engine.optimises else 0,
+                      size=size, settle_frames=settle, resumed=resumed, device="GPU" if engine.on_gpu else "CPU")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -41,8 +42,17 @@ class Reporter:
     def begin(self, total: int | None, what: str) -> None:
         """A render of ``total`` frames (None when unknown) starts."""
 
+    def plan(self, plan: Any) -> None:
+        """What the render is about to do (``estimate.RenderPlan``), after ``begin``."""
+
     def iterate(self, it: STIterate) -> None:
         """One optimiser iteration finished."""
+
+    def estimate(self, estimate: Any) -> None:
+        """The render's estimate (``estimate.Estimate``), once, before frame 0 ends."""
+
+    def progress(self, progress: Any) -> None:
+        """Where the render is (``estimate.Progress``), after each iteration and frame."""
 
     def frame(self, done: FrameDone) -> None:
         """One frame finished."""

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+import typing
 from collections.abc import Sequence
 
 from videostyle import __version__
-from videostyle.cli.commands import cmd_batch, cmd_config_show, cmd_eval, cmd_render
+from videostyle.cli.commands import cmd_batch, cmd_config_show, cmd_eval, cmd_preview, cmd_render
 from videostyle.cli.flags import FLAG_GROUPS, METAVARS, _Parser, add_config_flags, resolve_config
 from videostyle.errors import VideostyleError
 
@@ -34,8 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-y", "--overwrite", action="store_true", help="replace the output if it exists (default: refuse)")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     r.add_argument("-v", "--verbose", action="store_true", help="show iterations within each frame")
+    _progress_flags(r)
     add_config_flags(r)
     r.set_defaults(func=cmd_render)
+
+    _preview_parser(sub)
 
     e = sub.add_parser("eval", help="measure flicker (temporal error) of a stylized video",
                        usage="videostyle eval STYLIZED --source SOURCE [--gaps GAPS] [--json] [options]",
@@ -62,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--report", metavar="PATH", help="write a JSON report of the outcomes here")
     b.add_argument("--restart", action="store_true", help="discard interrupted renders' progress")
     b.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    _progress_flags(b)
     b.add_argument("-v", "--verbose", action="store_true", help="show iterations within each frame")
     add_config_flags(b)
     b.set_defaults(func=cmd_batch)
@@ -98,3 +103,33 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":  # pragma: no cover
     raise SystemExit(main())
+
+
+def _progress_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--progress", choices=("bar", "json"), default="bar",
+                   help="progress as bars, or as one JSON object per event on standard error (for other front ends)")
+    p.add_argument("--progress-file", metavar="PATH",
+                   help="also append the JSON progress events to PATH (the bars stay on the terminal)")
+
+
+def _preview_parser(sub: typing.Any) -> None:
+    pv = sub.add_parser("preview", help="a contact sheet of one frame (or a strip) under each combination of settings",
+                        usage="videostyle preview INPUT --style IMAGE [--at TIME] [--vary SETTING=V1,V2 ...] "
+                              "[--frames N] [-o SHEET.png] [options]",
+                        description="Render one frame of INPUT (or --frames N from there) under every combination "
+                                    "of the --vary values and lay them out as a labelled PNG contact sheet. Runs at "
+                                    "--size 256 and --iterations 100 unless told; the fast engine is instant.")
+    pv.add_argument("input", metavar="INPUT", help="video, image sequence or image")
+    pv.add_argument("--at", metavar="TIME", default="0", help="seconds (3.5) or a frame (f:84) (default: 0)")
+    pv.add_argument("--vary", metavar="SETTING=V1,V2", action="append",
+                    help="a setting by its flag name and the values to try; repeat for combinations")
+    pv.add_argument("--frames", metavar="N", type=int, default=1,
+                    help="render N frames from --at (a strip: temporal settings and flicker show)")
+    pv.add_argument("-o", "--output", metavar="SHEET.png", help="default: INPUT_preview.png beside the input")
+    pv.add_argument("--config", metavar="PATH", help="YAML config file (flags win over it)")
+    pv.add_argument("-y", "--overwrite", action="store_true", help="replace the sheet if it exists")
+    pv.add_argument("-q", "--quiet", action="store_true", help="no progress")
+    pv.add_argument("-v", "--verbose", action="store_true", help="show iterations")
+    _progress_flags(pv)
+    add_config_flags(pv)
+    pv.set_defaults(func=cmd_preview)

@@ -9,12 +9,12 @@ from pathlib import Path
 
 from videostyle.io.sequence import is_sequence
 from videostyle import config as C
-from videostyle.errors import ConfigError, VideostyleError
+from videostyle.errors import ConfigError, InputError, OutputError, VideostyleError
 from videostyle.temporal.keyframes import split
 
 
 from videostyle.cli.flags import overrides_from_args, resolve_config
-from videostyle.cli.progress import TqdmReporter
+from videostyle.cli.progress import make_reporter
 
 
 def default_output(inp: Path, cfg: C.Config, image: bool) -> Path:
@@ -59,6 +59,10 @@ def _spool_stdin(folder: Path) -> Path:
     return path
 
 
+def _reporter(ns: argparse.Namespace) -> typing.Any:
+    return make_reporter(ns.quiet, ns.verbose, getattr(ns, "progress", "bar"), getattr(ns, "progress_file", None))
+
+
 def cmd_render(ns: argparse.Namespace) -> int:
     from videostyle.io.images import is_image_path
     from videostyle.render.pipeline import render_image
@@ -71,7 +75,7 @@ def cmd_render(ns: argparse.Namespace) -> int:
     inp = Path(ns.input)
     image = is_image_path(inp) and not is_sequence(inp)
     out = Path(ns.output) if ns.output else default_output(inp, cfg, image)
-    reporter = TqdmReporter(ns.quiet, ns.verbose)
+    reporter = _reporter(ns)
     if image:
         res = render_image(inp, out, cfg, typing.cast(Reporter, reporter), overwrite=ns.overwrite)
     elif cfg.render.workers > 1:
@@ -98,7 +102,7 @@ def _render_pipe(ns: argparse.Namespace, cfg: C.Config, fmt: str | None) -> int:
     from videostyle.render.pipeline import render_pipe
     from videostyle.report import Reporter
 
-    reporter = TqdmReporter(ns.quiet, ns.verbose)
+    reporter = _reporter(ns)
     if ns.output is None and ns.input == "-":
         raise ConfigError("input -: give the output with -o FILE, or -o - -f matroska for standard output")
     reporter.notice("note: a pipe has no work folder: an interrupted render starts over (no resume)")
@@ -180,7 +184,6 @@ def cmd_batch(ns: argparse.Namespace) -> int:
     from videostyle.render import batch
     from videostyle.io.images import is_image_path
     from videostyle.render.pipeline import render_image, render_video
-    from videostyle.report import Reporter
 
     overrides = overrides_from_args(ns)
     plan = batch.plan(ns.jobs, overrides)
@@ -192,7 +195,7 @@ def cmd_batch(ns: argparse.Namespace) -> int:
         return 0
 
     def render_one(r: batch.Render) -> tuple[int, float]:
-        reporter = typing.cast(Reporter, TqdmReporter(ns.quiet, ns.verbose))
+        reporter = _reporter(ns)
         r.output.parent.mkdir(parents=True, exist_ok=True)
         if is_image_path(r.input):
             res = render_image(r.input, r.output, r.cfg, reporter)
@@ -210,7 +213,7 @@ def cmd_batch(ns: argparse.Namespace) -> int:
         address = next((r.cfg.render.ray_address for r in plan.renders if r.cfg.render.ray_address), None)
         outcomes = run_batch(plan.renders, render_one, overwrite=ns.overwrite, fail_fast=ns.fail_fast,
                              restart=ns.restart, address=address,
-                             make_reporter=lambda: typing.cast(Reporter, TqdmReporter(ns.quiet, ns.verbose)),
+                             make_reporter=lambda: _reporter(ns),
                              on_outcome=on_outcome)
     else:
         outcomes = batch.run(plan, render_one, overwrite=ns.overwrite, fail_fast=ns.fail_fast,
@@ -239,4 +242,34 @@ def cmd_batch(ns: argparse.Namespace) -> int:
 def cmd_config_show(ns: argparse.Namespace) -> int:
     cfg = resolve_config(ns)
     sys.stdout.write(C.dump_yaml(cfg))
+    return 0
+
+
+# Previews run small unless told otherwise: a setting is judged by eye, in seconds to a minute.
+PREVIEW_DEFAULTS = {"optim.size": 256, "optim.iterations": 100, "temporal.settle": 0.0}
+
+
+def cmd_preview(ns: argparse.Namespace) -> int:
+    from videostyle.io.images import is_image_path
+    from videostyle.render import preview as P
+
+    base = C.apply(C.Config(), PREVIEW_DEFAULTS, "preview defaults")
+    if ns.config:
+        base = C.load(ns.config, base)
+    cfg = C.apply(base, overrides_from_args(ns), "command line")
+    inp = Path(ns.input)
+    if not inp.exists() and not is_sequence(inp):
+        raise InputError(f"input {inp} does not exist")
+    combos = P.variations(cfg, P.parse_vary(ns.vary or []))
+    image = is_image_path(inp) and not is_sequence(inp)
+    at = 0.0 if image else P.at_seconds(inp, ns.at)
+    out = Path(ns.output) if ns.output else inp.with_name(f"{inp.stem.replace('%', '')}_preview.png")
+    if out.suffix.lower() != ".png":
+        raise ConfigError(f"output {out}: the contact sheet is a .png")
+    if out.exists() and not ns.overwrite:
+        raise OutputError(f"output {out} exists; pass --overwrite (or -y) to replace it")
+    P.preview(inp, out, cfg, combos, at=at, frames=ns.frames, reporter=_reporter(ns))
+    if not ns.quiet:
+        print(f"wrote {out} ({len(combos)} combination{'s' if len(combos) != 1 else ''}"
+              f"{f', {ns.frames} frames each' if ns.frames > 1 else ''})")
     return 0

@@ -1,27 +1,149 @@
-"""Progress bars: frames (s/frame, ETA) and, at -v, iterations within a frame."""
+"""The render's progress stream, as the terminal shows it (bars: frames with the estimated time
+left, and at -v the iterations within a frame) and as ``--progress json`` writes it (one JSON
+object per event, for other front ends). Both hear the same events, through one
+``estimate.Estimating``."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import sys
+import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from videostyle.report import STIterate
+from videostyle.estimate import Estimating, duration
+from videostyle.report import Reporter, STIterate
+
+
+def make_reporter(quiet: bool = False, verbose: bool = False, progress: str = "bar",
+                  progress_file: str | None = None) -> Reporter:
+    """The CLI's reporter behind one estimator: the bar (unless ``quiet``, or JSON goes to standard
+    error), and with ``progress`` json or a ``progress_file`` the JSON events."""
+    to_stderr = progress == "json" and not progress_file
+    bar = TqdmReporter(quiet or to_stderr, verbose)
+    bar.quiet_notices = to_stderr  # (the JSON carries them)
+    if progress != "json" and not progress_file:
+        return Estimating(bar)  # type: ignore[arg-type]
+    stream = open(progress_file, "a", encoding="utf-8") if progress_file else sys.stderr
+    return Estimating(Tee([bar, JsonReporter(stream, close=progress_file is not None)]))
+
+
+class Tee(Reporter):
+    """Every event to each of ``sinks``, in order."""
+
+    def __init__(self, sinks: list[Any]) -> None:
+        self.sinks = sinks
+
+    def notice(self, message: str) -> None:
+        for s in self.sinks:
+            s.notice(message)
+
+    def begin(self, total: int | None, what: str) -> None:
+        for s in self.sinks:
+            s.begin(total, what)
+
+    def plan(self, plan: Any) -> None:
+        for s in self.sinks:
+            s.plan(plan)
+
+    def iterate(self, it: STIterate) -> None:
+        for s in self.sinks:
+            s.iterate(it)
+
+    def estimate(self, estimate: Any) -> None:
+        for s in self.sinks:
+            s.estimate(estimate)
+
+    def progress(self, progress: Any) -> None:
+        for s in self.sinks:
+            s.progress(progress)
+
+    def frame(self, done: Any) -> None:
+        for s in self.sinks:
+            s.frame(done)
+
+    def end(self) -> None:
+        for s in self.sinks:
+            s.end()
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {k: _plain(v) for k, v in dataclasses.asdict(value).items()}
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+class JsonReporter(Reporter):
+    """``--progress json``: one JSON object per line per event, with its ``event`` name and the
+    seconds since the render began (``t``)."""
+
+    def __init__(self, stream: IO[str], close: bool = False) -> None:
+        self.stream, self.close_at_end = stream, close
+        self.t0 = time.perf_counter()
+
+    def _emit(self, event: str, **fields: Any) -> None:
+        rec = {"event": event, "t": round(time.perf_counter() - self.t0, 3), **_plain(fields)}
+        self.stream.write(json.dumps(rec, allow_nan=False) + "\n")
+        self.stream.flush()
+
+    def notice(self, message: str) -> None:
+        self._emit("notice", message=message)
+
+    def begin(self, total: int | None, what: str) -> None:
+        self.t0 = time.perf_counter()
+        self._emit("begin", total=total, input=what)
+
+    def plan(self, plan: Any) -> None:
+        self._emit("plan", **_plain(plan))
+
+    def iterate(self, it: STIterate) -> None:
+        self._emit("iterate", **_plain(it))
+
+    def estimate(self, estimate: Any) -> None:
+        self._emit("estimate", total_seconds=estimate.total_seconds, iteration_seconds=estimate.iteration_seconds,
+                   first_frame_seconds=estimate.first_frame_seconds, later_frame_seconds=estimate.later_frame_seconds,
+                   alternatives=list(estimate.alternatives), line=estimate.line())
+
+    def progress(self, progress: Any) -> None:
+        self._emit("progress", **_plain(progress))
+
+    def frame(self, done: Any) -> None:
+        self._emit("frame", **_plain(done))
+
+    def end(self) -> None:
+        self._emit("end")
+        if self.close_at_end:
+            self.stream.close()
 
 
 class TqdmReporter:
-    """Progress bars: frames (s/frame, ETA) and, at -v, iterations within a frame."""
+    """Progress bars: frames (moving within frame 0 as its iterations run; the time left from
+    the estimate) and, at -v, iterations within a frame."""
+
+    BAR = "{desc}: {percentage:3.0f}%|{bar}| [{elapsed}{postfix}]"
 
     def __init__(self, quiet: bool = False, verbose: bool = False) -> None:
         self.quiet, self.verbose = quiet, verbose
+        self.quiet_notices = False
         self.frames_bar: Any = None
         self.iter_bar: Any = None
         self.level = -1
+        self.left = ""
+        self.done = 0
+        self.post: dict[str, str] = {}
 
     def notice(self, message: str) -> None:
         from tqdm import tqdm
 
-        tqdm.write(f"videostyle: {message}", file=sys.stderr)
+        if not self.quiet_notices:
+            tqdm.write(f"videostyle: {message}", file=sys.stderr)
 
     def begin(self, total: int | None, what: str) -> None:
         from tqdm import tqdm
@@ -29,7 +151,33 @@ class TqdmReporter:
         if self.quiet:
             return
         self.frames_bar = tqdm(total=total, desc=Path(what).name[:30], unit="frame", file=sys.stderr,
-                               dynamic_ncols=True, leave=True)
+                               dynamic_ncols=True, leave=True, bar_format=self.BAR if total else None)
+
+    def plan(self, plan: Any) -> None:
+        pass
+
+    def estimate(self, estimate: Any) -> None:
+        if not self.quiet:
+            self.notice(estimate.line())
+
+    def progress(self, progress: Any) -> None:
+        bar = self.frames_bar
+        if bar is None:
+            return
+        if progress.seconds_left is not None:
+            self.left = f"{duration(progress.seconds_left)} left"
+        self.done = int(progress.done)
+        step = progress.done - bar.n
+        if step > 0:
+            bar.update(step)
+        self._postfix()
+
+    def _postfix(self) -> None:
+        bar = self.frames_bar
+        parts = [f"frame {self.done}/{bar.total}"] if bar.total else []
+        parts += [self.left] if self.left else []
+        parts += [f"{k}={v}" for k, v in self.post.items()]
+        self.frames_bar.set_postfix_str(", ".join(parts), refresh=False)
 
     def iterate(self, it: STIterate) -> None:
         from tqdm import tqdm
@@ -53,13 +201,12 @@ class TqdmReporter:
             return
         if done.restarted:
             self.notice(f"frame {done.index}: scene cut, restarted from the content with full iterations")
-        self.frames_bar.update(1)
         if done.resumed or done.loss != done.loss:  # resumed / parallel / fast frames: no optimiser stats
             return
-        post = {"it": done.iterations, "loss": f"{done.loss:.4g}"}
+        self.post = {"it": str(done.iterations), "loss": f"{done.loss:.4g}"}
         if done.seconds:
-            post["s/frame"] = f"{done.seconds:.2f}"
-        self.frames_bar.set_postfix(post, refresh=True)
+            self.post["s/frame"] = f"{done.seconds:.2f}"
+        self._postfix()
 
     def end(self) -> None:
         if self.iter_bar is not None:

@@ -18,7 +18,8 @@ import av
 import numpy as np
 
 from videostyle.errors import ConfigError, InputError
-from videostyle.io import sequence as seqs
+from videostyle.io import colour, sequence as seqs
+from videostyle.io.colour import Picture
 from videostyle.io.sequence import Sequence
 
 Warn = Callable[[str], None]
@@ -72,6 +73,7 @@ class VideoInfo:
     timecode: str | None = None  # SMPTE timecode of the first frame (a MOV/MXF timecode track)
     reel_name: str | None = None
     creation_time: str | None = None
+    picture: Picture = Picture()  # depth, alpha and colour tags of the decoded frames
 
 
 @dataclass
@@ -80,6 +82,7 @@ class Frame:
     pts: int  # presentation timestamp in ``time_base`` units (repaired when missing or non-increasing)
     time_base: Fraction
     image: np.ndarray  # (H, W, 3) RGB uint8, rotation applied
+    alpha: np.ndarray | None = None  # the source's alpha, unchanged (colour.read_alpha), rotation applied
 
     @property
     def time(self) -> float:
@@ -138,6 +141,7 @@ def probe(path: str | os.PathLike[str], *, fps: float = 24.0, fill_gaps: str = "
             subtitles=tuple(_stream_info(s) for s in c.streams.subtitles),
             timecode=_tag(tags, "timecode"), reel_name=_tag(tags, "reel_name"),
             creation_time=_tag(tags, "creation_time"),
+            picture=colour.of_frame(first) if first is not None else Picture(),
         )
 
 
@@ -147,16 +151,17 @@ def _tag(tags: list[dict[str, str]], key: str) -> str | None:
 
 def _probe_sequence(p: Path, fps: Fraction, fill_gaps: str) -> VideoInfo:
     seq = seqs.resolve(p, fill_gaps)
-    w, h = seqs.size_of(seq)
+    w, h, pic = seqs.first_picture(seq)
     n = len(seq.files)
     return VideoInfo(path=p, width=w, height=h, rotation=0, fps=fps, time_base=1 / fps, frames=n,
-                     duration=n / float(fps), start_time=0.0, video_index=0, sequence=seq)
+                     duration=n / float(fps), start_time=0.0, video_index=0, sequence=seq, picture=pic)
 
 
 def _decode(container: Any, stream: Any, path: Path, warn: Warn, strict: bool = False) -> Iterator[Any]:
     """Decode frames; a packet that does not decode is skipped (``Lost`` marks its slot), and a
     file is refused when too few decode (``strict``: when more than a few do not)."""
     bad = total = 0
+    dec = _alpha_decoder(stream)
     packets = container.demux(stream)
     while True:
         try:
@@ -173,7 +178,7 @@ def _decode(container: Any, stream: Any, path: Path, warn: Warn, strict: bool = 
             continue
         total += 1
         try:
-            frames = packet.decode()
+            frames = dec.decode(packet) if dec is not None else packet.decode()
         except av.error.FFmpegError as exc:
             if not _damaged(exc):
                 raise InputError(f"input {path}: decoding failed ({exc.strerror or type(exc).__name__})") from None
@@ -189,6 +194,17 @@ def _decode(container: Any, stream: Any, path: Path, warn: Warn, strict: bool = 
         yield from frames
     if total and total - bad < GOOD_PACKET_FRACTION * total:
         raise InputError(f"input {path} is too damaged to render: {total - bad} of {total} video packets decode")
+
+
+def _alpha_decoder(stream: Any) -> Any:
+    """libvpx's VP9 decoder for a WebM/Matroska VP9 stream with alpha (``alpha_mode`` 1): FFmpeg's
+    own VP9 decoder drops the alpha, which travels beside each frame as block additions."""
+    if stream.codec_context.name != "vp9" or stream.metadata.get("alpha_mode") != "1":
+        return None
+    try:
+        return av.CodecContext.create("libvpx-vp9", "r")
+    except (av.error.FFmpegError, ValueError):  # a build without libvpx: colour only, as ffmpeg reads it
+        return None
 
 
 def _slots(items: Iterator[Any], step: int) -> Iterator[tuple[int | None, Any]]:
@@ -244,9 +260,9 @@ def read_frames(
     p = Path(path)
     info = info or probe(p)
     if info.sequence is not None:
-        for index, pts, img in seqs.frames(info.sequence, info.fps, start=start, duration=duration,
-                                           max_frames=max_frames, skip=skip):
-            yield Frame(index, pts, info.time_base, img)
+        for index, pts, img, alpha in seqs.frames(info.sequence, info.fps, info.picture, start=start,
+                                                  duration=duration, max_frames=max_frames, skip=skip):
+            yield Frame(index, pts, info.time_base, img, alpha)
         return
     with open_input(p) as c:
         v = c.streams[info.video_index]
@@ -260,6 +276,7 @@ def read_frames(
         last: int | None = None
         index = 0
         held: np.ndarray | None = None  # the last good frame's pixels, for a slot that did not decode
+        held_alpha: np.ndarray | None = None
         lost: list[float] = []  # seconds of the held slots
         for pts, frame in _slots(_decode(c, v, p, warn, strict), step):
             if frame is None and held is None:
@@ -279,9 +296,11 @@ def read_frames(
             if frame is None:
                 lost.append(t - info.start_time)
             elif index >= skip - 1:  # (the frame before the span's first: a held slot may need it)
-                held = rotate(frame.to_ndarray(format="rgb24"), info.rotation)
+                img, alpha = colour.to_display(frame, info.picture)
+                held = rotate(img, info.rotation)
+                held_alpha = rotate(alpha, info.rotation) if alpha is not None else None
             if index >= skip:
-                yield Frame(index, pts, tb, held)  # type: ignore[arg-type]
+                yield Frame(index, pts, tb, held, held_alpha)  # type: ignore[arg-type]
             index += 1
         if lost:
             where = ", ".join(f"{x:.2f} s" for x in lost[:5]) + (f" and {len(lost) - 5} more" if len(lost) > 5 else "")

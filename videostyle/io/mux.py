@@ -19,7 +19,8 @@ from typing import Any, BinaryIO
 import av
 import numpy as np
 
-from videostyle.io import durable
+from videostyle.io import colour, durable
+from videostyle.io.colour import Picture
 from videostyle.errors import ConfigError, InputError, OutputError, PipeClosed
 from videostyle.io.audio import AuxCarrier
 from videostyle.io.media import Warn, open_input
@@ -30,6 +31,13 @@ os.environ.setdefault("SVT_LOG", "1")
 
 CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm"}
 VIDEO_ENCODERS = {"h264": "libx264", "hevc": "libx265", "vp9": "libvpx-vp9", "av1": "libsvtav1", "prores": "prores_ks"}
+
+# The sample depths each encoder takes (this build's libvpx writes 8 bits only), and those that
+# hold alpha (ProRes 4444; VP9's alpha travels as a second picture beside each frame, in
+# Matroska and WebM only).
+DEPTHS = {"h264": (8, 10), "hevc": (8, 10, 12), "vp9": (8,), "av1": (8, 10), "prores": (10,)}
+ALPHA_CODECS = {"prores": ("mov", "matroska"), "vp9": ("webm", "matroska")}
+SDR = Picture(primaries=colour.BT709, trc=colour.BT709, matrix=colour.BT709, range=colour.MPEG)
 
 PIPE_CLOSED = "the output pipe was closed by its reader; the render stopped"
 # Containers a pipe can carry (no seeking back to finish a header: MP4 and MOV need that).
@@ -55,7 +63,50 @@ def check_codec(path: Path, codec: str, fmt: str | None = None) -> None:
                           f"or another {'format' if path.name == '-' else 'extension'}")
 
 
-def _video_options(codec: str, crf: int, preset: str) -> dict[str, str]:
+def default_codec(fmt: str, source: Picture) -> str:
+    """The codec an output gets without --codec: one that keeps the source's alpha and depth
+    where the container allows (ProRes in MOV, HEVC Main 10 in MP4 and Matroska, AV1 or VP9 in
+    WebM), else H.264."""
+    deep = source.depth > 8
+    if fmt == "webm":
+        return "av1" if deep and not source.alpha else "vp9"
+    if source.alpha and fmt in ("mov", "matroska"):
+        return "prores" if deep or fmt == "mov" else "vp9"
+    if deep:
+        return "prores" if fmt == "mov" else "hevc"
+    return "h264"
+
+
+def output_picture(codec: str, fmt: str, source: Picture) -> tuple[str, Picture, tuple[str, ...]]:
+    """The output's pixel format and Picture for a ``source`` through ``codec`` into ``fmt``, and
+    what it cannot keep (one line each): the source's depth (up to what the encoder takes), its
+    alpha, and its colour tags (an untagged or RGB source is tagged BT.709, the matrix it is
+    encoded with)."""
+    lost = []
+    want = min(source.depth, 16)
+    depth = max([d for d in DEPTHS[codec] if d <= max(want, 8)] or [min(DEPTHS[codec])])
+    if want > 8 and depth == 8:
+        lost.append(f"--codec {codec} writes 8 bits here, so the source's {source.describe()} loses its depth "
+                    "(hevc, av1 or prores keep it)")
+    alpha = source.alpha and fmt in ALPHA_CODECS.get(codec, ())
+    if source.alpha and not alpha:
+        lost.append(f"{codec} in {fmt} cannot hold the source's alpha, so the output is colour only (ProRes in "
+                    ".mov, VP9 in .webm or .mkv, or a .png, .tif or .exr sequence keeps it)")
+    if codec == "prores":
+        pix_fmt = "yuva444p10le" if alpha else ("yuv444p10le" if source.chroma == "444" else "yuv422p10le")
+    elif codec == "vp9":
+        pix_fmt = "yuva420p" if alpha else "yuv420p"
+    else:
+        pix_fmt = f"yuv420p{depth}le" if depth > 8 else "yuv420p"
+    tagged = not source.linear and (source.primaries, source.trc) != (colour.UNSPECIFIED,) * 2
+    pic = Picture(depth=depth, alpha=alpha, chroma=pix_fmt[3 + alpha:6 + alpha],
+                  primaries=source.primaries if tagged else SDR.primaries, trc=source.trc if tagged else SDR.trc,
+                  matrix=source.matrix if tagged and source.matrix not in (0, colour.UNSPECIFIED) else SDR.matrix,
+                  range=source.range if tagged and source.range and not source.chroma == "444" else SDR.range)
+    return pix_fmt, pic, tuple(lost)
+
+
+def _video_options(codec: str, crf: int, preset: str, pix_fmt: str = "yuv420p") -> dict[str, str]:
     if codec == "h264":
         return {"crf": str(crf), "preset": preset}
     if codec == "hevc":
@@ -68,7 +119,7 @@ def _video_options(codec: str, crf: int, preset: str) -> dict[str, str]:
         speed = {"ultrafast": "12", "superfast": "11", "veryfast": "10", "faster": "9", "fast": "8", "medium": "7",
                  "slow": "5", "slower": "4", "veryslow": "2"}.get(preset, preset if preset.isdigit() else "7")
         return {"crf": str(crf), "preset": speed}
-    return {"profile": "3"}  # prores_ks HQ
+    return {"profile": "4" if "444" in pix_fmt else "3"}  # prores_ks 4444 (with its alpha) or 422 HQ
 
 
 def _container_options(fmt: str, den: int, timecode: bool) -> dict[str, str]:
@@ -213,11 +264,15 @@ class VideoWriter:
         stream: BinaryIO | None = None,
         fmt: str | None = None,
         tags: dict[str, str] | None = None,
+        pix_fmt: str = "yuv420p",
+        picture: Picture = SDR,
     ) -> None:
         """``stream`` and ``fmt``: write ``fmt`` (one of PIPE_FORMATS) to a pipe instead of a file;
         ``tags``: the output's ``timecode`` and ``reel_name`` (a timecode track in MOV and MP4) and
-        ``creation_time``."""
+        ``creation_time``; ``pix_fmt`` and ``picture``: the encoded pixels and their colour tags
+        (``output_picture``)."""
         tags = tags or {}
+        self.pix_fmt, self.picture = pix_fmt, picture
         self.path = Path(path)
         fmt = fmt if stream is not None and fmt else container_format(self.path)
         check_codec(self.path, codec, fmt)
@@ -254,6 +309,11 @@ class VideoWriter:
             # encoder named like the chunk's decoder, e.g. libdav1d for AV1).
             stream = self.output.container.add_stream_from_template(tpl.streams.video[0], opaque=True)
             stream.time_base = tpl.streams.video[0].time_base
+            # The codec tag is not among them either: MOV would tag ProRes 4444 as 422 HQ (apch).
+            stream.codec_context.codec_tag = tpl.streams.video[0].codec_context.codec_tag
+            if tpl.streams.video[0].metadata.get("alpha_mode") == "1":
+                # VP9's alpha: its packets carry it; Matroska marks the track from the pixel format.
+                stream.codec_context.pix_fmt = "yuva420p"
             if fps:
                 # The frame rate is not among the copied parameters; a timecode track needs it
                 # (MOV's muxer refuses its trailer without one).
@@ -262,9 +322,9 @@ class VideoWriter:
 
     def _encoder_stream(self, codec: str, fps: Fraction, crf: int, preset: str, width: int, height: int) -> Any:
         stream = self.output.container.add_stream(VIDEO_ENCODERS[codec], rate=fps,
-                                                  options=_video_options(codec, crf, preset))
+                                                  options=_video_options(codec, crf, preset, self.pix_fmt))
         stream.width, stream.height = width, height
-        stream.pix_fmt = "yuv422p10le" if codec == "prores" else "yuv420p"
+        stream.pix_fmt = self.pix_fmt
         stream.time_base = self.time_base
         cc = stream.codec_context
         cc.time_base = self.time_base
@@ -272,7 +332,8 @@ class VideoWriter:
             # x264's own default, frame threads: PyAV asks for slice threads, which split each
             # frame and scale worse (docs/benchmarks.md, design figures).
             cc.thread_type = "FRAME"
-        cc.color_primaries, cc.color_trc, cc.colorspace, cc.color_range = 1, 1, 1, 1  # BT.709, limited range
+        pic = self.picture
+        cc.color_primaries, cc.color_trc, cc.colorspace, cc.color_range = pic.primaries, pic.trc, pic.matrix, pic.range
         return stream
 
     @property
@@ -294,18 +355,17 @@ class VideoWriter:
         if self.carrier is not None:
             self.carrier.until(t)
 
-    def write(self, image: np.ndarray, pts: int) -> None:
-        """Encode one RGB frame at source ``pts`` (in ``time_base``), muxing aux packets up to it."""
+    def write(self, image: np.ndarray, pts: int, alpha: np.ndarray | None = None) -> None:
+        """Encode one RGB frame (and the source's ``alpha``, where the output holds it) at source
+        ``pts`` (in ``time_base``), muxing aux packets up to it."""
         out_pts = pts - int(round(self.shift / self.time_base))
         if self._last_pts is not None and out_pts <= self._last_pts:
             out_pts = self._last_pts + 1
         self._last_pts = out_pts
         self._carry_until(float(pts * self.time_base))
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-        # threads=0: swscale's own slice threads (the same pixels, sooner; the encoding stage
-        # does this once a frame).
-        frame = frame.reformat(format=self.video.pix_fmt, dst_colorspace="ITU709", dst_color_range="MPEG",
-                               dst_color_trc=1, dst_color_primaries=1, threads=0)
+        # (swscale runs its own slice threads: the same pixels, sooner; the encoding stage does
+        # this once a frame.)
+        frame = colour.from_display(image, alpha if self.picture.alpha else None, self.picture, self.pix_fmt)
         frame.pts = out_pts
         frame.time_base = self.time_base
         for packet in self.video.encode(frame):

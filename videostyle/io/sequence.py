@@ -3,8 +3,9 @@
 
 Each file is decoded by FFmpeg through PyAV, as the ffmpeg tool's image2 demuxer does: PNG at 8
 and 16 bits, TIFF, JPEG, BMP, WebP, OpenEXR (half and float) and DPX. OpenEXR holds linear
-light; its frames are converted to display-referred sRGB with the IEC 61966-2-1 transfer
-(FFmpeg's ``apply_trc``) on the way in. The sequence's frames are numbered: a missing number
+light, its alpha premultiplied; its frames are divided by their alpha and converted to
+display-referred sRGB with the IEC 61966-2-1 transfer on the way in (``colour.to_display``), and
+every kind's alpha travels beside them unchanged. The sequence's frames are numbered: a missing number
 is refused with the missing file's name, or (``fill_gaps="hold"``) its slot shows the frame
 before it, as a held frame, so the timing stays that of the numbers.
 """
@@ -23,6 +24,7 @@ import av
 import numpy as np
 
 from videostyle.errors import InputError
+from videostyle.io import colour
 
 SEQUENCE_EXTS = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".exr", ".dpx"}
 PRINTF = re.compile(r"%(0?)(\d*)d")  # a frame-number field: %d, %04d
@@ -135,13 +137,10 @@ def _name_for(example: Path, number: int, missing: int) -> str:
 
 
 def decode(path: Path) -> av.VideoFrame:
-    """One image file's picture, decoded by FFmpeg (linear EXR converted to sRGB)."""
+    """One image file's picture, decoded by FFmpeg (OpenEXR as the linear floats it holds)."""
     try:
         with av.open(str(path), metadata_errors="ignore") as c:
-            stream = c.streams.video[0]
-            if stream.codec_context.name == "exr":
-                stream.codec_context.options = {"apply_trc": "iec61966_2_1"}
-            for frame in c.decode(stream):
+            for frame in c.decode(c.streams.video[0]):
                 return frame
     except (av.error.FFmpegError, IndexError) as exc:
         raise InputError(f"input {path} is not a readable image, or is truncated or corrupt "
@@ -149,51 +148,53 @@ def decode(path: Path) -> av.VideoFrame:
     raise InputError(f"input {path} holds no picture; replace it or leave it out")
 
 
-def rgb(frame: av.VideoFrame) -> np.ndarray:
-    """(H, W, 3) RGB uint8 of a decoded picture (alpha dropped, deeper samples rounded)."""
-    return frame.to_ndarray(format="rgb24")
+def picture_of(path: Path, frame: av.VideoFrame) -> colour.Picture:
+    """What an image file holds (OpenEXR: linear light, premultiplied alpha)."""
+    return colour.of_frame(frame, linear=path.suffix.lower() == ".exr")
 
 
-def frames(seq: Sequence, fps: Fraction, *, start: float = 0.0, duration: float = 0.0, max_frames: int = 0,
-           skip: int = 0) -> Iterator[tuple[int, int, np.ndarray]]:
-    """(index, pts in 1/fps units, RGB uint8) of the span's frames; ``skip`` frames of the span
-    are passed over without decoding (resume). Every picture must have the first one's size."""
+def frames(seq: Sequence, fps: Fraction, pic: colour.Picture, *, start: float = 0.0, duration: float = 0.0,
+           max_frames: int = 0, skip: int = 0) -> Iterator[tuple[int, int, np.ndarray, np.ndarray | None]]:
+    """(index, pts in 1/fps units, RGB uint8, alpha or None) of the span's frames; ``skip`` frames
+    of the span are passed over without decoding (resume). Every picture must have the first
+    one's size."""
     first = round(start * fps)
     last = len(seq.files) if duration <= 0 else min(len(seq.files), first + round(duration * fps))
     if max_frames:
         last = min(last, first + max_frames)
     size: tuple[int, int] | None = None
-    held: np.ndarray | None = None  # the last picture decoded (the skipped frames come first)
+    held: tuple[np.ndarray, np.ndarray | None] | None = None  # the last picture decoded
     for pos in range(first + skip, last):
         index = pos - first
         f = seq.files[pos]
         if f is None:  # a held gap: the frame before it again
             if held is None:
-                held = _last_before(seq, pos)
-            yield index, pos, held
+                held = _last_before(seq, pos, pic)
+            yield index, pos, *held
             continue
-        img = rgb(decode(f))
+        img, alpha = colour.to_display(decode(f), pic)
         if size is None:
             size = img.shape[:2]
         elif img.shape[:2] != size:
             raise InputError(f"input {f} is {img.shape[1]}x{img.shape[0]}, the sequence's first frame "
                              f"{size[1]}x{size[0]}; every frame of a sequence needs the same size")
-        held = img
-        yield index, pos, img
+        held = img, alpha
+        yield index, pos, img, alpha
 
 
-def _last_before(seq: Sequence, pos: int) -> np.ndarray:
+def _last_before(seq: Sequence, pos: int, pic: colour.Picture) -> tuple[np.ndarray, np.ndarray | None]:
     for k in range(pos - 1, -1, -1):
         f = seq.files[k]
         if f is not None:
-            return rgb(decode(f))
+            return colour.to_display(decode(f), pic)
     raise InputError(f"input {seq.spec}: no frame before the gap at number {seq.first_number + pos}")
 
 
-def size_of(seq: Sequence) -> tuple[int, int]:
-    """(width, height) of the sequence's first picture."""
-    frame = decode(seq.existing[0])
-    return frame.width, frame.height
+def first_picture(seq: Sequence) -> tuple[int, int, colour.Picture]:
+    """(width, height, Picture) of the sequence's first file."""
+    f = seq.existing[0]
+    frame = decode(f)
+    return frame.width, frame.height, picture_of(f, frame)
 
 
 def digest(seq: Sequence) -> str:

@@ -14,11 +14,13 @@ import numpy as np
 
 from videostyle.config import Config
 from videostyle.errors import ConfigError, InputError, OutputError
-from videostyle.io import frames_out, timecode
+from videostyle.io import colour, frames_out, timecode
+from videostyle.io.colour import Picture
 from videostyle.io.images import check_size, fit_size, resize_image
-from videostyle.io.media import Span, VideoInfo, probe
+from videostyle.io.media import Span, VideoInfo, Warn, probe
 from videostyle.io.workdir import work_path
-from videostyle.io.mux import VideoWriter, check_codec, container_format, even_size, make_even
+from videostyle.io.mux import (SDR, VideoWriter, check_codec, container_format, default_codec, even_size, make_even,
+                               output_picture)
 
 
 def check_output(inp: Path, out: Path, overwrite: bool = True) -> None:
@@ -44,12 +46,15 @@ def span(cfg: Config) -> Span:
 
 @dataclass(frozen=True)
 class EncodeSpec:
-    """How the output's video is encoded: codec, quality, speed preset, and how odd sizes are made even."""
+    """How the output's video is encoded: codec, quality, speed preset, how odd sizes are made
+    even, and the encoded pixels (``mux.output_picture``)."""
 
     codec: str = "h264"
     crf: int = 18
     preset: str = "medium"
     even: str = "crop"
+    pix_fmt: str = "yuv420p"
+    picture: Picture = SDR
 
 
 @dataclass(frozen=True)
@@ -68,8 +73,9 @@ class VideoJob:
     tags: tuple[tuple[str, str], ...] = ()  # the output's timecode, reel name and creation time
 
 
-def plan_video(inp: Path, out: Path, cfg: Config, overwrite: bool) -> VideoJob:
-    """Every check that can fail before any work starts: paths, codec, span, sizes."""
+def plan_video(inp: Path, out: Path, cfg: Config, overwrite: bool, notice: Warn = lambda m: None) -> VideoJob:
+    """Every check that can fail before any work starts: paths, codec, span, sizes; ``notice``
+    hears, a line each, what the output cannot keep of the source and how HDR is converted."""
     pattern = frames_out.is_pattern(out)
     if pattern:
         frames_out.check_pattern(out)
@@ -82,22 +88,26 @@ def plan_video(inp: Path, out: Path, cfg: Config, overwrite: bool) -> VideoJob:
             raise ConfigError("--loop renders into a video file; use a .mp4, .mkv, .mov or .webm output")
     else:
         container_format(out)
-        check_codec(out, cfg.encode.codec)
+        if cfg.encode.codec != "auto":
+            check_codec(out, cfg.encode.codec)
     info = probe_input(inp, cfg)
     if not pattern:
         check_output(inp, out, overwrite)
-    job = _job(inp, info, cfg)
-    if pattern:
-        first = (info.sequence.first_number + round(job.span.start * float(info.fps)) if info.sequence is not None
-                 else cfg.encode.start_number)
-        job = dataclasses.replace(job, encoded=job.output, frames_out=frames_out.FramesOut(out, first))
-    return job
+        return _job(inp, info, cfg, out, container_format(out), notice)
+    job = _job(inp, info, cfg, out, None, notice)
+    first = (info.sequence.first_number + round(job.span.start * float(info.fps)) if info.sequence is not None
+             else cfg.encode.start_number)
+    target, lost = frames_out.output_picture(out, info.picture)
+    for line in lost:
+        notice(f"warning: {out}: {line}")
+    return dataclasses.replace(job, encoded=job.output, frames_out=frames_out.FramesOut(out, first, target))
 
 
-def plan_pipe(inp: Path, fmt: str, cfg: Config) -> VideoJob:
+def plan_pipe(inp: Path, fmt: str, cfg: Config, notice: Warn = lambda m: None) -> VideoJob:
     """plan_video's checks for an output to a pipe in container ``fmt``."""
-    check_codec(Path("-"), cfg.encode.codec, fmt)
-    return _job(inp, probe_input(inp, cfg), cfg)
+    if cfg.encode.codec != "auto":
+        check_codec(Path("-"), cfg.encode.codec, fmt)
+    return _job(inp, probe_input(inp, cfg), cfg, Path("-"), fmt, notice)
 
 
 def probe_input(inp: Path, cfg: Config) -> VideoInfo:
@@ -115,15 +125,37 @@ def _audio(inp: Path, info: VideoInfo, cfg: Config) -> Path | None:
     return None if info.sequence is not None else inp
 
 
-def _job(inp: Path, info: VideoInfo, cfg: Config) -> VideoJob:
+def _job(inp: Path, info: VideoInfo, cfg: Config, out: Path, fmt: str | None, notice: Warn) -> VideoJob:
+    """The job for container ``fmt`` (None: an image sequence, whose pixels frames_out chooses)."""
     sp = span(cfg)
     sp.check(info)
     sh, sw = fit_size(info.height, info.width, cfg.optim.size, cfg.optim.upscale)
     check_size(sh, sw, f"video {inp}")
     oh, ow = (info.height, info.width) if cfg.encode.output_size == "source" else (sh, sw)
     e = cfg.encode
-    return VideoJob(info, sp, (sh, sw), (oh, ow), even_size(oh, ow, e.even), EncodeSpec(e.codec, e.crf, e.preset, e.even),
-                    _audio(inp, info, cfg), tags=_tags(info, sp))
+    _check_hdr(inp, info.picture, cfg.render.hdr, notice)
+    codec = e.codec if e.codec != "auto" else default_codec(fmt or "matroska", info.picture)
+    spec = EncodeSpec(codec, e.crf, e.preset, e.even)
+    if fmt is not None:
+        pix_fmt, pic, lost = output_picture(codec, fmt, info.picture)
+        for line in lost:
+            notice(f"warning: {out}: {line}")
+        spec = dataclasses.replace(spec, pix_fmt=pix_fmt, picture=pic)
+    return VideoJob(info, sp, (sh, sw), (oh, ow), even_size(oh, ow, e.even), spec, _audio(inp, info, cfg),
+                    tags=_tags(info, sp))
+
+
+def _check_hdr(inp: Path, pic: Picture, mode: str, notice: Warn) -> None:
+    """An HDR source is converted to the network's SDR and back by the named operator, and says
+    so; or (``--hdr refuse``) refused."""
+    if pic.hdr is None:
+        return
+    what = f"input {inp} is HDR ({pic.describe()})"
+    if mode == "refuse":
+        raise InputError(f"{what}; the network works on SDR: pass --hdr convert to render it through "
+                         f"{colour.OPERATOR} and back, or convert it to SDR first")
+    notice(f"{what}: the network sees it as SDR sRGB through {colour.OPERATOR}; the output goes back to "
+           f"{pic.hdr.upper()} by the inverse")
 
 
 def _tags(info: VideoInfo, sp: Span) -> tuple[tuple[str, str], ...]:
@@ -144,10 +176,12 @@ def open_writer(inp: Path | None, out: Path, job: VideoJob, warn: Callable[[str]
     (shifted to 0 for --start cuts); with ``template`` it muxes encoded chunks instead; with
     ``stream`` it writes container ``fmt`` to that pipe."""
     eh, ew = job.encoded
+    e = job.encode
     return VideoWriter(out, width=ew, height=eh, time_base=job.info.time_base, fps=job.info.fps,
-                       codec=job.encode.codec, crf=job.encode.crf, preset=job.encode.preset, source=job.audio if inp is not None else None,
+                       codec=e.codec, crf=e.crf, preset=e.preset, source=job.audio if inp is not None else None,
                        span=job.span.source_seconds(job.info), shift=job.span.shift(job.info), warn=warn,
-                       template=template, stream=stream, fmt=fmt, tags=dict(job.tags) if inp is not None else None)
+                       template=template, stream=stream, fmt=fmt, tags=dict(job.tags) if inp is not None else None,
+                       pix_fmt=e.pix_fmt, picture=e.picture)
 
 
 def finish_writer(writer: VideoWriter, job: VideoJob, last_time: float | None) -> None:
@@ -164,3 +198,16 @@ def output_frame(img: np.ndarray, job: VideoJob) -> np.ndarray:
     img = resize_image(img, job.output)
     eh, ew = job.encoded
     return img[:eh, :ew] if job.encode.even == "crop" else make_even(img, "pad")
+
+
+def output_alpha(alpha: np.ndarray | None, job: VideoJob) -> np.ndarray | None:
+    """The source's alpha at the output size, made even as the colour is: unchanged at the
+    source's size (``--output-size source``, or a source no larger than ``--size``)."""
+    if alpha is None:
+        return None
+    if alpha.shape[:2] != job.output:
+        import cv2
+
+        alpha = cv2.resize(alpha, (job.output[1], job.output[0]), interpolation=cv2.INTER_AREA)
+    eh, ew = job.encoded
+    return alpha[:eh, :ew] if job.encode.even == "crop" else make_even(alpha[..., None], "pad")[..., 0]

@@ -32,7 +32,8 @@ from videostyle.temporal.flow import shrink
 from videostyle.engines import load_styles, prepare_content, random_model_notice, render_flow_params
 from videostyle.errors import RenderInterrupted
 from videostyle.io.media import VideoInfo
-from videostyle.render.output import finish_writer, open_writer, output_frame, plan_video, probe_input, span
+from videostyle.render.output import (finish_writer, open_writer, output_alpha, output_frame, plan_video, probe_input,
+                                      span)
 from videostyle.render.pipeline import stylize_segment
 from videostyle.report import FrameDone, RenderResult, Reporter, StageTimes
 from videostyle.render.resume import render_settings
@@ -183,7 +184,7 @@ class ParallelRender:
         self.reporter = reporter or Reporter()
         self.inp, self.out, self.cfg = Path(inp), Path(out), cfg
         self.started = time.perf_counter()
-        self.job = plan_video(self.inp, self.out, cfg, overwrite)
+        self.job = plan_video(self.inp, self.out, cfg, overwrite, self.reporter.notice)
         if self.job.frames_out is not None:
             raise ConfigError("--workers renders into a video file; render an image sequence without --workers")
         load_styles(cfg)  # fail fast on bad style paths
@@ -259,7 +260,8 @@ class ParallelRender:
         try:
             for fr in job.span.frames(self.inp, info=job.info, strict=self.cfg.render.strict):
                 te = time.perf_counter()
-                writer.write(output_frame(composite(self.work, self.segs, fr.index), job), fr.pts)
+                writer.write(output_frame(composite(self.work, self.segs, fr.index), job), fr.pts,
+                             output_alpha(fr.alpha, job))
                 stages.encode += time.perf_counter() - te
                 frames += 1
                 last_time = fr.time

@@ -11,15 +11,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from videostyle.config import Config
-from videostyle.engines import build_engine, build_regions, first_init, load_styles, prepare_content
+from videostyle.engines import build_engine, build_regions, first_init, load_styles, prepare_content, render_plan
 from videostyle.errors import ConfigError, DivergedError, InputError, OutputError, PipeClosed
 from videostyle.io.images import is_image_path, read_image, resize_image, write_image
 from videostyle.io.mux import PIPE_CLOSED
 from videostyle.io.workdir import WorkDir
 from videostyle.render import chain
 from videostyle.render.chain import Step
-from videostyle.render.output import (check_output, finish_writer, open_writer, output_frame, plan_pipe, plan_video,
-                                      probe_input, span)
+from videostyle.render.output import (check_output, finish_writer, open_writer, output_alpha, output_frame, plan_pipe,
+                                      plan_video, probe_input, span)
 from videostyle.render.settle import StartSettler, settle_frames
 from videostyle.render.video import render_video
 from videostyle.report import FrameDone, RenderResult, Reporter, StageTimes
@@ -47,6 +47,7 @@ def render_image(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: 
     engine.set_regions(regions.frame(0, content.shape[:2]) if regions is not None else None)
     init = first_init(cfg)
     reporter.begin(1, str(inp))
+    reporter.plan(render_plan(cfg, engine, 1, content.shape[:2]))
     t0 = time.perf_counter()
     try:
         painted = engine.fresh(content, init, cfg.optim.seed, reporter.iterate)
@@ -77,12 +78,12 @@ def render_pipe(inp: str | os.PathLike[str], out: str | os.PathLike[str] | None,
         raise ConfigError("--loop needs a work folder, which pipes do not have; render to a file")
     if stream is not None:
         assert fmt is not None
-        job = plan_pipe(inp, fmt, cfg)
+        job = plan_pipe(inp, fmt, cfg, reporter.notice)
         target = Path("-")
     else:
         assert out is not None
         target = Path(out)
-        job = plan_video(inp, target, cfg, overwrite)
+        job = plan_video(inp, target, cfg, overwrite, reporter.notice)
         if job.frames_out is not None:
             raise ConfigError("a video from standard input renders into a video file, not an image sequence")
     vs = build_video_stylizer(cfg, load_styles(cfg), reporter, stylizer, job.info)
@@ -93,12 +94,13 @@ def render_pipe(inp: str | os.PathLike[str], out: str | os.PathLike[str] | None,
     secs: list[float] = []
     last_time = None
     reporter.begin(total, str(inp))
+    reporter.plan(render_plan(cfg, vs.engine, total, job.stylized))
 
     def sink(step: Step) -> None:
         nonlocal last_time
         res = step.result
         assert res is not None and step.image is not None
-        writer.write(output_frame(step.image, job), step.frame.pts)
+        writer.write(output_frame(step.image, job), step.frame.pts, output_alpha(step.frame.alpha, job))
         iterations.append(res.iterations)
         secs.append(res.seconds)
         last_time = step.frame.time

@@ -85,7 +85,7 @@ class Chunks:
             if f not in closed:
                 f.unlink(missing_ok=True)
 
-    def write(self, index: int, image: np.ndarray, pts: int) -> None:
+    def write(self, index: int, image: np.ndarray, pts: int, alpha: np.ndarray | None = None) -> None:
         # (--loop's frames are a chunk of their own: it is replaced)
         if self.writer is not None and (index >= self.start + self.chunk_frames or index == self.loop):
             self.close()
@@ -94,7 +94,7 @@ class Chunks:
             path = self.work.chunks / f"{index:06d}.open{self.suffix}"
             self.writer = (SequenceWriter(self.job.frames_out, path, index) if self.job.frames_out is not None
                            else open_writer(None, path, self.job, self.warn))
-        self.writer.write(image, pts)
+        self.writer.write(image, pts, alpha)
         self.end = index + 1
 
     def close(self) -> None:

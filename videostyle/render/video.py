@@ -18,7 +18,7 @@ import numpy as np
 
 from videostyle import interrupt
 from videostyle.config import Config
-from videostyle.engines import load_styles
+from videostyle.engines import load_styles, render_plan
 from videostyle.errors import InputError, RenderInterrupted
 from videostyle.io import durable
 from videostyle.io.images import write_image
@@ -27,7 +27,7 @@ from videostyle.io.mux import VideoWriter
 from videostyle.io.workdir import WorkDir
 from videostyle.render import chain
 from videostyle.render.chain import SourceFrame, Step
-from videostyle.render.output import VideoJob, finish_writer, open_writer, output_frame, plan_video
+from videostyle.render.output import VideoJob, finish_writer, open_writer, output_alpha, output_frame, plan_video
 from videostyle.render.resume import Chunks, ResumePlan, plan_resume, render_settings
 from videostyle.render.settle import StartSettler, settle_frames
 from videostyle.render.stages import Encoder, Inline, InlineEncoder, Saver, Stage, Stopped, join
@@ -64,7 +64,7 @@ class _VideoRender:
     def __init__(self, inp: Path, out: Path, cfg: Config, reporter: Reporter, restart: bool, overwrite: bool,
                  stylizer: Stylizer | None) -> None:
         self.inp, self.out, self.cfg, self.reporter = inp, out, cfg, reporter
-        self.job: VideoJob = plan_video(inp, out, cfg, overwrite)
+        self.job: VideoJob = plan_video(inp, out, cfg, overwrite, reporter.notice)
         self.total = self.job.span.count(inp, self.job.info)
         self.vs = build_video_stylizer(cfg, load_styles(cfg), reporter, stylizer, self.job.info, ahead=True)
         self.work = WorkDir(out, render_settings(cfg, inp, self.job.info))
@@ -151,7 +151,7 @@ class _VideoRender:
             self.saver.put((fr.index, img, save))
         te = time.perf_counter()
         final = output_frame(img, self.job)
-        self.chunks.write(fr.index, final, fr.pts)
+        self.chunks.write(fr.index, final, fr.pts, output_alpha(fr.alpha, self.job))
         self.stages.encode += time.perf_counter() - te
         every = self.cfg.render.preview_every
         if every and save is not None and fr.index % every == 0:
@@ -184,6 +184,8 @@ class _VideoRender:
     def run(self) -> RenderResult:
         started = time.perf_counter()
         self.reporter.begin(self.total, str(self.inp))
+        self.reporter.plan(render_plan(self.cfg, self.vs.engine, self.total, self.job.stylized, self.settler.k,
+                                       self.resume.kept))
         try:
             chain.run(self.vs, self.waited(self.start_stages()), self.take, store=self.work, times=self.stages)
             assert self.encoder is not None
@@ -268,7 +270,8 @@ class _VideoRender:
                                lambda m: None, strict=c.render.strict)  # (the first pass said it all)
         try:
             chain.run(self.vs, itertools.islice(frames, k),
-                      lambda step: writer.write(output_frame(step.image, self.job), step.frame.pts))  # type: ignore[arg-type]
+                      lambda step: writer.write(output_frame(step.image, self.job), step.frame.pts,  # type: ignore[arg-type]
+                                                output_alpha(step.frame.alpha, self.job)))
             done = writer.finish()
         except BaseException:
             writer.abort()

@@ -1,0 +1,128 @@
+"""The render says what it will take: the estimate from its first measured iterations, the
+progress stream that the bar, --progress json and the studio share."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from videostyle.cli import main
+from videostyle.estimate import Estimating, RenderPlan, alternatives, duration
+from videostyle.io.images import write_image
+from videostyle.report import FrameDone, Reporter, STIterate
+
+from .clips import make_clip
+from .conftest import stripes
+
+TINY = ["--model", "random", "--size", "64", "--iterations", "8", "--iterations-later", "2", "--device", "cpu",
+        "--precision", "fp32", "--settle", "0"]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+class Record(Reporter):
+    def __init__(self) -> None:
+        self.estimates: list = []
+        self.progresses: list = []
+
+    def estimate(self, e) -> None:  # type: ignore[override]
+        self.estimates.append(e)
+
+    def progress(self, p) -> None:  # type: ignore[override]
+        self.progresses.append(p)
+
+
+def _frame(est: Estimating, clock: Clock, index: int, iterations: int, it_secs: float, size=(64, 64)) -> None:
+    for i in range(1, iterations + 1):
+        clock.t += it_secs
+        est.iterate(STIterate(i, iterations, 0, 1, 1.0, {}, size))
+    est.frame(FrameDone(index, None, iterations, iterations * it_secs, 1.0))
+
+
+def test_the_estimate_comes_before_frame_0_ends_and_counts_the_whole_render():
+    clock, rec = Clock(), Record()
+    est = Estimating(rec, clock)
+    est.begin(10, "clip.mp4")
+    est.plan(RenderPlan(frames=10, first_iterations=100, later_iterations=10, size=(64, 64)))
+    for i in range(1, 6):
+        clock.t += 0.1
+        est.iterate(STIterate(i, 100, 0, 1, 1.0, {}, (64, 64)))
+    assert len(rec.estimates) == 1  # before frame 0 ends
+    e = rec.estimates[0]
+    # 100 iterations of frame 0 and 9 later frames of 10, at 0.1 s each
+    assert e.total_seconds == pytest.approx(100 * 0.1 + 9 * 10 * 0.1, rel=1e-6)
+    assert e.iteration_seconds == pytest.approx(0.1)
+    p = rec.progresses[-1]
+    assert p.done == pytest.approx(0.05) and p.seconds_left == pytest.approx(95 * 0.1 + 90 * 0.1)
+    assert "frame 0 at 64x64, 100 iterations" in e.line() and "estimated 19 s" in e.line()
+
+
+def test_later_frames_that_stop_early_refine_the_time_left():
+    clock, rec = Clock(), Record()
+    est = Estimating(rec, clock)
+    est.begin(10, "clip.mp4")
+    est.plan(RenderPlan(frames=10, first_iterations=100, later_iterations=10, size=(64, 64)))
+    _frame(est, clock, 0, 100, 0.1)
+    for k in range(1, 4):
+        _frame(est, clock, k, 4, 0.1)  # the loss-ratio stop: 4 of 10 iterations
+    p = rec.progresses[-1]
+    assert p.done == 4
+    assert p.seconds_left == pytest.approx(6 * 0.4, rel=1e-6)  # measured, not the budget's 6 x 1.0 s
+    assert len(rec.estimates) == 1  # said once
+
+
+def test_a_smaller_frame_pyramid_level_is_costed_per_pixel():
+    clock, rec = Clock(), Record()
+    est = Estimating(rec, clock)
+    est.begin(1, "image.png")
+    est.plan(RenderPlan(frames=1, first_iterations=10, later_iterations=0, size=(128, 128)))
+    for i in range(1, 6):  # the coarse level, a quarter of the pixels, a quarter of the time
+        clock.t += 0.025
+        est.iterate(STIterate(i, 10, 0, 2, 1.0, {}, (64, 64)))
+    assert rec.estimates[0].iteration_seconds == pytest.approx(0.1)
+
+
+def test_a_long_estimate_names_the_faster_ways():
+    plan = RenderPlan(frames=240, first_iterations=300, later_iterations=20, size=(288, 512))
+    alts = alternatives(plan, 70 * 60)
+    assert any(a.startswith("--method fast") for a in alts) and any("--size 256 (about 18 min)" in a for a in alts)
+    assert alternatives(plan, 60) == ()
+    assert [duration(s) for s in (30, 600, 4200)] == ["30 s", "10 min", "1 h 10 min"]
+
+
+def test_progress_json_is_one_object_per_event(tmp_path, capsys):
+    src = make_clip(tmp_path / "c.mp4", frames=4, audio=())
+    write_image(tmp_path / "s.png", stripes(48, 48))
+    assert main(["render", str(src), "--style", str(tmp_path / "s.png"), "-o", str(tmp_path / "o.mp4"),
+                 "--progress", "json", *TINY]) == 0
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    events = [json.loads(ln) for ln in lines]  # every line is JSON: no bar, no plain notice
+    kinds = [e["event"] for e in events]
+    assert kinds[-1] == "end" and kinds.index("begin") < kinds.index("plan")  # (notices may come first)
+    for kind in ("plan", "iterate", "estimate", "progress", "frame", "notice"):
+        assert kind in kinds
+    assert kinds.index("estimate") < kinds.index("frame")  # before frame 0 ends
+    assert [e["index"] for e in events if e["event"] == "frame"] == [0, 1, 2, 3]
+    last = [e for e in events if e["event"] == "progress"][-1]
+    assert last["done"] == 4 and last["total"] == 4
+    plan = next(e for e in events if e["event"] == "plan")
+    assert plan["first_iterations"] == 8 and plan["later_iterations"] == 2
+
+
+def test_progress_file_gets_the_events_while_the_bar_stays(tmp_path, capsys):
+    src = make_clip(tmp_path / "c.mp4", frames=3, audio=())
+    write_image(tmp_path / "s.png", stripes(48, 48))
+    log = tmp_path / "progress.jsonl"
+    assert main(["render", str(src), "--style", str(tmp_path / "s.png"), "-o", str(tmp_path / "o.mp4"),
+                 "--progress-file", str(log), *TINY]) == 0
+    err = capsys.readouterr().err
+    assert "plan: frame 0 at 64x48, 8 iterations" in err  # the estimate line on the terminal
+    events = [json.loads(ln) for ln in log.read_text().splitlines()]
+    assert "begin" in [e["event"] for e in events] and events[-1]["event"] == "end"
