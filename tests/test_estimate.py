@@ -126,3 +126,16 @@ def test_progress_file_gets_the_events_while_the_bar_stays(tmp_path, capsys):
     assert "plan: frame 0 at 64x48, 8 iterations" in err  # the estimate line on the terminal
     events = [json.loads(ln) for ln in log.read_text().splitlines()]
     assert "begin" in [e["event"] for e in events] and events[-1]["event"] == "end"
+
+
+def test_a_network_render_is_estimated_from_its_frames():
+    clock, rec = Clock(), Record()
+    est = Estimating(rec, clock)
+    est.begin(50, "clip.mp4")
+    est.plan(RenderPlan(frames=50, first_iterations=0, later_iterations=0, size=(144, 256)))
+    for k in range(3):
+        clock.t += 0.1
+        est.frame(FrameDone(k, 50, 0, 0.1, float("nan")))
+    e = rec.estimates[0]
+    assert e.total_seconds == pytest.approx(50 * 0.1, rel=0.05) and "nan" not in e.line()
+    assert "feed-forward network" in e.line() and rec.progresses[-1].seconds_left == pytest.approx(4.7, rel=1e-6)

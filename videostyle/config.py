@@ -466,7 +466,12 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 
 
 def load(path: str | Path, base: Config | None = None) -> Config:
-    """Load a config file over ``base`` (defaults when None)."""
+    """Load a config file over ``base`` (defaults when None); a bare name that is no file here
+    (``preview``) is a preset shipped in the package (``videostyle/configs``)."""
+    if not Path(path).exists():
+        from videostyle.samples import preset
+
+        path = preset(str(path)) or path
     return apply(base or Config(), flatten(read_yaml(path), str(path)), str(path))
 
 

@@ -57,6 +57,10 @@ class Estimate:
         """One line for a person."""
         p = self.plan
         h, w = p.size
+        if not p.first_iterations:  # a network, no optimiser
+            return (f"plan: {p.frames or '?'} frame(s) at {w}x{h} through the feed-forward network (about "
+                    f"{self.later_frame_seconds:.2f} s a frame); estimated {duration(self.total_seconds)} on this "
+                    f"machine ({p.device})")
         later = (f"; later frames up to {p.later_iterations} iterations each (about {self.later_frame_seconds:.1f} s)"
                  if (p.frames or 0) > 1 else "")
         head = (f"plan: frame 0 at {w}x{h}, {p.first_iterations} iterations at {1 / self.iteration_seconds:.2f} "
@@ -91,7 +95,7 @@ def alternatives(plan: RenderPlan, total: float) -> tuple[str, ...]:
     long_side = max(plan.size)
     if long_side > 256:
         out.append(f"--size 256 (about {duration(total * (256 / long_side) ** 2)})")
-    out += ["--config configs/preview.yaml", "videostyle preview to try settings on one frame"]
+    out += ["--config preview", "videostyle preview to try settings on one frame"]
     return tuple(out)
 
 

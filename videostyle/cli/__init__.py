@@ -8,7 +8,8 @@ import typing
 from collections.abc import Sequence
 
 from videostyle import __version__
-from videostyle.cli.commands import cmd_batch, cmd_config_show, cmd_eval, cmd_preview, cmd_render
+from videostyle.cli.commands import (cmd_batch, cmd_config_show, cmd_demo, cmd_eval, cmd_examples, cmd_preview,
+                                     cmd_render, cmd_studio)
 from videostyle.cli.flags import FLAG_GROUPS, METAVARS, _Parser, add_config_flags, resolve_config
 from videostyle.errors import VideostyleError
 
@@ -40,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_render)
 
     _preview_parser(sub)
+    _studio_parser(sub)
+    _sample_parsers(sub)
 
     e = sub.add_parser("eval", help="measure flicker (temporal error) of a stylized video",
                        usage="videostyle eval STYLIZED --source SOURCE [--gaps GAPS] [--json] [options]",
@@ -133,3 +136,45 @@ def _preview_parser(sub: typing.Any) -> None:
     _progress_flags(pv)
     add_config_flags(pv)
     pv.set_defaults(func=cmd_preview)
+
+
+def _studio_parser(sub: typing.Any) -> None:
+    st = sub.add_parser("studio", help="a local web studio: previews, renders and their progress in the browser",
+                        usage="videostyle studio [--folder DIR] [--port N] [--host ADDRESS] [options]",
+                        description="Serve the studio on 127.0.0.1 (every request needs the token in the address "
+                                    "it prints) and open the browser. Config flags set the studio's defaults.")
+    st.add_argument("--folder", metavar="DIR", default="videostyle-studio",
+                    help="where uploads, outputs and their work folders go (default: ./videostyle-studio)")
+    st.add_argument("--host", metavar="ADDRESS", default="127.0.0.1",
+                    help="listen on this address (default 127.0.0.1: this machine only)")
+    st.add_argument("--port", metavar="N", type=int, default=0, help="port (default: a free one)")
+    st.add_argument("--max-upload", metavar="MB", type=int, default=2048, help="largest upload (default 2048 MB)")
+    st.add_argument("--no-browser", action="store_true", help="print the address without opening a browser")
+    st.add_argument("--config", metavar="PATH", help="YAML config file for the studio's defaults")
+    add_config_flags(st)
+    st.set_defaults(func=cmd_studio)
+
+
+def _sample_parsers(sub: typing.Any) -> None:
+    from videostyle.samples import PAINTINGS
+
+    d = sub.add_parser("demo", help="render the sample clip in a sample painting with the fast engine, in seconds",
+                       usage="videostyle demo [--folder DIR] [--painting NAME] [options]",
+                       description="A first render with nothing to bring: the shipped sample clip in a shipped "
+                                   "painting with the fast engine; then the optimisation render's command and "
+                                   "its estimate on this machine.")
+    d.add_argument("--folder", metavar="DIR", default="videostyle-demo", help="where the result goes")
+    d.add_argument("--painting", choices=[p.removesuffix(".jpg") for p in PAINTINGS], default="cafe_terrace")
+    d.add_argument("-y", "--overwrite", action="store_true", help="replace an earlier demo's result")
+    d.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    d.add_argument("-v", "--verbose", action="store_true", help=argparse.SUPPRESS)
+    d.add_argument("--config", metavar="PATH", help="YAML config file (flags win over it)")
+    add_config_flags(d)
+    d.set_defaults(func=cmd_demo)
+    x = sub.add_parser("examples", help="copy the sample media and example configs into a folder",
+                       usage="videostyle examples DIR [-y]",
+                       description="Copy the shipped samples (with their sources and licences) and the example "
+                                   "configs, pointed at the copies, into DIR.")
+    x.add_argument("folder", metavar="DIR")
+    x.add_argument("-y", "--overwrite", action="store_true", help="replace files already there")
+    x.set_defaults(func=cmd_examples)

@@ -15,6 +15,7 @@ from videostyle.temporal.keyframes import split
 
 from videostyle.cli.flags import overrides_from_args, resolve_config
 from videostyle.cli.progress import make_reporter
+from videostyle.estimate import duration
 
 
 def default_output(inp: Path, cfg: C.Config, image: bool) -> Path:
@@ -272,4 +273,104 @@ def cmd_preview(ns: argparse.Namespace) -> int:
     if not ns.quiet:
         print(f"wrote {out} ({len(combos)} combination{'s' if len(combos) != 1 else ''}"
               f"{f', {ns.frames} frames each' if ns.frames > 1 else ''})")
+    return 0
+
+
+def cmd_studio(ns: argparse.Namespace) -> int:
+    """The local web studio: serve until Ctrl-C or SIGTERM, then stop the renders as the render
+    command does (their frames kept, resumable)."""
+    import secrets
+    import socket
+    import webbrowser
+
+    try:
+        import uvicorn
+
+        from videostyle.studio.app import create_app
+    except ImportError:
+        raise ConfigError("the studio needs its extra: pip install -e '.[studio]'") from None
+    from videostyle.studio.jobs import Studio
+
+    base = resolve_config(ns)
+    folder = Path(ns.folder)
+    studio = Studio(folder, base, ns.max_upload << 20)
+    token = secrets.token_urlsafe(24)
+    sock = socket.socket(socket.AF_INET6 if ":" in ns.host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((ns.host, ns.port))
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {ns.host}:{ns.port} ({exc.strerror}); choose another --port") from None
+    sock.listen(64)  # (connections wait for the server from here, so the address printed works at once)
+    port = sock.getsockname()[1]
+    host = f"[{ns.host}]" if ":" in ns.host else ns.host
+    url = f"http://{host}:{port}/?token={token}"
+    if ns.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"videostyle: warning: listening on {ns.host}: anyone who can reach it with the token can render "
+              "and read this studio's files", file=sys.stderr)
+    print(f"videostyle studio: {url}  (folder {folder}; Ctrl-C stops it)", flush=True)
+    server = _StudioServer(uvicorn.Config(create_app(studio, token), log_level="warning", lifespan="off"))
+    if not ns.no_browser:
+        webbrowser.open(url)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        studio.stop()
+    kept = [j for j in studio.jobs.values() if j.state == "cancelled"]
+    if kept:
+        print(f"videostyle: stopped; {len(kept)} render(s) keep their finished frames: run the studio again and "
+              "resume, or the command each one shows", file=sys.stderr)
+    return {2: 130, 15: 143}.get(server.signal, 0)
+
+
+class _StudioServer:
+    """uvicorn's server, remembering which signal stopped it."""
+
+    def __new__(cls, config: typing.Any) -> typing.Any:
+        import uvicorn
+
+        class Server(uvicorn.Server):
+            signal = 0
+
+            def handle_exit(self, sig: int, frame: typing.Any) -> None:
+                self.signal = sig
+                super().handle_exit(sig, frame)
+
+        return Server(config)
+
+
+def cmd_examples(ns: argparse.Namespace) -> int:
+    from videostyle.samples import copy_examples
+
+    folder = Path(ns.folder)
+    written = copy_examples(folder, ns.overwrite)
+    print(f"wrote {len(written)} file(s) into {folder} (samples/ and configs/; SOURCES.md says where each "
+          "sample comes from). From there:")
+    print("  videostyle render samples/bunny.mp4 --style samples/cafe_terrace.jpg --method fast")
+    print("  videostyle render samples/bunny.mp4 --config configs/keyframes-example.yaml --method fast")
+    print("  videostyle batch configs/batch-example.yaml --dry-run")
+    return 0
+
+
+def cmd_demo(ns: argparse.Namespace) -> int:
+    from videostyle.render import demo
+    from videostyle.samples import CLIP, SAMPLES
+
+    base = resolve_config(ns)
+    style = SAMPLES / f"{ns.painting}.jpg"
+    folder = Path(ns.folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    out = folder / f"bunny_{ns.painting}.mp4"
+    if out.exists() and not ns.overwrite:
+        raise OutputError(f"output {out} exists; pass --overwrite (or -y) to replace it")
+    res = demo.fast_render(CLIP, style, out, base, _reporter(ns))
+    print(f"wrote {out} ({res.frames} frames with the fast engine in {res.seconds:.1f} s; the clip is Big Buck "
+          "Bunny, CC BY 3.0 Blender Foundation)")
+    cfg = demo.gatys_config(style, base)
+    est = demo.gatys_estimate(CLIP, cfg)
+    gatys = folder / f"bunny_{ns.painting}_gatys.mp4"
+    # (later frames are costed at their whole iteration budget; most stop earlier)
+    when = f" (up to about {duration(est.total_seconds)} on this machine)" if est else ""
+    print(f"next, the optimisation render{when}:\n  videostyle render {CLIP} --style {style} --size "
+          f"{demo.GATYS_SIZE} -o {gatys}")
     return 0

@@ -164,7 +164,9 @@ class TqdmReporter:
         bar = self.frames_bar
         if bar is None:
             return
-        if progress.seconds_left is not None:
+        if progress.total and progress.done >= progress.total:
+            self.left = ""
+        elif progress.seconds_left is not None:
             self.left = f"{duration(progress.seconds_left)} left"
         self.done = int(progress.done)
         step = progress.done - bar.n

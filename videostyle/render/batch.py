@@ -91,7 +91,7 @@ def _stem(styles: tuple[str, ...]) -> str:
 
 def plan(path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None) -> BatchPlan:
     """Read a batch file and expand it into renders (validating every job's config)."""
-    bpath = Path(path)
+    bpath = Path(path).resolve()  # (through links: a linked configs folder keeps its paths)
     defaults, jobs = _read(bpath)
     out = BatchPlan()
     globs: list[tuple[str, Path]] = []  # (job, input pattern)

@@ -1,0 +1,332 @@
+"""The studio: a real browser (Debian's chromium, headless, driven by Selenium) uploads a clip and
+a style, previews a frame, renders and downloads; the security cases against the running server.
+Needs the studio extra and chromium with its driver (``.ci/run`` installs them)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import av
+import pytest
+
+from videostyle import config as C
+from videostyle.cli import build_parser, main
+from videostyle.io.images import write_image
+
+from .clips import make_clip
+from .conftest import pattern, stripes
+
+starlette = pytest.importorskip("starlette", reason="needs the studio extra")
+uvicorn = pytest.importorskip("uvicorn", reason="needs the studio extra")
+
+from videostyle.studio.app import create_app  # noqa: E402
+from videostyle.studio.jobs import Studio  # noqa: E402
+
+BASE = {"model.name": "random", "optim.size": 64, "optim.iterations": 4, "optim.iterations_later": 1,
+        "render.device": "cpu", "render.precision": "fp32", "temporal.settle": 0.0, "encode.preset": "ultrafast"}
+TOKEN = "test-token-0123456789"
+
+
+class Running:
+    """A studio served on a free 127.0.0.1 port, on a thread."""
+
+    def __init__(self, folder: Path, limit: int = 64 << 20) -> None:
+        self.studio = Studio(folder, C.apply(C.Config(), BASE, "test"), limit)
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.server = uvicorn.Server(uvicorn.Config(create_app(self.studio, TOKEN), log_level="warning",
+                                                    lifespan="off"))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+        self.thread.start()
+        for _ in range(100):
+            if self.server.started:
+                break
+            time.sleep(0.05)
+
+    def url(self, path: str = "/", token: str | None = TOKEN) -> str:
+        sep = "&" if "?" in path else "?"
+        return f"http://127.0.0.1:{self.port}{path}" + (f"{sep}token={token}" if token is not None else "")
+
+    def get(self, path: str, token: str | None = TOKEN) -> tuple[int, bytes]:
+        try:
+            with urllib.request.urlopen(self.url(path, token), timeout=30) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+
+    def post(self, path: str, data: bytes, ctype: str, token: str | None = TOKEN) -> tuple[int, dict]:
+        req = urllib.request.Request(self.url(path, token), data=data, headers={"Content-Type": ctype}, method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=60) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            body = e.read()
+            try:
+                return e.code, json.loads(body)
+            except json.JSONDecodeError:
+                return e.code, {"raw": body.decode(errors="replace")}
+
+    def upload(self, name: str, content: bytes, kind: str) -> tuple[int, dict]:
+        boundary = "----videostyletest"
+        body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n"
+                "Content-Type: application/octet-stream\r\n\r\n").encode() + content + f"\r\n--{boundary}--\r\n".encode()
+        return self.post(f"/api/upload?kind={kind}", body, f"multipart/form-data; boundary={boundary}")
+
+    def stop(self) -> None:
+        self.studio.stop()
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+@pytest.fixture
+def running(tmp_path):
+    r = Running(tmp_path / "studio")
+    yield r
+    r.stop()
+
+
+def _media(tmp_path: Path, frames: int = 12) -> tuple[Path, Path]:
+    clip = make_clip(tmp_path / "clip.mp4", frames=frames)
+    style = tmp_path / "style.png"
+    write_image(style, stripes(48, 48))
+    return clip, style
+
+
+def _wait_job(r: Running, job_id: str, states: tuple[str, ...], timeout: float = 120) -> dict:
+    end = time.time() + timeout
+    while time.time() < end:
+        job = r.studio.jobs[job_id].public()
+        if job["state"] in states:
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"render {job_id} still {r.studio.jobs[job_id].state}")
+
+
+# -- the security cases, against the running server ------------------------------------------
+
+def test_every_request_needs_the_token(running):
+    for path in ("/", "/api/state", "/static/app.js", "/api/events", "/api/frame/x"):
+        assert running.get(path, token=None)[0] == 403
+        assert running.get(path, token="wrong")[0] == 403
+    assert running.get("/")[0] == 200
+    assert running.post("/api/render", b"{}", "application/json", token=None)[0] == 403
+
+
+def test_nothing_outside_the_studio_is_served(running, tmp_path):
+    outside = tmp_path / "secret.txt"
+    outside.write_text("secret")
+    (running.studio.uploads.folder / "evil.mp4").symlink_to(outside)  # a link planted in the uploads
+    for path in ("/static/..%2F..%2Fetc%2Fpasswd", "/static/%2e%2e/%2e%2e/etc/passwd", "/static/../app.py",
+                 "/api/frame/..%2F..%2Fetc%2Fpasswd", "/api/frame/%2Fetc%2Fpasswd", "/api/frame/evil",
+                 "/api/frame/evil.mp4", f"/api/frame/{outside}", "/api/jobs/..%2Fx/download",
+                 "/api/preview/..%2F..%2Fsecret.png", "/api/jobs/r1/latest.png", "//etc/passwd"):
+        status, body = running.get(path)
+        assert status in (400, 404), path
+        assert b"secret" not in body and b"root:" not in body, path
+
+
+def test_bad_uploads_get_a_message_and_the_server_keeps_going(running, tmp_path):
+    clip, style = _media(tmp_path)
+    st, res = running.upload("../../escape.png", style.read_bytes(), "style")  # a name with a path in it
+    assert st == 200 and not (tmp_path / "escape.png").exists()
+    assert all(p.parent == running.studio.uploads.folder for p in running.studio.uploads.folder.rglob("*"))
+    st, res = running.upload("noise.mp4", os.urandom(4096), "clip")
+    assert st == 400 and "not a readable video" in res["error"]
+    png = (tmp_path / "still.png")
+    write_image(png, pattern(48, 64))
+    st, res = running.upload("holiday.mp4", png.read_bytes(), "clip")  # an image named .mp4
+    assert st == 400 and "still image" in res["error"]
+    data = clip.read_bytes()
+    st, res = running.upload("cut.mp4", data[: len(data) // 3], "clip")  # truncated: no moov
+    assert st == 400 and "holiday" not in res["error"]
+    st, res = running.upload("notes.txt", b"hello", "clip")
+    assert st == 400 and ".mp4" in res["error"]
+    st, res = running.post("/api/render", b"not json", "application/json")
+    assert st == 400 and "JSON" in res["error"]
+    st, res = running.upload("clip.mp4", data, "clip")
+    assert st == 200 and res["frames"] == 12  # still serving
+    st, res = running.post("/api/render", json.dumps({"clip": res["id"], "styles": ["nope"]}).encode(),
+                           "application/json")
+    assert st == 400 and "no such style" in res["error"]
+
+
+def test_an_upload_over_the_limit_is_refused(tmp_path):
+    r = Running(tmp_path / "studio", limit=1 << 20)
+    try:
+        st, res = r.upload("big.mp4", b"\0" * (2 << 20), "clip")
+        assert st == 413 and "limit" in res["error"]
+        assert not list(r.studio.uploads.folder.iterdir())  # nothing half-written left
+    finally:
+        r.stop()
+
+
+def test_the_studio_listens_on_localhost_unless_told():
+    ns = build_parser().parse_args(["studio"])
+    assert ns.host == "127.0.0.1"
+
+
+def test_stopping_the_server_stops_a_render_resumably_from_the_cli(tmp_path):
+    clip, style = _media(tmp_path, frames=40)
+    r = Running(tmp_path / "studio")
+    try:
+        cid = r.upload("clip.mp4", clip.read_bytes(), "clip")[1]["id"]
+        sid = r.upload("style.png", style.read_bytes(), "style")[1]["id"]
+        st, job = r.post("/api/render", json.dumps({"clip": cid, "styles": [sid], "settings": {
+            "method": "gatys", "size": 64}}).encode(), "application/json")
+        assert st == 200
+        end = time.time() + 60
+        while r.studio.jobs[job["id"]].done < 3 and time.time() < end:
+            time.sleep(0.05)
+    finally:
+        r.stop()  # as Ctrl-C or SIGTERM would
+    j = r.studio.jobs[job["id"]]
+    assert j.state == "cancelled" and not j.output.exists()
+    assert list(j.output.parent.glob("*videostyle-work*"))  # its finished frames kept
+    argv = j.command().split()[1:]
+    assert main(argv + ["-q"]) == 0  # the same render from the command line resumes it
+    with av.open(str(j.output)) as c:
+        assert sum(1 for _ in c.decode(video=0)) == 40
+
+
+# -- in a real browser -------------------------------------------------------------------------
+
+def _chrome():
+    webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium")
+    binary, driver = shutil.which("chromium") or shutil.which("chromium-browser"), shutil.which("chromedriver")
+    if not binary or not driver:
+        pytest.skip("needs Debian's chromium and chromium-driver")
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = binary
+    for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,900"):
+        opts.add_argument(a)
+    return webdriver.Chrome(service=Service(driver), options=opts)
+
+
+def _until(cond, timeout: float = 120):
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            v = cond()
+        except (NoSuchElementException, StaleElementReferenceException):  # the page is redrawing it
+            v = None
+        if v:
+            return v
+        time.sleep(0.2)
+    raise AssertionError("timed out")
+
+
+def test_in_a_browser_upload_preview_render_download(running, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    clip, style = _media(tmp_path)
+    shots = Path(os.environ.get("VIDEOSTYLE_SCREENSHOTS", tmp_path))
+    method, size, frames = "gatys", "64", 12
+    if "VIDEOSTYLE_SCREENSHOTS" in os.environ:  # the docs' pictures: the shipped samples, the fast engine
+        from videostyle.samples import CLIP, SAMPLES
+
+        clip, style, method, size, frames = CLIP, SAMPLES / "cafe_terrace.jpg", "fast", "256", 100
+    browser = _chrome()
+    try:
+        browser.get(running.url("/"))
+        _until(lambda: browser.find_element(By.ID, "status").text == "connected", 30)
+        browser.find_element(By.ID, "clip-file").send_keys(str(clip))
+        _until(lambda: browser.find_elements(By.CSS_SELECTOR, "#clip option"), 30)
+        browser.find_element(By.ID, "style-file").send_keys(str(style))
+        _until(lambda: browser.find_elements(By.CSS_SELECTOR, "#styles .style"), 30)
+        Select(browser.find_element(By.ID, "method")).select_by_value(method)
+        box = browser.find_element(By.ID, "size")
+        box.clear()
+        box.send_keys(size)
+        browser.execute_script("const s = document.getElementById('scrub'); s.value = s.max / 2;"
+                               "s.dispatchEvent(new Event('input'));")  # scrub to the middle
+        browser.find_element(By.ID, "preview-btn").click()
+        _until(lambda: browser.find_element(By.ID, "preview").get_attribute("data-done") == "1", 60)
+        assert browser.execute_script("return document.getElementById('preview').naturalWidth") == int(size)
+        browser.save_screenshot(str(shots / "studio_preview.png"))
+        browser.find_element(By.ID, "render-btn").click()
+        state = lambda: browser.find_element(By.CSS_SELECTOR, ".job .state").text  # noqa: E731
+        _until(lambda: state() == "done", 120)
+        assert browser.find_element(By.CSS_SELECTOR, ".job progress").get_attribute("value") == "1"
+        assert "100%" in browser.find_element(By.CSS_SELECTOR, ".job .left").text
+        browser.save_screenshot(str(shots / "studio_render.png"))
+        href = browser.find_element(By.CSS_SELECTOR, ".job .download").get_attribute("href")
+        assert "videostyle render" in browser.find_element(By.CSS_SELECTOR, ".job .cmd").get_attribute("textContent")
+    finally:
+        browser.quit()
+    with urllib.request.urlopen(href, timeout=30) as resp:
+        (tmp_path / "got.mp4").write_bytes(resp.read())
+    with av.open(str(tmp_path / "got.mp4")) as c:
+        assert sum(1 for _ in c.decode(video=0)) == frames
+
+
+def test_closing_the_browser_does_not_stop_a_render_and_a_failure_shows(running, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    clip, style = _media(tmp_path, frames=24)
+    cid = running.upload("clip.mp4", clip.read_bytes(), "clip")[1]["id"]
+    sid = running.upload("style.png", style.read_bytes(), "style")[1]["id"]
+    browser = _chrome()
+    try:
+        browser.get(running.url("/"))
+        _until(lambda: browser.find_elements(By.CSS_SELECTOR, "#clip option"), 30)
+        browser.find_element(By.ID, "render-btn").click()  # (the fast engine by default)
+        _until(lambda: browser.find_elements(By.CSS_SELECTOR, ".job"), 30)
+    finally:
+        browser.quit()
+    job_id = next(iter(running.studio.jobs))
+    assert _wait_job(running, job_id, ("done", "failed"))["state"] == "done"
+    running.studio.uploads.get(cid).path.unlink()  # the clip is gone before its render starts
+    st, job = running.post("/api/render", json.dumps({"clip": cid, "styles": [sid]}).encode(), "application/json")
+    failed = _wait_job(running, job["id"], ("done", "failed"))
+    assert failed["state"] == "failed" and "does not exist" in failed["error"] and "\n" not in failed["error"]
+
+
+def test_the_command_prints_its_address_and_stops_on_sigterm(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "videostyle", "studio", "--no-browser", "--folder",
+                             str(tmp_path / "s"), "--model", "random"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()  # type: ignore[union-attr]
+        url = line.split()[2]
+        assert url.startswith("http://127.0.0.1:") and "token=" in url
+        with urllib.request.urlopen(url, timeout=30) as r:
+            assert r.status == 200 and b"videostyle studio" in r.read()
+        with pytest.raises(urllib.error.HTTPError) as no:
+            urllib.request.urlopen(url.split("?")[0], timeout=30)
+        assert no.value.code == 403
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 143
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_an_image_renders_as_an_image(running, tmp_path):
+    write_image(tmp_path / "photo.png", pattern(48, 64))
+    _, style = _media(tmp_path, frames=2)
+    st, item = running.upload("photo.png", (tmp_path / "photo.png").read_bytes(), "clip")
+    assert st == 200 and item["still"]
+    sid = running.upload("style.png", style.read_bytes(), "style")[1]["id"]
+    st, job = running.post("/api/render", json.dumps({"clip": item["id"], "styles": [sid],
+                                                      "settings": {"method": "gatys"}}).encode(), "application/json")
+    assert _wait_job(running, job["id"], ("done", "failed"))["state"] == "done"
+    st, data = running.get(f"/api/jobs/{job['id']}/download")
+    assert st == 200 and data[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,0 +1,335 @@
+"""The studio's work: previews of one frame (the fast engine at once, Gatys in steps so that the
+picture updates as it runs) and a queue of renders, one at a time per device. A render is the
+command line's: the same config, the same output and work folder, so it resumes from either."""
+
+from __future__ import annotations
+
+import queue
+import re
+import shlex
+import threading
+import time
+import typing
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from videostyle import config as C
+from videostyle.engines import build_engine, load_styles, prepare_content, uses_vgg
+from videostyle.errors import VideostyleError
+from videostyle.estimate import Estimating, duration
+from videostyle.render.pipeline import render_image, render_video
+from videostyle.report import FrameDone, Reporter, STIterate
+from videostyle.studio.media import Item, Uploads
+
+# The page's everyday settings and the config fields they fill.
+SETTINGS = {"method": "fast.method", "style_strength": "style.strength", "size": "optim.size",
+            "consistency": "temporal.consistency", "preserve_colors": "style.preserve_colors",
+            "style_blend": "style.blend", "iterations": "optim.iterations"}
+PREVIEW_STEPS = 5  # a Gatys preview shows its picture this many times as it runs
+# A Gatys preview runs at most this size and (unless the studio was started with --iterations)
+# this many iterations: a setting is judged by eye in seconds.
+PREVIEW_SIZE, PREVIEW_ITERATIONS = 256, 100
+
+
+class Cancelled(Exception):
+    pass
+
+
+def overrides(settings: dict[str, Any]) -> dict[str, Any]:
+    """The page's settings as config overrides (unknown keys refused with a "did you mean")."""
+    out: dict[str, Any] = {}
+    for key, value in settings.items():
+        if key not in SETTINGS:
+            raise VideostyleError(f"unknown setting {key!r}{C.suggest(key, sorted(SETTINGS))}")
+        if value is None or value == "":
+            continue
+        path = SETTINGS[key]
+        if typing.get_origin(C.FIELDS[path].type) is tuple and not isinstance(value, list):
+            value = [str(value)] if path == "style.strength" else [value]
+        out[path] = value
+    return out
+
+
+def changed(cfg: C.Config) -> dict[str, Any]:
+    """The fields of ``cfg`` that differ from the defaults (the studio's own flags), as overrides."""
+    base = C.Config()
+    out: dict[str, Any] = {}
+    for path in C.FIELDS:
+        sec, key = path.split(".")
+        value = getattr(getattr(cfg, sec), key)
+        if value != getattr(getattr(base, sec), key):
+            out[path] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", Path(name).stem)[:40] or "clip"
+
+
+@dataclass
+class Job:
+    """A render in the queue: what it renders, where, and where it is."""
+
+    id: str
+    clip: Item
+    styles: list[Item]
+    cfg: C.Config
+    output: Path
+    over: dict[str, Any]
+    state: str = "queued"  # queued, running, done, failed, cancelled
+    done: float = 0.0
+    total: int | None = None
+    seconds_left: float | None = None
+    estimate: str = ""
+    error: str = ""
+    notices: list[str] = field(default_factory=list)
+    cancel: threading.Event = field(default_factory=threading.Event)
+    finished_at: float | None = None
+
+    @property
+    def latest(self) -> Path:
+        return self.output.with_name(f"{self.output.stem}.preview.png")
+
+    def command(self) -> str:
+        """The same render from the command line (it resumes this one's work folder)."""
+        args = ["videostyle", "render", str(self.clip.path)]
+        for s in self.styles:
+            args += ["--style", str(s.path)]
+        for path, value in self.over.items():
+            if path == "style.images":
+                continue
+            flag = "--" + C.FIELDS[path].flag.replace("_", "-")
+            if isinstance(value, bool):
+                args.append(flag if value else f"--no-{flag[2:]}")
+            else:
+                args += [flag, ",".join(map(str, value)) if isinstance(value, list) else str(value)]
+        return shlex.join(args + ["-o", str(self.output)])
+
+    def yaml(self) -> str:
+        """The render as a batch file's job."""
+        job: dict[str, Any] = {"name": self.id, "input": str(self.clip.path)}
+        paths = [str(s.path) for s in self.styles]
+        job["style" if len(paths) == 1 else "styles"] = paths[0] if len(paths) == 1 else [paths]
+        job["output"] = str(self.output)
+        for path, value in self.over.items():
+            if path != "style.images":
+                job[C.FIELDS[path].flag] = value
+        return yaml.safe_dump({"jobs": [job]}, sort_keys=False)
+
+    def public(self) -> dict[str, Any]:
+        return {"id": self.id, "clip": self.clip.name, "styles": [s.name for s in self.styles],
+                "output": self.output.name, "state": self.state, "done": self.done, "total": self.total,
+                "seconds_left": self.seconds_left, "left": duration(self.seconds_left) if self.seconds_left else "",
+                "estimate": self.estimate, "error": self.error, "notices": self.notices[-5:],
+                "yaml": self.yaml(), "command": self.command()}
+
+
+class JobReporter(Reporter):
+    """A render's events into its Job, and the studio's event stream; stops the render (as
+    Ctrl-C does, keeping its frames) when the job is cancelled."""
+
+    def __init__(self, job: Job, publish: typing.Callable[[dict[str, Any]], None]) -> None:
+        self.job, self.publish = job, publish
+        self.last = 0.0
+
+    def _check(self) -> None:
+        if self.job.cancel.is_set():
+            raise KeyboardInterrupt
+
+    def notice(self, message: str) -> None:
+        self.job.notices.append(message)
+
+    def begin(self, total: int | None, what: str) -> None:
+        self.job.total = total
+
+    def iterate(self, it: STIterate) -> None:
+        self._check()
+
+    def estimate(self, estimate: Any) -> None:
+        self.job.estimate = estimate.line()
+        self.publish({"type": "job", "job": self.job.public()})
+
+    def progress(self, progress: Any) -> None:
+        self.job.done, self.job.seconds_left = progress.done, progress.seconds_left
+        now = time.monotonic()
+        if now - self.last > 0.5 or progress.done == progress.total:
+            self.last = now
+            self.publish({"type": "job", "job": self.job.public()})
+        self._check()
+
+    def frame(self, done: FrameDone) -> None:
+        self.publish({"type": "frame", "job": self.job.id, "index": done.index})
+        self._check()
+
+
+class Studio:
+    """The studio's state: uploads, outputs, previews and the render queue."""
+
+    def __init__(self, folder: Path, base: C.Config, upload_limit: int) -> None:
+        self.folder, self.base = folder, base
+        self.uploads = Uploads(folder / "uploads", upload_limit)
+        self.outputs = folder / "outputs"
+        self.outputs.mkdir(parents=True, exist_ok=True)
+        self.previews = folder / "previews"
+        self.previews.mkdir(exist_ok=True)
+        self.jobs: dict[str, Job] = {}
+        self.events: list[dict[str, Any]] = []
+        self.events_lock = threading.Lock()
+        self.queue: queue.Queue[Job | None] = queue.Queue()
+        self.preview_lock = threading.Lock()
+        self.preview_gen = 0
+        self.worker = threading.Thread(target=self._work, name="videostyle-studio-renders", daemon=True)
+        self.worker.start()
+
+    # -- events --------------------------------------------------------------------------------
+
+    def publish(self, event: dict[str, Any]) -> None:
+        with self.events_lock:
+            event = {**event, "seq": len(self.events)}
+            self.events.append(event)
+
+    def since(self, seq: int) -> list[dict[str, Any]]:
+        with self.events_lock:
+            return self.events[seq:]
+
+    # -- configs -------------------------------------------------------------------------------
+
+    def config(self, clip: Item | None, styles: list[Item], settings: dict[str, Any]) -> tuple[C.Config, dict]:
+        if not styles:
+            raise VideostyleError("choose at least one style image")
+        page = {"style.images": [str(s.path) for s in styles], **overrides(settings)}
+        cfg = C.apply(self.base, page, "the studio's settings")
+        return cfg, {**changed(self.base), **page}
+
+    # -- previews ------------------------------------------------------------------------------
+
+    def preview(self, clip_id: str, style_ids: list[str], t: float, settings: dict[str, Any]) -> str:
+        """Start a preview of the clip's frame at ``t`` (a newer one supersedes it); its pictures
+        arrive as ``preview`` events."""
+        clip = self.uploads.get(clip_id, "clip")
+        styles = [self.uploads.get(s, "style") for s in style_ids]
+        base_o, default_o = self.base.optim, C.OptimConfig()
+        size = int(settings.get("size") or base_o.size)
+        settings = {**settings, "size": min(size, PREVIEW_SIZE) if size else PREVIEW_SIZE,
+                    "iterations": base_o.iterations if base_o.iterations != default_o.iterations else PREVIEW_ITERATIONS}
+        cfg, _ = self.config(clip, styles, settings)
+        with self.preview_lock:
+            self.preview_gen += 1
+            gen = self.preview_gen
+        pid = f"p{gen}"
+        threading.Thread(target=self._preview, args=(pid, gen, clip, t, cfg), daemon=True,
+                         name="videostyle-studio-preview").start()
+        return pid
+
+    def _preview(self, pid: str, gen: int, clip: Item, t: float, cfg: C.Config) -> None:
+        try:
+            content = prepare_content(self.uploads.frame(clip, t), cfg.optim.size, "preview frame", cfg.optim.upscale)
+            steps = PREVIEW_STEPS if uses_vgg(cfg) else 1
+            # A Gatys preview runs in steps, each warm-started from the last picture, so that the
+            # page shows it as it forms (the optimiser's history restarts at each step).
+            stepped = replace(cfg, optim=replace(cfg.optim, iterations=max(1, cfg.optim.iterations // steps)))
+            engine = build_engine(stepped, load_styles(stepped), lambda m: None)
+            try:
+                image: str | np.ndarray = cfg.optim.init
+                for k in range(1, steps + 1):
+                    if gen != self.preview_gen:
+                        return  # superseded by a newer preview
+                    image = engine.fresh(content, image, cfg.optim.seed, None).image
+                    self._show(pid, image, k, steps)
+            finally:
+                engine.close()
+        except VideostyleError as exc:
+            self.publish({"type": "preview", "id": pid, "error": str(exc)})
+        except Exception as exc:  # a preview must not take the server down
+            self.publish({"type": "preview", "id": pid, "error": f"preview failed: {exc}"})
+
+    def _show(self, pid: str, image: np.ndarray, step: int, steps: int) -> None:
+        from videostyle.io.images import write_image
+
+        path = self.previews / f"{pid}.png"
+        write_image(path, image)
+        self.publish({"type": "preview", "id": pid, "step": step, "steps": steps})
+
+    def preview_path(self, pid: str) -> Path:
+        if not re.fullmatch(r"p\d+", pid):
+            raise VideostyleError("no such preview")
+        return self.previews / f"{pid}.png"
+
+    # -- renders -------------------------------------------------------------------------------
+
+    def render(self, clip_id: str, style_ids: list[str], settings: dict[str, Any]) -> Job:
+        clip = self.uploads.get(clip_id, "clip")
+        styles = [self.uploads.get(s, "style") for s in style_ids]
+        cfg, over = self.config(clip, styles, settings)
+        over["render.preview_every"] = 1  # the page shows the latest finished frame
+        cfg = C.apply(cfg, {"render.preview_every": 1}, "the studio")
+        stem = f"{_safe(clip.name)}_{_safe(styles[0].name)}"
+        n = len(self.jobs) + 1
+        out = self.outputs / f"{stem}_{n}{'.png' if clip.still else '.mp4'}"
+        job = Job(f"r{n}", clip, styles, cfg, out, over)
+        self.jobs[job.id] = job
+        self.queue.put(job)
+        self.publish({"type": "job", "job": job.public()})
+        return job
+
+    def cancel(self, job_id: str) -> Job:
+        job = self.job(job_id)
+        job.cancel.set()
+        if job.state == "queued":
+            job.state = "cancelled"
+        self.publish({"type": "job", "job": job.public()})
+        return job
+
+    def resume(self, job_id: str) -> Job:
+        job = self.job(job_id)
+        if job.state not in ("cancelled", "failed"):
+            raise VideostyleError(f"render {job_id} is {job.state}; only a cancelled or failed render resumes")
+        job.cancel.clear()
+        job.state, job.error = "queued", ""
+        self.queue.put(job)
+        self.publish({"type": "job", "job": job.public()})
+        return job
+
+    def job(self, job_id: str) -> Job:
+        job = self.jobs.get(job_id)
+        if job is None:
+            raise VideostyleError(f"no such render: {job_id!r}")
+        return job
+
+    def _work(self) -> None:
+        while True:
+            job = self.queue.get()
+            if job is None:
+                return
+            if job.cancel.is_set():
+                continue
+            job.state = "running"
+            self.publish({"type": "job", "job": job.public()})
+            try:
+                reporter = Estimating(JobReporter(job, self.publish))
+                if job.clip.still:
+                    render_image(job.clip.path, job.output, job.cfg, reporter, overwrite=True)
+                else:
+                    render_video(job.clip.path, job.output, job.cfg, reporter, overwrite=True)
+                job.state, job.done = "done", float(job.total or job.done)
+            except KeyboardInterrupt:  # an image render's cancel (a video's becomes RenderInterrupted)
+                job.state = "cancelled"
+            except VideostyleError as exc:
+                job.state = "cancelled" if job.cancel.is_set() else "failed"
+                job.error = "" if job.cancel.is_set() else str(exc)
+            except Exception as exc:  # a render's bug must not take the queue down
+                job.state, job.error = "failed", f"render failed: {exc}"
+            job.finished_at = time.time()
+            self.publish({"type": "job", "job": job.public()})
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Stop the running render as Ctrl-C does (its frames kept, resumable) and the queue."""
+        for job in self.jobs.values():
+            if job.state in ("queued", "running"):
+                job.cancel.set()
+        self.queue.put(None)
+        self.worker.join(timeout)
