@@ -139,3 +139,22 @@ def test_a_network_render_is_estimated_from_its_frames():
     e = rec.estimates[0]
     assert e.total_seconds == pytest.approx(50 * 0.1, rel=0.05) and "nan" not in e.line()
     assert "feed-forward network" in e.line() and rec.progresses[-1].seconds_left == pytest.approx(4.7, rel=1e-6)
+
+
+def test_the_settle_pass_is_counted_until_its_frames_are_rendered_again():
+    clock, rec = Clock(), Record()
+    est = Estimating(rec, clock)
+    est.begin(10, "clip.mp4")
+    est.plan(RenderPlan(frames=10, first_iterations=100, later_iterations=10, size=(64, 64), settle_frames=3))
+    _frame(est, clock, 0, 100, 0.1)
+    for k in (1, 2, 3):
+        _frame(est, clock, k, 10, 0.1)
+    before = rec.progresses[-1].seconds_left
+    assert before == pytest.approx((6 + 3) * 1.0, rel=1e-6)  # 6 frames to go and 3 to render again
+    for k in (3, 2, 1):  # the settle pass: no new frames, the same work as later frames
+        for i in range(1, 11):
+            clock.t += 0.1
+            est.iterate(STIterate(i, 10, 0, 1, 1.0, {}, (64, 64)))
+        est.frame(FrameDone(k, None, 10, 1.0, 1.0, settled=True))
+    after = rec.progresses[-1]
+    assert after.done == 4 and after.seconds_left == pytest.approx(6 * 1.0, rel=1e-6)

@@ -114,6 +114,7 @@ class Estimating(Reporter):
         self.frame_started: float | None = None
         self.told = False
         self.iterations_seen = 0
+        self.settled = 0  # frames the settle pass has rendered again
 
     # -- events passed on -------------------------------------------------------------------
 
@@ -144,6 +145,15 @@ class Estimating(Reporter):
 
     def frame(self, done: FrameDone) -> None:
         now = self.clock()
+        if done.settled:  # the settle pass: a later frame's work, no new frame
+            if self.frame_started is not None:
+                self.later_secs.append(now - self.frame_started)
+            self.frame_started, self.last_tick = now, None
+            self.settled += 1
+            self.it_in_frame = (0, 0)
+            self.inner.frame(done)
+            self.inner.progress(self._progress(now))
+            return
         if not done.resumed and done.index > 0 and not done.restarted and self.frame_started is not None:
             self.later_secs.append(now - self.frame_started)
         self.frame_started, self.last_tick = now, None
@@ -187,8 +197,7 @@ class Estimating(Reporter):
         elif frames_left and self.frame_started is not None:
             left += max(later - (now - self.frame_started), 0.0)
             frames_left -= 1
-        # (the settle pass runs once its frames and the one after them are done; it reports no frames)
-        settle = p.settle_frames if self.frames_done - p.resumed <= p.settle_frames else 0
+        settle = max(p.settle_frames - self.settled, 0)
         return left + (frames_left + settle) * later
 
     def _estimate(self, now: float) -> Estimate:

@@ -31,6 +31,7 @@ class FrameDone:
     loss: float  # final total loss
     restarted: bool = False  # scene cut: restarted from content with full iterations
     resumed: bool = False  # taken from an earlier interrupted run
+    settled: bool = False  # rendered again by the settle pass (the frame was counted before)
 
 
 class Reporter:

@@ -199,7 +199,7 @@ class TqdmReporter:
         if self.iter_bar is not None:
             self.iter_bar.close()
             self.iter_bar = None
-        if self.frames_bar is None:
+        if self.frames_bar is None or done.settled:
             return
         if done.restarted:
             self.notice(f"frame {done.index}: scene cut, restarted from the content with full iterations")

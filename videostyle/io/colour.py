@@ -245,20 +245,23 @@ def to_display(frame: av.VideoFrame, pic: Picture) -> tuple[np.ndarray, np.ndarr
     """A decoded frame as the network's picture, (H, W, 3) sRGB uint8, and the source's alpha
     (None without one)."""
     rng = {"src_color_range": JPEG} if pic.range == JPEG and not frame.format.name.startswith("yuvj") else {}
-    if pic.plain:
-        return (frame.reformat(format="rgb24", **rng).to_ndarray() if rng else frame.to_ndarray(format="rgb24")), None
     alpha = read_alpha(frame, pic) if pic.alpha else None
-    if pic.depth == 32:
-        f = frame.to_ndarray(format="gbrapf32le" if pic.alpha else "gbrpf32le")[..., :3].astype(np.float32)
-        if pic.premultiplied and alpha is not None:
-            a = opacity(alpha)[..., None]
-            f = np.where(a > 0, f / np.maximum(a, 1e-12), 0.0)
-        c = srgb_encode(f) if pic.linear else np.clip(f, 0.0, 1.0)
+    if pic.hdr is None and not pic.linear:
+        # SDR at any depth: FFmpeg's scaler straight to 8-bit RGB, in the source's matrix and range
+        # (the alpha, read apart, is dropped there).
+        rgb = frame.reformat(format="rgb24", **rng).to_ndarray() if rng else frame.to_ndarray(format="rgb24")
     else:
-        c = frame.reformat(format="rgb48le", **rng).to_ndarray().astype(np.float32) / 65535.0
-        if pic.hdr is not None:
-            c = hdr_to_display(c, pic.hdr)
-    rgb = np.round(c * 255.0).astype(np.uint8)
+        if pic.depth == 32:
+            f = frame.to_ndarray(format="gbrapf32le" if pic.alpha else "gbrpf32le")[..., :3].astype(np.float32)
+            if pic.premultiplied and alpha is not None:
+                a = opacity(alpha)[..., None]
+                f = np.where(a > 0, f / np.maximum(a, 1e-12), 0.0)
+            c = srgb_encode(f) if pic.linear else np.clip(f, 0.0, 1.0)
+        else:
+            c = frame.reformat(format="rgb48le", **rng).to_ndarray().astype(np.float32) / 65535.0
+            if pic.hdr is not None:
+                c = hdr_to_display(c, pic.hdr)
+        rgb = np.round(c * 255.0).astype(np.uint8)
     return (fill_transparent(rgb, alpha) if alpha is not None else rgb), alpha
 
 

@@ -83,7 +83,9 @@ def output_picture(codec: str, fmt: str, source: Picture) -> tuple[str, Picture,
     alpha, and its colour tags (an untagged or RGB source is tagged BT.709, the matrix it is
     encoded with)."""
     lost = []
-    want = min(source.depth, 16)
+    # A 16-bit or float source (image sequences) is written at 10 bits, the depth players decode
+    # in hardware; 12 bits only for a 12-bit source.
+    want = source.depth if source.depth <= 12 else 10
     depth = max([d for d in DEPTHS[codec] if d <= max(want, 8)] or [min(DEPTHS[codec])])
     if want > 8 and depth == 8:
         lost.append(f"--codec {codec} writes 8 bits here, so the source's {source.describe()} loses its depth "

@@ -12,6 +12,7 @@ before it, as a held frame, so the timing stays that of the numbers.
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import os
 import re
@@ -136,11 +137,15 @@ def _name_for(example: Path, number: int, missing: int) -> str:
                                  + example.suffix))
 
 
-def decode(path: Path) -> av.VideoFrame:
-    """One image file's picture, decoded by FFmpeg (OpenEXR as the linear floats it holds)."""
+def decode(path: Path, srgb: bool = False) -> av.VideoFrame:
+    """One image file's picture, decoded by FFmpeg: OpenEXR as the linear floats it holds, or
+    (``srgb``) through the sRGB transfer in the decoder (``apply_trc``: the same transfer, in C)."""
     try:
         with av.open(str(path), metadata_errors="ignore") as c:
-            for frame in c.decode(c.streams.video[0]):
+            stream = c.streams.video[0]
+            if srgb and stream.codec_context.name == "exr":
+                stream.codec_context.options = {"apply_trc": "iec61966_2_1"}
+            for frame in c.decode(stream):
                 return frame
     except (av.error.FFmpegError, IndexError) as exc:
         raise InputError(f"input {path} is not a readable image, or is truncated or corrupt "
@@ -164,15 +169,19 @@ def frames(seq: Sequence, fps: Fraction, pic: colour.Picture, *, start: float = 
         last = min(last, first + max_frames)
     size: tuple[int, int] | None = None
     held: tuple[np.ndarray, np.ndarray | None] | None = None  # the last picture decoded
+    # OpenEXR without alpha goes through the decoder's transfer; with alpha its colour is divided
+    # by the alpha first, in linear light (colour.to_display).
+    srgb = pic.linear and not pic.alpha
+    view = dataclasses.replace(pic, linear=False) if srgb else pic
     for pos in range(first + skip, last):
         index = pos - first
         f = seq.files[pos]
         if f is None:  # a held gap: the frame before it again
             if held is None:
-                held = _last_before(seq, pos, pic)
+                held = _last_before(seq, pos, srgb, view)
             yield index, pos, *held
             continue
-        img, alpha = colour.to_display(decode(f), pic)
+        img, alpha = colour.to_display(decode(f, srgb), view)
         if size is None:
             size = img.shape[:2]
         elif img.shape[:2] != size:
@@ -182,11 +191,11 @@ def frames(seq: Sequence, fps: Fraction, pic: colour.Picture, *, start: float = 
         yield index, pos, img, alpha
 
 
-def _last_before(seq: Sequence, pos: int, pic: colour.Picture) -> tuple[np.ndarray, np.ndarray | None]:
+def _last_before(seq: Sequence, pos: int, srgb: bool, view: colour.Picture) -> tuple[np.ndarray, np.ndarray | None]:
     for k in range(pos - 1, -1, -1):
         f = seq.files[k]
         if f is not None:
-            return colour.to_display(decode(f), pic)
+            return colour.to_display(decode(f, srgb), view)
     raise InputError(f"input {seq.spec}: no frame before the gap at number {seq.first_number + pos}")
 
 

@@ -13,6 +13,7 @@ from videostyle.config import Config
 from videostyle.io.media import Frame
 from videostyle.render import chain
 from videostyle.render.chain import SourceFrame
+from videostyle.report import FrameDone
 from videostyle.temporal.policy import FrameResult, VideoStylizer
 
 
@@ -36,8 +37,10 @@ class StartSettler:
     a fresh render. The caller saves and encodes what ``at`` and ``finish`` return; frames it
     restored from the work folder were settled before they were saved."""
 
-    def __init__(self, vs: VideoStylizer, k: int, notice: Callable[[str], None] = lambda m: None) -> None:
-        self.vs, self.k, self.notice = vs, k, notice
+    def __init__(self, vs: VideoStylizer, k: int, notice: Callable[[str], None] = lambda m: None,
+                 report: Callable[[FrameDone], None] = lambda d: None) -> None:
+        """``report`` hears each frame the settle pass renders again (``FrameDone.settled``)."""
+        self.vs, self.k, self.notice, self.report = vs, k, notice, report
         self.held: list[tuple[Frame, np.ndarray, FrameResult]] = []
 
     def hold(self, fr: Frame, src: np.ndarray, res: FrameResult | None) -> bool:
@@ -73,8 +76,14 @@ class StartSettler:
         vs.hist.reset()
         vs.push(src, img)
         outs: list[np.ndarray] = []
-        chain.run(vs, (SourceFrame(h, held_src) for h, held_src, _ in reversed(held)),
-                  lambda step: outs.append(step.image))  # type: ignore[arg-type]
+
+        def sink(step: chain.Step) -> None:
+            outs.append(step.image)  # type: ignore[arg-type]
+            r = step.result
+            if r is not None:
+                self.report(FrameDone(step.frame.index, None, r.iterations, r.seconds, r.loss, settled=True))
+
+        chain.run(vs, (SourceFrame(h, held_src) for h, held_src, _ in reversed(held)), sink)
         vs.hist.reset()  # the warm-start history as the forward pass left it
         for pair in forward:
             vs.hist.push(*pair)

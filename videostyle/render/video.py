@@ -81,7 +81,7 @@ class _VideoRender:
         # temporal.settle: the first frames rendered in this run are held back (not saved, not
         # encoded) until the backward pass replaces them.
         self.settler = StartSettler(self.vs, settle_frames(cfg, self.vs, self.job.info.fps, self.total),
-                                    reporter.notice)
+                                    reporter.notice, reporter.frame)
         self.chunks = Chunks(self.work, self.job, out, keep, reporter.notice, chunk_frames=cfg.render.chunk_frames,
                              loop=cfg.temporal.loop, before_close=self.saver.flush)
         self.preview = out.with_name(f"{out.stem}.preview.png")
