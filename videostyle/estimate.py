@@ -39,7 +39,6 @@ class RenderPlan:
     settle_frames: int = 0  # frames the settle pass renders again
     resumed: int = 0  # frames an earlier run finished
     device: str = "cpu"
-    method: str = "gatys"
 
 
 @dataclass(frozen=True)
@@ -145,20 +144,17 @@ class Estimating(Reporter):
 
     def frame(self, done: FrameDone) -> None:
         now = self.clock()
-        if done.settled:  # the settle pass: a later frame's work, no new frame
-            if self.frame_started is not None:
-                self.later_secs.append(now - self.frame_started)
-            self.frame_started, self.last_tick = now, None
-            self.settled += 1
-            self.it_in_frame = (0, 0)
-            self.inner.frame(done)
-            self.inner.progress(self._progress(now))
-            return
-        if not done.resumed and done.index > 0 and not done.restarted and self.frame_started is not None:
+        # A later frame's time: a frame after the first (not a scene cut or one restored from the
+        # work folder), or one the settle pass rendered again (no new frame).
+        later = done.settled or (not done.resumed and done.index > 0 and not done.restarted)
+        if later and self.frame_started is not None:
             self.later_secs.append(now - self.frame_started)
         self.frame_started, self.last_tick = now, None
-        self.frames_done += 0 if done.resumed and self.plan_ and done.index < self.plan_.resumed else 1
         self.it_in_frame = (0, 0)
+        if done.settled:
+            self.settled += 1
+        elif not (done.resumed and self.plan_ and done.index < self.plan_.resumed):
+            self.frames_done += 1
         self.inner.frame(done)
         if not self.told and self.plan_ is not None and self.plan_.first_iterations == 0 and self.later_secs:
             self.told = True

@@ -246,15 +246,11 @@ def cmd_config_show(ns: argparse.Namespace) -> int:
     return 0
 
 
-# Previews run small unless told otherwise: a setting is judged by eye, in seconds to a minute.
-PREVIEW_DEFAULTS = {"optim.size": 256, "optim.iterations": 100, "temporal.settle": 0.0}
-
-
 def cmd_preview(ns: argparse.Namespace) -> int:
     from videostyle.io.images import is_image_path
     from videostyle.render import preview as P
 
-    base = C.apply(C.Config(), PREVIEW_DEFAULTS, "preview defaults")
+    base = C.apply(C.Config(), P.DEFAULTS, "preview defaults")
     if ns.config:
         base = C.load(ns.config, base)
     cfg = C.apply(base, overrides_from_args(ns), "command line")

@@ -20,13 +20,12 @@ def make_reporter(quiet: bool = False, verbose: bool = False, progress: str = "b
                   progress_file: str | None = None) -> Reporter:
     """The CLI's reporter behind one estimator: the bar (unless ``quiet``, or JSON goes to standard
     error), and with ``progress`` json or a ``progress_file`` the JSON events."""
-    to_stderr = progress == "json" and not progress_file
-    bar = TqdmReporter(quiet or to_stderr, verbose)
-    bar.quiet_notices = to_stderr  # (the JSON carries them)
-    if progress != "json" and not progress_file:
-        return Estimating(bar)  # type: ignore[arg-type]
-    stream = open(progress_file, "a", encoding="utf-8") if progress_file else sys.stderr
-    return Estimating(Tee([bar, JsonReporter(stream, close=progress_file is not None)]))
+    if progress_file:
+        stream = open(progress_file, "a", encoding="utf-8")
+        return Estimating(Tee([TqdmReporter(quiet, verbose), JsonReporter(stream, close=True)]))
+    if progress == "json":  # (the JSON carries the notices: no bar, no plain lines)
+        return Estimating(JsonReporter(sys.stderr))
+    return Estimating(TqdmReporter(quiet, verbose))  # type: ignore[arg-type]
 
 
 class Tee(Reporter):
@@ -131,7 +130,6 @@ class TqdmReporter:
 
     def __init__(self, quiet: bool = False, verbose: bool = False) -> None:
         self.quiet, self.verbose = quiet, verbose
-        self.quiet_notices = False
         self.frames_bar: Any = None
         self.iter_bar: Any = None
         self.level = -1
@@ -142,8 +140,7 @@ class TqdmReporter:
     def notice(self, message: str) -> None:
         from tqdm import tqdm
 
-        if not self.quiet_notices:
-            tqdm.write(f"videostyle: {message}", file=sys.stderr)
+        tqdm.write(f"videostyle: {message}", file=sys.stderr)
 
     def begin(self, total: int | None, what: str) -> None:
         from tqdm import tqdm

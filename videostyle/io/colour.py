@@ -70,11 +70,6 @@ class Picture:
     def hdr(self) -> str | None:
         return {PQ: "pq", HLG: "hlg"}.get(self.trc)
 
-    @property
-    def plain(self) -> bool:
-        """8-bit SDR colour without alpha: the fast path, one swscale conversion each way."""
-        return self.depth <= 8 and not self.alpha and self.hdr is None and not self.linear
-
     def describe(self) -> str:
         """"10-bit 4:2:2, BT.2020 PQ, alpha" and the like."""
         depth = "float" if self.depth == 32 else f"{self.depth}-bit"
@@ -231,9 +226,9 @@ def fill_transparent(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     filled = img / np.maximum(w, 1e-8)[..., None]
     for img, w in reversed(levels):
         up = cv2.resize(filled, (img.shape[1], img.shape[0]), interpolation=cv2.INTER_LINEAR)
-        mean = img / np.maximum(w, 1e-8)[..., None]
-        filled = np.where((w > 0)[..., None], mean * np.minimum(w, 1)[..., None] + up * (1 - np.minimum(w, 1))[..., None],
-                          up)
+        mean = img / np.maximum(w, 1e-8)[..., None]  # (0 where nothing is visible: the blend takes ``up``)
+        c = np.minimum(w, 1)[..., None]
+        filled = mean * c + up * (1 - c)
     out = rgb.copy()
     out[hole] = np.clip(np.round(filled[hole]), 0, 255).astype(np.uint8)
     return out

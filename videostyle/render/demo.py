@@ -12,6 +12,7 @@ from videostyle.engines import build_engine, first_init, load_styles, prepare_co
 from videostyle.estimate import WARMUP_ITERATIONS, Estimate, Estimating
 from videostyle.io.media import probe, read_frames
 from videostyle.render.pipeline import render_video
+from videostyle.render.settle import settle_frames
 from videostyle.report import RenderResult, Reporter
 
 GATYS_SIZE = 256  # the demo's suggested first optimisation render
@@ -41,8 +42,7 @@ def gatys_estimate(clip: Path, cfg: C.Config) -> Estimate | None:
             got.append(e)
 
     est = Estimating(Catch())
-    fps = float(info.fps)
-    settle = min(round(cfg.temporal.settle * fps), max((info.frames or 1) - 1, 0))
+    settle = settle_frames(cfg, engine.optimises, info.fps, info.frames)
     est.begin(info.frames, str(clip))
     full = render_plan(cfg, engine, info.frames, content.shape[:2], settle)
     est.plan(replace(full, first_iterations=cfg.optim.iterations))

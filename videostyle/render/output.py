@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from videostyle.config import Config
@@ -206,8 +207,6 @@ def output_alpha(alpha: np.ndarray | None, job: VideoJob) -> np.ndarray | None:
     if alpha is None:
         return None
     if alpha.shape[:2] != job.output:
-        import cv2
-
         alpha = cv2.resize(alpha, (job.output[1], job.output[0]), interpolation=cv2.INTER_AREA)
     eh, ew = job.encoded
     return alpha[:eh, :ew] if job.encode.even == "crop" else make_even(alpha[..., None], "pad")[..., 0]

@@ -138,7 +138,8 @@ def stylize_segment(inp: str | os.PathLike[str], cfg: Config, store: WorkDir, be
     reporter = reporter or Reporter()
     info = probe_input(Path(inp), cfg)
     vs = build_video_stylizer(cfg, load_styles(cfg), reporter, stylizer, info)
-    settler = StartSettler(vs, settle_frames(cfg, vs, info.fps, total) if begin == 0 else 0, reporter.notice)
+    settler = StartSettler(vs, settle_frames(cfg, vs.engine.optimises, info.fps, total) if begin == 0 else 0,
+                           reporter.notice)
     done_until = begin + store.count(begin)
     if done_until >= end:
         return 0

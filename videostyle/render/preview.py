@@ -23,12 +23,16 @@ from videostyle import config as C
 from videostyle.engines import build_engine, first_init, load_styles, prepare_content
 from videostyle.errors import ConfigError, InputError
 from videostyle.io import durable
-from videostyle.io.images import is_image_path, read_image
+from videostyle.io.images import fit_size, is_image_path, read_image
 from videostyle.io.media import Span, probe, read_frames
 from videostyle.io.sequence import is_sequence
 from videostyle.report import Reporter
 from videostyle.temporal.keyframes import parse_time
 
+# A Gatys preview runs at this size and this many iterations unless told (the command line's
+# flags, the studio's own): a setting is judged by eye, in seconds to a minute.
+PREVIEW_SIZE, PREVIEW_ITERATIONS = 256, 100
+DEFAULTS = {"optim.size": PREVIEW_SIZE, "optim.iterations": PREVIEW_ITERATIONS, "temporal.settle": 0.0}
 TILE = 256  # the longest side of a tile on the sheet (a strip's frames: STRIP_TILE)
 STRIP_TILE = 160
 LABEL = 22  # pixels of the label band above each row
@@ -157,11 +161,8 @@ def contact_sheet(rows: list[tuple[str, list[np.ndarray]]], tile: int,
 
 
 def _fit(im: np.ndarray, side: int) -> np.ndarray:
-    h, w = im.shape[:2]
-    s = side / max(h, w)
-    if s >= 1:
-        return im
-    return cv2.resize(im, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+    h, w = fit_size(im.shape[0], im.shape[1], side)
+    return im if (h, w) == im.shape[:2] else cv2.resize(im, (w, h), interpolation=cv2.INTER_AREA)
 
 
 def _text(img: np.ndarray, text: str, x: int, y: int) -> None:

@@ -17,12 +17,12 @@ from videostyle.report import FrameDone
 from videostyle.temporal.policy import FrameResult, VideoStylizer
 
 
-def settle_frames(cfg: Config, vs: VideoStylizer, fps: float | Fraction | None, total: int | None) -> int:
+def settle_frames(cfg: Config, optimises: bool, fps: float | Fraction | None, total: int | None) -> int:
     """How many frames temporal.settle renders again at the start: its seconds' worth, at most
     a quarter of the span, and none for the fast engine (no warm-started chain), with --loop
     (which settles frame 0 from the last frame) or for fewer than 2. Frames of a resumed render
     that are restored from the work folder were settled before they were saved."""
-    if not cfg.temporal.settle or not vs.engine.optimises or cfg.temporal.loop or not fps:
+    if not cfg.temporal.settle or not optimises or cfg.temporal.loop or not fps:
         return 0
     k = round(cfg.temporal.settle * float(fps))
     if total is not None:

@@ -80,7 +80,7 @@ class _VideoRender:
         self.saver = Saver(self.save, min(4, (os.cpu_count() or 1) // 4 + 1) if cfg.render.stage_threads else 0)
         # temporal.settle: the first frames rendered in this run are held back (not saved, not
         # encoded) until the backward pass replaces them.
-        self.settler = StartSettler(self.vs, settle_frames(cfg, self.vs, self.job.info.fps, self.total),
+        self.settler = StartSettler(self.vs, settle_frames(cfg, self.vs.engine.optimises, self.job.info.fps, self.total),
                                     reporter.notice, reporter.frame)
         self.chunks = Chunks(self.work, self.job, out, keep, reporter.notice, chunk_frames=cfg.render.chunk_frames,
                              loop=cfg.temporal.loop, before_close=self.saver.flush)

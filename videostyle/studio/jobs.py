@@ -18,9 +18,10 @@ import numpy as np
 import yaml
 
 from videostyle import config as C
-from videostyle.engines import build_engine, load_styles, prepare_content, uses_vgg
+from videostyle.engines import build_engine, first_init, load_styles, prepare_content, uses_vgg
 from videostyle.errors import VideostyleError
 from videostyle.estimate import Estimating, duration
+from videostyle.render.preview import PREVIEW_ITERATIONS, PREVIEW_SIZE
 from videostyle.render.pipeline import render_image, render_video
 from videostyle.report import FrameDone, Reporter, STIterate
 from videostyle.studio.media import Item, Uploads
@@ -30,9 +31,6 @@ SETTINGS = {"method": "fast.method", "style_strength": "style.strength", "size":
             "consistency": "temporal.consistency", "preserve_colors": "style.preserve_colors",
             "style_blend": "style.blend", "iterations": "optim.iterations"}
 PREVIEW_STEPS = 5  # a Gatys preview shows its picture this many times as it runs
-# A Gatys preview runs at most this size and (unless the studio was started with --iterations)
-# this many iterations: a setting is judged by eye in seconds.
-PREVIEW_SIZE, PREVIEW_ITERATIONS = 256, 100
 
 
 class Cancelled(Exception):
@@ -198,7 +196,7 @@ class Studio:
 
     # -- configs -------------------------------------------------------------------------------
 
-    def config(self, clip: Item | None, styles: list[Item], settings: dict[str, Any]) -> tuple[C.Config, dict]:
+    def config(self, styles: list[Item], settings: dict[str, Any]) -> tuple[C.Config, dict]:
         if not styles:
             raise VideostyleError("choose at least one style image")
         page = {"style.images": [str(s.path) for s in styles], **overrides(settings)}
@@ -216,7 +214,7 @@ class Studio:
         size = int(settings.get("size") or base_o.size)
         settings = {**settings, "size": min(size, PREVIEW_SIZE) if size else PREVIEW_SIZE,
                     "iterations": base_o.iterations if base_o.iterations != default_o.iterations else PREVIEW_ITERATIONS}
-        cfg, _ = self.config(clip, styles, settings)
+        cfg, _ = self.config(styles, settings)
         with self.preview_lock:
             self.preview_gen += 1
             gen = self.preview_gen
@@ -234,7 +232,7 @@ class Studio:
             stepped = replace(cfg, optim=replace(cfg.optim, iterations=max(1, cfg.optim.iterations // steps)))
             engine = build_engine(stepped, load_styles(stepped), lambda m: None)
             try:
-                image: str | np.ndarray = cfg.optim.init
+                image: str | np.ndarray = first_init(cfg)
                 for k in range(1, steps + 1):
                     if gen != self.preview_gen:
                         return  # superseded by a newer preview
@@ -264,7 +262,7 @@ class Studio:
     def render(self, clip_id: str, style_ids: list[str], settings: dict[str, Any]) -> Job:
         clip = self.uploads.get(clip_id, "clip")
         styles = [self.uploads.get(s, "style") for s in style_ids]
-        cfg, over = self.config(clip, styles, settings)
+        cfg, over = self.config(styles, settings)
         over["render.preview_every"] = 1  # the page shows the latest finished frame
         cfg = C.apply(cfg, {"render.preview_every": 1}, "the studio")
         stem = f"{_safe(clip.name)}_{_safe(styles[0].name)}"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import secrets
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
@@ -15,7 +15,7 @@ import numpy as np
 
 from videostyle.errors import VideostyleError
 from videostyle.io.images import read_image
-from videostyle.io.media import probe, read_frames
+from videostyle.io.media import VideoInfo, probe, read_frames
 
 CLIP_EXTS = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".wmv", ".ogv", ".ogg", ".m4v", ".mxf", ".ts", ".mts"}
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
@@ -39,6 +39,7 @@ class Item:
     fps: float | None = None
     duration: float | None = None
     still: bool = False  # an image given as the content (rendered as an image)
+    info: VideoInfo | None = field(default=None, compare=False, repr=False)  # a clip's probe, for its frames
 
     def public(self) -> dict[str, object]:
         return {"id": self.id, "kind": self.kind, "name": self.name, "width": self.width, "height": self.height,
@@ -115,14 +116,15 @@ class Uploads:
             raise UploadError(f"{name}: {exc}") from None
         if first is None:
             raise UploadError(f"{name} has no frame that decodes")
-        return Item(item_id, kind, name, path, info.width, info.height, info.frames, float(info.fps), info.duration)
+        return Item(item_id, kind, name, path, info.width, info.height, info.frames, float(info.fps), info.duration,
+                    info=info)
 
     def frame(self, item: Item, t: float) -> np.ndarray:
         """The clip's frame at ``t`` seconds (the last one when past the end)."""
         if item.kind == "style" or item.still:
             return read_image(item.path, "image")
-        span_end = max(0.0, min(t, (item.duration or 0.0) - 1.0 / (item.fps or 24.0)))
-        fr = next(iter(read_frames(item.path, start=span_end, max_frames=1)), None)
+        at = max(0.0, min(t, (item.duration or 0.0) - 1.0 / (item.fps or 24.0)))
+        fr = next(iter(read_frames(item.path, start=at, max_frames=1, info=item.info)), None)
         if fr is None:
-            fr = next(iter(read_frames(item.path, max_frames=1)))
+            fr = next(iter(read_frames(item.path, max_frames=1, info=item.info)))
         return fr.image
