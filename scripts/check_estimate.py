@@ -5,38 +5,51 @@ with the estimator recording the estimated total when it first speaks (before fr
 
     python scripts/check_estimate.py --size 256                  # the shared bunny clip, every frame
     python scripts/check_estimate.py --size 512 --frames 48
+    python scripts/check_estimate.py --replay events.jsonl       # a render's --progress-file, again
+
+``--replay`` feeds the events a render wrote with ``--progress-file`` (their times included)
+through the estimator again, on the clock they were written at: the estimator can be checked,
+and changed, against a long render without rendering it again.
 """
 
 from __future__ import annotations
 
+import json
+import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import media_parser  # noqa: E402
 
 from videostyle import config as C  # noqa: E402
-from videostyle.estimate import Estimating  # noqa: E402
+from videostyle.estimate import Estimating, RenderPlan  # noqa: E402
 from videostyle.render.pipeline import render_video  # noqa: E402
-from videostyle.report import Reporter  # noqa: E402
+from videostyle.report import FrameDone, Reporter, STIterate  # noqa: E402
 
 
 class Recorder(Reporter):
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.perf_counter) -> None:
+        self.clock = clock
         self.first: tuple[float, float] | None = None  # (elapsed, estimated total) when it first spoke
         self.at: dict[str, tuple[float, float]] = {}
-        self.t0 = time.perf_counter()
+        self.t0 = clock()
         self.total: int | None = None
         self.line = ""
+        self.frames: list[FrameDone] = []
 
     def begin(self, total: int | None, what: str) -> None:
-        self.t0, self.total = time.perf_counter(), total
+        self.t0, self.total = self.clock(), total
 
     def estimate(self, e) -> None:  # type: ignore[override]
-        self.first = (time.perf_counter() - self.t0, e.total_seconds)
+        self.first = (self.clock() - self.t0, e.total_seconds)
         self.line = e.line()
+
+    def frame(self, done: FrameDone) -> None:
+        self.frames.append(done)
 
     def progress(self, p) -> None:  # type: ignore[override]
         if not self.total or p.seconds_left is None:
@@ -47,22 +60,66 @@ class Recorder(Reporter):
                 self.at[key] = (p.elapsed, p.elapsed + p.seconds_left)
 
 
+def replay(path: Path) -> tuple[Recorder, float]:
+    """A --progress-file's events through the estimator again, at their own times; and the real
+    total (the time of the last event)."""
+    now = [0.0]
+    rec = Recorder(clock=lambda: now[0])
+    est = Estimating(rec, clock=lambda: now[0])
+    for line in path.read_text().splitlines():
+        e = json.loads(line)
+        now[0] = e.pop("t")
+        kind = e.pop("event")
+        if kind == "begin":
+            est.begin(e["total"], e["input"])
+        elif kind == "plan":
+            est.plan(RenderPlan(**{**e, "size": tuple(e["size"])}))
+        elif kind == "iterate":
+            est.iterate(STIterate(**{**e, "size": tuple(e["size"]), "loss": e["loss"] or float("nan")}))
+        elif kind == "frame":
+            est.frame(FrameDone(**{**e, "loss": e["loss"] or float("nan")}))
+    return rec, now[0]
+
+
+def frame_times(rec: Recorder) -> None:
+    """Where the time went: the frames in tenths of the clip, their median seconds and iterations."""
+    frames = [f for f in rec.frames if not f.settled]
+    if len(frames) < 10:
+        return
+    print("\n| frames | median s/frame | median iterations | scene cuts | settle pass frames |")
+    print("| --- | --- | --- | --- | --- |")
+    n = len(frames)
+    for k in range(10):
+        part = frames[k * n // 10:(k + 1) * n // 10]
+        later = [f for f in part if f.index > 0 and not f.restarted] or part
+        settled = [f for f in rec.frames if f.settled and part[0].index <= f.index <= part[-1].index]
+        print(f"| {part[0].index}-{part[-1].index} | {statistics.median(f.seconds for f in later):.1f} | "
+              f"{statistics.median(f.iterations for f in later):.0f} | {sum(f.restarted for f in part)} | "
+              f"{len(settled)} |")
+
+
 def main() -> None:
     ap = media_parser(__doc__, frames=0, size=256)
+    ap.add_argument("--replay", type=Path, help="a render's --progress-file, fed through the estimator again")
     args = ap.parse_args()
-    over = {"style.images": [str(args.style)], "optim.size": args.size, "render.max_frames": args.frames}
-    cfg = C.apply(C.Config(), over, "check_estimate")
-    rec = Recorder()
-    with tempfile.TemporaryDirectory() as tmp:
-        res = render_video(args.clip, Path(tmp) / "out.mp4", cfg, Estimating(rec))
-    real = res.seconds
-    print(f"# {args.clip.name} at {args.size} px, {res.frames} frames, defaults (300 + 20 iterations, settle 1 s)")
+    if args.replay:
+        rec, real = replay(args.replay)
+        print(f"# {args.replay.name}: {len(rec.frames)} frame events, replayed")
+    else:
+        over = {"style.images": [str(args.style)], "optim.size": args.size, "render.max_frames": args.frames}
+        cfg = C.apply(C.Config(), over, "check_estimate")
+        rec = Recorder()
+        with tempfile.TemporaryDirectory() as tmp:
+            res = render_video(args.clip, Path(tmp) / "out.mp4", cfg, Estimating(rec))
+        real = res.seconds
+        print(f"# {args.clip.name} at {args.size} px, {res.frames} frames, defaults (300 + 20 iterations, settle 1 s)")
     print(f"# {rec.line}")
     print("| when | elapsed (min) | estimated total (min) | real total (min) | estimate / real |")
     print("| --- | --- | --- | --- | --- |")
     rows = ([("first estimate (frame 0)", rec.first)] if rec.first else []) + list(rec.at.items())
     for when, (elapsed, est) in rows:
         print(f"| {when} | {elapsed / 60:.1f} | {est / 60:.1f} | {real / 60:.1f} | {est / real:.2f} |")
+    frame_times(rec)
 
 
 if __name__ == "__main__":

@@ -37,9 +37,9 @@ def frames_rgba(n: int = 4, h: int = 48, w: int = 64) -> list[np.ndarray]:
 
 
 def encode(path: Path, codec: str, pix_fmt: str, frames: list[av.VideoFrame], options: dict | None = None,
-           tags: tuple[int, int, int, int] | None = None, fmt: str | None = None) -> Path:
+           tags: tuple[int, int, int, int] | None = None, fmt: str | None = None, rate: int = 12) -> Path:
     with av.open(str(path), "w", format=fmt) as out:
-        s = out.add_stream(codec, rate=12, options=options or {})
+        s = out.add_stream(codec, rate=rate, options=options or {})
         s.width, s.height, s.pix_fmt = frames[0].width, frames[0].height, pix_fmt
         if tags:
             cc = s.codec_context
@@ -53,14 +53,14 @@ def encode(path: Path, codec: str, pix_fmt: str, frames: list[av.VideoFrame], op
     return path
 
 
-def deep(path: Path, trc: int, signal_of=lambda x: x) -> Path:
+def deep(path: Path, trc: int, signal_of=lambda x: x, rate: int = 12, size: tuple[int, int] = (48, 64)) -> Path:
     fr = []
-    for img in frames_rgba():
+    for img in frames_rgba(4, *size):
         rgb = signal_of(img[..., :3].astype(np.float32) / 65535)
         f = av.VideoFrame.from_ndarray(np.round(rgb * 65535).astype(np.uint16), format="rgb48le")
         fr.append(f.reformat(format="yuv420p10le", dst_colorspace=9, dst_color_range=1))
     return encode(path, "libx265", "yuv420p10le", fr, {"crf": "8", "preset": "ultrafast",
-                                                        "x265-params": "log-level=error"}, (9, trc, 9, 1))
+                                                        "x265-params": "log-level=error"}, (9, trc, 9, 1), rate=rate)
 
 
 def sources(d: Path, style: Path) -> list[tuple[str, Path, str]]:
@@ -74,6 +74,10 @@ def sources(d: Path, style: Path) -> list[tuple[str, Path, str]]:
         cv2.imwrite(str(seq / f"{i + 1:04d}.png"), cv2.cvtColor(x, cv2.COLOR_RGBA2BGRA))
     out = d / "png16_out"
     out.mkdir()
+    # MXF takes broadcast rates, and DNxHR frames of 256x120 and more.
+    big = [av.VideoFrame.from_ndarray(x, format="rgba64le").reformat(format="yuva444p10le")
+           for x in frames_rgba(4, 144, 256)]
+    eight = [f.reformat(format="yuv420p") for f in big]
     return [
         ("ProRes 4444 with alpha (.mov)", encode(d / "key.mov", "prores_ks", "yuva444p10le", prores,
                                                  {"profile": "4"}, (1, 1, 1, 1)), "out.mov"),
@@ -88,6 +92,11 @@ def sources(d: Path, style: Path) -> list[tuple[str, Path, str]]:
         ("HEVC 10-bit BT.2020 HLG (.mkv)", deep(d / "hlg.mkv", 18, lambda x: colour.display_to_hdr(x, "hlg")),
          "out.mkv"),
         ("HEVC 10-bit BT.2020 SDR into .webm --codec vp9", d / "sdr10.mp4", "out.webm"),
+        ("H.264 8-bit at 25 fps into .mxf", encode(d / "cam.mp4", "libx264", "yuv420p", eight, rate=25), "out.mxf"),
+        ("HEVC 10-bit BT.2020 SDR at 25 fps into .mxf", deep(d / "sdr10_25.mp4", 14, rate=25, size=(144, 256)),
+         "out.mxf"),
+        ("ProRes 4444 with alpha at 25 fps into .mxf", encode(d / "key25.mov", "prores_ks", "yuva444p10le", big,
+                                                               {"profile": "4"}, (1, 1, 1, 1), rate=25), "out.mxf"),
     ]
 
 
@@ -118,6 +127,7 @@ def main_() -> None:
         for what, src, name in sources(d, style):
             out = d / name if "%" not in name else Path(name)
             extra = ["--codec", "vp9"] if "--codec vp9" in what else []
+            extra += ["--output-size", "source"] if name.endswith(".mxf") else []
             import contextlib
             import io
 

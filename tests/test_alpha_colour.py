@@ -18,7 +18,8 @@ from videostyle.cli import main
 from videostyle.io import colour
 from videostyle.io.images import write_image
 from videostyle.io.media import probe, read_frames
-from videostyle.io.mux import VideoWriter, output_picture
+from videostyle.io.codecs import output_picture
+from videostyle.io.mux import VideoWriter
 
 from .conftest import pattern, stripes
 
@@ -293,7 +294,7 @@ def test_an_untagged_eight_bit_source_is_tagged_bt709_as_before():
 
 
 def test_default_codec_keeps_depth_and_alpha():
-    from videostyle.io.mux import default_codec
+    from videostyle.io.codecs import default_codec
 
     deep, keyed = colour.Picture(depth=10), colour.Picture(alpha=True, chroma="444", depth=12)
     assert [default_codec(f, deep) for f in ("mp4", "mov", "matroska", "webm")] == ["hevc", "prores", "hevc", "av1"]

@@ -182,3 +182,22 @@ def test_runtime_policy_with_and_without_a_compiler(monkeypatch):
     with pytest.raises(ConfigError, match="--tiling tiles is onnxruntime.s"):
         monkeypatch.setattr(compiled, "unavailable", lambda: None)
         fast.FastStylizer("cpu", runtime="compiled", tiling="tiles")
+
+
+@needs_compiler
+def test_a_render_leaves_nothing_in_the_temporary_folder(tmp_path, monkeypatch):
+    """The package loader unpacks into the temporary folder and cleans up only in a destructor
+    that a worker process never reaches: the unpacked files must not outlive the load."""
+    import tempfile
+
+    from videostyle.fast.netproc import NetworkProcesses
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    net = NetworkProcesses(workers=1, threads=1)
+    try:
+        out = net.run(pattern(64, 80), np.full(100, 0.25, np.float32))
+        assert out.shape == (64, 80, 3)
+    finally:
+        net.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

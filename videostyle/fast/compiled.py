@@ -29,6 +29,7 @@ import os
 import platform
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from videostyle.device import cache_dir
 MULTIPLE = 8  # the network's total stride: frames are padded to a multiple of it
 # The compiled sizes, in multiples of 8: 32 px (smaller frames run on the interpreter) to 8192 px.
 MIN_SIDE, MAX_SIDE = 4, 1024
+_ENV_LOCK = threading.Lock()  # load() changes $TMPDIR for a moment
 
 
 def unavailable() -> str | None:
@@ -132,10 +134,25 @@ def load(path: Path) -> Any:
     directly: ``torch._inductor.aoti_load_package`` would import the compiler's Python modules
     first (1.5 s of a worker's start)."""
     torch = importlib.import_module("torch")
-    try:
-        loader = torch._C._aoti.AOTIModelPackageLoader(str(path), "model", False, 1, -1)
-    except TypeError:  # torch < 2.8: (path, model name)
-        loader = torch._C._aoti.AOTIModelPackageLoader(str(path), "model")
+    # The loader unpacks the package into a new folder under $TMPDIR and deletes it only in its
+    # destructor, which a worker process never reaches: every render would leave a few MB in
+    # /tmp. It unpacks into a folder of ours instead, deleted once the library is loaded (the
+    # loaded library and its weights stay mapped; the loader does not read the files again).
+    with _ENV_LOCK:
+        private = tempfile.mkdtemp(prefix="videostyle-aoti-")
+        saved = os.environ.get("TMPDIR")
+        os.environ["TMPDIR"] = private
+        try:
+            try:
+                loader = torch._C._aoti.AOTIModelPackageLoader(str(path), "model", False, 1, -1)
+            except TypeError:  # torch < 2.8: (path, model name)
+                loader = torch._C._aoti.AOTIModelPackageLoader(str(path), "model")
+        finally:
+            if saved is None:
+                os.environ.pop("TMPDIR", None)
+            else:
+                os.environ["TMPDIR"] = saved
+            shutil.rmtree(private, ignore_errors=True)
 
     def run(content: Any, vec: Any) -> Any:
         return loader.run([content, vec])[0]

@@ -31,6 +31,9 @@ class Output(Protocol):
 AVOID_COPY = {"mp4": ("pcm_", "vorbis"), "mov": ("vorbis",)}
 SUBTITLE_OK = {"mp4": {"mov_text"}, "mov": {"mov_text"}, "webm": {"webvtt"},
                "matroska": {"subrip", "ass", "ssa", "webvtt", "hdmv_pgs_subtitle", "dvd_subtitle", "text"}}
+# Sources kept at 24 bits in MXF (decoded audio has no depth of its own: AAC decodes to float).
+DEEP_PCM = ("pcm_s24le", "pcm_s24be", "pcm_s32le", "pcm_s32be", "pcm_f32le", "pcm_f32be", "pcm_f64le")
+LOSSLESS = ("flac", "alac", "wavpack", "tta", "truehd", "mlp")  # deep when they decode to more than 16 bits
 # Channel layouts for a channel count, when the source names only the count (ASF, WAV, AVI).
 DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "3.0", 4: "quad", 5: "5.0(side)", 6: "5.1(side)", 7: "6.1", 8: "7.1"}
 
@@ -131,9 +134,14 @@ class AuxCarrier:
         if _muxer_takes(fmt, source, s):
             aux = _Aux(s.index, self.out.container.add_stream_from_template(s), copy=True)
         else:
-            enc = "libopus" if fmt == "webm" else "aac"
             cc = s.codec_context
-            rate = _encoder_rate(enc, cc.sample_rate or 48000)
+            enc, rate = ("libopus" if fmt == "webm" else "aac"), None
+            if fmt == "mxf":
+                # MXF carries PCM at 48 kHz (FFmpeg's muxer takes no other rate): 24 bits from a
+                # source of more than 16, else 16, as ffmpeg writes it.
+                deep = cc.name in DEEP_PCM or (cc.name in LOSSLESS and cc.format is not None and cc.format.bits > 16)
+                enc, rate = ("pcm_s24le" if deep else "pcm_s16le"), 48000
+            rate = rate or _encoder_rate(enc, cc.sample_rate or 48000)
             layout = _encoder_layout(enc, cc.layout, rate)
             stream = self.out.container.add_stream(enc, rate=rate)
             stream.layout = layout
@@ -142,7 +150,8 @@ class AuxCarrier:
             # the stream into frames of the encoder's own size (AAC takes exactly 1024).
             aux = _Aux(s.index, stream, copy=False,
                        resampler=av.AudioResampler(format=stream.format, layout=layout, rate=rate))
-            self.warn(f"note: audio track {s.index} ({cc.name}) is re-encoded as {enc} for {suffix}")
+            resampled = f" at {rate / 1000:g} kHz" if cc.sample_rate and cc.sample_rate != rate else ""
+            self.warn(f"note: audio track {s.index} ({cc.name}) is re-encoded as {enc}{resampled} for {suffix}")
         _copy_tags(s, aux.out)
         self.aux.append(aux)
         return True

@@ -21,107 +21,18 @@ import numpy as np
 
 from videostyle.io import colour, durable
 from videostyle.io.colour import Picture
-from videostyle.errors import ConfigError, InputError, OutputError, PipeClosed
+from videostyle.errors import InputError, OutputError, PipeClosed
 from videostyle.io.audio import AuxCarrier
+from videostyle.io.codecs import SDR, VIDEO_ENCODERS, check_codec, container_format, mxf_rate, video_options
 from videostyle.io.media import Warn, open_input
 
 # SVT-AV1 prints a 20-line banner each time an encoder opens (every chunk of an AV1 render);
 # errors only, unless the user asks for more.
 os.environ.setdefault("SVT_LOG", "1")
 
-CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm"}
-VIDEO_ENCODERS = {"h264": "libx264", "hevc": "libx265", "vp9": "libvpx-vp9", "av1": "libsvtav1", "prores": "prores_ks"}
-
-# The sample depths each encoder takes (this build's libvpx writes 8 bits only), and those that
-# hold alpha (ProRes 4444; VP9's alpha travels as a second picture beside each frame, in
-# Matroska and WebM only).
-DEPTHS = {"h264": (8, 10), "hevc": (8, 10, 12), "vp9": (8,), "av1": (8, 10), "prores": (10,)}
-ALPHA_CODECS = {"prores": ("mov", "matroska"), "vp9": ("webm", "matroska")}
-SDR = Picture(primaries=colour.BT709, trc=colour.BT709, matrix=colour.BT709, range=colour.MPEG)
-
 PIPE_CLOSED = "the output pipe was closed by its reader; the render stopped"
 # Containers a pipe can carry (no seeking back to finish a header: MP4 and MOV need that).
 PIPE_FORMATS = ("matroska", "webm", "mpegts", "nut")
-
-
-def container_format(path: Path) -> str:
-    fmt = CONTAINERS.get(path.suffix.lower())
-    if fmt is None:
-        raise OutputError(f"output {path}: unknown video extension {path.suffix!r}; use .mp4, .mkv, .mov or .webm")
-    return fmt
-
-
-def check_codec(path: Path, codec: str, fmt: str | None = None) -> None:
-    """``codec`` goes into ``path``'s container (or ``fmt``'s, for a pipe)."""
-    fmt = fmt or container_format(path)
-    allowed = {"mp4": {"h264", "hevc", "vp9", "av1"}, "mov": {"h264", "hevc", "prores"},
-               "webm": {"vp9", "av1"}, "matroska": {"h264", "hevc", "vp9", "av1", "prores"},
-               "mpegts": {"h264", "hevc"}, "nut": {"h264", "hevc", "vp9", "av1"}}[fmt]
-    if codec not in allowed:
-        where = f"-f {fmt}" if path.name == "-" else f"{path.suffix} files"
-        raise ConfigError(f"--codec {codec} cannot go into {where}; use one of {', '.join(sorted(allowed))} "
-                          f"or another {'format' if path.name == '-' else 'extension'}")
-
-
-def default_codec(fmt: str, source: Picture) -> str:
-    """The codec an output gets without --codec: one that keeps the source's alpha and depth
-    where the container allows (ProRes in MOV, HEVC Main 10 in MP4 and Matroska, AV1 or VP9 in
-    WebM), else H.264."""
-    deep = source.depth > 8
-    if fmt == "webm":
-        return "av1" if deep and not source.alpha else "vp9"
-    if source.alpha and fmt in ("mov", "matroska"):
-        return "prores" if deep or fmt == "mov" else "vp9"
-    if deep:
-        return "prores" if fmt == "mov" else "hevc"
-    return "h264"
-
-
-def output_picture(codec: str, fmt: str, source: Picture) -> tuple[str, Picture, tuple[str, ...]]:
-    """The output's pixel format and Picture for a ``source`` through ``codec`` into ``fmt``, and
-    what it cannot keep (one line each): the source's depth (up to what the encoder takes), its
-    alpha, and its colour tags (an untagged or RGB source is tagged BT.709, the matrix it is
-    encoded with)."""
-    lost = []
-    # A 16-bit or float source (image sequences) is written at 10 bits, the depth players decode
-    # in hardware; 12 bits only for a 12-bit source.
-    want = source.depth if source.depth <= 12 else 10
-    depth = max([d for d in DEPTHS[codec] if d <= max(want, 8)] or [min(DEPTHS[codec])])
-    if want > 8 and depth == 8:
-        lost.append(f"--codec {codec} writes 8 bits here, so the source's {source.describe()} loses its depth "
-                    "(hevc, av1 or prores keep it)")
-    alpha = source.alpha and fmt in ALPHA_CODECS.get(codec, ())
-    if source.alpha and not alpha:
-        lost.append(f"{codec} in {fmt} cannot hold the source's alpha, so the output is colour only (ProRes in "
-                    ".mov, VP9 in .webm or .mkv, or a .png, .tif or .exr sequence keeps it)")
-    if codec == "prores":
-        pix_fmt = "yuva444p10le" if alpha else ("yuv444p10le" if source.chroma == "444" else "yuv422p10le")
-    elif codec == "vp9":
-        pix_fmt = "yuva420p" if alpha else "yuv420p"
-    else:
-        pix_fmt = f"yuv420p{depth}le" if depth > 8 else "yuv420p"
-    tagged = not source.linear and (source.primaries, source.trc) != (colour.UNSPECIFIED,) * 2
-    pic = Picture(depth=depth, alpha=alpha, chroma=pix_fmt[3 + alpha:6 + alpha],
-                  primaries=source.primaries if tagged else SDR.primaries, trc=source.trc if tagged else SDR.trc,
-                  matrix=source.matrix if tagged and source.matrix not in (0, colour.UNSPECIFIED) else SDR.matrix,
-                  range=source.range if tagged and source.range and not source.chroma == "444" else SDR.range)
-    return pix_fmt, pic, tuple(lost)
-
-
-def _video_options(codec: str, crf: int, preset: str, pix_fmt: str = "yuv420p") -> dict[str, str]:
-    if codec == "h264":
-        return {"crf": str(crf), "preset": preset}
-    if codec == "hevc":
-        return {"crf": str(crf), "preset": preset, "x265-params": "log-level=error"}
-    if codec == "vp9":
-        speed = {"ultrafast": "8", "superfast": "7", "veryfast": "6", "faster": "5", "fast": "4", "medium": "3",
-                 "slow": "2", "slower": "1", "veryslow": "0"}.get(preset, "3")
-        return {"crf": str(crf), "b": "0", "deadline": "good", "cpu-used": speed, "row-mt": "1"}
-    if codec == "av1":
-        speed = {"ultrafast": "12", "superfast": "11", "veryfast": "10", "faster": "9", "fast": "8", "medium": "7",
-                 "slow": "5", "slower": "4", "veryslow": "2"}.get(preset, preset if preset.isdigit() else "7")
-        return {"crf": str(crf), "preset": speed}
-    return {"profile": "4" if "444" in pix_fmt else "3"}  # prores_ks 4444 (with its alpha) or 422 HQ
 
 
 def _container_options(fmt: str, den: int, timecode: bool) -> dict[str, str]:
@@ -280,6 +191,8 @@ class VideoWriter:
         check_codec(self.path, codec, fmt)
         if width % 2 or height % 2:
             raise ValueError("frame size must be even; crop or pad first")
+        if fmt == "mxf":
+            fps = mxf_rate(Fraction(fps), self.path)
         self.time_base = Fraction(time_base)
         self.shift = shift  # seconds subtracted from every source timestamp (segment renders)
         self.carrier: AuxCarrier | None = None
@@ -297,10 +210,16 @@ class VideoWriter:
             for key in ("timecode", "reel_name"):
                 if key in tags:
                     self.video.metadata[key] = tags[key]
+            if fmt == "mxf" and "reel_name" in tags:  # (MXF names its source package from the file's)
+                self.output.container.metadata["reel_name"] = tags["reel_name"]
             if "creation_time" in tags:
                 self.output.container.metadata["creation_time"] = tags["creation_time"]
             if source is not None:
                 self.carrier = AuxCarrier(self.output, Path(source), span, shift, warn)
+        except av.error.FFmpegError as exc:  # an encoder that does not open with these settings
+            self.abort()
+            raise OutputError(f"cannot write {self.path}: the {codec} encoder refused {width}x{height} at "
+                              f"{self.pix_fmt}: {exc.strerror or exc}; try another --codec") from None
         except Exception:
             self.abort()
             raise
@@ -312,7 +231,8 @@ class VideoWriter:
             stream = self.output.container.add_stream_from_template(tpl.streams.video[0], opaque=True)
             stream.time_base = tpl.streams.video[0].time_base
             # The codec tag is not among them either: MOV would tag ProRes 4444 as 422 HQ (apch).
-            stream.codec_context.codec_tag = tpl.streams.video[0].codec_context.codec_tag
+            if self.output.fmt != "mxf":  # (MXF has no codec tags: its descriptors say what MOV's tag did)
+                stream.codec_context.codec_tag = tpl.streams.video[0].codec_context.codec_tag
             if tpl.streams.video[0].metadata.get("alpha_mode") == "1":
                 # VP9's alpha: its packets carry it; Matroska marks the track from the pixel format.
                 stream.codec_context.pix_fmt = "yuva420p"
@@ -324,7 +244,7 @@ class VideoWriter:
 
     def _encoder_stream(self, codec: str, fps: Fraction, crf: int, preset: str, width: int, height: int) -> Any:
         stream = self.output.container.add_stream(VIDEO_ENCODERS[codec], rate=fps,
-                                                  options=_video_options(codec, crf, preset, self.pix_fmt))
+                                                  options=video_options(codec, crf, preset, self.pix_fmt))
         stream.width, stream.height = width, height
         stream.pix_fmt = self.pix_fmt
         stream.time_base = self.time_base
@@ -336,6 +256,7 @@ class VideoWriter:
             cc.thread_type = "FRAME"
         pic = self.picture
         cc.color_primaries, cc.color_trc, cc.colorspace, cc.color_range = pic.primaries, pic.trc, pic.matrix, pic.range
+        cc.open()  # (now, not at the first frame: an encoder that refuses these settings says so before any work)
         return stream
 
     @property

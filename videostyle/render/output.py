@@ -20,8 +20,9 @@ from videostyle.io.colour import Picture
 from videostyle.io.images import check_size, fit_size, resize_image
 from videostyle.io.media import Span, VideoInfo, Warn, probe
 from videostyle.io.workdir import work_path
-from videostyle.io.mux import (SDR, VideoWriter, check_codec, container_format, default_codec, even_size, make_even,
-                               output_picture)
+from videostyle.io.codecs import (SDR, check_codec, container_format, default_codec, fits_codec, mxf_rate,
+                                  output_picture)
+from videostyle.io.mux import VideoWriter, even_size, make_even
 
 
 def check_output(inp: Path, out: Path, overwrite: bool = True) -> None:
@@ -48,7 +49,7 @@ def span(cfg: Config) -> Span:
 @dataclass(frozen=True)
 class EncodeSpec:
     """How the output's video is encoded: codec, quality, speed preset, how odd sizes are made
-    even, and the encoded pixels (``mux.output_picture``)."""
+    even, and the encoded pixels (``codecs.output_picture``)."""
 
     codec: str = "h264"
     crf: int = 18
@@ -134,8 +135,17 @@ def _job(inp: Path, info: VideoInfo, cfg: Config, out: Path, fmt: str | None, no
     check_size(sh, sw, f"video {inp}")
     oh, ow = (info.height, info.width) if cfg.encode.output_size == "source" else (sh, sw)
     e = cfg.encode
+    if fmt == "mxf":
+        mxf_rate(info.fps, out)
     _check_hdr(inp, info.picture, cfg.render.hdr, notice)
     codec = e.codec if e.codec != "auto" else default_codec(fmt or "matroska", info.picture)
+    eh, ew = even_size(oh, ow, e.even)
+    if not fits_codec(codec, eh, ew):
+        if e.codec == "auto":  # (MXF's default, for frames too small for it)
+            codec = "prores"
+        else:
+            raise ConfigError(f"--codec {codec} encodes frames of at least 256x120, and {out}'s are {ew}x{eh}; "
+                              "raise --size, pass --output-size source, or use --codec prores")
     spec = EncodeSpec(codec, e.crf, e.preset, e.even)
     if fmt is not None:
         pix_fmt, pic, lost = output_picture(codec, fmt, info.picture)

@@ -15,6 +15,7 @@ import numpy as np
 from videostyle.io import durable
 from videostyle.config import Config, to_dict
 from videostyle.temporal.keyframes import style_paths
+from videostyle.io.codecs import chunk_suffix
 from videostyle.io.mux import VideoWriter
 from videostyle.render.output import VideoJob, open_writer
 from videostyle.io import sequence
@@ -76,7 +77,7 @@ class Chunks:
         self.work, self.job, self.keep, self.warn = work, job, keep, warn
         self.chunk_frames, self.loop = chunk_frames, loop
         self.before_close = before_close  # waits for the chunk's frames' PNGs (saved on threads)
-        self.suffix = ".frames" if job.frames_out is not None else out.suffix
+        self.suffix = ".frames" if job.frames_out is not None else chunk_suffix(out)
         self.writer: VideoWriter | SequenceWriter | None = None
         self.start = self.end = 0
         self.pruned = 0  # PNGs below this index are already deleted

@@ -23,6 +23,7 @@ from videostyle.errors import InputError, RenderInterrupted
 from videostyle.io import durable
 from videostyle.io.images import write_image
 from videostyle.io.media import Frame
+from videostyle.io.codecs import chunk_suffix
 from videostyle.io.mux import VideoWriter
 from videostyle.io.workdir import WorkDir
 from videostyle.render import chain
@@ -263,7 +264,7 @@ class _VideoRender:
         old one stays: an interrupted loop pass is done again on resume."""
         self.chunks.close()
         self.reporter.notice(f"--loop: rendering frames 0-{k - 1} again from the last frame")
-        path = self.work.chunks / f"loop.open{self.out.suffix}"
+        path = self.work.chunks / f"loop.open{chunk_suffix(self.out)}"
         writer = open_writer(None, path, self.job, self.reporter.notice)
         c = self.cfg
         frames = chain.decoded(self.inp, self.job.span, self.job.info, c.optim.size, c.optim.upscale,
@@ -276,7 +277,7 @@ class _VideoRender:
         except BaseException:
             writer.abort()
             raise
-        durable.replace(done, self.work.chunk_path(0, k, self.out.suffix), synced=True)
+        durable.replace(done, self.work.chunk_path(0, k, chunk_suffix(self.out)), synced=True)
 
     def release(self, settled: list[tuple[Frame, FrameResult, np.ndarray]]) -> None:
         """Settled frames: saved (in order, before anything after them, so that a resume finds
