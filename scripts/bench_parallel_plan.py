@@ -3,7 +3,7 @@
 
 Before anything is submitted, the planner decodes the span and looks for scene cuts with
 optical flow. Rows: the scan at the stylized size (every segment's own detection; what the
-planner did first) and at the planner's small size (parallel.SCAN_SIDE). Each row builds the
+planner did first) and at the planner's small size (scan.SCAN_SIDE). Each row builds the
 render's plan from scratch (probe, styles, scan, work folder); medians of --repeats runs.
 
     python scripts/bench_parallel_plan.py [--clip ...] [--seconds 10] [--size 512] [--repeats 3]
@@ -24,6 +24,7 @@ import av
 import cv2
 
 from videostyle.render import parallel
+from videostyle.render import scan as span_scan
 from videostyle.config import Config, apply
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -53,9 +54,9 @@ def make_720p(src: Path, dest: Path, seconds: float) -> int:
 
 def _recording(scan):  # noqa: ANN001, ANN202
     def wrapped(*a, **k):  # noqa: ANN002, ANN003, ANN202
-        n, cuts = scan(*a, **k)
-        wrapped.last_cuts = cuts
-        return n, cuts
+        found = scan(*a, **k)
+        wrapped.last_cuts = list(found.cuts)
+        return found
     return wrapped
 
 
@@ -74,10 +75,10 @@ def main() -> None:
         print("| scan at | seconds to first submit | frames/s | cuts found | vs stylized size |")
         print("| --- | --- | --- | --- | --- |")
         base = None
-        for label, side in ((f"stylized size ({args.size} px)", 0), (f"{parallel.SCAN_SIDE} px", parallel.SCAN_SIDE)):
+        for label, side in ((f"stylized size ({args.size} px)", 0), (f"{span_scan.SCAN_SIDE} px", span_scan.SCAN_SIDE)):
             times: list[float] = []
             found: list[list[int]] = []
-            parallel.SCAN_SIDE = side
+            span_scan.SCAN_SIDE = side
             for k in range(args.repeats):
                 t0 = time.perf_counter()
                 pr = parallel.ParallelRender(clip, Path(tmp) / f"out{k}.mp4", cfg, restart=True)

@@ -14,6 +14,7 @@ and changed, against a long render without rendering it again.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import statistics
 import sys
@@ -27,7 +28,10 @@ from benchlib import media_parser  # noqa: E402
 
 from videostyle import config as C  # noqa: E402
 from videostyle.estimate import Estimating, RenderPlan  # noqa: E402
+from videostyle.io.media import probe  # noqa: E402
+from videostyle.render.output import span  # noqa: E402
 from videostyle.render.pipeline import render_video  # noqa: E402
+from videostyle.render.scan import SpanScan, scan  # noqa: E402
 from videostyle.report import FrameDone, Reporter, STIterate  # noqa: E402
 
 
@@ -60,12 +64,14 @@ class Recorder(Reporter):
                 self.at[key] = (p.elapsed, p.elapsed + p.seconds_left)
 
 
-def replay(path: Path) -> tuple[Recorder, float]:
+def replay(path: Path, scanned: SpanScan | None = None) -> tuple[Recorder, float]:
     """A --progress-file's events through the estimator again, at their own times; and the real
-    total (the time of the last event)."""
+    total (the time of the last event). ``scanned``: the span's scan, given to the estimator where
+    a render gives it (before the first frame's event), for a file written without one."""
     now = [0.0]
     rec = Recorder(clock=lambda: now[0])
     est = Estimating(rec, clock=lambda: now[0])
+    plan: RenderPlan | None = None
     for line in path.read_text().splitlines():
         e = json.loads(line)
         now[0] = e.pop("t")
@@ -73,10 +79,16 @@ def replay(path: Path) -> tuple[Recorder, float]:
         if kind == "begin":
             est.begin(e["total"], e["input"])
         elif kind == "plan":
-            est.plan(RenderPlan(**{**e, "size": tuple(e["size"])}))
+            plan = RenderPlan(**{**e, "size": tuple(e["size"]), "motion": tuple(e.get("motion", ())),
+                                 "cuts": tuple(e.get("cuts", ()))})
+            est.plan(plan)
         elif kind == "iterate":
             est.iterate(STIterate(**{**e, "size": tuple(e["size"]), "loss": e["loss"] or float("nan")}))
         elif kind == "frame":
+            if scanned is not None and plan is not None and not plan.motion:
+                plan = dataclasses.replace(plan, motion=scanned.unreliable, cuts=scanned.cuts,
+                                           early_stop=True)
+                est.plan(plan)
             est.frame(FrameDone(**{**e, "loss": e["loss"] or float("nan")}))
     return rec, now[0]
 
@@ -101,9 +113,15 @@ def frame_times(rec: Recorder) -> None:
 def main() -> None:
     ap = media_parser(__doc__, frames=0, size=256)
     ap.add_argument("--replay", type=Path, help="a render's --progress-file, fed through the estimator again")
+    ap.add_argument("--scan", action="store_true", help="with --replay: scan --clip and give the estimator its "
+                    "motion and cuts, for a file written without them")
     args = ap.parse_args()
     if args.replay:
-        rec, real = replay(args.replay)
+        scanned = None
+        if args.scan:
+            cfg = C.Config()
+            scanned = scan(args.clip, cfg, span(cfg), probe(args.clip))
+        rec, real = replay(args.replay, scanned)
         print(f"# {args.replay.name}: {len(rec.frames)} frame events, replayed")
     else:
         over = {"style.images": [str(args.style)], "optim.size": args.size, "render.max_frames": args.frames}

@@ -158,3 +158,58 @@ def test_the_settle_pass_is_counted_until_its_frames_are_rendered_again():
         est.frame(FrameDone(k, None, 10, 1.0, 1.0, settled=True))
     after = rec.progresses[-1]
     assert after.done == 4 and after.seconds_left == pytest.approx(6 * 1.0, rel=1e-6)
+
+
+def test_the_scans_scene_cuts_cost_a_first_frame_each():
+    clock, rec = Clock(), Record()
+    est = Estimating(rec, clock)
+    est.begin(10, "clip.mp4")
+    plan = RenderPlan(frames=10, first_iterations=100, later_iterations=10, size=(64, 64))
+    est.plan(plan)
+    _frame(est, clock, 0, 100, 0.1)  # frame 0: 10 s
+    _frame(est, clock, 1, 10, 0.1)
+    assert rec.progresses[-1].seconds_left == pytest.approx(8 * 1.0, rel=1e-6)
+    # The scan arrives: cuts at 5 and 8, each a fresh frame at frame 0's cost.
+    est.plan(RenderPlan(frames=10, first_iterations=100, later_iterations=10, size=(64, 64),
+                        motion=(1.0,) + (0.1,) * 9, cuts=(5, 8)))
+    _frame(est, clock, 2, 10, 0.1)
+    p = rec.progresses[-1]
+    assert p.done == 3  # the second plan does not start the count again
+    assert p.seconds_left == pytest.approx(5 * 1.0 + 2 * 10.0, rel=1e-6)
+
+
+def test_motion_foresees_the_later_frames_that_stop_early():
+    """Frames that move a lot use the whole budget; the scan says the rest hardly move, so they
+    are foreseen at fewer iterations, in proportion, with the smallest factor that accounts for
+    the frames measured."""
+    clock, rec = Clock(), Record()
+    est = Estimating(rec, clock)
+    est.begin(20, "clip.mp4")
+    motion = (1.0,) + (0.2,) * 9 + (0.05,) * 10
+    est.plan(RenderPlan(frames=20, first_iterations=100, later_iterations=20, size=(64, 64), early_stop=True,
+                        motion=motion))
+    _frame(est, clock, 0, 100, 0.1)
+    for k in range(1, 10):
+        _frame(est, clock, k, 20, 0.1)  # at the budget: the factor is at least 20 / 0.2 = 100
+    p = rec.progresses[-1]
+    # 10 frames at motion 0.05: 100 x 0.05 = 5 iterations each, at 0.1 s
+    assert p.seconds_left == pytest.approx(10 * 5 * 0.1, rel=1e-6)
+    _frame(est, clock, 10, 10, 0.1)  # one of them took 10: the factor becomes 200
+    assert rec.progresses[-1].seconds_left == pytest.approx(9 * 10 * 0.1, rel=1e-6)
+    # Without the early stop every frame takes its budget, whatever the motion.
+    est2 = Estimating(Record(), Clock())
+    est2.plan(RenderPlan(frames=20, first_iterations=100, later_iterations=20, size=(64, 64), motion=motion))
+    assert est2._factor is None
+
+
+def test_a_render_sends_the_scan_as_a_second_plan(tmp_path, capsys):
+    src = make_clip(tmp_path / "cut.mp4", frames=10, size=(96, 64), audio=(), cut_at=6)
+    write_image(tmp_path / "s.png", stripes(48, 48))
+    assert main(["render", str(src), "--style", str(tmp_path / "s.png"), "-o", str(tmp_path / "o.mp4"),
+                 "--progress", "json", *TINY]) == 0
+    events = [json.loads(ln) for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    plans = [e for e in events if e["event"] == "plan"]
+    assert len(plans) == 2 and not plans[0]["motion"] and plans[0]["early_stop"]
+    assert plans[1]["cuts"] == [6] and len(plans[1]["motion"]) == 10 and plans[1]["motion"][0] == 1.0
+    restarted = [e["index"] for e in events if e["event"] == "frame" and e["restarted"]]
+    assert restarted == [6]  # the render found the cut the scan foresaw

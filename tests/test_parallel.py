@@ -17,7 +17,10 @@ import pytest
 from videostyle.cli import main
 from videostyle.io.images import write_image
 from videostyle.config import Config, apply
-from videostyle.render.parallel import Segment, plan_segments, scan
+from videostyle.io.media import probe
+from videostyle.render.output import span
+from videostyle.render.parallel import Segment, plan_segments
+from videostyle.render.scan import scan
 
 from .clips import audio_packets, make_clip, streams, video_pts
 from .conftest import hide_module, stripes
@@ -44,7 +47,10 @@ def test_planner_finds_the_scene_cut_on_small_frames(tmp_path):
     """The planner's scan at 160 px finds the same cut as one at the stylized size, and no other."""
     src = make_clip(tmp_path / "cut.mp4", frames=12, size=(320, 240), audio=(), cut_at=7)
     cfg = apply(Config(), {"optim.size": 320})
-    assert scan(src, cfg) == scan(src, cfg, side=0) == (12, [7])
+    info = probe(src)
+    small, full = scan(src, cfg, span(cfg), info), scan(src, cfg, span(cfg), info, side=0)
+    assert (small.frames, small.cuts) == (full.frames, full.cuts) == (12, (7,))
+    assert small.unreliable[0] == 1.0 and max(small.unreliable[1:7] + small.unreliable[8:]) < 0.5
 
 
 def test_missing_ray_gives_one_line(tmp_path, monkeypatch, capsys):

@@ -250,4 +250,5 @@ def render_plan(cfg: Config, engine: Engine, frames: int | None, size: tuple[int
     first = engine.refine if isinstance(engine, HybridEngine) else getattr(engine, "iterations", 0)
     return RenderPlan(frames=frames, first_iterations=int(first) if engine.optimises else 0,
                       later_iterations=cfg.optim.iterations_later + cfg.optim.coarse_later if engine.optimises else 0,
-                      size=size, settle_frames=settle, resumed=resumed, device="GPU" if engine.on_gpu else "CPU")
+                      size=size, settle_frames=settle, resumed=resumed, device="GPU" if engine.on_gpu else "CPU",
+                      early_stop=engine.optimises and cfg.optim.stop_loss_ratio > 0)

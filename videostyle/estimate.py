@@ -10,8 +10,16 @@ The model: an iteration costs what the last few cost, per pixel of the size bein
 (frame 0's pyramid levels differ in size); a later frame costs its iteration budget at that
 rate until later frames have been measured, then what they took (their median, so that frames
 that stop early refine it). Frame 0 counts its iterations left; the settle pass renders its
-frames a second time, as later frames. Scene cuts are not foreseen: each one adds its time when it
-happens. Nothing here prints; the clock is injectable for tests.
+frames a second time, as later frames.
+
+Once the render's scan of the span arrives (a second ``plan`` with ``motion`` and ``cuts``,
+``render.scan``), each scene cut costs what frame 0 did, and where later frames stop early
+(``optim.stop_loss_ratio``) each one's iterations are foreseen from its motion: a frame whose
+flow from the one before is reliable almost everywhere starts near its answer. Iterations are
+taken as proportional to the unreliable share, up to the budget, with the smallest factor that
+accounts for the frames measured so far (a frame at the budget only says the factor is at
+least that large), at the measured seconds per iteration of later frames.
+Nothing here prints; the clock is injectable for tests.
 """
 
 from __future__ import annotations
@@ -21,6 +29,8 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+
+import numpy as np
 
 from videostyle.report import FrameDone, Reporter, STIterate
 
@@ -39,6 +49,9 @@ class RenderPlan:
     settle_frames: int = 0  # frames the settle pass renders again
     resumed: int = 0  # frames an earlier run finished
     device: str = "cpu"
+    early_stop: bool = False  # later frames stop once as stylized as the first (optim.stop_loss_ratio)
+    motion: tuple[float, ...] = ()  # per frame of the span: the share of unreliable flow (render.scan; () until it is done)
+    cuts: tuple[int, ...] = ()  # scene cuts the scan found
 
 
 @dataclass(frozen=True)
@@ -108,6 +121,10 @@ class Estimating(Reporter):
         self.last_tick: float | None = None
         self.per_px: deque[float] = deque(maxlen=8)  # recent seconds per iteration per pixel
         self.later_secs: deque[float] = deque(maxlen=24)  # recent later frames' wall times
+        self.later_rate: deque[float] = deque(maxlen=24)  # their seconds per iteration
+        self.later_its: list[tuple[float, int]] = []  # (motion, iterations) of each later frame measured
+        self.first_secs: float | None = None  # frame 0's wall time, once it is done
+        self._factor: float | None = None  # iterations per unit of motion (``_fit``)
         self.frames_done = 0
         self.it_in_frame = (0, 0)  # (iterations done, planned) of the frame at hand
         self.frame_started: float | None = None
@@ -125,8 +142,11 @@ class Estimating(Reporter):
         self.inner.begin(total, what)
 
     def plan(self, plan: RenderPlan) -> None:
+        """The render's plan; a second one (the scan's motion and cuts) refines the first."""
+        if self.plan_ is None:
+            self.frames_done = plan.resumed
         self.plan_ = plan
-        self.frames_done = plan.resumed
+        self._fit()
         self.inner.plan(plan)
 
     def iterate(self, it: STIterate) -> None:
@@ -149,6 +169,13 @@ class Estimating(Reporter):
         later = done.settled or (not done.resumed and done.index > 0 and not done.restarted)
         if later and self.frame_started is not None:
             self.later_secs.append(now - self.frame_started)
+            if done.iterations:
+                self.later_rate.append((now - self.frame_started) / done.iterations)
+                self.later_its.append((self._motion_at(done.index + 1 if done.settled else done.index),
+                                       done.iterations))
+                self._fit()
+        elif not done.resumed and self.frame_started is not None and self.first_secs is None:
+            self.first_secs = now - self.frame_started
         self.frame_started, self.last_tick = now, None
         self.it_in_frame = (0, 0)
         if done.settled:
@@ -177,6 +204,41 @@ class Estimating(Reporter):
             return statistics.median(self.later_secs)
         return self.plan_.later_iterations * self._iteration_seconds()
 
+    def _motion_at(self, index: int) -> float:
+        m = self.plan_.motion if self.plan_ is not None else ()
+        return m[index] if 0 <= index < len(m) else float("nan")
+
+    def _fit(self) -> None:
+        """The factor from motion to iterations: the smallest that accounts for the later frames
+        measured (least absolute error of min(budget, factor x motion) against their iterations)."""
+        p = self.plan_
+        self._factor = None
+        pts = [(u, n) for u, n in self.later_its if u == u and u > 0]
+        if p is None or not p.early_stop or not p.motion or not pts:
+            return
+        cap = p.later_iterations
+        us, ns = np.array([u for u, _ in pts]), np.array([n for _, n in pts], np.float64)
+        candidates = np.unique(np.minimum(ns, cap) / us)
+        errors = [np.abs(np.minimum(cap, k * us) - ns).sum() for k in candidates]
+        self._factor = float(candidates[int(np.argmin(errors))])  # (argmin: the first, smallest, of ties)
+
+    def _frame_seconds(self, indices: np.ndarray) -> float:
+        """The foreseen seconds of later frames ``indices`` (scene cuts among them cost a first frame)."""
+        p = self.plan_
+        assert p is not None
+        if not len(indices):
+            return 0.0
+        if self._factor is not None and self.later_rate:
+            u = np.asarray(p.motion, np.float64)[np.clip(indices, 0, len(p.motion) - 1)]
+            its = np.clip(self._factor * u, 1.0, p.later_iterations)
+            secs = its * statistics.median(self.later_rate)
+        else:
+            secs = np.full(len(indices), self._later_seconds())
+        if p.cuts and p.first_iterations:
+            first = self.first_secs if self.first_secs is not None else p.first_iterations * self._iteration_seconds()
+            secs = np.where(np.isin(indices, p.cuts), first, secs)
+        return float(secs.sum())
+
     def _left(self, now: float) -> float | None:
         p = self.plan_
         if p is None or p.frames is None:
@@ -185,16 +247,18 @@ class Estimating(Reporter):
         if later != later:  # nothing measured yet
             return None
         done_it, planned = self.it_in_frame
-        frames_left = max(p.frames - self.frames_done, 0)
+        nxt = self.frames_done  # the frame at hand
         left = 0.0
         if self.frames_done == p.resumed and p.first_iterations:  # frame 0 at hand
             left += max((planned or p.first_iterations) - done_it, 0) * self._iteration_seconds()
-            frames_left -= 1
-        elif frames_left and self.frame_started is not None:
-            left += max(later - (now - self.frame_started), 0.0)
-            frames_left -= 1
+            nxt += 1
+        elif nxt < p.frames and self.frame_started is not None:
+            left += max(self._frame_seconds(np.array([nxt])) - (now - self.frame_started), 0.0)
+            nxt += 1
+        left += self._frame_seconds(np.arange(nxt, p.frames))
+        # The settle pass renders frames k-1 .. 0 again, each from the frame after it.
         settle = max(p.settle_frames - self.settled, 0)
-        return left + (frames_left + settle) * later
+        return left + self._frame_seconds(np.arange(1, settle + 1)) if settle else left
 
     def _estimate(self, now: float) -> Estimate:
         assert self.plan_ is not None

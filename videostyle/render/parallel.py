@@ -27,14 +27,11 @@ import numpy as np
 from videostyle import config as C
 from videostyle import interrupt
 from videostyle.errors import ConfigError, InputError, OutputError
-from videostyle.temporal.flow import pair as flow_pair
-from videostyle.temporal.flow import shrink
-from videostyle.engines import load_styles, prepare_content, random_model_notice, render_flow_params
+from videostyle.engines import load_styles, random_model_notice
 from videostyle.errors import RenderInterrupted
-from videostyle.io.media import VideoInfo
-from videostyle.render.output import (finish_writer, open_writer, output_alpha, output_frame, plan_video, probe_input,
-                                      span)
+from videostyle.render.output import finish_writer, open_writer, output_alpha, output_frame, plan_video
 from videostyle.render.pipeline import stylize_segment
+from videostyle.render.scan import scan
 from videostyle.report import FrameDone, RenderResult, Reporter, StageTimes
 from videostyle.render.resume import render_settings
 from videostyle.io.workdir import WorkDir
@@ -97,30 +94,6 @@ def plan_segments(n: int, cuts: list[int], workers: int, overlap: int) -> list[S
         warm = 0 if at_cut else min(overlap, s)
         segs.append(Segment(i, s, e, warm))
     return segs
-
-
-# Longest side of the frames the planner looks for scene cuts in. The cuts only place segment
-# boundaries (each segment still detects its own cuts at the stylized size), and a hard cut
-# leaves no reliable flow at any size: at 160 px the scan costs a fraction of one at 512 px.
-SCAN_SIDE = 160
-
-
-def scan(inp: Path, cfg: C.Config, side: int | None = None, info: VideoInfo | None = None) -> tuple[int, list[int]]:
-    """Count the span's frames and find scene cuts (flow reliability at ``side`` pixels, by
-    default SCAN_SIDE; 0 = at the stylized size, as the segments' own detection); ``info``: the
-    input's probe, when the caller has it."""
-    side = SCAN_SIDE if side is None else side
-    params = render_flow_params(cfg)
-    prev = None
-    n = 0
-    cuts: list[int] = []
-    for fr in span(cfg).frames(inp, info=info or probe_input(inp, cfg), strict=cfg.render.strict):
-        src = shrink(fr.image, side) if side else prepare_content(fr.image, cfg.optim.size, f"video {inp}", cfg.optim.upscale)
-        if prev is not None and flow_pair(src, prev, params).reliable < cfg.temporal.scene_cut:
-            cuts.append(fr.index)
-        prev = src
-        n += 1
-    return n, cuts
 
 
 def _segment_task(inp: str, cfg_dict: dict[str, Any], work_path: str, seg: tuple[int, int, int, int],
@@ -188,7 +161,8 @@ class ParallelRender:
         if self.job.frames_out is not None:
             raise ConfigError("--workers renders into a video file; render an image sequence without --workers")
         load_styles(cfg)  # fail fast on bad style paths
-        n, cuts = scan(self.inp, cfg, info=self.job.info)
+        found = scan(self.inp, cfg, self.job.span, self.job.info)
+        n, cuts = (found.frames, list(found.cuts)) if found is not None else (0, [])
         if n == 0:
             raise InputError(f"input {self.inp} has no video frames in the requested span")
         self.segs = plan_segments(n, cuts, cfg.render.workers, cfg.render.overlap)

@@ -4,6 +4,7 @@ and muxed with the source's audio at the end."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import threading
@@ -29,6 +30,7 @@ from videostyle.io.workdir import WorkDir
 from videostyle.render import chain
 from videostyle.render.chain import SourceFrame, Step
 from videostyle.render.output import VideoJob, finish_writer, open_writer, output_alpha, output_frame, plan_video
+from videostyle.render.scan import BackgroundScan
 from videostyle.render.resume import Chunks, ResumePlan, plan_resume, render_settings
 from videostyle.render.settle import StartSettler, settle_frames
 from videostyle.render.stages import Encoder, Inline, InlineEncoder, Saver, Stage, Stopped, join
@@ -96,6 +98,7 @@ class _VideoRender:
         self.n_frames, self.last_time = 0, None  # frames read from the source, the last one's time
         self.iterations: list[int] = []  # of the frames stylized now
         self.frame_secs: list[float] = []
+        self.scan: BackgroundScan | None = None
 
     # -- the stages
 
@@ -185,8 +188,13 @@ class _VideoRender:
     def run(self) -> RenderResult:
         started = time.perf_counter()
         self.reporter.begin(self.total, str(self.inp))
-        self.reporter.plan(render_plan(self.cfg, self.vs.engine, self.total, self.job.stylized, self.settler.k,
-                                       self.resume.kept))
+        self.plan = render_plan(self.cfg, self.vs.engine, self.total, self.job.stylized, self.settler.k,
+                                self.resume.kept)
+        self.reporter.plan(self.plan)
+        if self.vs.engine.optimises and (self.total or 0) > 1 and self.cfg.render.stage_threads:
+            # Beside frame 0: the estimate's motion and scene cuts (render.scan).
+            self.scan = BackgroundScan(self.inp, self.cfg, self.job.span, self.job.info)
+            self.scan.start()
         try:
             chain.run(self.vs, self.waited(self.start_stages()), self.take, store=self.work, times=self.stages)
             assert self.encoder is not None
@@ -206,6 +214,9 @@ class _VideoRender:
         except BaseException:
             self.abort()
             raise
+        finally:
+            if self.scan is not None:
+                self.scan.cancel()
         self.vs.close()
         self.reporter.end()
         self.work.remove()
@@ -235,6 +246,10 @@ class _VideoRender:
         """The sink: a frame through the policy, held back for settling or handed to the encoding
         stage (with its PNG to save when it is new), and reported."""
         assert self.encoder is not None
+        if self.scan is not None and self.scan.result is not None and not self.plan.motion:
+            found = self.scan.result
+            self.plan = dataclasses.replace(self.plan, motion=found.unreliable, cuts=found.cuts)
+            self.reporter.plan(self.plan)
         fr, img, res = step.frame, step.image, step.result
         if res is not None:
             self.frame_secs.append(res.seconds)

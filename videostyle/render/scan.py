@@ -1,0 +1,78 @@
+"""A quick pass over a render's span at a small size: each frame's motion from the frame before
+(the share of its pixels whose flow is not reliable) and the scene cuts. The Ray planner places
+its segments at the cuts; a Gatys render scans beside its first frame, so that its estimate
+foresees the cuts (each a fresh frame at full iterations) and weighs each later frame by its
+motion (a frame that hardly moves starts near its answer and stops early)."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from videostyle.config import Config
+from videostyle.engines import prepare_content, render_flow_params
+from videostyle.errors import VideostyleError
+from videostyle.io.media import Span, VideoInfo
+from videostyle.temporal.flow import pair as flow_pair
+from videostyle.temporal.flow import shrink
+
+# Longest side of the frames scanned. A hard cut leaves no reliable flow at any size, and the
+# motion only weighs frames against each other: at 160 px the scan costs a fraction of one at
+# 512 px (decoding the source is most of it).
+SCAN_SIDE = 160
+
+
+@dataclass(frozen=True)
+class SpanScan:
+    """What the scan found over a span of ``frames`` frames."""
+
+    frames: int
+    unreliable: tuple[float, ...]  # per frame: the share of unreliable flow from the frame before (frame 0: 1)
+    cuts: tuple[int, ...]  # frames whose flow from the frame before is below temporal.scene_cut
+
+
+def scan(inp: Path, cfg: Config, span: Span, info: VideoInfo, side: int | None = None,
+         stop: threading.Event | None = None) -> SpanScan | None:
+    """Scan ``span`` of ``inp`` at ``side`` pixels (default SCAN_SIDE; 0: at the stylized size,
+    as a render detects its cuts). None when ``stop`` is set before the end."""
+    side = SCAN_SIDE if side is None else side
+    params = render_flow_params(cfg)
+    prev = None
+    unreliable: list[float] = []
+    cuts: list[int] = []
+    for fr in span.frames(inp, info=info, strict=cfg.render.strict):
+        if stop is not None and stop.is_set():
+            return None
+        src = shrink(fr.image, side) if side else prepare_content(fr.image, cfg.optim.size, f"video {inp}",
+                                                                    cfg.optim.upscale)
+        if prev is None:
+            unreliable.append(1.0)
+        else:
+            reliable = flow_pair(src, prev, params).reliable
+            unreliable.append(round(1.0 - reliable, 4))
+            if reliable < cfg.temporal.scene_cut:
+                cuts.append(fr.index)
+        prev = src
+    return SpanScan(len(unreliable), tuple(unreliable), tuple(cuts))
+
+
+class BackgroundScan(threading.Thread):
+    """``scan`` on a thread of its own, beside the render: ``result`` is None until it is done
+    (or when it failed: the scan only informs the estimate, and the render reads the source
+    itself, with its own errors)."""
+
+    def __init__(self, inp: Path, cfg: Config, span: Span, info: VideoInfo) -> None:
+        super().__init__(name="videostyle-scan", daemon=True)
+        self.args = (inp, cfg, span, info)
+        self.stop = threading.Event()
+        self.result: SpanScan | None = None
+
+    def run(self) -> None:
+        try:
+            self.result = scan(*self.args, stop=self.stop)
+        except (VideostyleError, OSError, ValueError):
+            self.result = None
+
+    def cancel(self) -> None:
+        self.stop.set()
