@@ -8,7 +8,6 @@ name ``iterations``), and unknown keys fail with a "did you mean".
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import types
 import typing
 from collections.abc import Iterator, Mapping
@@ -19,6 +18,7 @@ from typing import Any
 import yaml
 
 from videostyle.errors import ConfigError
+from videostyle.yaml_lists import keyframe_list, painting_list, region_list, suggest
 
 
 def opt(default: Any, help: str, *, choices: tuple[Any, ...] | None = None, lo: float | None = None,
@@ -51,6 +51,10 @@ class StyleConfig:
     strength: tuple[str, ...] = opt((), "style strength: VALUE, or keyframes VALUE@SECONDS / VALUE@f:FRAME "
                                     "(e.g. 1@0 3@8.5); scales the style weight and the fast engine's strength",
                                     flag="style_strength")
+    paintings: tuple[str, ...] = opt((), "painted keyframe: TIME=IMAGE (TIME f:FRAME or seconds): that frame is "
+                                     "the painting, and the frames around it follow it (repeatable)", flag="paint")
+    paint_style_weight: float = opt(0.25, "with --paint and --style: the style images' weight beside the "
+                                    "painting's (1) in the style target", lo=0.0)
     masks: tuple[str, ...] = opt((), "region mask: MASK=STYLE (that style there) or MASK (keeps the content); "
                                  "image or video, white = in", flag="mask")
     mask_feather: float = opt(4.0, "feather of the mask edges (Gaussian sigma, px)", lo=0.0)
@@ -234,11 +238,6 @@ FLAT: dict[str, FieldInfo] = {fi.flag: fi for fi in FIELDS.values()}
 assert len(FLAT) == len(FIELDS), "flat config names must be unique"
 
 
-def suggest(key: str, candidates: list[str]) -> str:
-    close = difflib.get_close_matches(key, candidates, n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
-
-
 _EXPECTED = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
 _TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
 
@@ -325,6 +324,9 @@ def flatten(mapping: Mapping[str, Any], source: str = "", *, extra: tuple[str, .
         if key == "regions":
             out["style.masks"] = region_list(value, where)
             continue
+        if key == "paintings":
+            out["style.paintings"] = painting_list(value, where)
+            continue
         if key in extra:
             out[key] = value
         elif key in SECTIONS and (isinstance(value, Mapping) or value is None or key not in FLAT):
@@ -343,46 +345,6 @@ def flatten(mapping: Mapping[str, Any], source: str = "", *, extra: tuple[str, .
             out[FLAT[key.replace("-", "_")].path] = value
         else:
             raise ConfigError(f"{where}unknown key {key}" + suggest(key, known))
-    return out
-
-
-def keyframe_list(value: Any, where: str) -> dict[str, Any]:
-    """YAML's ``styles: [{at: 0, image: a.jpg}, {at: 8.5, image: b.jpg, blend: 2, strength: 3}]``
-    as style.images (IMAGE@AT), style.transitions (each ``blend``, seconds) and style.strength
-    (when a keyframe has one; the others get 1)."""
-    if not isinstance(value, list) or not value or not all(isinstance(v, Mapping) for v in value):
-        raise ConfigError(f"{where}styles: expected a list of keyframes like {{at: 0, image: a.jpg}}, got {value!r}")
-    images, transitions, strength = [], [], []
-    keys = ["at", "image", "blend", "strength"]
-    for k in value:
-        unknown = [str(x) for x in k if str(x) not in keys]
-        if unknown:
-            raise ConfigError(f"{where}styles: unknown key {unknown[0]}" + suggest(unknown[0], keys))
-        if "image" not in k or "at" not in k:
-            raise ConfigError(f"{where}styles: each keyframe needs `at` (seconds or f:FRAME) and `image`, got {dict(k)!r}")
-        images.append(f"{k['image']}@{k['at']}")
-        transitions.append(k.get("blend", 0.0))
-        strength.append(f"{k.get('strength', 1.0)}@{k['at']}")  # (a keyframe without one: 1)
-    out: dict[str, Any] = {"style.images": images}
-    if any(transitions):
-        out["style.transitions"] = transitions
-    if any("strength" in k for k in value):
-        out["style.strength"] = strength
-    return out
-
-
-def region_list(value: Any, where: str) -> list[str]:
-    """YAML's ``regions: [{mask: sky.png, style: a.jpg}, {mask: person.png}]`` as style.masks."""
-    if not isinstance(value, list) or not value or not all(isinstance(v, Mapping) for v in value):
-        raise ConfigError(f"{where}regions: expected a list like [{{mask: sky.png, style: a.jpg}}], got {value!r}")
-    out = []
-    for r in value:
-        unknown = [str(x) for x in r if str(x) not in ("mask", "style")]
-        if unknown:
-            raise ConfigError(f"{where}regions: unknown key {unknown[0]}" + suggest(unknown[0], ["mask", "style"]))
-        if "mask" not in r:
-            raise ConfigError(f"{where}regions: each region needs a mask, got {dict(r)!r}")
-        out.append(f"{r['mask']}={r['style']}" if r.get("style") else str(r["mask"]))
     return out
 
 
@@ -409,6 +371,10 @@ def validate(cfg: Config, source: str = "") -> None:
     from videostyle.temporal.keyframes import check as check_keyframes
 
     check_keyframes(cfg.style.images, cfg.style.transitions, cfg.style.strength, cfg.style.blend, where)
+    from videostyle.temporal.paint import parse as parse_painting
+
+    for spec in cfg.style.paintings:
+        parse_painting(spec)
     for m in cfg.style.masks:
         mask, sep, style = m.partition("=")
         if not mask or (sep and not style):

@@ -46,6 +46,10 @@ class HybridEngine:
         self.gatys.set_keys(weights, strength)
         self.fast.set_keys(weights, strength)
 
+    def set_styles(self, images: Sequence[np.ndarray], weights: Sequence[float]) -> None:
+        self.gatys.set_styles(images, weights)
+        self.fast.set_styles(images, weights)
+
     def set_regions(self, regions: FrameRegions | None) -> None:
         self.gatys.set_regions(regions)
 

@@ -8,7 +8,8 @@ import typing
 from collections.abc import Sequence
 
 from videostyle import __version__
-from videostyle.cli.commands import (cmd_batch, cmd_config_show, cmd_demo, cmd_eval, cmd_examples, cmd_preview,
+from videostyle.cli.commands import (cmd_batch, cmd_config_show, cmd_demo, cmd_eval, cmd_examples, cmd_keyframes,
+                                     cmd_preview,
                                      cmd_render, cmd_studio)
 from videostyle.cli.flags import FLAG_GROUPS, METAVARS, _Parser, add_config_flags, resolve_config
 from videostyle.errors import VideostyleError
@@ -171,6 +172,19 @@ def _sample_parsers(sub: typing.Any) -> None:
     d.add_argument("--config", metavar="PATH", help="YAML config file (flags win over it)")
     add_config_flags(d)
     d.set_defaults(func=cmd_demo)
+    k = sub.add_parser("keyframes", help="propose frames to paint over, as PNGs, with the --paint flags that use them",
+                       usage="videostyle keyframes INPUT -o DIR [--threshold X] [--every N] [-y]",
+                       description="The first frame, each scene cut, and each frame where the flow since the last "
+                                   "proposal has revealed or changed --threshold of a frame's area, written as "
+                                   "NNNN.png (the frame number) at the source's size, ready to paint over; then the "
+                                   "render's --paint flags for them.")
+    k.add_argument("input", metavar="INPUT")
+    k.add_argument("-o", "--output", metavar="DIR", required=True, help="folder for the frames")
+    k.add_argument("--threshold", type=float, default=2.0, metavar="X",
+                   help="frames' worth of revealed or changed pixels between proposals (default 2)")
+    k.add_argument("--every", type=int, default=0, metavar="N", help="a proposal at least every N frames")
+    k.add_argument("-y", "--overwrite", action="store_true", help="replace frames already there")
+    k.set_defaults(func=cmd_keyframes)
     x = sub.add_parser("examples", help="copy the sample media and example configs into a folder",
                        usage="videostyle examples DIR [-y]",
                        description="Copy the shipped samples (with their sources and licences) and the example "

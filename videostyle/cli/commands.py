@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import typing
 from pathlib import Path
@@ -370,3 +371,16 @@ def cmd_demo(ns: argparse.Namespace) -> int:
     print(f"next, the optimisation render{when}:\n  videostyle render {CLIP} --style {style} --size "
           f"{demo.GATYS_SIZE} -o {gatys}")
     return 0
+
+
+def cmd_keyframes(ns: argparse.Namespace) -> int:
+    from videostyle.render.keyframes import propose_frames
+
+    if ns.threshold <= 0 or ns.every < 0:
+        raise ConfigError("--threshold must be above 0 and --every 0 or more")
+    written = propose_frames(Path(ns.input), Path(ns.output), ns.threshold, ns.every, ns.overwrite)
+    print(f"wrote {len(written)} frame(s) to paint over into {ns.output}; once painted (same names), render with:")
+    print("  videostyle render " + shlex.quote(ns.input) + " " +
+          " ".join(f"--paint f:{i}={shlex.quote(str(p))}" for i, p in written))
+    return 0
+

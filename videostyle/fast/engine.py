@@ -33,6 +33,9 @@ class FastEngine:
         self.net.set_blend(weights)
         self.strength = strength
 
+    def set_styles(self, images: Sequence[np.ndarray], weights: Sequence[float]) -> None:
+        self.net.set_styles(list(images), list(weights))
+
     def set_regions(self, regions: FrameRegions | None) -> None:
         self.regions = regions
 

@@ -30,6 +30,9 @@ class GatysEngine:
         self.st.set_blend(weights)
         self.st.set_strength(strength)
 
+    def set_styles(self, images: Sequence[np.ndarray], weights: Sequence[float]) -> None:
+        self.st.set_styles(list(images), list(weights))
+
     def set_regions(self, regions: FrameRegions | None) -> None:
         if regions is not None:
             self.st.set_regions(regions.styled, regions.keep)

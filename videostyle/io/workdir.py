@@ -212,6 +212,13 @@ class WorkDir:
         store.frames = path / "frames"
         return store
 
+    def store(self, name: str) -> WorkDir:
+        """A frame store of its own inside this folder (a painted render's source frames, each of
+        its passes' frames)."""
+        sub = WorkDir.at(self.path / name)
+        sub.frames.mkdir(parents=True, exist_ok=True)
+        return sub
+
     def segment(self, index: int) -> WorkDir:
         """The frame store of parallel segment ``index`` (its own frames, cut and loss markers)."""
         seg = WorkDir.at(self.path / f"segment{index:03d}")

@@ -341,4 +341,8 @@ def render_video(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: 
     frames are saved and encoded into the work folder's chunks by the encoding stage; the output
     is muxed from the chunks with the audio at the end.
     """
+    if cfg.style.paintings:  # painted keyframes: passes around them (render.paint)
+        from videostyle.render.paint import render_painted
+
+        return render_painted(Path(inp), Path(out), cfg, reporter or Reporter(), restart=restart, overwrite=overwrite)
     return _VideoRender(Path(inp), Path(out), cfg, reporter or Reporter(), restart, overwrite, stylizer).run()

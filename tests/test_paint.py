@@ -1,0 +1,219 @@
+"""Painted keyframes (--paint): the painted frame is the painting, the frames around it follow it
+through the flow, two paintings blend across their gap, and a painting that does not fit its
+frame or the clip says so. The shot is a PNG sequence of a texture moving 2 px a frame (lossless,
+so the flow is what limits the match)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from videostyle import config as C
+from videostyle.cli import main
+from videostyle.io.images import write_image
+from videostyle.io.media import read_frames
+from videostyle.render.paint import PaintRender
+from videostyle.report import Reporter
+from videostyle.temporal import paint
+from videostyle.temporal.flow import pair
+
+H, W, SHIFT, N = 96, 128, 2, 8
+TINY = {"model.name": "random", "optim.size": W, "optim.iterations": 2, "render.device": "cpu",
+        "render.precision": "fp32", "temporal.settle": 0}
+
+
+def _texture(frames: int = N) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    big = cv2.GaussianBlur(rng.random((H, W + SHIFT * frames, 3)).astype(np.float32), (0, 0), 2.0)
+    return ((big - big.min()) / (big.max() - big.min()) * 255).astype(np.uint8)
+
+
+def _frame(big: np.ndarray, k: int, frames: int = N) -> np.ndarray:
+    """Frame k: the texture moved right by SHIFT px a frame."""
+    x = SHIFT * (frames - k)
+    return big[:, x:x + W]
+
+
+def _shot(tmp_path: Path, frames: int = N) -> tuple[Path, np.ndarray]:
+    big = _texture(frames)
+    shot = tmp_path / "shot"
+    shot.mkdir()
+    for k in range(frames):
+        write_image(shot / f"{k:04d}.png", _frame(big, k, frames))
+    return shot / "%04d.png", big
+
+
+class Notes(Reporter):
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def notice(self, message: str) -> None:
+        self.lines.append(message)
+
+
+def _rendered(shot: Path, out: Path, paintings: list[str], later: int = 0) -> tuple[PaintRender, Notes]:
+    """A painted render's passes, run, with its work folder kept to look into."""
+    cfg = C.apply(C.Config(), {**TINY, "optim.iterations_later": later, "style.paintings": paintings})
+    notes = Notes()
+    pr = PaintRender(shot, out, cfg, notes, True, True)
+    pr.cache_source()
+    for p in pr.passes:
+        pr.render_pass(p)
+    return pr, notes
+
+
+def _reliable(pr: PaintRender, k: int, prev: int) -> np.ndarray:
+    m = pair(pr.source.load(k), pr.source.load(prev), pr.vs.params).mask > 0.5
+    m[:2], m[-2:], m[:, :2], m[:, -2:] = False, False, False, False
+    return m
+
+
+def test_passes_and_blend_weights_run_from_one_painting_to_the_next():
+    ps = paint.passes([5, 12], 20)
+    assert [(p.name, p.frames[0], p.frames[-1]) for p in ps] == [
+        ("bwd000005", 4, 0), ("fwd000005", 6, 11), ("bwd000012", 11, 6), ("fwd000012", 13, 19)]
+    assert paint.weights(5, [5, 12]) == ((5, 1.0),) and paint.weights(12, [5, 12]) == ((12, 1.0),)
+    assert paint.weights(2, [5, 12]) == ((5, 1.0),) and paint.weights(15, [5, 12]) == ((12, 1.0),)
+    ws = [dict(paint.weights(i, [5, 12])) for i in range(6, 12)]
+    assert all(w[5] + w[12] == pytest.approx(1.0) for w in ws)
+    assert [round(w[12], 3) for w in ws] == [round((i - 5) / 7, 3) for i in range(6, 12)]  # rising to the second
+    assert paint.passes([0], 1) == [] and paint.passes([0, 1], 2) == []
+
+
+def test_the_painted_frame_is_the_painting_and_the_shift_carries_it(tmp_path):
+    shot, big = _shot(tmp_path)
+    painting = 255 - _frame(big, 0)  # a painting over frame 0: its own colours, the frame's layout
+    write_image(tmp_path / "p0.png", painting)
+    pr, notes = _rendered(shot, tmp_path / "o.mp4", [f"f:0={tmp_path / 'p0.png'}"])
+    assert np.array_equal(pr.frame(0), painting)
+    for k in range(1, N):
+        m = _reliable(pr, k, k - 1)
+        m[:, :SHIFT * k + 2] = False  # (what came in from the left edge was never painted)
+        d = np.abs(pr.frame(k).astype(int) - (255 - _frame(big, k)))[m]
+        assert m.mean() > 0.7 and d.mean() < 0.5 and np.percentile(d, 99) <= 2, k
+    assert not [n for n in notes.lines if "--paint" in n and n.startswith("warning")]
+
+
+def test_two_paintings_blend_across_the_gap_and_each_end_is_its_painting(tmp_path):
+    shot, big = _shot(tmp_path)
+    first, last = 255 - _frame(big, 0), _frame(big, N - 1)[..., ::-1].copy()  # inverted; channels swapped
+    write_image(tmp_path / "a.png", first)
+    write_image(tmp_path / "b.png", last)
+    pr, _ = _rendered(shot, tmp_path / "o.mp4", [f"f:0={tmp_path / 'a.png'}", f"f:{N - 1}={tmp_path / 'b.png'}"])
+    assert np.array_equal(pr.frame(0), first) and np.array_equal(pr.frame(N - 1), last)
+    for k in range(1, N - 1):
+        w = k / (N - 1)
+        fwd = pr.work.store("fwd000000").load(k).astype(np.float32)
+        bwd = pr.work.store(f"bwd{N - 1:06d}").load(k).astype(np.float32)
+        assert np.abs(pr.frame(k) - ((1 - w) * fwd + w * bwd)).max() <= 0.5 + 1e-6
+        # each pass carries its own painting: the backward one the second painting, moved back
+        # (what came in at the right edge, going backwards, was never painted)
+        m = _reliable(pr, k, k + 1)
+        m[:, W - SHIFT * (N - 1 - k) - 2:] = False
+        assert np.abs(bwd - _frame(big, k)[..., ::-1])[m].mean() < 0.5
+
+
+def test_a_painted_render_writes_the_clip_and_the_painting_opens_it(tmp_path, capsys):
+    shot, big = _shot(tmp_path)
+    painting = 255 - _frame(big, 0)
+    write_image(tmp_path / "p0.png", painting)
+    out = tmp_path / "out.mov"
+    assert main(["render", str(shot), "--paint", f"f:0={tmp_path / 'p0.png'}", "-o", str(out), "--model", "random",
+                 "--size", str(W), "--iterations-later", "2", "--device", "cpu", "--precision", "fp32", "-q",
+                 "--codec", "prores"]) == 0
+    frames = [f.image for f in read_frames(out)]
+    assert len(frames) == N
+    assert np.abs(frames[0].astype(int) - painting).mean() < 1.5  # (through ProRes 4444)
+    assert not list(tmp_path.glob(".out.mov*"))
+
+
+def test_a_painting_that_does_not_follow_its_frame_warns(tmp_path):
+    shot, big = _shot(tmp_path)
+    other = _texture(N + 40)[:, :W]  # another shot altogether
+    write_image(tmp_path / "p.png", 255 - other)
+    pr, notes = _rendered(shot, tmp_path / "o.mp4", [f"f:3={tmp_path / 'p.png'}"])
+    warns = [n for n in notes.lines if "--paint" in n and n.startswith("warning")]
+    assert len(warns) == 1 and "f:3=" in warns[0] and "frame 3" in warns[0]
+    # a painting that does follow its frame correlates well above the bar; another frame's does not
+    small = pr.source.load(3)
+    assert paint.layout_match(255 - small, small) > 0.3 > paint.MATCH
+    assert paint.layout_match(255 - pr.source.load(3), _frame(_texture(N + 40), 0, N + 40)) < paint.MATCH
+
+
+def test_a_painting_outside_the_clip_is_refused_in_one_line(tmp_path, capsys):
+    shot, big = _shot(tmp_path)
+    write_image(tmp_path / "p.png", _frame(big, 0))
+    out = tmp_path / "o.mp4"
+    rc = main(["render", str(shot), "--paint", f"f:50={tmp_path / 'p.png'}", "-o", str(out), "--model", "random",
+               "--size", "64", "--device", "cpu", "-q"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc != 0 and len(err) == 1 and "f:50=" in err[0] and "frame 50" in err[0] and "0 to 7" in err[0]
+    assert not out.exists()
+    assert main(["render", str(shot), "--paint", "later=p.png", "-o", str(out), "-q"]) == 2
+    assert "expected TIME=IMAGE" in capsys.readouterr().err
+
+
+def test_a_resumed_painted_render_gives_the_frames_of_an_uninterrupted_one(tmp_path, monkeypatch):
+    shot, big = _shot(tmp_path)
+    write_image(tmp_path / "a.png", 255 - _frame(big, 0))
+    write_image(tmp_path / "b.png", _frame(big, N - 1)[..., ::-1].copy())
+    paintings = [f"f:0={tmp_path / 'a.png'}", f"f:{N - 1}={tmp_path / 'b.png'}"]
+    args = ["--model", "random", "--size", "64", "--iterations-later", "3", "--device", "cpu", "--precision", "fp32",
+            "--threads", "1", "-q"] + [x for p in paintings for x in ("--paint", p)]
+    whole = tmp_path / "whole.mkv"
+    assert main(["render", str(shot), "-o", str(whole), *args]) == 0
+
+    from videostyle.render import paint as paint_render
+
+    calls = {"n": 0}
+    real = paint_render.save_frame
+
+    def interrupted(*a, **k):  # stop in the middle of the second pass
+        calls["n"] += 1
+        if calls["n"] == N - 2 + 3:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(paint_render, "save_frame", interrupted)
+    part = tmp_path / "part.mkv"
+    assert main(["render", str(shot), "-o", str(part), *args]) == 130
+    assert not part.exists()
+    monkeypatch.setattr(paint_render, "save_frame", real)
+    assert main(["render", str(shot), "-o", str(part), *args]) == 0
+    a, b = [f.image for f in read_frames(whole)], [f.image for f in read_frames(part)]
+    assert len(a) == len(b) == N and all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+def test_proposals_are_the_first_frame_the_cuts_and_where_the_motion_adds_up():
+    u = (1.0,) + (0.3,) * 9 + (0.9,) + (0.05,) * 9
+    assert paint.propose(u, (10,), threshold=1.0) == [0, 4, 8, 10]  # 0.3 x 4 passes 1; the cut; 0.05 x 9 does not
+    assert paint.propose(u, (10,), threshold=1.0, every=3) == [0, 3, 6, 9, 10, 13, 16, 19]
+    assert paint.propose((), ()) == []
+
+
+def test_keyframes_writes_the_frames_to_paint_and_the_flags_that_use_them(tmp_path, capsys):
+    from .clips import make_clip
+
+    clip = make_clip(tmp_path / "c.mp4", frames=12, size=(160, 120), audio=(), cut_at=7)
+    keys = tmp_path / "keys"
+    assert main(["keyframes", str(clip), "-o", str(keys), "--threshold", "100"]) == 0
+    assert sorted(p.name for p in keys.iterdir()) == ["0000.png", "0007.png"]  # the first frame and the cut
+    out = capsys.readouterr().out
+    assert f"--paint f:7={keys / '0007.png'}" in out and f"--paint f:0={keys / '0000.png'}" in out
+    first = next(read_frames(clip)).image
+    assert np.array_equal(cv2.cvtColor(cv2.imread(str(keys / "0000.png")), cv2.COLOR_BGR2RGB), first)
+    assert main(["keyframes", str(clip), "-o", str(keys), "--every", "5"]) == 1  # without -y: refused
+    assert "exists" in capsys.readouterr().err
+    assert main(["keyframes", str(clip), "-o", str(keys), "--every", "5", "--threshold", "100", "-y"]) == 0
+    assert sorted(p.name for p in keys.iterdir()) == ["0000.png", "0005.png", "0007.png"]
+
+
+def test_yaml_paintings_are_the_paint_flags():
+    flat = C.flatten({"paintings": [{"at": "f:120", "image": "p120.png"}, {"at": 8.5, "image": "p204.png"}]})
+    cfg = C.apply(C.Config(), flat)
+    assert cfg.style.paintings == ("f:120=p120.png", "8.5=p204.png")
+    with pytest.raises(C.ConfigError, match="did you mean 'image'"):
+        C.flatten({"paintings": [{"at": "f:1", "imgae": "p.png"}]})

@@ -1,0 +1,210 @@
+"""A painted render (``--paint``): the painted frames are keyframes, and the frames around them
+are rendered by passes that start from a painting (``temporal.paint`` plans them), then blended
+and encoded with the source's audio.
+
+Each pass is a chain of the usual kind (``render.chain.run``): its history starts with the
+painting beside its source frame, so its first frame starts from the painting warped through
+the flow, and its style target is the painting itself (its Gram matrices for the optimiser, its
+style vector for the network), with the style images, if any, beside it at
+``style.paint_style_weight``. A temporal term holds each frame to the one before it where the
+flow is reliable (Ruder et al.'s balance unless --temporal-weight or --consistency says
+otherwise), so the chain stays with the painting; disoccluded pixels start from the content in
+the painting's colours and are painted by its statistics.
+
+Frames travel through the work folder: the source frames at the stylized size (``source``) and
+each pass's frames (``fwdNNNNNN``, ``bwdNNNNNN``), so an interrupted render resumes in the pass it
+was in, from the frame it had reached, and gives the frames an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from videostyle import interrupt
+from videostyle.config import Config
+from videostyle.engines import load_styles
+from videostyle.errors import ConfigError, InputError, RenderInterrupted
+from videostyle.estimate import RenderPlan
+from videostyle.io.images import read_image
+from videostyle.io.media import Frame
+from videostyle.io.workdir import WorkDir, file_digest
+from videostyle.render import chain
+from videostyle.render.chain import SourceFrame, Step
+from videostyle.render.output import finish_writer, open_writer, output_alpha, output_frame, plan_video
+from videostyle.render.resume import render_settings
+from videostyle.report import FrameDone, RenderResult, Reporter, StageTimes
+from videostyle.temporal import paint
+from videostyle.temporal.policy import VideoStylizer, build_video_stylizer, save_frame
+
+PAINT_TEMPORAL = 30.0  # the temporal weight of a painted pass unless one is given (Ruder et al.'s balance)
+
+
+class PaintRender:
+    """One painted render: checked on creation (paintings in the span, readable, following their
+    frames), then ``run``: the source cached, the passes rendered, the frames blended and muxed."""
+
+    def __init__(self, inp: Path, out: Path, cfg: Config, reporter: Reporter, restart: bool, overwrite: bool) -> None:
+        self.inp, self.out, self.cfg, self.reporter = inp, out, cfg, reporter
+        if cfg.style.masks:
+            raise ConfigError("--paint does not go with --mask yet: paint the regions into the painting, or render "
+                              "them apart")
+        if cfg.temporal.loop or cfg.render.workers > 1:
+            raise ConfigError("--paint renders in one process, without --loop or --workers")
+        self.job = plan_video(inp, out, cfg, overwrite, reporter.notice)
+        if self.job.frames_out is not None:
+            raise ConfigError("--paint renders into a video file (.mp4, .mov, .mkv, .webm, .mxf) for now")
+        info = self.job.info
+        self.total = self.job.span.count(inp, info)
+        if not self.total:
+            raise InputError(f"input {inp} has no video frames in the requested span")
+        self.paintings = paint.resolve([paint.parse(s) for s in cfg.style.paintings], float(info.fps), self.total,
+                                       self.job.span.start)
+        self.painted = sorted(self.paintings)
+        h, w = self.job.stylized
+        self.pictures = {i: cv2.resize(read_image(p.image, "painting"), (w, h), interpolation=cv2.INTER_AREA)
+                         for i, p in self.paintings.items()}
+        self.styles = load_styles(cfg) if cfg.style.images else []
+        settings = render_settings(cfg, inp, info)
+        settings["paintings"] = {str(i): file_digest(p.image) for i, p in self.paintings.items()}
+        self.work = WorkDir(out, settings)
+        self.work.open(restart)
+        self.source = self.work.store("source")
+        self.passes = paint.passes(self.painted, self.total)
+        self.vs = build_video_stylizer(cfg, [self.pictures[self.painted[0]]] + self.styles, reporter, None, info)
+        self.vs.schedule = None  # (the styles are the painting's, pass by pass)
+        if cfg.temporal.consistency is None and cfg.temporal.weight == 0:
+            self.vs.temporal_weight = PAINT_TEMPORAL
+        self.stages = StageTimes()
+        self.iterations: list[int] = []
+        self.frame_secs: list[float] = []
+
+    # -- the steps
+
+    def cache_source(self) -> None:
+        """The source frames at the stylized size, once (a resume keeps them), and the check that
+        each painting follows its frame."""
+        c = self.cfg
+        for sf in chain.decoded(self.inp, self.job.span, self.job.info, c.optim.size, c.optim.upscale,
+                                self.reporter.notice, times=self.stages, strict=c.render.strict):
+            i = sf.frame.index
+            assert sf.content is not None
+            if not self.source.has(i):
+                self.source.save(i, sf.content)
+            if i in self.pictures:
+                self._check_layout(i, sf.content)
+
+    def _check_layout(self, index: int, frame: np.ndarray) -> None:
+        match = paint.layout_match(self.pictures[index], frame)
+        if match < paint.MATCH:
+            self.reporter.notice(f"warning: --paint {self.paintings[index].spec}: the painting hardly follows frame "
+                                 f"{index}'s layout (edge correlation {match:.2f}); check its frame number")
+
+    def _frames(self, p: paint.Pass) -> Iterator[SourceFrame]:
+        tb = self.job.info.time_base
+        fps = float(self.job.info.fps)
+        for i in p.frames:
+            pts = round((self.job.span.start + i / fps) / tb)
+            yield SourceFrame(Frame(i, pts, tb, np.empty((0, 0, 3), np.uint8)), self.source.load(i))
+
+    def render_pass(self, p: paint.Pass) -> None:
+        """One chain from its painting, its frames saved in its own store (those already there
+        restored, so a resumed pass continues where it stopped)."""
+        store = self.work.store(p.name)
+        vs: VideoStylizer = self.vs
+        vs.hist.reset()
+        vs.ref_loss = None  # (no early stop: no fresh frame to compare with)
+        weights = [1.0] + [self.cfg.style.paint_style_weight] * len(self.styles)
+        vs.engine.set_styles([self.pictures[p.origin]] + self.styles, weights)
+        vs.push(self.source.load(p.origin), self.pictures[p.origin])
+
+        def sink(step: Step) -> None:
+            res = step.result
+            if res is None:  # restored from the pass's store
+                self.reporter.frame(FrameDone(step.frame.index, self.frames_to_render, 0, 0.0, float("nan"),
+                                              resumed=True))
+                return
+            assert step.image is not None
+            save_frame(store, step.frame.index, step.image, res.restarted, res.ref_loss)
+            self.iterations.append(res.iterations)
+            self.frame_secs.append(res.seconds)
+            self.reporter.frame(FrameDone(step.frame.index, self.frames_to_render, res.iterations, res.seconds,
+                                          res.loss, restarted=res.restarted))
+
+        chain.run(vs, self._frames(p), sink, store=store, times=self.stages)
+
+    def frame(self, index: int) -> np.ndarray:
+        """Frame ``index`` of the output at the stylized size: its painting, or its passes blended."""
+        if index in self.pictures:
+            return self.pictures[index]
+        acc = np.zeros(self.pictures[self.painted[0]].shape, np.float32)
+        for origin, w in paint.weights(index, self.painted):
+            name = f"{'fwd' if index > origin else 'bwd'}{origin:06d}"
+            acc += w * self.work.store(name).load(index).astype(np.float32)
+        return np.clip(np.round(acc), 0, 255).astype(np.uint8)
+
+    def mux(self) -> int:
+        """The blended frames encoded at the source's timestamps, with its audio."""
+        job = self.job
+        writer = open_writer(self.inp, self.out, job, self.reporter.notice)
+        frames, last = 0, 0.0
+        try:
+            for fr in job.span.frames(self.inp, info=job.info, strict=self.cfg.render.strict):
+                te = time.perf_counter()
+                writer.write(output_frame(self.frame(fr.index), job), fr.pts, output_alpha(fr.alpha, job))
+                self.stages.encode += time.perf_counter() - te
+                frames, last = frames + 1, fr.time
+            finish_writer(writer, job, last)
+        except BaseException:
+            writer.abort()
+            raise
+        return frames
+
+    # -- the render
+
+    @property
+    def frames_to_render(self) -> int:
+        return sum(len(p.frames) for p in self.passes)
+
+    def run(self) -> RenderResult:
+        started = time.perf_counter()
+        rep = self.reporter
+        rep.notice(f"--paint: {len(self.painted)} painting(s) at frame(s) {', '.join(map(str, self.painted))}; "
+                   f"{len(self.passes)} pass(es) over {self.frames_to_render} frame(s)")
+        rep.begin(self.frames_to_render, str(self.inp))
+        opt = self.vs.engine.optimises
+        rep.plan(RenderPlan(frames=self.frames_to_render, first_iterations=0,
+                            later_iterations=self.cfg.optim.iterations_later if opt else 0, size=self.job.stylized,
+                            device="GPU" if self.vs.engine.on_gpu else "CPU"))
+        try:
+            self.cache_source()
+            for p in self.passes:
+                self.render_pass(p)
+            frames = self.mux()
+        except KeyboardInterrupt as exc:
+            self.vs.close()
+            rep.end()
+            raise RenderInterrupted(
+                f"interrupted{interrupt.by(exc)}; the finished frames are kept in {self.work.path}: run the same "
+                "command again to resume", exit_code=interrupt.exit_code(exc)) from None
+        except BaseException:
+            self.vs.close()
+            rep.end()
+            raise
+        self.vs.close()
+        rep.end()
+        self.work.remove()
+        st = dataclasses.replace(self.stages, stylize=sum(self.frame_secs))
+        return RenderResult(self.out, frames, time.perf_counter() - started, self.iterations, st,
+                            tuple(self.frame_secs))
+
+
+def render_painted(inp: Path, out: Path, cfg: Config, reporter: Reporter, *, restart: bool = False,
+                   overwrite: bool = True) -> RenderResult:
+    """Render ``inp`` into ``out`` around its painted keyframes (``style.paintings``)."""
+    return PaintRender(Path(inp), Path(out), cfg, reporter, restart, overwrite).run()

@@ -1,0 +1,159 @@
+"""Painted keyframes: frames an artist painted over, carried through the shot.
+
+``--paint f:120=painted_0120.png`` (or ``SECONDS=IMAGE``) makes frame 120 a painted keyframe.
+The render (``render.paint``) puts the painting itself at its frame, and renders the frames
+around it as chains that start from the painting warped through the flow, with the painting's
+own Gram matrices (or style vector) as their style: its brushwork is the style. This module is
+the plan, torch-free: where the paintings fall, which passes render which frames in which
+direction, how two passes blend, and whether a painting follows its frame's layout.
+
+Between two paintings at frames a < b a forward pass renders a+1 .. b-1 from a's painting and a
+backward pass renders b-1 .. a+1 from b's; frame i is (1 - w) forward + w backward with
+w = (i - a) / (b - a), so each end is its painting (EbSynth blends its two passes the same way).
+Before the first painting a backward pass alone; after the last, a forward pass alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from videostyle.errors import ConfigError, InputError
+from videostyle.temporal.keyframes import At, parse_time
+
+# Below this correlation of edges a painting is taken not to follow its frame's layout.
+# A painting over its frame keeps its edges where the frame has them (a stylized render of a
+# frame correlates above 0.3 with it; the same painting against a frame a second away, or
+# another shot, below 0.1: tests/test_paint.py).
+MATCH = 0.15
+
+
+@dataclass(frozen=True)
+class Painting:
+    """One painted keyframe: its image file and where it goes."""
+
+    at: At
+    image: Path
+    spec: str  # as the user wrote it, for messages
+
+    def frame(self, fps: float, start: float = 0.0) -> int:
+        """The span-relative frame index of this painting (``start``: the span's first second)."""
+        if self.at.frame is not None:
+            return self.at.frame - round(start * fps)
+        return round((self.at.resolve(fps) - start) * fps)
+
+
+def parse(spec: str) -> Painting:
+    """``f:120=painted.png`` or ``5.0=painted.png``."""
+    when, sep, image = spec.partition("=")
+    at = parse_time(when) if sep else None
+    if at is None or not image:
+        raise ConfigError(f"--paint {spec!r}: expected TIME=IMAGE, with TIME as f:FRAME or seconds "
+                          "(e.g. --paint f:120=painted_0120.png)")
+    return Painting(at, Path(image), spec)
+
+
+@dataclass(frozen=True)
+class Pass:
+    """One chain of a painted render: from the painting at frame ``origin``, over ``frames`` in
+    the order they are rendered (``step`` +1 forward, -1 backward)."""
+
+    origin: int
+    frames: tuple[int, ...]
+
+    @property
+    def step(self) -> int:
+        return 1 if not self.frames or self.frames[0] > self.origin else -1
+
+    @property
+    def name(self) -> str:
+        return f"{'fwd' if self.step > 0 else 'bwd'}{self.origin:06d}"
+
+
+def passes(painted: list[int], total: int) -> list[Pass]:
+    """The chains that render the frames of a ``total``-frame span around the ``painted`` frames
+    (sorted, distinct): backward to the start, forward and backward across each gap, forward to
+    the end."""
+    out: list[Pass] = []
+    first, last = painted[0], painted[-1]
+    if first > 0:
+        out.append(Pass(first, tuple(range(first - 1, -1, -1))))
+    for a, b in zip(painted, painted[1:]):
+        if b - a > 1:
+            out.append(Pass(a, tuple(range(a + 1, b))))
+            out.append(Pass(b, tuple(range(b - 1, a, -1))))
+    if last < total - 1:
+        out.append(Pass(last, tuple(range(last + 1, total))))
+    return out
+
+
+def weights(index: int, painted: list[int]) -> tuple[tuple[int, float], ...]:
+    """Frame ``index``'s sources: ((origin, weight), ...) of the passes that rendered it, their
+    weights summing to 1. A painted frame is its painting alone (its own origin, weight 1)."""
+    if index in painted:
+        return ((index, 1.0),)
+    before = [p for p in painted if p < index]
+    after = [p for p in painted if p > index]
+    if not before:
+        return ((after[0], 1.0),)
+    if not after:
+        return ((before[-1], 1.0),)
+    a, b = before[-1], after[0]
+    w = (index - a) / (b - a)
+    return ((a, 1.0 - w), (b, w))
+
+
+def resolve(paintings: list[Painting], fps: float, total: int | None, start: float = 0.0) -> dict[int, Painting]:
+    """The paintings by span-relative frame; one line for a painting outside the span or two on
+    one frame."""
+    out: dict[int, Painting] = {}
+    for p in paintings:
+        i = p.frame(fps, start)
+        if i < 0 or (total is not None and i >= total):
+            last = f"{total - 1}" if total is not None else "?"
+            raise InputError(f"--paint {p.spec}: frame {i} of the render is outside its frames (0 to {last}, at "
+                             f"{fps:g} frames a second from {start:g} s); check the painting's time")
+        if i in out:
+            raise ConfigError(f"--paint {p.spec}: frame {i} already has a painting ({out[i].spec})")
+        if not p.image.is_file():
+            raise InputError(f"--paint {p.spec}: painting {p.image} does not exist; check the path")
+        out[i] = p
+    return dict(sorted(out.items()))
+
+
+def _edges(img: np.ndarray) -> np.ndarray:
+    grey = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY).astype(np.float32) if img.ndim == 3 else img.astype(np.float32)
+    grey = cv2.GaussianBlur(grey, (0, 0), 1.5)
+    gx, gy = cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1)
+    return np.hypot(gx, gy)
+
+
+def layout_match(painting: np.ndarray, frame: np.ndarray, covered: np.ndarray | None = None) -> float:
+    """The correlation of the painting's edges with its frame's (both at the same size), over the
+    painted pixels (``covered``, from the painting's alpha; all when None)."""
+    a, b = _edges(painting).ravel(), _edges(frame).ravel()
+    if covered is not None:
+        keep = covered.ravel() > 0.5
+        a, b = a[keep], b[keep]
+    if a.size < 16 or a.std() < 1e-6 or b.std() < 1e-6:
+        return 0.0
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def propose(unreliable: tuple[float, ...], cuts: tuple[int, ...], threshold: float = 2.0,
+            every: int = 0) -> list[int]:
+    """Frames worth painting: the first, each scene cut, and the frame where the unreliable flow
+    accumulated since the last proposal passes ``threshold`` (in frames' worth of new pixels: 2
+    is twice a frame's area revealed or changed); ``every``: at most that many frames apart."""
+    out = [0] if unreliable else []
+    acc = 0.0
+    cut = set(cuts)
+    for i in range(1, len(unreliable)):
+        acc += unreliable[i]
+        if i in cut or acc >= threshold or (every and i - out[-1] >= every):
+            out.append(i)
+            acc = 0.0
+    return out
