@@ -217,3 +217,24 @@ def test_yaml_paintings_are_the_paint_flags():
     assert cfg.style.paintings == ("f:120=p120.png", "8.5=p204.png")
     with pytest.raises(C.ConfigError, match="did you mean 'image'"):
         C.flatten({"paintings": [{"at": "f:1", "imgae": "p.png"}]})
+
+
+def test_a_partial_painting_covers_its_part_and_the_rest_keeps_the_content(tmp_path):
+    """An alpha channel marks what was painted: there the painting, carried by the flow; the rest
+    (no --style) keeps the frame's content."""
+    shot, big = _shot(tmp_path)
+    painting = 255 - _frame(big, 0)
+    alpha = np.zeros((H, W), np.uint8)
+    alpha[:, : W // 2] = 255  # the left half painted
+    rgba = np.dstack([painting, alpha])
+    cv2.imwrite(str(tmp_path / "half.png"), cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
+    pr, _ = _rendered(shot, tmp_path / "o.mp4", [f"f:0={tmp_path / 'half.png'}"], later=2)
+    first = pr.frame(0)
+    assert np.array_equal(first[:, : W // 2], painting[:, : W // 2])
+    assert np.array_equal(first[:, W // 2:], pr.source.load(0)[:, W // 2:])
+    for k in (3, N - 1):
+        out, src = pr.frame(k).astype(int), pr.source.load(k).astype(int)
+        edge = W // 2 + SHIFT * k  # the painted half's edge, moved with the shot
+        rest = np.abs(out - src)[4:-4, edge + 6:-4]
+        painted = np.abs(out - src)[4:-4, SHIFT * k + 6:edge - 6]
+        assert rest.mean() < 2.0 and painted.mean() > 30, k

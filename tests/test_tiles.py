@@ -230,3 +230,24 @@ def test_layer_gradients_in_small_bands_give_the_same_tiled_gradient():
     (ta, ga), (tb, gb) = whole(x), banded(x)
     assert all(torch.allclose(ta[k], tb[k], rtol=1e-5) for k in ta)
     assert torch.allclose(ga, gb, rtol=1e-4, atol=1e-6 * float(ga.abs().max()))
+
+
+def test_measuring_a_pass_keeps_none_of_its_tensors():
+    """The measurement's forward passes are freed once measured: a render that keeps them
+    leaks them (every render in a batch or the studio, until memory runs out)."""
+    import gc
+    import weakref
+
+    from videostyle.gatys.memory import pass_cost
+
+    net = tiny_extractor()
+    refs: list[weakref.ref] = []
+
+    def features(x, layers):
+        out = net(x, layers)
+        refs.extend(weakref.ref(v) for v in out.values())
+        return out
+
+    pass_cost(features, SPEC.layers, torch.device("cpu"))
+    gc.collect()
+    assert refs and all(r() is None for r in refs)

@@ -70,6 +70,9 @@ class Engine(Protocol):
     def set_styles(self, images: Sequence[np.ndarray], weights: Sequence[float]) -> None:
         """New style images, blended by ``weights``, from now on (a painted keyframe's pass)."""
 
+    def set_region_styles(self, images: Sequence[np.ndarray]) -> None:
+        """The styles that regions name by slot (``FrameRegions.styled``), from now on."""
+
     def fresh(self, src: np.ndarray, init: str | np.ndarray, seed: int, callback: Callback | None) -> Painted:
         """A frame painted from nothing: an image, a first frame, a scene cut. ``init`` is the
         optimiser's start (content, noise or a picture; a network ignores it)."""

@@ -50,6 +50,10 @@ class HybridEngine:
         self.gatys.set_styles(images, weights)
         self.fast.set_styles(images, weights)
 
+    def set_region_styles(self, images: Sequence[np.ndarray]) -> None:
+        self.gatys.set_region_styles(images)
+        self.fast.set_region_styles(images)
+
     def set_regions(self, regions: FrameRegions | None) -> None:
         self.gatys.set_regions(regions)
 

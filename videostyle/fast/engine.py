@@ -36,6 +36,9 @@ class FastEngine:
     def set_styles(self, images: Sequence[np.ndarray], weights: Sequence[float]) -> None:
         self.net.set_styles(list(images), list(weights))
 
+    def set_region_styles(self, images: Sequence[np.ndarray]) -> None:
+        self.net.region_vecs = [self.net.style_vector(im) for im in images]
+
     def set_regions(self, regions: FrameRegions | None) -> None:
         self.regions = regions
 

@@ -33,8 +33,13 @@ class GatysEngine:
     def set_styles(self, images: Sequence[np.ndarray], weights: Sequence[float]) -> None:
         self.st.set_styles(list(images), list(weights))
 
+    def set_region_styles(self, images: Sequence[np.ndarray]) -> None:
+        self.st.set_region_styles(list(images))
+
     def set_regions(self, regions: FrameRegions | None) -> None:
-        if regions is not None:
+        if regions is None:
+            self.st.set_regions([])  # (the whole frame, unguided)
+        else:
             self.st.set_regions(regions.styled, regions.keep)
 
     def fresh(self, src: np.ndarray, init: str | np.ndarray, seed: int, callback: Callback | None) -> Painted:

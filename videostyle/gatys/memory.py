@@ -126,16 +126,26 @@ def pass_cost(features: Callable[[Tensor, Sequence[str]], dict[str, Tensor]], la
     for side in sides:
         saved: dict[int, int] = {}
 
-        def pack(t: Tensor) -> Tensor:
+        kept: list[Tensor] = []  # (held to the end of the pass, so that no storage is reused and counted twice)
+
+        def pack(t: Tensor) -> None:
             st = t.untyped_storage()
             saved[st.data_ptr()] = max(saved.get(st.data_ptr(), 0), st.nbytes())
-            return t
+            kept.append(t)
+            # The graph keeps nothing: these passes never go backward. (Returning ``t`` itself
+            # would keep a layer's output alive from its own grad_fn, a cycle in autograd's C++
+            # graph that Python's collector cannot see: every render leaked these tensors.)
+            return None
+
+        def unpack(_: None) -> Tensor:
+            raise RuntimeError("the memory measurement's passes have no backward")
 
         x = torch.rand(1, 3, side, side, device=device, requires_grad=True)
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        with torch.autograd.graph.saved_tensors_hooks(pack, unpack):
             feats = features(x, layers)
         held.append(sum(saved.values()) + sum(f.numel() * f.element_size() for f in feats.values()))
         del feats, x
+        kept.clear()
     (a, b), (pa, pb) = held, (sides[0] ** 2, sides[1] ** 2)
     per_pixel = max(0.0, (b - a) / (pb - pa))
     return PassCost(BACKWARD_PEAK * max(0.0, a - per_pixel * pa), BACKWARD_PEAK * per_pixel)

@@ -43,6 +43,17 @@ def read_image(path: str | os.PathLike[str], what: str = "image") -> np.ndarray:
     return np.ascontiguousarray(img)
 
 
+def read_alpha(path: str | os.PathLike[str]) -> np.ndarray | None:
+    """An image file's alpha channel as (H, W) float32 in [0, 1], or None when it has none (or
+    one that is opaque everywhere)."""
+    data = np.fromfile(str(path), dtype=np.uint8)
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if img is None or img.ndim != 3 or img.shape[2] != 4:
+        return None
+    a = img[..., 3].astype(np.float32) / (65535.0 if img.dtype == np.uint16 else 255.0)
+    return None if a.min() >= 1.0 else a
+
+
 def write_image(path: str | os.PathLike[str], image: np.ndarray) -> None:
     """Write RGB uint8 to ``path`` through a temporary file renamed on success."""
     p = Path(path)

@@ -31,7 +31,8 @@ from videostyle.config import Config
 from videostyle.engines import load_styles
 from videostyle.errors import ConfigError, InputError, RenderInterrupted
 from videostyle.estimate import RenderPlan
-from videostyle.io.images import read_image
+from videostyle.io.colour import fill_transparent
+from videostyle.io.images import read_alpha, read_image
 from videostyle.io.media import Frame
 from videostyle.io.workdir import WorkDir, file_digest
 from videostyle.render import chain
@@ -69,6 +70,11 @@ class PaintRender:
         h, w = self.job.stylized
         self.pictures = {i: cv2.resize(read_image(p.image, "painting"), (w, h), interpolation=cv2.INTER_AREA)
                          for i, p in self.paintings.items()}
+        # A painting's alpha marks what was painted (None: all of it).
+        alphas = {i: read_alpha(p.image) for i, p in self.paintings.items()}
+        self.covers = {i: None if a is None else cv2.resize(a, (w, h), interpolation=cv2.INTER_AREA)
+                       for i, a in alphas.items()}
+        self.keyframes: dict[int, np.ndarray] = {}
         self.styles = load_styles(cfg) if cfg.style.images else []
         settings = render_settings(cfg, inp, info)
         settings["paintings"] = {str(i): file_digest(p.image) for i, p in self.paintings.items()}
@@ -105,6 +111,32 @@ class PaintRender:
             self.reporter.notice(f"warning: --paint {self.paintings[index].spec}: the painting hardly follows frame "
                                  f"{index}'s layout (edge correlation {match:.2f}); check its frame number")
 
+    def keyframe(self, index: int) -> np.ndarray:
+        """A painted frame's output: the painting, over what the render gives where it covers
+        part of the frame only (the content, or with --style a fresh frame in the style images,
+        kept in the work folder)."""
+        if index in self.keyframes:
+            return self.keyframes[index]
+        pic, cover = self.pictures[index], self.covers[index]
+        if cover is None:
+            out = pic
+        else:
+            base = self.source.load(index)
+            if self.styles:
+                store = self.work.store("base")
+                if store.has(index):
+                    base = store.load(index)
+                else:
+                    self.vs.engine.set_styles(self.styles, [1.0] * len(self.styles))
+                    self.vs.engine.set_regions(None)
+                    self.vs.regions = None
+                    base = self.vs.engine.fresh(base, "content", self.cfg.optim.seed + index, self.vs.callback).image
+                    store.save(index, base)
+            a = cover[..., None]
+            out = np.clip(np.round(a * pic + (1.0 - a) * base), 0, 255).astype(np.uint8)
+        self.keyframes[index] = out
+        return out
+
     def _frames(self, p: paint.Pass) -> Iterator[SourceFrame]:
         tb = self.job.info.time_base
         fps = float(self.job.info.fps)
@@ -119,9 +151,22 @@ class PaintRender:
         vs: VideoStylizer = self.vs
         vs.hist.reset()
         vs.ref_loss = None  # (no early stop: no fresh frame to compare with)
-        weights = [1.0] + [self.cfg.style.paint_style_weight] * len(self.styles)
-        vs.engine.set_styles([self.pictures[p.origin]] + self.styles, weights)
-        vs.push(self.source.load(p.origin), self.pictures[p.origin])
+        start = self.keyframe(p.origin)
+        cover = self.covers[p.origin]
+        if cover is None:
+            weights = [1.0] + [self.cfg.style.paint_style_weight] * len(self.styles)
+            vs.engine.set_styles([self.pictures[p.origin]] + self.styles, weights)
+            vs.engine.set_regions(None)  # (an earlier pass's partial painting is not this one's)
+            vs.regions = None
+        else:
+            # The painted part is styled by the painting (its transparent pixels filled from the
+            # painted ones, so that its Gram matrices are the brushwork's), the rest by the style
+            # images, or keeps the content; what it covers moves with the flow.
+            painted = fill_transparent(self.pictures[p.origin], cover)
+            vs.engine.set_region_styles([painted])
+            vs.engine.set_styles(self.styles or [painted], [1.0] * max(len(self.styles), 1))
+            vs.regions = paint.CarriedCover(cover, bool(self.styles))  # type: ignore[assignment]
+        vs.push(self.source.load(p.origin), start)
 
         def sink(step: Step) -> None:
             res = step.result
@@ -141,7 +186,7 @@ class PaintRender:
     def frame(self, index: int) -> np.ndarray:
         """Frame ``index`` of the output at the stylized size: its painting, or its passes blended."""
         if index in self.pictures:
-            return self.pictures[index]
+            return self.keyframe(index)
         acc = np.zeros(self.pictures[self.painted[0]].shape, np.float32)
         for origin, w in paint.weights(index, self.painted):
             name = f"{'fwd' if index > origin else 'bwd'}{origin:06d}"

@@ -23,6 +23,7 @@ import numpy as np
 
 from videostyle.errors import ConfigError, InputError
 from videostyle.temporal.keyframes import At, parse_time
+from videostyle.temporal.regions import FrameRegions, warp_mask
 
 # Below this correlation of edges a painting is taken not to follow its frame's layout.
 # A painting over its frame keeps its edges where the frame has them (a stylized render of a
@@ -157,3 +158,23 @@ def propose(unreliable: tuple[float, ...], cuts: tuple[int, ...], threshold: flo
             out.append(i)
             acc = 0.0
     return out
+
+
+class CarriedCover:
+    """What a partial painting covers (its alpha, at the stylized size), carried along a pass's
+    flow frame by frame, as the regions of each frame: the covered part styled by the painting
+    (region slot 0), the rest by the style images, or keeping the content when there are none.
+    Duck-typed as ``temporal.regions.Regions`` for the video policy."""
+
+    def __init__(self, cover: np.ndarray, rest_styled: bool) -> None:
+        self.start, self.rest_styled = cover.astype(np.float32), rest_styled
+        self.now = self.start
+
+    def frame(self, index: int, hw: tuple[int, int], flow_back: np.ndarray | None = None) -> FrameRegions:
+        if flow_back is not None:
+            self.now = warp_mask(self.now, flow_back)
+        a = np.clip(self.now, 0.0, 1.0)
+        if self.rest_styled:
+            return FrameRegions([(a, 0), (1.0 - a, None)], None)
+        return FrameRegions([(a, 0)], 1.0 - a)
+

@@ -90,7 +90,7 @@ def feather(mask: np.ndarray, sigma: float) -> np.ndarray:
     return cv2.GaussianBlur(mask, (0, 0), sigma) if sigma > 0 else mask
 
 
-def _warp(mask: np.ndarray, flow_back: np.ndarray) -> np.ndarray:
+def warp_mask(mask: np.ndarray, flow_back: np.ndarray) -> np.ndarray:
     h, w = mask.shape
     gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
     return cv2.remap(mask, gx + flow_back[..., 0], gy + flow_back[..., 1], cv2.INTER_LINEAR,
@@ -124,7 +124,7 @@ class Regions:
         raw = [cv2.resize(m.at(index), (w, h), interpolation=cv2.INTER_AREA) for m in self.masks]
         if self.follow == "flow":
             if flow_back is not None and self._carried is not None:
-                raw = [_warp(m, flow_back) if mk.still is not None else r
+                raw = [warp_mask(m, flow_back) if mk.still is not None else r
                        for m, mk, r in zip(self._carried, self.masks, raw)]
             self._carried = raw
         covered = np.zeros((h, w), np.float32)

@@ -1,0 +1,155 @@
+#!/usr/bin/env python
+"""Painted keyframes against EbSynth on the same work. A flat-colour painting of frame 0 (the
+frame's colours quantized to a few flat areas with dark outlines, as a quick paint-over looks; and
+of frame 4 s on, for the two-painting case) is carried through the first seconds of the clip by
+videostyle (``--paint``, Gatys, the defaults at --size) and by EbSynth's CLI run per frame as its
+users run it (the painting as the style, the keyframe and the current frame as the guide; with
+two paintings, a pass from each, blended by position as EbSynth's own blending does).
+
+For each frame: the distance to the painting carried to it (the painting warped by the flow
+from the frame to its keyframe, where that flow is reliable), the style loss against the
+painting's Gram matrices, and, for the clip, the temporal error (``videostyle eval``'s measure)
+and seconds per frame. Prints one table per case.
+
+    python scripts/bench_paint.py --ebsynth /path/to/ebsynth/bin/ebsynth --size 128 --seconds 5
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import media_parser  # noqa: E402
+
+from videostyle import config as C  # noqa: E402
+from videostyle.engines import build_stylizer, render_flow_params  # noqa: E402
+from videostyle.io.images import read_image, write_image  # noqa: E402
+from videostyle.io.media import probe  # noqa: E402
+from videostyle.metrics import temporal_error  # noqa: E402
+from videostyle.render.output import span  # noqa: E402
+from videostyle.render.paint import PaintRender  # noqa: E402
+from videostyle.report import Reporter  # noqa: E402
+from videostyle.temporal import paint  # noqa: E402
+from videostyle.temporal.flow import pair, warp  # noqa: E402
+
+
+def flat_painting(frame: np.ndarray, colours: int = 6) -> np.ndarray:
+    """``frame`` as flat areas of ``colours`` colours with dark outlines."""
+    smooth = cv2.bilateralFilter(frame, 9, 60, 9)
+    z = smooth.reshape(-1, 3).astype(np.float32)
+    crit = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 1.0)
+    _, labels, centres = cv2.kmeans(z, colours, None, crit, 3, cv2.KMEANS_PP_CENTERS)
+    flat = centres[labels.ravel()].reshape(frame.shape).astype(np.uint8)
+    edges = cv2.Canny(cv2.cvtColor(smooth, cv2.COLOR_RGB2GRAY), 60, 140)
+    flat[edges > 0] = (flat[edges > 0] * 0.25).astype(np.uint8)
+    return flat
+
+
+def ebsynth(exe: Path, style: Path, guide_from: Path, guide_to: Path, out: Path) -> None:
+    subprocess.run([str(exe), "-style", str(style), "-guide", str(guide_from), str(guide_to), "-output", str(out)],
+                   check=True, capture_output=True)
+
+
+def peer(exe: Path, frames: list[Path], paintings: dict[int, Path], tmp: Path) -> tuple[list[np.ndarray], float]:
+    """EbSynth per frame from each painting, blended by position between two (as ours)."""
+    painted = sorted(paintings)
+    outs: list[np.ndarray] = []
+    t0 = time.perf_counter()
+    for i in range(len(frames)):
+        acc = None
+        for origin, w in paint.weights(i, painted):
+            if i == origin:
+                img = read_image(paintings[origin]).astype(np.float32)
+            else:
+                o = tmp / f"eb_{origin}_{i}.png"
+                ebsynth(exe, paintings[origin], frames[origin], frames[i], o)
+                img = read_image(o).astype(np.float32)
+            acc = w * img if acc is None else acc + w * img
+        outs.append(np.clip(np.round(acc), 0, 255).astype(np.uint8))
+    return outs, (time.perf_counter() - t0) / len(frames)
+
+
+def ours(clip: Path, n: int, size: int, paintings: dict[int, Path], out: Path) -> tuple[list[np.ndarray], float]:
+    cfg = C.apply(C.Config(), {"optim.size": size, "render.max_frames": n,
+                               "style.paintings": [f"f:{i}={p}" for i, p in paintings.items()]})
+    pr = PaintRender(clip, out, cfg, Reporter(), True, True)
+    pr.cache_source()
+    t0 = time.perf_counter()
+    for p in pr.passes:
+        pr.render_pass(p)
+    per = (time.perf_counter() - t0) / n
+    frames = [pr.frame(i) for i in range(n)]
+    pr.work.remove()
+    return frames, per
+
+
+def measures(outs: list[np.ndarray], sources: list[np.ndarray], paintings: dict[int, np.ndarray],
+             grams: dict[int, object]) -> list[tuple[float, float]]:
+    """Per frame: the distance to its nearer painting carried to it (reliable pixels, /255) and
+    the style loss against that painting."""
+    params = render_flow_params(C.Config())
+    painted = sorted(paintings)
+    rows = []
+    for i, (o, s) in enumerate(zip(outs, sources)):
+        k = min(painted, key=lambda p: abs(p - i))
+        pk = pair(s, sources[k], params)
+        carried = warp(paintings[k], pk.back)
+        m = pk.mask > 0.5
+        dist = float(np.abs(o.astype(np.float32) - carried)[m].mean() / 255) if m.any() else float("nan")
+        rows.append((dist, grams[k].score(o, s)["style"]))  # type: ignore[attr-defined]
+    return rows
+
+
+def main() -> None:
+    ap = media_parser(__doc__, frames=0, size=128)
+    ap.add_argument("--ebsynth", type=Path, required=True, help="EbSynth's CLI (built with build-linux-cpu_only.sh)")
+    ap.add_argument("--seconds", type=float, default=5.0)
+    args = ap.parse_args()
+    info = probe(args.clip)
+    fps = float(info.fps)
+    n = int(round(args.seconds * fps))
+    cfg = C.apply(C.Config(), {"optim.size": args.size, "render.max_frames": n})
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        from videostyle.engines import prepare_content
+
+        sources = [prepare_content(fr.image, args.size, "clip") for fr in span(cfg).frames(args.clip, info=info)]
+        files = []
+        for i, s in enumerate(sources):
+            files.append(tmp / f"src_{i:04d}.png")
+            write_image(files[-1], s)
+        cases = {"one painting (frame 0)": [0], f"two paintings (frames 0 and {int(4 * fps)})": [0, int(4 * fps)]}
+        for name, at in cases.items():
+            at = [a for a in at if a < n]
+            pics = {a: flat_painting(sources[a]) for a in at}
+            pfiles = {}
+            for a, img in pics.items():
+                pfiles[a] = tmp / f"painting_{a:04d}.png"
+                write_image(pfiles[a], img)
+            grams = {a: build_stylizer(C.apply(C.Config(), {"optim.size": args.size}), [img], lambda m: None)
+                     for a, img in pics.items()}
+            ours_out, ours_s = ours(args.clip, n, args.size, pfiles, tmp / "ours.mkv")
+            peer_out, peer_s = peer(args.ebsynth, files, pfiles, tmp)
+            results = {"videostyle --paint": (ours_out, ours_s), "EbSynth per frame": (peer_out, peer_s)}
+            print(f"\n# {args.clip.name}, {n} frames at {args.size} px, {name}")
+            print("| method | distance to the carried painting (median, /255) | at the last frame | style loss "
+                  "(median) | temporal error | s/frame |")
+            print("| --- | --- | --- | --- | --- | --- |")
+            for method, (outs, secs) in results.items():
+                rows = measures(outs, sources, pics, grams)
+                later = [r for i, r in enumerate(rows) if i not in pics]
+                terr = temporal_error(outs, sources, params=render_flow_params(C.Config())).error[1]
+                print(f"| {method} | {statistics.median(d for d, _ in later):.3f} | {rows[-1][0]:.3f} | "
+                      f"{statistics.median(s for _, s in later):.3g} | {terr:.5f} | {secs:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
