@@ -11,7 +11,11 @@ from the frame to its keyframe, where that flow is reliable), the style loss aga
 painting's Gram matrices, and, for the clip, the temporal error (``videostyle eval``'s measure)
 and seconds per frame. Prints one table per case.
 
-    python scripts/bench_paint.py --ebsynth /path/to/ebsynth/bin/ebsynth --size 128 --seconds 5
+    python scripts/bench_paint.py --ebsynth /path/to/ebsynth/bin/ebsynth --size 128 --seconds 5 \
+        --strip docs/paint_strip.jpg
+
+``--strip``: the one-painting case as a picture: the source frames a second apart, the painting,
+and the frames carried from it, ours and the peer's.
 """
 
 from __future__ import annotations
@@ -112,6 +116,7 @@ def main() -> None:
     ap = media_parser(__doc__, frames=0, size=128)
     ap.add_argument("--ebsynth", type=Path, required=True, help="EbSynth's CLI (built with build-linux-cpu_only.sh)")
     ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--strip", type=Path, help="write the one-painting case's strip here (JPEG or PNG)")
     args = ap.parse_args()
     info = probe(args.clip)
     fps = float(info.fps)
@@ -143,6 +148,17 @@ def main() -> None:
             print("| method | distance to the carried painting (median, /255) | at the last frame | style loss "
                   "(median) | temporal error | s/frame |")
             print("| --- | --- | --- | --- | --- | --- |")
+            if args.strip and len(at) == 1:
+                from videostyle.render.preview import contact_sheet
+
+                picks = [min(round(t * fps), n - 1) for t in range(int(args.seconds) + 1)]
+                sheet = contact_sheet([("source", [sources[i] for i in picks]),
+                                       ("the painting (frame 0), then videostyle --paint", [pics[0]] +
+                                        [ours_out[i] for i in picks[1:]]),
+                                       ("the painting, then EbSynth per frame", [pics[0]] +
+                                        [peer_out[i] for i in picks[1:]])],
+                                      max(args.size, 160), [f"{i / fps:.0f} s (frame {i})" for i in picks])
+                write_image(args.strip, sheet)
             for method, (outs, secs) in results.items():
                 rows = measures(outs, sources, pics, grams)
                 later = [r for i, r in enumerate(rows) if i not in pics]

@@ -213,3 +213,16 @@ def test_a_render_sends_the_scan_as_a_second_plan(tmp_path, capsys):
     assert plans[1]["cuts"] == [6] and len(plans[1]["motion"]) == 10 and plans[1]["motion"][0] == 1.0
     restarted = [e["index"] for e in events if e["event"] == "frame" and e["restarted"]]
     assert restarted == [6]  # the render found the cut the scan foresaw
+
+
+def test_a_render_of_chains_only_says_what_it_does():
+    """A painted render has no fresh frame: each frame is a chain's, from the one before."""
+    clock, rec = Clock(), Record()
+    est = Estimating(rec, clock)
+    est.begin(6, "clip.mp4")
+    est.plan(RenderPlan(frames=6, first_iterations=0, later_iterations=10, size=(64, 64)))
+    for k in (1, 2):
+        _frame(est, clock, k, 10, 0.1)
+    line = rec.estimates[0].line()
+    assert "6 frame(s) at 64x64, each up to 10 iterations from the frame before" in line
+    assert "feed-forward" not in line and rec.progresses[-1].seconds_left == pytest.approx(4 * 1.0, rel=1e-6)

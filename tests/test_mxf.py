@@ -83,6 +83,10 @@ def test_an_mxf_output_carries_dnxhr_pcm_timecode_and_reel(tmp_path, capsys):
     assert abs(float(audio["duration"]) - 0.5) < 1 / 24  # the span's audio, beside its frames
     assert info["format"]["tags"]["timecode"] == "01:00:00:12"  # moved on by --start
     assert video["tags"]["reel_name"] == "A001"
+    assert info["format"]["tags"]["modification_date"].startswith("2024-05-01T10:00:00")  # the creation time
+    from videostyle.io.media import probe
+
+    assert probe(out).creation_time.startswith("2024-05-01T10:00:00")  # and read back, for an MXF source
     # ffmpeg decodes every packet, and the colour is stylized
     subprocess.run([FFPROBE.replace("ffprobe", "ffmpeg"), "-v", "error", "-xerror", "-i", str(out), "-f", "null", "-"],
                    check=True)

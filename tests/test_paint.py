@@ -54,9 +54,9 @@ class Notes(Reporter):
         self.lines.append(message)
 
 
-def _rendered(shot: Path, out: Path, paintings: list[str], later: int = 0) -> tuple[PaintRender, Notes]:
+def _rendered(shot: Path, out: Path, paintings: list[str], later: int = 0, **more: object) -> tuple[PaintRender, Notes]:
     """A painted render's passes, run, with its work folder kept to look into."""
-    cfg = C.apply(C.Config(), {**TINY, "optim.iterations_later": later, "style.paintings": paintings})
+    cfg = C.apply(C.Config(), {**TINY, "optim.iterations_later": later, "style.paintings": paintings, **more})
     notes = Notes()
     pr = PaintRender(shot, out, cfg, notes, True, True)
     pr.cache_source()
@@ -238,3 +238,39 @@ def test_a_partial_painting_covers_its_part_and_the_rest_keeps_the_content(tmp_p
         rest = np.abs(out - src)[4:-4, edge + 6:-4]
         painted = np.abs(out - src)[4:-4, SHIFT * k + 6:edge - 6]
         assert rest.mean() < 2.0 and painted.mean() > 30, k
+
+
+def test_a_painted_render_into_an_image_sequence_starts_with_the_painting(tmp_path):
+    shot, big = _shot(tmp_path)
+    painting = 255 - _frame(big, 0)
+    write_image(tmp_path / "p0.png", painting)
+    out = tmp_path / "out"
+    out.mkdir()
+    assert main(["render", str(shot), "--paint", f"f:0={tmp_path / 'p0.png'}", "-o", str(out / "%04d.png"),
+                 "--model", "random", "--size", str(W), "--iterations-later", "1", "--device", "cpu",
+                 "--precision", "fp32", "-q"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [f"{i:04d}.png" for i in range(N)]
+    first = cv2.cvtColor(cv2.imread(str(out / "0000.png")), cv2.COLOR_BGR2RGB)
+    assert np.array_equal(first, painting)  # lossless: the painting itself
+
+
+def test_a_mask_beside_a_painting_keeps_its_region(tmp_path):
+    """--mask right.png (keeping the content there) and a painting of the whole frame: the
+    frames after it follow the painting on the left and keep the content on the right."""
+    shot, big = _shot(tmp_path)
+    write_image(tmp_path / "p0.png", 255 - _frame(big, 0))
+    right = np.zeros((H, W, 3), np.uint8)
+    right[:, W // 2:] = 255
+    write_image(tmp_path / "right.png", right)
+    pr, _ = _rendered(shot, tmp_path / "o.mp4", [f"f:0={tmp_path / 'p0.png'}"], later=2,
+                      **{"style.masks": [str(tmp_path / "right.png")], "style.mask_feather": 0.0})
+    for k in (2, N - 1):
+        out, src = pr.frame(k).astype(int), pr.source.load(k).astype(int)
+        kept = np.abs(out - src)[4:-4, W // 2 + 4:-4]
+        painted = np.abs(out - src)[4:-4, SHIFT * k + 6:W // 2 - 6]
+        assert kept.mean() < 2.0 and painted.mean() > 30, k
+    with pytest.raises(C.ConfigError, match="still --mask"):
+        from .clips import make_clip
+
+        video_mask = make_clip(tmp_path / "m.mp4", frames=3, size=(W, H), audio=())
+        _rendered(shot, tmp_path / "o2.mp4", [f"f:0={tmp_path / 'p0.png'}"], **{"style.masks": [str(video_mask)]})

@@ -69,6 +69,10 @@ class Estimate:
         """One line for a person."""
         p = self.plan
         h, w = p.size
+        if not p.first_iterations and p.later_iterations:  # chains only (painted keyframes' passes)
+            return (f"plan: {p.frames or '?'} frame(s) at {w}x{h}, each up to {p.later_iterations} iterations from "
+                    f"the frame before (about {self.later_frame_seconds:.1f} s a frame); estimated "
+                    f"{duration(self.total_seconds)} on this machine ({p.device})")
         if not p.first_iterations:  # a network, no optimiser
             return (f"plan: {p.frames or '?'} frame(s) at {w}x{h} through the feed-forward network (about "
                     f"{self.later_frame_seconds:.2f} s a frame); estimated {duration(self.total_seconds)} on this "

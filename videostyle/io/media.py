@@ -140,7 +140,8 @@ def probe(path: str | os.PathLike[str], *, fps: float = 24.0, fill_gaps: str = "
             audio=tuple(_stream_info(s) for s in c.streams.audio),
             subtitles=tuple(_stream_info(s) for s in c.streams.subtitles),
             timecode=_tag(tags, "timecode"), reel_name=_tag(tags, "reel_name"),
-            creation_time=_tag(tags, "creation_time"),
+            # (MXF's demuxer names its Identification's date modification_date.)
+            creation_time=_tag(tags, "creation_time") or _tag(tags, "modification_date"),
             picture=colour.of_frame(first) if first is not None else Picture(),
         )
 

@@ -28,10 +28,11 @@ import numpy as np
 
 from videostyle import interrupt
 from videostyle.config import Config
-from videostyle.engines import load_styles
+from videostyle.engines import load_region_styles, load_styles
 from videostyle.errors import ConfigError, InputError, RenderInterrupted
 from videostyle.estimate import RenderPlan
 from videostyle.io.colour import fill_transparent
+from videostyle.io.frames_out import SequenceWriter
 from videostyle.io.images import read_alpha, read_image
 from videostyle.io.media import Frame
 from videostyle.io.workdir import WorkDir, file_digest
@@ -52,14 +53,9 @@ class PaintRender:
 
     def __init__(self, inp: Path, out: Path, cfg: Config, reporter: Reporter, restart: bool, overwrite: bool) -> None:
         self.inp, self.out, self.cfg, self.reporter = inp, out, cfg, reporter
-        if cfg.style.masks:
-            raise ConfigError("--paint does not go with --mask yet: paint the regions into the painting, or render "
-                              "them apart")
         if cfg.temporal.loop or cfg.render.workers > 1:
             raise ConfigError("--paint renders in one process, without --loop or --workers")
         self.job = plan_video(inp, out, cfg, overwrite, reporter.notice)
-        if self.job.frames_out is not None:
-            raise ConfigError("--paint renders into a video file (.mp4, .mov, .mkv, .webm, .mxf) for now")
         info = self.job.info
         self.total = self.job.span.count(inp, info)
         if not self.total:
@@ -84,6 +80,11 @@ class PaintRender:
         self.passes = paint.passes(self.painted, self.total)
         self.vs = build_video_stylizer(cfg, [self.pictures[self.painted[0]]] + self.styles, reporter, None, info)
         self.vs.schedule = None  # (the styles are the painting's, pass by pass)
+        self.masks = self.vs.regions  # --mask, beside the paintings
+        if self.masks is not None and not self.masks.still():
+            raise ConfigError("--paint goes with still --mask images only: its passes run backwards too, and a mask "
+                              "video is read in the clip's order")
+        self.region_styles = load_region_styles(cfg)
         if cfg.temporal.consistency is None and cfg.temporal.weight == 0:
             self.vs.temporal_weight = PAINT_TEMPORAL
         self.stages = StageTimes()
@@ -122,15 +123,18 @@ class PaintRender:
             out = pic
         else:
             base = self.source.load(index)
-            if self.styles:
+            if self.styles or self.region_styles:
                 store = self.work.store("base")
                 if store.has(index):
                     base = store.load(index)
                 else:
-                    self.vs.engine.set_styles(self.styles, [1.0] * len(self.styles))
-                    self.vs.engine.set_regions(None)
-                    self.vs.regions = None
-                    base = self.vs.engine.fresh(base, "content", self.cfg.optim.seed + index, self.vs.callback).image
+                    eng = self.vs.engine
+                    eng.set_styles(self.styles or [pic], [1.0] * max(len(self.styles), 1))
+                    eng.set_region_styles(self.region_styles)
+                    regions = (paint.PaintedRegions(self.masks, None, len(self.region_styles), bool(self.styles))
+                               if self.masks is not None else None)
+                    eng.set_regions(None if regions is None else regions.frame(index, base.shape[:2]))
+                    base = eng.fresh(base, "content", self.cfg.optim.seed + index, self.vs.callback).image
                     store.save(index, base)
             a = cover[..., None]
             out = np.clip(np.round(a * pic + (1.0 - a) * base), 0, 255).astype(np.uint8)
@@ -153,19 +157,21 @@ class PaintRender:
         vs.ref_loss = None  # (no early stop: no fresh frame to compare with)
         start = self.keyframe(p.origin)
         cover = self.covers[p.origin]
+        slot = len(self.region_styles)  # the painting's region style, after --mask's
         if cover is None:
             weights = [1.0] + [self.cfg.style.paint_style_weight] * len(self.styles)
             vs.engine.set_styles([self.pictures[p.origin]] + self.styles, weights)
+            vs.engine.set_region_styles(self.region_styles)
             vs.engine.set_regions(None)  # (an earlier pass's partial painting is not this one's)
-            vs.regions = None
+            vs.regions = None if self.masks is None else paint.PaintedRegions(self.masks, None, slot, True)  # type: ignore[assignment]
         else:
             # The painted part is styled by the painting (its transparent pixels filled from the
             # painted ones, so that its Gram matrices are the brushwork's), the rest by the style
             # images, or keeps the content; what it covers moves with the flow.
             painted = fill_transparent(self.pictures[p.origin], cover)
-            vs.engine.set_region_styles([painted])
+            vs.engine.set_region_styles(self.region_styles + [painted])
             vs.engine.set_styles(self.styles or [painted], [1.0] * max(len(self.styles), 1))
-            vs.regions = paint.CarriedCover(cover, bool(self.styles))  # type: ignore[assignment]
+            vs.regions = paint.PaintedRegions(self.masks, cover, slot, bool(self.styles))  # type: ignore[assignment]
         vs.push(self.source.load(p.origin), start)
 
         def sink(step: Step) -> None:
@@ -194,8 +200,17 @@ class PaintRender:
         return np.clip(np.round(acc), 0, 255).astype(np.uint8)
 
     def mux(self) -> int:
-        """The blended frames encoded at the source's timestamps, with its audio."""
+        """The blended frames encoded at the source's timestamps, with its audio (or written as
+        the output's image sequence, each file through a temporary name)."""
         job = self.job
+        if job.frames_out is not None:
+            seq = SequenceWriter(job.frames_out, self.work.path / "frames.list", 0)
+            n = 0
+            for fr in job.span.frames(self.inp, info=job.info, strict=self.cfg.render.strict):
+                seq.write(output_frame(self.frame(fr.index), job), fr.pts, output_alpha(fr.alpha, job))
+                n += 1
+            seq.finish()
+            return n
         writer = open_writer(self.inp, self.out, job, self.reporter.notice)
         frames, last = 0, 0.0
         try:

@@ -23,7 +23,7 @@ import numpy as np
 
 from videostyle.errors import ConfigError, InputError
 from videostyle.temporal.keyframes import At, parse_time
-from videostyle.temporal.regions import FrameRegions, warp_mask
+from videostyle.temporal.regions import FrameRegions, Regions, warp_mask
 
 # Below this correlation of edges a painting is taken not to follow its frame's layout.
 # A painting over its frame keeps its edges where the frame has them (a stylized render of a
@@ -160,21 +160,39 @@ def propose(unreliable: tuple[float, ...], cuts: tuple[int, ...], threshold: flo
     return out
 
 
-class CarriedCover:
-    """What a partial painting covers (its alpha, at the stylized size), carried along a pass's
-    flow frame by frame, as the regions of each frame: the covered part styled by the painting
-    (region slot 0), the rest by the style images, or keeping the content when there are none.
-    Duck-typed as ``temporal.regions.Regions`` for the video policy."""
+class PaintedRegions:
+    """A pass's regions, duck-typed as ``temporal.regions.Regions`` for the video policy: the
+    ``--mask`` regions first (in their order, as they claim the frame), then what a partial
+    painting covers of what they leave (``cover``, its alpha, carried along the pass's flow), styled
+    by the painting (region ``slot``), then the rest: the main styles (``rest_styled``: the
+    painting and the style images blended, or the style images beside a partial painting), or
+    the content kept."""
 
-    def __init__(self, cover: np.ndarray, rest_styled: bool) -> None:
-        self.start, self.rest_styled = cover.astype(np.float32), rest_styled
-        self.now = self.start
+    def __init__(self, masks: Regions | None, cover: np.ndarray | None, slot: int, rest_styled: bool) -> None:
+        self.masks, self.slot, self.rest_styled = masks, slot, rest_styled
+        self.cover = None if cover is None else cover.astype(np.float32)
+        if masks is not None:
+            masks.restart()
 
     def frame(self, index: int, hw: tuple[int, int], flow_back: np.ndarray | None = None) -> FrameRegions:
-        if flow_back is not None:
-            self.now = warp_mask(self.now, flow_back)
-        a = np.clip(self.now, 0.0, 1.0)
+        h, w = hw
+        styled: list[tuple[np.ndarray, int | None]] = []
+        keep = np.zeros((h, w), np.float32)
+        free = np.ones((h, w), np.float32)
+        if self.masks is not None:
+            fr = self.masks.frame(index, hw, flow_back)
+            styled += fr.styled[:-1]  # (the last is the rest, for the main style: handed out below)
+            free = fr.styled[-1][0]
+            if fr.keep is not None:
+                keep += fr.keep
+        if self.cover is not None:
+            if flow_back is not None:
+                self.cover = warp_mask(self.cover, flow_back)
+            part = free * np.clip(self.cover, 0.0, 1.0)
+            styled.append((part, self.slot))
+            free = free - part
         if self.rest_styled:
-            return FrameRegions([(a, 0), (1.0 - a, None)], None)
-        return FrameRegions([(a, 0)], 1.0 - a)
-
+            styled.append((free, None))
+        else:
+            keep += free
+        return FrameRegions(styled, keep if keep.any() else None)

@@ -117,6 +117,14 @@ class Regions:
         self.feather_px, self.follow = feather_px, follow
         self._carried: list[np.ndarray] | None = None  # --mask-follow flow: last frame's masks
 
+    def restart(self) -> None:
+        """Carry the masks from the masks themselves again (a new chain: a painted keyframe's pass)."""
+        self._carried = None
+
+    def still(self) -> bool:
+        """Whether every mask is a still image (a video mask is read in the clip's order)."""
+        return all(m.still is not None for m in self.masks)
+
     def frame(self, index: int, hw: tuple[int, int], flow_back: np.ndarray | None = None) -> FrameRegions:
         """The regions of frame ``index`` (``flow_back``: from this frame to the previous one,
         for ``follow="flow"``; None restarts from the masks themselves)."""
