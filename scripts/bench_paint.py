@@ -9,7 +9,9 @@ two paintings, a pass from each, blended by position as EbSynth's own blending d
 For each frame: the distance to the painting carried to it (the painting warped by the flow
 from the frame to its keyframe, where that flow is reliable), the style loss against the
 painting's Gram matrices, and, for the clip, the temporal error (``videostyle eval``'s measure)
-and seconds per frame. Prints one table per case.
+and seconds per frame. Prints one table per case, beside a plain render with the painting(s) as
+``--style`` images at the same iterations (its flicker is the baseline), then the frame-by-frame
+decay of the two carried ones (``--every N``: every Nth frame).
 
     python scripts/bench_paint.py --ebsynth /path/to/ebsynth/bin/ebsynth --size 128 --seconds 5 \
         --strip docs/paint_strip.jpg
@@ -95,6 +97,19 @@ def ours(clip: Path, n: int, size: int, paintings: dict[int, Path], out: Path) -
     return frames, per
 
 
+def plain(clip: Path, n: int, size: int, paintings: dict[int, Path], out: Path) -> tuple[list[np.ndarray], float]:
+    """A render with the painting(s) as plain ``--style`` images, no keyframes."""
+    from videostyle.render.pipeline import render_video
+
+    out.mkdir()
+    cfg = C.apply(C.Config(), {"optim.size": size, "render.max_frames": n,
+                               "style.images": [str(p) for p in paintings.values()]})
+    t0 = time.perf_counter()
+    render_video(clip, out / "%04d.png", cfg, Reporter())
+    per = (time.perf_counter() - t0) / n
+    return [read_image(f) for f in sorted(out.glob("*.png"))], per
+
+
 def measures(outs: list[np.ndarray], sources: list[np.ndarray], paintings: dict[int, np.ndarray],
              grams: dict[int, object]) -> list[tuple[float, float]]:
     """Per frame: the distance to its nearer painting carried to it (reliable pixels, /255) and
@@ -116,6 +131,7 @@ def main() -> None:
     ap = media_parser(__doc__, frames=0, size=128)
     ap.add_argument("--ebsynth", type=Path, required=True, help="EbSynth's CLI (built with build-linux-cpu_only.sh)")
     ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--every", type=int, default=1, help="the frame-by-frame table: every Nth frame")
     ap.add_argument("--strip", type=Path, help="write the one-painting case's strip here (JPEG or PNG)")
     args = ap.parse_args()
     info = probe(args.clip)
@@ -143,7 +159,9 @@ def main() -> None:
                      for a, img in pics.items()}
             ours_out, ours_s = ours(args.clip, n, args.size, pfiles, tmp / "ours.mkv")
             peer_out, peer_s = peer(args.ebsynth, files, pfiles, tmp)
-            results = {"videostyle --paint": (ours_out, ours_s), "EbSynth per frame": (peer_out, peer_s)}
+            plain_out, plain_s = plain(args.clip, n, args.size, pfiles, tmp / f"plain{len(at)}")
+            results = {"videostyle --paint": (ours_out, ours_s), "EbSynth per frame": (peer_out, peer_s),
+                       "videostyle --style the painting(s), no --paint": (plain_out, plain_s)}
             print(f"\n# {args.clip.name}, {n} frames at {args.size} px, {name}")
             print("| method | distance to the carried painting (median, /255) | at the last frame | style loss "
                   "(median) | temporal error | s/frame |")
@@ -159,12 +177,20 @@ def main() -> None:
                                         [peer_out[i] for i in picks[1:]])],
                                       max(args.size, 160), [f"{i / fps:.0f} s (frame {i})" for i in picks])
                 write_image(args.strip, sheet)
+            per_frame = {}
             for method, (outs, secs) in results.items():
-                rows = measures(outs, sources, pics, grams)
+                rows = per_frame[method] = measures(outs, sources, pics, grams)
                 later = [r for i, r in enumerate(rows) if i not in pics]
                 terr = temporal_error(outs, sources, params=render_flow_params(C.Config())).error[1]
                 print(f"| {method} | {statistics.median(d for d, _ in later):.3f} | {rows[-1][0]:.3f} | "
                       f"{statistics.median(s for _, s in later):.3g} | {terr:.5f} | {secs:.2f} |", flush=True)
+            a, b = list(per_frame)[:2]
+            print(f"\n# frame by frame, {name}: distance to the carried painting (/255) and style loss")
+            print(f"| frame | s | {a}: distance | style loss | {b}: distance | style loss |")
+            print("| --- | --- | --- | --- | --- | --- |")
+            for i in range(0, n, max(1, args.every)):
+                (da, sa), (db, sb) = per_frame[a][i], per_frame[b][i]
+                print(f"| {i} | {i / fps:.2f} | {da:.3f} | {sa:.3g} | {db:.3f} | {sb:.3g} |")
 
 
 if __name__ == "__main__":

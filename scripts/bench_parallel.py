@@ -3,7 +3,7 @@
 thread each) and the temporal error of the frames at segment boundaries against the median of
 the rest, with and without overlap.
 
-The local cluster listens on loopback only (videostyle.render.parallel.import_ray sees to it).
+The local cluster listens on loopback only (videostyle.render.cluster.import_ray sees to it).
 
     python scripts/bench_parallel.py [--clip ...] [--frames 48] [--size 128]
 """

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from videostyle.cli import main
-from videostyle.estimate import Estimating, RenderPlan, alternatives, duration
+from videostyle.estimate import START_DELTAS, WARMUP_ITERATIONS, Estimating, RenderPlan, alternatives, duration
 from videostyle.io.images import write_image
 from videostyle.report import FrameDone, Reporter, STIterate
 
@@ -51,7 +51,7 @@ def test_the_estimate_comes_before_frame_0_ends_and_counts_the_whole_render():
     est = Estimating(rec, clock)
     est.begin(10, "clip.mp4")
     est.plan(RenderPlan(frames=10, first_iterations=100, later_iterations=10, size=(64, 64)))
-    for i in range(1, 6):
+    for i in range(1, WARMUP_ITERATIONS + 1):
         clock.t += 0.1
         est.iterate(STIterate(i, 100, 0, 1, 1.0, {}, (64, 64)))
     assert len(rec.estimates) == 1  # before frame 0 ends
@@ -60,8 +60,37 @@ def test_the_estimate_comes_before_frame_0_ends_and_counts_the_whole_render():
     assert e.total_seconds == pytest.approx(100 * 0.1 + 9 * 10 * 0.1, rel=1e-6)
     assert e.iteration_seconds == pytest.approx(0.1)
     p = rec.progresses[-1]
-    assert p.done == pytest.approx(0.05) and p.seconds_left == pytest.approx(95 * 0.1 + 90 * 0.1)
+    n = WARMUP_ITERATIONS
+    assert p.done == pytest.approx(n / 100) and p.seconds_left == pytest.approx((100 - n) * 0.1 + 90 * 0.1)
     assert "frame 0 at 64x64, 100 iterations" in e.line() and "estimated 19 s" in e.line()
+    # where later frames stop early, the range from each at one iteration to each at its budget
+    est = Estimating(Record(), clock)
+    est.begin(10, "clip.mp4")
+    est.plan(RenderPlan(frames=10, first_iterations=100, later_iterations=10, size=(64, 64), early_stop=True))
+    for i in range(1, WARMUP_ITERATIONS + 1):
+        clock.t += 0.1
+        est.iterate(STIterate(i, 100, 0, 1, 1.0, {}, (64, 64)))
+    e = est.inner.estimates[0]
+    assert e.low_seconds == pytest.approx(100 * 0.1 + 9 * 1 * 0.1, rel=1e-6)
+    assert "estimated 11 s to 19 s (later frames stop early, after 1 to 10 iterations)" in e.line()
+
+
+def test_the_first_iterations_start_up_costs_are_left_out():
+    clock, rec = Clock(), Record()
+    est = Estimating(rec, clock)
+    est.begin(1, "image.png")
+    est.plan(RenderPlan(frames=1, first_iterations=100, later_iterations=0, size=(64, 64)))
+    for i in range(1, WARMUP_ITERATIONS + 1):  # the first iterations twice as slow as the rest
+        clock.t += 0.2 if i <= 1 + START_DELTAS else 0.1
+        est.iterate(STIterate(i, 100, 0, 1, 1.0, {}, (64, 64)))
+    assert rec.estimates[0].iteration_seconds == pytest.approx(0.1)
+    # a frame 0 too short to measure past them: estimated from what it measured, when it ends
+    clock, rec = Clock(), Record()
+    est = Estimating(rec, clock)
+    est.begin(1, "image.png")
+    est.plan(RenderPlan(frames=1, first_iterations=3, later_iterations=0, size=(64, 64)))
+    _frame(est, clock, 0, 3, 0.2)
+    assert len(rec.estimates) == 1 and rec.estimates[0].iteration_seconds == pytest.approx(0.2)
 
 
 def test_later_frames_that_stop_early_refine_the_time_left():
@@ -83,7 +112,7 @@ def test_a_smaller_frame_pyramid_level_is_costed_per_pixel():
     est = Estimating(rec, clock)
     est.begin(1, "image.png")
     est.plan(RenderPlan(frames=1, first_iterations=10, later_iterations=0, size=(128, 128)))
-    for i in range(1, 6):  # the coarse level, a quarter of the pixels, a quarter of the time
+    for i in range(1, WARMUP_ITERATIONS + 1):  # the coarse level, a quarter of the pixels, a quarter of the time
         clock.t += 0.025
         est.iterate(STIterate(i, 10, 0, 2, 1.0, {}, (64, 64)))
     assert rec.estimates[0].iteration_seconds == pytest.approx(0.1)

@@ -5,6 +5,7 @@ so the flow is what limits the match)."""
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import cv2
@@ -163,7 +164,8 @@ def test_a_resumed_painted_render_gives_the_frames_of_an_uninterrupted_one(tmp_p
     paintings = [f"f:0={tmp_path / 'a.png'}", f"f:{N - 1}={tmp_path / 'b.png'}"]
     args = ["--model", "random", "--size", "64", "--iterations-later", "3", "--device", "cpu", "--precision", "fp32",
             "--threads", "1", "-q"] + [x for p in paintings for x in ("--paint", p)]
-    whole = tmp_path / "whole.mkv"
+    whole = tmp_path / "whole" / "%04d.png"  # (the frames themselves, not an encoder's rendering of them)
+    whole.parent.mkdir()
     assert main(["render", str(shot), "-o", str(whole), *args]) == 0
 
     from videostyle.render import paint as paint_render
@@ -178,13 +180,53 @@ def test_a_resumed_painted_render_gives_the_frames_of_an_uninterrupted_one(tmp_p
         return real(*a, **k)
 
     monkeypatch.setattr(paint_render, "save_frame", interrupted)
-    part = tmp_path / "part.mkv"
+    part = tmp_path / "part" / "%04d.png"
+    part.parent.mkdir()
     assert main(["render", str(shot), "-o", str(part), *args]) == 130
-    assert not part.exists()
+    assert not list(part.parent.glob("*.png"))
     monkeypatch.setattr(paint_render, "save_frame", real)
     assert main(["render", str(shot), "-o", str(part), *args]) == 0
     a, b = [f.image for f in read_frames(whole)], [f.image for f in read_frames(part)]
     assert len(a) == len(b) == N and all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="needs the ray extra")
+def test_painted_passes_run_side_by_side_with_workers_and_resume_from_one_process(tmp_path, monkeypatch):
+    shot, big = _shot(tmp_path)
+    write_image(tmp_path / "a.png", 255 - _frame(big, 0))
+    write_image(tmp_path / "b.png", _frame(big, N - 1)[..., ::-1].copy())
+    paintings = [f"f:0={tmp_path / 'a.png'}", f"f:{N - 1}={tmp_path / 'b.png'}"]
+    args = ["--model", "random", "--size", "64", "--iterations-later", "3", "--device", "cpu", "--precision", "fp32",
+            "--threads", "1", "-q"] + [x for p in paintings for x in ("--paint", p)]
+    whole = tmp_path / "whole" / "%04d.png"  # (the frames themselves, not an encoder's rendering of them)
+    whole.parent.mkdir()
+    assert main(["render", str(shot), "-o", str(whole), *args]) == 0
+
+    from videostyle.render import paint as paint_render
+
+    real = paint_render.save_frame
+    calls = {"n": 0}
+
+    def interrupted(*a, **k):  # stop one process's render in its first pass
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(paint_render, "save_frame", interrupted)
+    part = tmp_path / "part" / "%04d.png"
+    part.parent.mkdir()
+    assert main(["render", str(shot), "-o", str(part), *args]) == 130
+    monkeypatch.setattr(paint_render, "save_frame", real)
+
+    def not_here(self, p):  # the passes run in Ray's workers, not in this process
+        raise AssertionError(f"pass {p.name} rendered in the driver")
+
+    monkeypatch.setattr(paint_render.PaintRender, "render_pass", not_here)
+    assert main(["render", str(shot), "-o", str(part), *args, "--workers", "2"]) == 0
+    a, b = [f.image for f in read_frames(whole)], [f.image for f in read_frames(part)]
+    assert len(a) == len(b) == N and all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert not list(part.parent.glob(".*videostyle-work"))
 
 
 def test_proposals_are_the_first_frame_the_cuts_and_where_the_motion_adds_up():

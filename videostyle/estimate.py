@@ -6,7 +6,9 @@ first iterations it adds two more, ``estimate`` (once, before frame 0 ends: the 
 render's time on this machine, with faster alternatives when that is long) and ``progress`` (after
 each iteration and frame: the fraction done and the seconds left).
 
-The model: an iteration costs what the last few cost, per pixel of the size being optimised
+The model: an iteration costs what the last few cost (after the render's first few, which carry
+start-up costs: allocations, the first calls into the math library, the scan starting beside
+them), per pixel of the size being optimised
 (frame 0's pyramid levels differ in size); a later frame costs its iteration budget at that
 rate until later frames have been measured, then what they took (their median, so that frames
 that stop early refine it). Frame 0 counts its iterations left; the settle pass renders its
@@ -34,7 +36,9 @@ import numpy as np
 
 from videostyle.report import FrameDone, Reporter, STIterate
 
-WARMUP_ITERATIONS = 4  # iterations measured before the estimate (the first ones carry start-up costs)
+START_DELTAS = 3  # the render's first iteration times, left out while later ones are there (start-up costs)
+MEASURED = 4  # iteration times measured after those before the estimate speaks
+WARMUP_ITERATIONS = 1 + START_DELTAS + MEASURED  # iterations before the estimate
 LONG = 600.0  # seconds: an estimate above this lists the faster alternatives
 
 
@@ -64,6 +68,9 @@ class Estimate:
     later_frame_seconds: float
     plan: RenderPlan
     alternatives: tuple[str, ...] = ()  # faster ways to a first look, when the estimate is long
+    # Before any later frame is measured, where they may stop early: the total with each at one
+    # iteration (``total_seconds`` has them at their budget). None once they are measured.
+    low_seconds: float | None = None
 
     def line(self) -> str:
         """One line for a person."""
@@ -79,9 +86,12 @@ class Estimate:
                     f"machine ({p.device})")
         later = (f"; later frames up to {p.later_iterations} iterations each (about {self.later_frame_seconds:.1f} s)"
                  if (p.frames or 0) > 1 else "")
+        what = duration(self.total_seconds)
+        if self.low_seconds is not None:
+            what = (f"{duration(self.low_seconds)} to {what} (later frames stop early, after 1 to "
+                    f"{p.later_iterations} iterations)")
         head = (f"plan: frame 0 at {w}x{h}, {p.first_iterations} iterations at {1 / self.iteration_seconds:.2f} "
-                f"it/s{later}; estimated {duration(self.total_seconds)} for {p.frames or '?'} frame(s) on this "
-                f"machine ({p.device})")
+                f"it/s{later}; estimated {what} for {p.frames or '?'} frame(s) on this machine ({p.device})")
         return head + (f"; faster: {', '.join(self.alternatives)}" if self.alternatives else "")
 
 
@@ -124,6 +134,7 @@ class Estimating(Reporter):
         self.t0 = clock()
         self.last_tick: float | None = None
         self.per_px: deque[float] = deque(maxlen=8)  # recent seconds per iteration per pixel
+        self.startup: list[float] = []  # the first START_DELTAS of them (used only while there are no others)
         self.later_secs: deque[float] = deque(maxlen=24)  # recent later frames' wall times
         self.later_rate: deque[float] = deque(maxlen=24)  # their seconds per iteration
         self.later_its: list[tuple[float, int]] = []  # (motion, iterations) of each later frame measured
@@ -133,7 +144,6 @@ class Estimating(Reporter):
         self.it_in_frame = (0, 0)  # (iterations done, planned) of the frame at hand
         self.frame_started: float | None = None
         self.told = False
-        self.iterations_seen = 0
         self.settled = 0  # frames the settle pass has rendered again
 
     # -- events passed on -------------------------------------------------------------------
@@ -156,12 +166,12 @@ class Estimating(Reporter):
     def iterate(self, it: STIterate) -> None:
         now = self.clock()
         if self.last_tick is not None and it.i > 1:
-            self.per_px.append((now - self.last_tick) / (it.size[0] * it.size[1]))
+            d = (now - self.last_tick) / (it.size[0] * it.size[1])
+            (self.startup if len(self.startup) < START_DELTAS else self.per_px).append(d)
         self.last_tick = now
-        self.iterations_seen += 1
         self.it_in_frame = (it.i + sum_levels_before(it), it.iterations * it.levels)
         self.inner.iterate(it)
-        if not self.told and self.plan_ is not None and self.iterations_seen >= WARMUP_ITERATIONS and self.per_px:
+        if not self.told and self.plan_ is not None and len(self.per_px) >= MEASURED:
             self.told = True
             self.inner.estimate(self._estimate(now))
         self.inner.progress(self._progress(now))
@@ -187,8 +197,9 @@ class Estimating(Reporter):
         elif not (done.resumed and self.plan_ and done.index < self.plan_.resumed):
             self.frames_done += 1
         self.inner.frame(done)
-        if not self.told and self.plan_ is not None and self.plan_.first_iterations == 0 and self.later_secs:
-            self.told = True
+        if not self.told and self.plan_ is not None and (
+                self.later_secs if self.plan_.first_iterations == 0 else self.per_px or self.startup):
+            self.told = True  # (a short frame 0: from what it measured)
             self.inner.estimate(self._estimate(now))
         self.inner.progress(self._progress(now))
 
@@ -200,7 +211,8 @@ class Estimating(Reporter):
     def _iteration_seconds(self) -> float:
         assert self.plan_ is not None
         h, w = self.plan_.size
-        return statistics.median(self.per_px) * h * w if self.per_px else float("nan")
+        measured = self.per_px or self.startup
+        return statistics.median(measured) * h * w if measured else float("nan")
 
     def _later_seconds(self) -> float:
         assert self.plan_ is not None
@@ -270,7 +282,12 @@ class Estimating(Reporter):
         total = (now - self.t0) + left
         it_s = self._iteration_seconds()
         first = self.plan_.first_iterations * it_s if self.plan_.first_iterations else self._later_seconds()
-        return Estimate(total, it_s, first, self._later_seconds(), self.plan_, alternatives(self.plan_, total))
+        p = self.plan_
+        low = None
+        if p.early_stop and p.later_iterations > 1 and (p.frames or 0) > 1 and not self.later_secs:
+            later = (p.frames or 0) - max(p.resumed, 1) + p.settle_frames
+            low = total - max(later, 0) * (p.later_iterations - 1) * it_s
+        return Estimate(total, it_s, first, self._later_seconds(), p, alternatives(p, total), low)
 
     def _progress(self, now: float) -> Progress:
         done_it, planned = self.it_in_frame

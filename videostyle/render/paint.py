@@ -13,7 +13,9 @@ the painting's colours and are painted by its statistics.
 
 Frames travel through the work folder: the source frames at the stylized size (``source``) and
 each pass's frames (``fwdNNNNNN``, ``bwdNNNNNN``), so an interrupted render resumes in the pass it
-was in, from the frame it had reached, and gives the frames an uninterrupted one would.
+was in, from the frame it had reached, and gives the frames an uninterrupted one would. The
+passes do not depend on one another: with ``--workers N`` they run side by side as Ray tasks
+(one pass each, on a CPU share or a GPU each), each reading and writing the same work folder.
 """
 
 from __future__ import annotations
@@ -53,8 +55,8 @@ class PaintRender:
 
     def __init__(self, inp: Path, out: Path, cfg: Config, reporter: Reporter, restart: bool, overwrite: bool) -> None:
         self.inp, self.out, self.cfg, self.reporter = inp, out, cfg, reporter
-        if cfg.temporal.loop or cfg.render.workers > 1:
-            raise ConfigError("--paint renders in one process, without --loop or --workers")
+        if cfg.temporal.loop:
+            raise ConfigError("--paint renders its passes from the paintings, without --loop")
         self.job = plan_video(inp, out, cfg, overwrite, reporter.notice)
         info = self.job.info
         self.total = self.job.span.count(inp, info)
@@ -74,6 +76,8 @@ class PaintRender:
         self.styles = load_styles(cfg) if cfg.style.images else []
         settings = render_settings(cfg, inp, info)
         settings["paintings"] = {str(i): file_digest(p.image) for i, p in self.paintings.items()}
+        # The passes are the same however many run at once: a resume may change --workers.
+        settings["render"] = {k: v for k, v in settings["render"].items() if k not in ("workers", "overlap")}
         self.work = WorkDir(out, settings)
         self.work.open(restart)
         self.source = self.work.store("source")
@@ -231,6 +235,35 @@ class PaintRender:
     def frames_to_render(self) -> int:
         return sum(len(p.frames) for p in self.passes)
 
+    def rendered(self) -> int:
+        """The passes' frames in the work folder."""
+        return sum(sum(1 for i in p.frames if self.work.store(p.name).has(i)) for p in self.passes)
+
+    def render_passes(self) -> None:
+        """Every pass: one after the other here, or side by side as Ray tasks with --workers."""
+        workers = min(self.cfg.render.workers, len(self.passes))
+        if workers <= 1:
+            for p in self.passes:
+                self.render_pass(p)
+            return
+        from videostyle import config as C
+        from videostyle.render.cluster import import_ray, ray_session, task_options, wait_tasks
+
+        for i in self.painted:
+            self.keyframe(i)  # (a partial painting's base, rendered once, here)
+        self.vs.close()
+        address = self.cfg.render.ray_address
+        import_ray(local=address is None)
+        kept = self.rendered()
+        with ray_session(address) as ray:
+            opts, threads = task_options(ray, workers, self.cfg.render.threads)
+            task = ray.remote(max_retries=3, retry_exceptions=False)(_pass_task).options(**opts)
+            cfg = C.to_dict(self.cfg)
+            refs = [task.remote(str(self.inp), str(self.out), cfg, k, threads) for k in range(len(self.passes))]
+            # (the tasks' frames are counted from the work folder as they land)
+            wait_tasks(ray, refs, self.rendered, self.reporter, self.frames_to_render, kept, self.inp,
+                       self.work.path)
+
     def run(self) -> RenderResult:
         started = time.perf_counter()
         rep = self.reporter
@@ -243,8 +276,7 @@ class PaintRender:
                             device="GPU" if self.vs.engine.on_gpu else "CPU"))
         try:
             self.cache_source()
-            for p in self.passes:
-                self.render_pass(p)
+            self.render_passes()
             frames = self.mux()
         except KeyboardInterrupt as exc:
             self.vs.close()
@@ -262,6 +294,24 @@ class PaintRender:
         st = dataclasses.replace(self.stages, stylize=sum(self.frame_secs))
         return RenderResult(self.out, frames, time.perf_counter() - started, self.iterations, st,
                             tuple(self.frame_secs))
+
+
+def _pass_task(inp: str, out: str, cfg_dict: dict, index: int, threads: int) -> int:
+    """Ray task body: render pass ``index`` of a painted render into its store (resuming)."""
+    import torch
+
+    from videostyle import config as C
+
+    if threads:
+        torch.set_num_threads(threads)
+    cfg = C.apply(C.Config(), C.flatten(cfg_dict))
+    pr = PaintRender(Path(inp), Path(out), cfg, Reporter(), restart=False, overwrite=True)
+    try:
+        p = pr.passes[index]
+        pr.render_pass(p)
+        return len(p.frames)
+    finally:
+        pr.vs.close()
 
 
 def render_painted(inp: Path, out: Path, cfg: Config, reporter: Reporter, *, restart: bool = False,

@@ -13,11 +13,8 @@ is retried by Ray and resumes from its segment's finished frames.
 
 from __future__ import annotations
 
-import contextlib
-import importlib
 import os
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,18 +22,15 @@ from typing import Any
 import numpy as np
 
 from videostyle import config as C
-from videostyle import interrupt
-from videostyle.errors import ConfigError, InputError, OutputError
+from videostyle.errors import ConfigError, InputError
 from videostyle.engines import load_styles, random_model_notice
-from videostyle.errors import RenderInterrupted
 from videostyle.render.output import finish_writer, open_writer, output_alpha, output_frame, plan_video
+from videostyle.render.cluster import import_ray, ray_session, task_options, wait_tasks
 from videostyle.render.pipeline import stylize_segment
 from videostyle.render.scan import scan
-from videostyle.report import FrameDone, RenderResult, Reporter, StageTimes
+from videostyle.report import RenderResult, Reporter, StageTimes
 from videostyle.render.resume import render_settings
 from videostyle.io.workdir import WorkDir
-
-INSTALL = 'pip install -e ".[ray]"'
 
 
 @dataclass(frozen=True)
@@ -49,31 +43,6 @@ class Segment:
     @property
     def first(self) -> int:
         return self.start - self.warmup
-
-
-# Ray reads this once, when ray_constants is imported: "0" makes the node address 127.0.0.1, and
-# every process of a cluster it then starts (GCS, raylet, workers, agents) listens on loopback
-# only. Unset, on Linux they listen on all interfaces: an unauthenticated cluster that anyone on
-# the network could run code on.
-LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
-
-
-def import_ray(local: bool = True) -> Any:
-    """Ray, imported so that a ``local`` cluster it starts listens on 127.0.0.1 whatever the
-    environment says (a remote cluster, joined with --ray-address, is left as it is)."""
-    if local:
-        os.environ[LOOPBACK_ENV] = "0"  # before the first import; inherited by Ray's processes
-    try:
-        ray = importlib.import_module("ray")
-    except ImportError:
-        raise ConfigError(f"--workers > 1 renders on Ray, which is not installed; install the extra with: {INSTALL}") \
-            from None
-    if local:
-        # Imported earlier by someone else (a notebook, an embedding program): the constant was
-        # read then; the node address is looked up through it when the cluster starts.
-        constants = importlib.import_module("ray._private.ray_constants")
-        constants.ENABLE_RAY_CLUSTER = False
-    return ray
 
 
 def plan_segments(n: int, cuts: list[int], workers: int, overlap: int) -> list[Segment]:
@@ -123,32 +92,6 @@ def composite(work: WorkDir, segs: list[Segment], i: int) -> np.ndarray:
     return img
 
 
-@contextlib.contextmanager
-def ray_session(address: str | None) -> Iterator[Any]:
-    """Ray, initialised for the duration: joins ``address`` or starts a local loopback cluster."""
-    ray = import_ray(local=address is None)
-    started = False
-    ours = interrupt.installed()
-    if not ray.is_initialized():
-        if address is None:
-            # The embedded local cluster serves this machine only: loopback (see import_ray).
-            ray.init(num_cpus=max(os.cpu_count() or 1, 1), include_dashboard=False, log_to_driver=False,
-                     configure_logging=False)
-        else:
-            try:
-                ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
-            except (ConnectionError, RuntimeError, ValueError) as exc:
-                raise ConfigError(f"--ray-address {address}: cannot join the Ray cluster ({exc})") from None
-        started = True
-        if ours:
-            interrupt.install()  # ray.init replaces the SIGTERM handler with its own sys.exit
-    try:
-        yield ray
-    finally:
-        if started:
-            ray.shutdown()
-
-
 class ParallelRender:
     """One video's parallel render: checked and planned on creation, then submitted, collected, muxed."""
 
@@ -183,15 +126,7 @@ class ParallelRender:
 
     def submit(self, ray: Any) -> None:
         """Queue one Ray task per segment: a GPU each where the cluster has GPUs, else a CPU share."""
-        r = self.cfg.render
-        res = ray.cluster_resources()
-        if int(res.get("GPU", 0)):
-            opts: dict[str, Any] = {"num_gpus": 1, "num_cpus": 1}
-            threads = r.threads
-        else:
-            cpus = max(1, int(res.get("CPU", 1)) // r.workers)
-            opts = {"num_cpus": cpus}
-            threads = r.threads or cpus  # torch threads match the task's CPU share: no oversubscription
+        opts, threads = task_options(ray, self.cfg.render.workers, self.cfg.render.threads)
         task = ray.remote(max_retries=3, retry_exceptions=False)(_segment_task).options(**opts)
         cfg_dict = C.to_dict(self.cfg)
         self.refs = [task.remote(str(self.inp), cfg_dict, str(self.work.path), (s.index, s.start, s.end, s.warmup),
@@ -199,30 +134,11 @@ class ParallelRender:
 
     def wait(self, ray: Any) -> None:
         """Wait for the segments, reporting frames as they land; a task's error becomes one line."""
-        rep = self.reporter
-        rep.begin(self.total, str(self.inp))
+        self.reporter.begin(self.total, str(self.inp))
         try:
-            seen = self.kept
-            for _ in range(seen):
-                rep.frame(FrameDone(0, self.total, 0, 0.0, float("nan"), resumed=True))
-            pending = list(self.refs)
-            while pending:
-                _, pending = ray.wait(pending, timeout=0.5)
-                now = self.done()
-                for _ in range(now - seen):
-                    rep.frame(FrameDone(0, self.total, 0, 0.0, float("nan")))
-                seen = max(seen, now)
-            ray.get(self.refs)
-        except KeyboardInterrupt as exc:
-            raise RenderInterrupted(f"interrupted{interrupt.by(exc)}; finished frames are kept in {self.work.path}: run the "
-                                    "same command again to resume", exit_code=interrupt.exit_code(exc)) from None
-        except Exception as exc:  # noqa: BLE001 - Ray wraps the task's own error
-            cause = getattr(exc, "cause", None) or exc
-            if isinstance(cause, (ConfigError, InputError, OutputError)):
-                raise cause from None
-            raise OutputError(f"parallel render of {self.inp} failed: {type(cause).__name__}: {cause}") from None
+            wait_tasks(ray, self.refs, self.done, self.reporter, self.total, self.kept, self.inp, self.work.path)
         finally:
-            rep.end()
+            self.reporter.end()
 
     def mux(self) -> RenderResult:
         """Encode the composited frames with the original audio, as a single-process render's
@@ -250,7 +166,12 @@ class ParallelRender:
 def render_parallel(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: C.Config,
                     reporter: Reporter | None = None, *, restart: bool = False, overwrite: bool = True) -> RenderResult:
     """Render a video as ``cfg.render.workers`` parallel Ray tasks, then encode it with a single
-    render's settings and audio."""
+    render's settings and audio. A painted render's tasks are its passes (``render.paint``)."""
+    if cfg.style.paintings:
+        from videostyle.render.paint import render_painted
+
+        return render_painted(Path(inp), Path(out), cfg, reporter or Reporter(), restart=restart,
+                              overwrite=overwrite)
     import_ray(local=cfg.render.ray_address is None)
     pr = ParallelRender(inp, out, cfg, reporter, restart=restart, overwrite=overwrite)
     with ray_session(cfg.render.ray_address) as ray:
@@ -276,7 +197,7 @@ def run_batch(renders: list[Any], render_one: Any, *, overwrite: bool, fail_fast
         for i, r in enumerate(renders):
             if r.skip(overwrite):
                 early[i] = Outcome(r, "skipped", error="output exists (use --overwrite)")
-            elif not is_image_path(r.input) and r.cfg.render.workers > 1:
+            elif not is_image_path(r.input) and r.cfg.render.workers > 1 and not r.cfg.style.paintings:
                 try:
                     r.output.parent.mkdir(parents=True, exist_ok=True)
                     pr = ParallelRender(r.input, r.output, r.cfg, make_reporter(), restart=restart)
