@@ -83,10 +83,12 @@ def peer(exe: Path, frames: list[Path], paintings: dict[int, Path], tmp: Path) -
     return outs, (time.perf_counter() - t0) / len(frames)
 
 
-def ours(clip: Path, n: int, size: int, paintings: dict[int, Path], out: Path) -> tuple[list[np.ndarray], float]:
+def ours(clip: Path, n: int, size: int, paintings: dict[int, Path], out: Path,
+         anchor: bool = True, start: bool = True, content: bool = True) -> tuple[list[np.ndarray], float]:
     cfg = C.apply(C.Config(), {"optim.size": size, "render.max_frames": n,
                                "style.paintings": [f"f:{i}={p}" for i, p in paintings.items()]})
     pr = PaintRender(clip, out, cfg, Reporter(), True, True)
+    pr.anchor, pr.anchor_start, pr.anchor_content = anchor, start, content
     pr.cache_source()
     t0 = time.perf_counter()
     for p in pr.passes:
@@ -131,6 +133,9 @@ def main() -> None:
     ap = media_parser(__doc__, frames=0, size=128)
     ap.add_argument("--ebsynth", type=Path, required=True, help="EbSynth's CLI (built with build-linux-cpu_only.sh)")
     ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--variants", action="store_true",
+                    help="also the passes with the frame as the content target, then also started from the frame "
+                         "before (not the carried painting), then held to the frame before only")
     ap.add_argument("--every", type=int, default=1, help="the frame-by-frame table: every Nth frame")
     ap.add_argument("--strip", type=Path, help="write the one-painting case's strip here (JPEG or PNG)")
     args = ap.parse_args()
@@ -148,8 +153,12 @@ def main() -> None:
             files.append(tmp / f"src_{i:04d}.png")
             write_image(files[-1], s)
         cases = {"one painting (frame 0)": [0], f"two paintings (frames 0 and {int(4 * fps)})": [0, int(4 * fps)]}
-        for name, at in cases.items():
+        seen: set[tuple[int, ...]] = set()
+        for ci, (name, at) in enumerate(cases.items()):
             at = [a for a in at if a < n]
+            if tuple(at) in seen:
+                continue
+            seen.add(tuple(at))
             pics = {a: flat_painting(sources[a]) for a in at}
             pfiles = {}
             for a, img in pics.items():
@@ -159,9 +168,16 @@ def main() -> None:
                      for a, img in pics.items()}
             ours_out, ours_s = ours(args.clip, n, args.size, pfiles, tmp / "ours.mkv")
             peer_out, peer_s = peer(args.ebsynth, files, pfiles, tmp)
-            plain_out, plain_s = plain(args.clip, n, args.size, pfiles, tmp / f"plain{len(at)}")
+            plain_out, plain_s = plain(args.clip, n, args.size, pfiles, tmp / f"plain{ci}")
             results = {"videostyle --paint": (ours_out, ours_s), "EbSynth per frame": (peer_out, peer_s),
                        "videostyle --style the painting(s), no --paint": (plain_out, plain_s)}
+            if args.variants:
+                results["videostyle --paint, content target the frame"] = ours(
+                    args.clip, n, args.size, pfiles, tmp / "content.mkv", content=False)
+                results["videostyle --paint, content the frame, started from the frame before"] = ours(
+                    args.clip, n, args.size, pfiles, tmp / "held.mkv", start=False, content=False)
+                results["videostyle --paint, held to the frame before only"] = ours(
+                    args.clip, n, args.size, pfiles, tmp / "chain.mkv", anchor=False)
             print(f"\n# {args.clip.name}, {n} frames at {args.size} px, {name}")
             print("| method | distance to the carried painting (median, /255) | at the last frame | style loss "
                   "(median) | temporal error | s/frame |")

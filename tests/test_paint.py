@@ -98,6 +98,31 @@ def test_the_painted_frame_is_the_painting_and_the_shift_carries_it(tmp_path):
     assert not [n for n in notes.lines if "--paint" in n and n.startswith("warning")]
 
 
+def test_a_long_pass_is_held_to_its_painting_beyond_the_reach_of_one_flow(tmp_path):
+    # 12 frames of 2 px: past frame 4 the flow straight to the painting fails (more than the
+    # search reaches) and the chained flow carries it; without the hold the chain drifts.
+    n = 12
+    shot, big = _shot(tmp_path, n)
+    write_image(tmp_path / "p.png", 255 - _frame(big, 0, n))
+    drift = {}
+    for held in (True, False):
+        cfg = C.apply(C.Config(), {**TINY, "optim.iterations_later": 5, "style.paintings": [f"f:0={tmp_path / 'p.png'}"]})
+        pr = PaintRender(shot, tmp_path / f"o{held}.mkv", cfg, Notes(), True, True)
+        pr.anchor = held
+        pr.cache_source()
+        for p in pr.passes:
+            pr.render_pass(p)
+        if held:  # the chain of flows leads back to the painting: 2 px a frame, 22 px in all
+            chain, reliable = pr.vs.anchor.chain, pr.vs.anchor.reliable
+            assert reliable.mean() > 0.6
+            assert np.median(chain[..., 0][reliable > 0.5]) == pytest.approx(-2 * (n - 1), abs=0.3)
+        k = n - 1
+        m = _reliable(pr, k, k - 1)
+        m[:, :SHIFT * k + 2] = False
+        drift[held] = np.abs(pr.frame(k).astype(float) - (255 - _frame(big, k, n)))[m].mean()
+    assert drift[True] < 0.75 * drift[False], drift
+
+
 def test_two_paintings_blend_across_the_gap_and_each_end_is_its_painting(tmp_path):
     shot, big = _shot(tmp_path)
     first, last = 255 - _frame(big, 0), _frame(big, N - 1)[..., ::-1].copy()  # inverted; channels swapped

@@ -91,6 +91,9 @@ class PaintRender:
         self.region_styles = load_region_styles(cfg)
         if cfg.temporal.consistency is None and cfg.temporal.weight == 0:
             self.vs.temporal_weight = PAINT_TEMPORAL
+        self.anchor = True  # each pass's frames held to its keyframe too (VideoStylizer.anchor)
+        self.anchor_start = True  # ... and started from it where it holds
+        self.anchor_content = True  # ... and its content target is the carried keyframe where it holds
         self.stages = StageTimes()
         self.iterations: list[int] = []
         self.frame_secs: list[float] = []
@@ -176,7 +179,11 @@ class PaintRender:
             vs.engine.set_region_styles(self.region_styles + [painted])
             vs.engine.set_styles(self.styles or [painted], [1.0] * max(len(self.styles), 1))
             vs.regions = paint.PaintedRegions(self.masks, cover, slot, bool(self.styles))  # type: ignore[assignment]
+        vs.anchor = None
         vs.push(self.source.load(p.origin), start)
+        vs.anchor = (paint.Anchor(self.source.load(p.origin), start, self.anchor_start,
+                                              self.anchor_content) if self.anchor
+                     else None)
 
         def sink(step: Step) -> None:
             res = step.result

@@ -15,6 +15,7 @@ Before the first painting a backward pass alone; after the last, a forward pass 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import cv2
 import numpy as np
 
 from videostyle.errors import ConfigError, InputError
+from videostyle.temporal.flow import FramePair, warp
 from videostyle.temporal.keyframes import At, parse_time
 from videostyle.temporal.regions import FrameRegions, Regions, warp_mask
 
@@ -196,3 +198,57 @@ class PaintedRegions:
         else:
             keep += free
         return FrameRegions(styled, keep if keep.any() else None)
+
+
+AGREE_PX = 0.25  # the flow straight to the keyframe is taken where it is this close to the chained one
+
+
+class Anchor:
+    """A painted pass's keyframe (its source frame and its output), and the flow from the frame
+    at hand back to it.
+
+    Two flows lead back to the keyframe: the one computed straight to it, exact while the frame
+    is near and wrong, though it may pass the round-trip check, once the motion is larger than
+    Farneback's search; and the chain of frame-to-frame flows, composed (never failing all at
+    once, but adding each step's small errors). The keyframe is carried by the straight flow
+    where the two agree within ``AGREE_PX`` and by the chained one elsewhere, and is trusted
+    where every step of the chain was reliable. The chained flow is one resampling of the
+    painting, not one per frame as the warm start's chain of outputs is."""
+
+    def __init__(self, src: np.ndarray, out: np.ndarray, start: bool = True, content: bool = True) -> None:
+        self.src, self.out = src, out
+        self.content = content  # the content target is the carried keyframe where it holds (else the frame)
+        self.start = start  # frames start from the carried keyframe where it holds (else from the frame before)
+        self.chain: np.ndarray | None = None  # (H, W, 2): from the last frame pushed back to the keyframe
+        self.reliable: np.ndarray | None = None  # (H, W) in [0, 1]: where every step was reliable
+        self._next: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # (src, chain, reliable) of the frame at hand
+
+    def _step(self, back: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The chain from a frame whose flow to the frame before is ``back`` (reliable at ``mask``)."""
+        if self.chain is None or self.reliable is None:  # (the frame right after the keyframe)
+            return back.astype(np.float32), mask.astype(np.float32)
+        chain = back + warp(self.chain, back)
+        return chain.astype(np.float32), (mask * warp(self.reliable, back)).astype(np.float32)
+
+    def term(self, src: np.ndarray, back: np.ndarray, mask: np.ndarray,
+             pair: Callable[[np.ndarray, np.ndarray], FramePair]) -> tuple[np.ndarray, np.ndarray]:
+        """The keyframe's output carried to ``src`` (uint8) and where it holds (float32 in [0, 1]);
+        ``back``/``mask``: ``src``'s flow to the frame before and its reliability."""
+        chain, reliable = self._step(back, mask)
+        self._next = (src, chain, reliable)
+        direct = pair(src, self.src)
+        agree = (np.linalg.norm(direct.back - chain, axis=2) < AGREE_PX) & (direct.mask > 0.5)
+        flow = np.where(agree[..., None], direct.back, chain).astype(np.float32)
+        return warp(self.out, flow), np.maximum(reliable, agree.astype(np.float32))
+
+    def advance(self, src: np.ndarray, prev: np.ndarray | None,
+                pair: Callable[[np.ndarray, np.ndarray], FramePair]) -> None:
+        """``src`` joins the chain (after ``prev``; None: ``src`` is the keyframe)."""
+        if prev is None:
+            return
+        if self._next is not None and self._next[0] is src:
+            _, self.chain, self.reliable = self._next
+        else:  # (a frame restored from the work folder: its flow was not needed until now)
+            p = pair(src, prev)
+            self.chain, self.reliable = self._step(p.back, p.mask)
+        self._next = None

@@ -22,6 +22,7 @@ from videostyle.errors import DivergedError
 from videostyle.temporal.flow import FlowParams, FramePair, blend, warp
 from videostyle.temporal.flow import pair as flow_pair
 from videostyle.temporal.keyframes import Schedule, schedule
+from videostyle.temporal.paint import Anchor
 from videostyle.io.media import VideoInfo
 from videostyle.temporal.regions import FrameRegions, Regions
 from videostyle.report import Reporter, StageTimes, STIterate
@@ -85,6 +86,8 @@ class VideoStylizer:
         self.regions: Regions | None = None  # --mask
         self.frame_regions: FrameRegions | None = None  # this frame's
         self.ready: dict[int, np.ndarray] = {}  # fast outputs computed ahead, by frame index
+        # A painted pass's keyframe: each later frame is also held to it (None: no anchor).
+        self.anchor: Anchor | None = None
 
     def close(self) -> None:
         """End what the engine started (the compiled fast network's worker processes)."""
@@ -116,6 +119,9 @@ class VideoStylizer:
         return p
 
     def push(self, src: np.ndarray, out: np.ndarray) -> None:
+        if self.anchor is not None:
+            prev = self.hist.get(1)
+            self.anchor.advance(src, None if prev is None else prev[0], self._pair)
         self.hist.push(src, out)
 
     def full(self, index: int, src: np.ndarray, cut: bool = False) -> tuple[np.ndarray, int, float]:
@@ -191,6 +197,7 @@ class VideoStylizer:
         self._set_regions(index, src, None if cut else p1.back)
         if cut:
             self.hist.reset()
+            self.anchor = None  # (a new shot: the painting is not in it)
             img, n, loss = self.full(index, src, cut=True)
             return FrameResult(img, n, loss, True, ref_loss=self.ref_loss)
         if not self.engine.optimises:
@@ -235,11 +242,25 @@ class VideoStylizer:
                 covered = np.maximum(covered, pk.mask)
                 terms.append(TemporalTerm(warp(earlier[1], pk.back).astype(np.float32) / 255.0, mask,
                                           self.temporal_weight))
+        content = src
+        if self.anchor is not None:
+            # Beyond Ruder et al.: a chain from a painting is also held to the painting itself,
+            # carried by one flow (temporal.paint.Anchor), so that what each step's warp blurs or
+            # the content pulls away does not add up along the chain.
+            carried, held = self.anchor.term(src, p1.back, p1.mask, self._pair)
+            if self.anchor.start:
+                init = blend(carried, init, held)
+            if self.anchor.content:
+                # (not where a region keeps the content: that is the frame's, not the painting's)
+                keep = self.frame_regions.keep if self.frame_regions is not None else None
+                content = blend(carried, src, held if keep is None else held * (1.0 - keep))
+            if self.temporal_weight > 0:
+                terms.append(TemporalTerm(carried.astype(np.float32) / 255.0, held, self.temporal_weight))
         ratio = self.cfg.optim.stop_loss_ratio
         # Stop once the frame is as stylized as the first one (content, style and TV: the
         # stylizer leaves the temporal term out of the comparison, as the first frame has none).
         stop = self.ref_loss * ratio if ratio > 0 and self.ref_loss is not None else None
-        res = self.engine.later(src, WarmStart(init, iterations, terms, stop, self.cfg.optim.coarse_later),
+        res = self.engine.later(content, WarmStart(init, iterations, terms, stop, self.cfg.optim.coarse_later),
                                 self.cfg.optim.seed + index, self.callback)
         return FrameResult(res.image, res.iterations, res.loss, False)
 
