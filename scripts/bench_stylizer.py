@@ -40,11 +40,13 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_iteration(model: VGGFeatures, size: int, dtype: torch.dtype | None, channels_last: bool,
+def time_iteration(model: VGGFeatures, size: int | tuple[int, int], dtype: torch.dtype | None, channels_last: bool,
                    device: torch.device, repeats: int, warmup: int) -> float:
+    """Seconds of one forward + input-gradient backward at ``size`` (a square's side, or (H, W))."""
+    h, w = (size, size) if isinstance(size, int) else size
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     m = model.to(device=device, memory_format=fmt)
-    x = torch.rand(1, 3, size, size, device=device).contiguous(memory_format=fmt).requires_grad_(True)
+    x = torch.rand(1, 3, h, w, device=device).contiguous(memory_format=fmt).requires_grad_(True)
     times = []
     for i in range(warmup + repeats):
         sync(device)

@@ -15,6 +15,8 @@
 #   8. scripts/bench_fast.py: the fast engine's network per runtime (onnxruntime on the CPU,
 #      torch on the CPU and on CUDA: graphs, eager, fp16...) at 640, 1280 and 1920 px, then the
 #      end-to-end stage table with the auto runtime at 640x360, 1280x720 and 1920x1080.
+#   9. scripts/roofline.py: FLOPs and bytes per iteration at 512 and 1080x1920, the floor's and
+#      the default stylizer iteration's ms, TFLOPS and share of the card's dense peak (issue 31).
 # Budget: about 6 minutes on an H100/H200 (give the call 480 s; a second run fits in 15 minutes).
 # STEPS="1 5 7" runs only those steps (default: all).
 # REHEARSE=1 runs the same steps on this CPU machine at toy sizes (the .whl set is only checked
@@ -42,7 +44,7 @@ else
     fi
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/device.txt"
 fi
-steps=" ${STEPS:-1 2 3 4 5 6 7 8} "
+steps=" ${STEPS:-1 2 3 4 5 6 7 8 9} "
 step() { [[ "$steps" == *" $1 "* ]]; }
 clip=${CLIP:-.media/bunny_640x360_24fps_aac.mp4}
 style=${STYLE:-.media/starry_night.jpg}
@@ -79,3 +81,6 @@ for preset in ${PRESETS:-medium}; do
         --stage-sizes ${STAGE_SIZES:-$([ "$rehearse" = 1 ] && echo "64 128" || echo "640 1280 1920")} 2>&1 \
         | tee "$out/bench_fast_stages_$preset.md"
 done
+rsizes=$([ "$rehearse" = 1 ] && echo "64 96x128" || echo "${ROOF_SIZES:-512 1080x1920}")
+step 9 && timeout 120 python3 scripts/roofline.py --device "$dev" --sizes $rsizes \
+    --iterations "$([ "$rehearse" = 1 ] && echo 5 || echo 30)" 2>&1 | tee "$out/roofline.md"
