@@ -25,7 +25,7 @@ import numpy as np
 from videostyle.errors import ConfigError, InputError
 from videostyle.temporal.flow import FramePair, warp
 from videostyle.temporal.keyframes import At, parse_time
-from videostyle.temporal.regions import FrameRegions, Regions, warp_mask
+from videostyle.temporal.regions import FrameRegions, Regions
 
 # Below this correlation of edges a painting is taken not to follow its frame's layout.
 # A painting over its frame keeps its edges where the frame has them (a stylized render of a
@@ -189,7 +189,7 @@ class PaintedRegions:
                 keep += fr.keep
         if self.cover is not None:
             if flow_back is not None:
-                self.cover = warp_mask(self.cover, flow_back)
+                self.cover = warp(self.cover, flow_back)
             part = free * np.clip(self.cover, 0.0, 1.0)
             styled.append((part, self.slot))
             free = free - part

@@ -19,6 +19,7 @@ import numpy as np
 
 from videostyle.errors import ConfigError, InputError
 from videostyle.io.images import is_image_path, read_image
+from videostyle.temporal.flow import warp
 
 
 @dataclass(frozen=True)
@@ -90,13 +91,6 @@ def feather(mask: np.ndarray, sigma: float) -> np.ndarray:
     return cv2.GaussianBlur(mask, (0, 0), sigma) if sigma > 0 else mask
 
 
-def warp_mask(mask: np.ndarray, flow_back: np.ndarray) -> np.ndarray:
-    h, w = mask.shape
-    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    return cv2.remap(mask, gx + flow_back[..., 0], gy + flow_back[..., 1], cv2.INTER_LINEAR,
-                     borderMode=cv2.BORDER_REPLICATE)
-
-
 @dataclass
 class FrameRegions:
     """One frame's regions at the stylized size: (mask, slot) pairs (slot: a region style's
@@ -132,7 +126,7 @@ class Regions:
         raw = [cv2.resize(m.at(index), (w, h), interpolation=cv2.INTER_AREA) for m in self.masks]
         if self.follow == "flow":
             if flow_back is not None and self._carried is not None:
-                raw = [warp_mask(m, flow_back) if mk.still is not None else r
+                raw = [warp(m, flow_back) if mk.still is not None else r
                        for m, mk, r in zip(self._carried, self.masks, raw)]
             self._carried = raw
         covered = np.zeros((h, w), np.float32)
