@@ -44,14 +44,17 @@ def import_ray(local: bool = True) -> Any:
     return ray
 
 
-def task_options(ray: Any, workers: int, threads: int) -> tuple[dict[str, Any], int]:
-    """Ray options for one of ``workers`` tasks, and its torch threads: a GPU each where the
-    cluster has GPUs, else an even CPU share (torch threads match it: no oversubscription)."""
+def remote_task(ray: Any, body: Any, workers: int, threads: int) -> tuple[Any, int]:
+    """``body`` as a Ray task, one of ``workers``, retried if its worker dies, and its torch
+    threads: a GPU each where the cluster has GPUs, else an even CPU share (torch threads match
+    it: no oversubscription)."""
     res = ray.cluster_resources()
     if int(res.get("GPU", 0)):
-        return {"num_gpus": 1, "num_cpus": 1}, threads
-    cpus = max(1, int(res.get("CPU", 1)) // max(workers, 1))
-    return {"num_cpus": cpus}, threads or cpus
+        opts: dict[str, Any] = {"num_gpus": 1, "num_cpus": 1}
+    else:
+        cpus = max(1, int(res.get("CPU", 1)) // max(workers, 1))
+        opts, threads = {"num_cpus": cpus}, threads or cpus
+    return ray.remote(max_retries=3, retry_exceptions=False)(body).options(**opts), threads
 
 
 def wait_tasks(ray: Any, refs: list[Any], done: Any, rep: Reporter, total: int, kept: int, inp: Path,

@@ -244,7 +244,11 @@ class PaintRender:
 
     def rendered(self) -> int:
         """The passes' frames in the work folder."""
-        return sum(sum(1 for i in p.frames if self.work.store(p.name).has(i)) for p in self.passes)
+        n = 0
+        for p in self.passes:
+            store = self.work.store(p.name)  # (once a pass: it makes sure of its folder)
+            n += sum(1 for i in p.frames if store.has(i))
+        return n
 
     def render_passes(self) -> None:
         """Every pass: one after the other here, or side by side as Ray tasks with --workers."""
@@ -254,7 +258,7 @@ class PaintRender:
                 self.render_pass(p)
             return
         from videostyle import config as C
-        from videostyle.render.cluster import import_ray, ray_session, task_options, wait_tasks
+        from videostyle.render.cluster import import_ray, ray_session, remote_task, wait_tasks
 
         for i in self.painted:
             self.keyframe(i)  # (a partial painting's base, rendered once, here)
@@ -263,8 +267,7 @@ class PaintRender:
         import_ray(local=address is None)
         kept = self.rendered()
         with ray_session(address) as ray:
-            opts, threads = task_options(ray, workers, self.cfg.render.threads)
-            task = ray.remote(max_retries=3, retry_exceptions=False)(_pass_task).options(**opts)
+            task, threads = remote_task(ray, _pass_task, workers, self.cfg.render.threads)
             cfg = C.to_dict(self.cfg)
             refs = [task.remote(str(self.inp), str(self.out), cfg, k, threads) for k in range(len(self.passes))]
             # (the tasks' frames are counted from the work folder as they land)

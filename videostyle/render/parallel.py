@@ -25,7 +25,7 @@ from videostyle import config as C
 from videostyle.errors import ConfigError, InputError
 from videostyle.engines import load_styles, random_model_notice
 from videostyle.render.output import finish_writer, open_writer, output_alpha, output_frame, plan_video
-from videostyle.render.cluster import import_ray, ray_session, task_options, wait_tasks
+from videostyle.render.cluster import import_ray, ray_session, remote_task, wait_tasks
 from videostyle.render.pipeline import stylize_segment
 from videostyle.render.scan import scan
 from videostyle.report import RenderResult, Reporter, StageTimes
@@ -126,8 +126,7 @@ class ParallelRender:
 
     def submit(self, ray: Any) -> None:
         """Queue one Ray task per segment: a GPU each where the cluster has GPUs, else a CPU share."""
-        opts, threads = task_options(ray, self.cfg.render.workers, self.cfg.render.threads)
-        task = ray.remote(max_retries=3, retry_exceptions=False)(_segment_task).options(**opts)
+        task, threads = remote_task(ray, _segment_task, self.cfg.render.workers, self.cfg.render.threads)
         cfg_dict = C.to_dict(self.cfg)
         self.refs = [task.remote(str(self.inp), cfg_dict, str(self.work.path), (s.index, s.start, s.end, s.warmup),
                                  threads, self.span_frames) for s in self.segs]
