@@ -182,75 +182,71 @@ def test_a_painting_outside_the_clip_is_refused_in_one_line(tmp_path, capsys):
     assert "expected TIME=IMAGE" in capsys.readouterr().err
 
 
-def test_a_resumed_painted_render_gives_the_frames_of_an_uninterrupted_one(tmp_path, monkeypatch):
+def _two_paintings_rendered(tmp_path: Path) -> tuple[Path, list[str], Path]:
+    """The shot painted at its ends, its flags, and its frames rendered whole in one process
+    (a PNG sequence: the frames themselves, not an encoder's rendering of them)."""
     shot, big = _shot(tmp_path)
     write_image(tmp_path / "a.png", 255 - _frame(big, 0))
     write_image(tmp_path / "b.png", _frame(big, N - 1)[..., ::-1].copy())
     paintings = [f"f:0={tmp_path / 'a.png'}", f"f:{N - 1}={tmp_path / 'b.png'}"]
     args = ["--model", "random", "--size", "64", "--iterations-later", "3", "--device", "cpu", "--precision", "fp32",
             "--threads", "1", "-q"] + [x for p in paintings for x in ("--paint", p)]
-    whole = tmp_path / "whole" / "%04d.png"  # (the frames themselves, not an encoder's rendering of them)
+    whole = tmp_path / "whole" / "%04d.png"
     whole.parent.mkdir()
     assert main(["render", str(shot), "-o", str(whole), *args]) == 0
+    return shot, args, whole
 
+
+def _interrupted_at(monkeypatch, saves: int) -> None:
+    """Make the painted render's ``saves``-th frame save raise Ctrl-C (undo with monkeypatch.undo)."""
     from videostyle.render import paint as paint_render
 
     calls = {"n": 0}
     real = paint_render.save_frame
 
-    def interrupted(*a, **k):  # stop in the middle of the second pass
+    def interrupted(*a, **k):
         calls["n"] += 1
-        if calls["n"] == N - 2 + 3:
+        if calls["n"] == saves:
             raise KeyboardInterrupt
         return real(*a, **k)
 
     monkeypatch.setattr(paint_render, "save_frame", interrupted)
+
+
+def _same_frames(a: Path, b: Path) -> bool:
+    fa, fb = [f.image for f in read_frames(a)], [f.image for f in read_frames(b)]
+    return len(fa) == len(fb) == N and all(np.array_equal(x, y) for x, y in zip(fa, fb))
+
+
+def test_a_resumed_painted_render_gives_the_frames_of_an_uninterrupted_one(tmp_path, monkeypatch):
+    shot, args, whole = _two_paintings_rendered(tmp_path)
+    _interrupted_at(monkeypatch, N - 2 + 3)  # in the middle of the second pass
     part = tmp_path / "part" / "%04d.png"
     part.parent.mkdir()
     assert main(["render", str(shot), "-o", str(part), *args]) == 130
     assert not list(part.parent.glob("*.png"))
-    monkeypatch.setattr(paint_render, "save_frame", real)
+    monkeypatch.undo()
     assert main(["render", str(shot), "-o", str(part), *args]) == 0
-    a, b = [f.image for f in read_frames(whole)], [f.image for f in read_frames(part)]
-    assert len(a) == len(b) == N and all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert _same_frames(whole, part)
 
 
 @pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="needs the ray extra")
 def test_painted_passes_run_side_by_side_with_workers_and_resume_from_one_process(tmp_path, monkeypatch):
-    shot, big = _shot(tmp_path)
-    write_image(tmp_path / "a.png", 255 - _frame(big, 0))
-    write_image(tmp_path / "b.png", _frame(big, N - 1)[..., ::-1].copy())
-    paintings = [f"f:0={tmp_path / 'a.png'}", f"f:{N - 1}={tmp_path / 'b.png'}"]
-    args = ["--model", "random", "--size", "64", "--iterations-later", "3", "--device", "cpu", "--precision", "fp32",
-            "--threads", "1", "-q"] + [x for p in paintings for x in ("--paint", p)]
-    whole = tmp_path / "whole" / "%04d.png"  # (the frames themselves, not an encoder's rendering of them)
-    whole.parent.mkdir()
-    assert main(["render", str(shot), "-o", str(whole), *args]) == 0
-
-    from videostyle.render import paint as paint_render
-
-    real = paint_render.save_frame
-    calls = {"n": 0}
-
-    def interrupted(*a, **k):  # stop one process's render in its first pass
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return real(*a, **k)
-
-    monkeypatch.setattr(paint_render, "save_frame", interrupted)
+    shot, args, whole = _two_paintings_rendered(tmp_path)
+    _interrupted_at(monkeypatch, 3)  # one process's render, in its first pass
     part = tmp_path / "part" / "%04d.png"
     part.parent.mkdir()
     assert main(["render", str(shot), "-o", str(part), *args]) == 130
-    monkeypatch.setattr(paint_render, "save_frame", real)
+    monkeypatch.undo()
+
+    from videostyle.render import paint as paint_render
 
     def not_here(self, p):  # the passes run in Ray's workers, not in this process
         raise AssertionError(f"pass {p.name} rendered in the driver")
 
     monkeypatch.setattr(paint_render.PaintRender, "render_pass", not_here)
     assert main(["render", str(shot), "-o", str(part), *args, "--workers", "2"]) == 0
-    a, b = [f.image for f in read_frames(whole)], [f.image for f in read_frames(part)]
-    assert len(a) == len(b) == N and all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert _same_frames(whole, part)
     assert not list(part.parent.glob(".*videostyle-work"))
 
 
