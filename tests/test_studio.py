@@ -162,7 +162,7 @@ def test_bad_uploads_get_a_message_and_the_server_keeps_going(running, tmp_path)
 def test_an_upload_over_the_limit_is_refused(tmp_path):
     r = Running(tmp_path / "studio", limit=1 << 20)
     try:
-        st, res = r.upload("big.mp4", b"\0" * (2 << 20), "clip")
+        st, res = r.upload("big.mp4", b"\0" * (16 << 20), "clip")
         assert st == 413 and "limit" in res["error"]
         assert not list(r.studio.uploads.folder.iterdir())  # nothing half-written left
     finally:
@@ -271,6 +271,26 @@ def test_in_a_browser_upload_preview_render_download(running, tmp_path):
         (tmp_path / "got.mp4").write_bytes(resp.read())
     with av.open(str(tmp_path / "got.mp4")) as c:
         assert sum(1 for _ in c.decode(video=0)) == frames
+
+
+def test_in_a_browser_a_file_over_the_limit_is_refused_before_it_is_sent(tmp_path):
+    from selenium.webdriver.common.by import By
+
+    big = tmp_path / "big.mp4"
+    big.write_bytes(b"\0" * (2 << 20))
+    r = Running(tmp_path / "studio", limit=1 << 20)
+    browser = _chrome()
+    try:
+        browser.get(r.url("/"))
+        _until(lambda: browser.find_element(By.ID, "status").text == "connected", 30)
+        browser.find_element(By.ID, "clip-file").send_keys(str(big))
+        said = _until(lambda: browser.find_element(By.ID, "upload-error").text, 30)
+        # the page's own words (naming the file), not the server's answer to a body it was sent
+        assert said == "big.mp4 is larger than the studio's upload limit (1 MiB; start it with --max-upload MB)"
+        assert not r.studio.uploads.items and not list(r.studio.uploads.folder.iterdir())
+    finally:
+        browser.quit()
+        r.stop()
 
 
 def test_closing_the_browser_does_not_stop_a_render_and_a_failure_shows(running, tmp_path):

@@ -50,13 +50,19 @@ class Handlers:
         return Response(_static(name), media_type=STATIC[name])
 
     def state(self, request: Request) -> Response:
-        return JSONResponse({"uploads": [i.public() for i in self.studio.uploads.items.values()],
+        return JSONResponse({"upload_limit": self.studio.uploads.limit,
+                             "uploads": [i.public() for i in self.studio.uploads.items.values()],
                              "jobs": [j.public() for j in self.studio.jobs.values()], "seq": len(self.studio.events)})
 
     async def upload(self, request: Request) -> Response:
         kind = request.query_params.get("kind", "")
         length = int(request.headers.get("content-length") or 0)
         if length > self.studio.uploads.limit + (1 << 16):
+            # Read the body to its end (keeping none of it) before answering: a server that answers
+            # and closes while the client is still sending leaves the client a broken pipe instead of
+            # this message. The page checks the size before it sends, so this is for other clients.
+            async for _ in request.stream():
+                pass
             return _error(f"the upload is larger than the studio's limit ({self.studio.uploads.limit >> 20} MiB; "
                           "start it with --max-upload MB)", 413)
         try:

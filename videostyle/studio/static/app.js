@@ -6,6 +6,7 @@ const api = (path) => path + (path.includes("?") ? "&" : "?") + "token=" + encod
 const uploads = { clip: [], style: [] };
 let chosenStyles = [];
 let currentPreview = null;
+let uploadLimit = Infinity;  // bytes, from /api/state
 const previewEvents = {};  // the latest event of each preview (one may come before its id does)
 
 async function call(path, options = {}) {
@@ -47,6 +48,11 @@ function addUpload(item) {
 
 async function upload(kind, file) {
   $("upload-error").textContent = "";
+  if (file.size > uploadLimit) {  // say so now rather than after sending it all
+    $("upload-error").textContent = file.name + " is larger than the studio's upload limit (" +
+      Math.floor(uploadLimit / 1048576) + " MiB; start it with --max-upload MB)";
+    return;
+  }
   const form = new FormData(); form.append("file", file);
   try { addUpload(await call("/api/upload?kind=" + kind, { method: "POST", body: form })); }
   catch (e) { $("upload-error").textContent = e.message; }
@@ -149,5 +155,5 @@ $("clip").addEventListener("change", onClip);
 $("scrub").addEventListener("input", showFrame);
 $("preview-btn").addEventListener("click", preview);
 $("render-btn").addEventListener("click", render);
-call("/api/state").then((s) => { s.uploads.forEach(addUpload); s.jobs.forEach(showJob); listen(s.seq); })
+call("/api/state").then((s) => { uploadLimit = s.upload_limit; s.uploads.forEach(addUpload); s.jobs.forEach(showJob); listen(s.seq); })
   .catch((e) => { $("status").textContent = e.message; });
