@@ -19,7 +19,7 @@ from videostyle.io.media import read_frames
 from videostyle.render.paint import PaintRender
 from videostyle.report import Reporter
 from videostyle.temporal import paint
-from videostyle.temporal.flow import pair
+from videostyle.temporal.flow import FramePair, pair
 
 H, W, SHIFT, N = 96, 128, 2, 8
 TINY = {"model.name": "random", "optim.size": W, "optim.iterations": 2, "render.device": "cpu",
@@ -121,6 +121,27 @@ def test_a_long_pass_is_held_to_its_painting_beyond_the_reach_of_one_flow(tmp_pa
         m[:, :SHIFT * k + 2] = False
         drift[held] = np.abs(pr.frame(k).astype(float) - (255 - _frame(big, k, n)))[m].mean()
     assert drift[True] < 0.75 * drift[False], drift
+
+
+def test_the_painting_is_carried_by_whichever_flow_carries_its_own_frame():
+    # The frame is the keyframe moved 6 px right. Two flows lead back: the straight one and the
+    # chain. Whichever is wrong (the chain drifted by 0.8 px; the straight one lost, though its
+    # round trip passed), the painting arrives where the frame's own pixels say it goes.
+    big = _texture()
+    key, cur = _frame(big, 0), _frame(big, 3)
+    painting = 255 - key
+    ones = np.ones((H, W), np.float32)
+
+    def flow(dx: float) -> np.ndarray:
+        f = np.zeros((H, W, 2), np.float32)
+        f[..., 0] = dx
+        return f
+
+    for straight, chained in ((-6.0, -5.2), (0.0, -6.0)):
+        anchor = paint.Anchor(key, painting)
+        carried, held = anchor.term(cur, flow(chained), ones, lambda a, b: FramePair(flow(straight), ones))
+        d = np.abs(carried.astype(int) - (255 - cur))[:, 8:]
+        assert d.mean() < 0.5 and held.min() == 1.0, (straight, chained, d.mean())
 
 
 def test_two_paintings_blend_across_the_gap_and_each_end_is_its_painting(tmp_path):

@@ -200,7 +200,15 @@ class PaintedRegions:
         return FrameRegions(styled, keep if keep.any() else None)
 
 
-AGREE_PX = 0.25  # the flow straight to the keyframe is taken where it is this close to the chained one
+# The window over which each flow's carried keyframe is compared with the frame, as a fraction
+# of the frame's shorter side (a few pixels: a flow's error shows over a patch, not one pixel).
+PATCH = 1 / 16
+
+
+def _patch_error(a: np.ndarray, b: np.ndarray, k: int) -> np.ndarray:
+    """The mean absolute difference of ``a`` and ``b`` (uint8 RGB) over each ``k`` x ``k`` patch."""
+    e = cv2.absdiff(a, b).astype(np.float32).mean(axis=2)
+    return cv2.blur(e, (k, k)) if k > 1 else e
 
 
 class Anchor:
@@ -210,10 +218,13 @@ class Anchor:
     Two flows lead back to the keyframe: the one computed straight to it, exact while the frame
     is near and wrong, though it may pass the round-trip check, once the motion is larger than
     Farneback's search; and the chain of frame-to-frame flows, composed (never failing all at
-    once, but adding each step's small errors). The keyframe is carried by the straight flow
-    where the two agree within ``AGREE_PX`` and by the chained one elsewhere, and is trusted
-    where every step of the chain was reliable. The chained flow is one resampling of the
-    painting, not one per frame as the warm start's chain of outputs is."""
+    once, but adding each step's small errors). Which one is right at a pixel shows in the
+    frames themselves: each carries the keyframe's source frame too, and the one whose carried
+    source is nearer the frame at hand over a small patch carries the painting there (as
+    EbSynth's guides choose where a painting's pixels go, with two flows as the candidates). The
+    painting is trusted where the chosen flow passed its own check (the round trip for the
+    straight flow, every step's for the chain). Either is one resampling of the painting, not one
+    per frame as the warm start's chain of outputs is."""
 
     def __init__(self, src: np.ndarray, out: np.ndarray, start: bool = True, content: bool = True) -> None:
         self.src, self.out = src, out
@@ -237,9 +248,11 @@ class Anchor:
         chain, reliable = self._step(back, mask)
         self._next = (src, chain, reliable)
         direct = pair(src, self.src)
-        agree = (np.linalg.norm(direct.back - chain, axis=2) < AGREE_PX) & (direct.mask > 0.5)
-        flow = np.where(agree[..., None], direct.back, chain).astype(np.float32)
-        return warp(self.out, flow), np.maximum(reliable, agree.astype(np.float32))
+        k = max(1, round(min(src.shape[:2]) * PATCH)) | 1
+        straight = _patch_error(warp(self.src, direct.back), src, k) <= _patch_error(warp(self.src, chain), src, k)
+        flow = np.where(straight[..., None], direct.back, chain).astype(np.float32)
+        held = np.where(straight, direct.mask, reliable).astype(np.float32)
+        return warp(self.out, flow), held
 
     def advance(self, src: np.ndarray, prev: np.ndarray | None,
                 pair: Callable[[np.ndarray, np.ndarray], FramePair]) -> None:
