@@ -129,6 +129,37 @@ def measures(outs: list[np.ndarray], sources: list[np.ndarray], paintings: dict[
     return rows
 
 
+def flows(sources: list[np.ndarray], painting: np.ndarray) -> None:
+    """How well each way of leading back to frame 0 carries it: frame 0 carried to each frame by
+    the flow, against the frame itself (mean absolute difference over all pixels, /255), for the
+    straight flow alone, the composed chain alone, the straight one where the two agree within
+    0.25 px (the rule before the photometric choice), and ``paint.Anchor``'s choice."""
+    params = render_flow_params(C.Config())
+    pp = lambda a, b: pair(a, b, params)  # noqa: E731
+    anchor = paint.Anchor(sources[0], painting)
+    chain = None
+    rows: dict[str, list[float]] = {"straight flow": [], "composed chain": [], "straight where within 0.25 px": [],
+                                    "chosen per patch (--paint)": []}
+    straight_share = []
+    for i in range(1, len(sources)):
+        p1 = pp(sources[i], sources[i - 1])
+        chain = p1.back.copy() if chain is None else p1.back + warp(chain, p1.back)
+        direct = pp(sources[i], sources[0])
+        agree = (np.linalg.norm(direct.back - chain, axis=2) < 0.25) & (direct.mask > 0.5)
+        chosen, _, straight = anchor.carry(sources[i], p1.back, p1.mask, pp)
+        anchor.advance(sources[i], sources[i - 1], pp)
+        straight_share.append(float(straight.mean()))
+        for name, f in zip(rows, (direct.back, chain, np.where(agree[..., None], direct.back, chain), chosen)):
+            carried = warp(sources[0], f.astype(np.float32))
+            rows[name].append(float(np.abs(carried.astype(np.float32) - sources[i]).mean() / 255))
+    print("\n# frame 0 carried to each later frame, against the frame (mean absolute difference, /255)")
+    print("| flow back to frame 0 | median | at the last frame |")
+    print("| --- | --- | --- |")
+    for name, r in rows.items():
+        print(f"| {name} | {statistics.median(r):.4f} | {r[-1]:.4f} |")
+    print(f"(the choice takes the straight flow at {statistics.median(straight_share):.0%} of the pixels, median)")
+
+
 def main() -> None:
     ap = media_parser(__doc__, frames=0, size=128)
     ap.add_argument("--ebsynth", type=Path, required=True, help="EbSynth's CLI (built with build-linux-cpu_only.sh)")
@@ -136,6 +167,8 @@ def main() -> None:
     ap.add_argument("--variants", action="store_true",
                     help="also the passes with the frame as the content target, then also started from the frame "
                          "before (not the carried painting), then held to the frame before only")
+    ap.add_argument("--flows", action="store_true",
+                    help="also how well each way of leading back to the painting's frame carries that frame")
     ap.add_argument("--every", type=int, default=1, help="the frame-by-frame table: every Nth frame")
     ap.add_argument("--strip", type=Path, help="write the one-painting case's strip here (JPEG or PNG)")
     args = ap.parse_args()
@@ -152,6 +185,8 @@ def main() -> None:
         for i, s in enumerate(sources):
             files.append(tmp / f"src_{i:04d}.png")
             write_image(files[-1], s)
+        if args.flows:
+            flows(sources, flat_painting(sources[0]))
         cases = {"one painting (frame 0)": [0], f"two paintings (frames 0 and {int(4 * fps)})": [0, int(4 * fps)]}
         seen: set[tuple[int, ...]] = set()
         for ci, (name, at) in enumerate(cases.items()):

@@ -241,10 +241,11 @@ class Anchor:
         chain = back + warp(self.chain, back)
         return chain.astype(np.float32), (mask * warp(self.reliable, back)).astype(np.float32)
 
-    def term(self, src: np.ndarray, back: np.ndarray, mask: np.ndarray,
-             pair: Callable[[np.ndarray, np.ndarray], FramePair]) -> tuple[np.ndarray, np.ndarray]:
-        """The keyframe's output carried to ``src`` (uint8) and where it holds (float32 in [0, 1]);
-        ``back``/``mask``: ``src``'s flow to the frame before and its reliability."""
+    def carry(self, src: np.ndarray, back: np.ndarray, mask: np.ndarray,
+              pair: Callable[[np.ndarray, np.ndarray], FramePair]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The flow from ``src`` back to the keyframe (H, W, 2), where it holds (float32 in [0, 1])
+        and where it is the straight one (bool); ``back``/``mask``: ``src``'s flow to the frame
+        before and its reliability."""
         chain, reliable = self._step(back, mask)
         self._next = (src, chain, reliable)
         direct = pair(src, self.src)
@@ -252,6 +253,12 @@ class Anchor:
         straight = _patch_error(warp(self.src, direct.back), src, k) <= _patch_error(warp(self.src, chain), src, k)
         flow = np.where(straight[..., None], direct.back, chain).astype(np.float32)
         held = np.where(straight, direct.mask, reliable).astype(np.float32)
+        return flow, held, straight
+
+    def term(self, src: np.ndarray, back: np.ndarray, mask: np.ndarray,
+             pair: Callable[[np.ndarray, np.ndarray], FramePair]) -> tuple[np.ndarray, np.ndarray]:
+        """The keyframe's output carried to ``src`` (uint8) and where it holds (``carry``)."""
+        flow, held, _ = self.carry(src, back, mask, pair)
         return warp(self.out, flow), held
 
     def advance(self, src: np.ndarray, prev: np.ndarray | None,
