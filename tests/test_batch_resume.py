@@ -144,11 +144,15 @@ def _finished(work: Path) -> int:
 
 
 def _kill_when(proc, work: Path, frames: int, sig: int) -> None:
-    deadline = time.time() + 120
+    # A hang is two minutes without a new frame (a loaded machine may take that long for a few).
+    deadline, seen = time.time() + 120, 0
     while time.time() < deadline:
-        if _finished(work) >= frames:
+        done = _finished(work)
+        if done >= frames:
             proc.send_signal(sig)
             return
+        if done > seen:
+            deadline, seen = time.time() + 120, done
         if proc.poll() is not None:
             pytest.fail("render finished before it could be interrupted")
         time.sleep(0.02)
