@@ -137,17 +137,16 @@ def flows(sources: list[np.ndarray], painting: np.ndarray) -> None:
     params = render_flow_params(C.Config())
     pp = lambda a, b: pair(a, b, params)  # noqa: E731
     anchor = paint.Anchor(sources[0], painting)
-    chain = None
     rows: dict[str, list[float]] = {"straight flow": [], "composed chain": [], "straight where within 0.25 px": [],
                                     "chosen per patch (--paint)": []}
     straight_share = []
     for i in range(1, len(sources)):
         p1 = pp(sources[i], sources[i - 1])
-        chain = p1.back.copy() if chain is None else p1.back + warp(chain, p1.back)
-        direct = pp(sources[i], sources[0])
-        agree = (np.linalg.norm(direct.back - chain, axis=2) < 0.25) & (direct.mask > 0.5)
         chosen, _, straight = anchor.carry(sources[i], p1.back, p1.mask, pp)
         anchor.advance(sources[i], sources[i - 1], pp)
+        chain = anchor.chain  # (the frame-to-frame flows composed back to frame 0)
+        direct = pp(sources[i], sources[0])
+        agree = (np.linalg.norm(direct.back - chain, axis=2) < 0.25) & (direct.mask > 0.5)
         straight_share.append(float(straight.mean()))
         for name, f in zip(rows, (direct.back, chain, np.where(agree[..., None], direct.back, chain), chosen)):
             carried = warp(sources[0], f.astype(np.float32))

@@ -126,6 +126,16 @@ def consistency_mask(flow_back: np.ndarray, flow_fwd: np.ndarray) -> np.ndarray:
     return (~(occluded | boundary | _outside(mx, my))).astype(np.float32)
 
 
+def difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The mean absolute difference of two images over their channels, (H, W) float32 in the
+    images' own scale."""
+    diff = cv2.absdiff(a, b).astype(np.float32)
+    if diff.ndim == 3:
+        # The channels' mean as a 1xC matrix transform: a tenth of numpy's mean(-1) at 640x360.
+        diff = cv2.transform(diff, np.full((1, diff.shape[-1]), 1.0 / diff.shape[-1], np.float32))
+    return diff
+
+
 def photometric_mask(current: np.ndarray, earlier: np.ndarray, flow_back: np.ndarray,
                      threshold: float = 0.08) -> np.ndarray:
     """Reliability mask (H, W) float32 in {0, 1} from one flow: ``earlier`` warped onto ``current``
@@ -136,10 +146,7 @@ def photometric_mask(current: np.ndarray, earlier: np.ndarray, flow_back: np.nda
     Pixels whose match falls outside the frame are unreliable."""
     mx, my = _sources(flow_back)
     scale = 255.0 if current.dtype == np.uint8 else 1.0
-    diff = cv2.absdiff(_remap(earlier, mx, my), current).astype(np.float32)
-    if diff.ndim == 3:
-        # The channels' mean as a 1xC matrix transform: a tenth of numpy's mean(-1) at 640x360.
-        diff = cv2.transform(diff, np.full((1, diff.shape[-1]), 1.0 / diff.shape[-1], np.float32))
+    diff = difference(_remap(earlier, mx, my), current)
     diff = diff / scale if scale != 1.0 else diff
     diff = cv2.GaussianBlur(diff, (0, 0), 1.5)
     return ((diff < threshold) & ~_outside(mx, my)).astype(np.float32)

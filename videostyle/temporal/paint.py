@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from videostyle.errors import ConfigError, InputError
-from videostyle.temporal.flow import FramePair, warp
+from videostyle.temporal.flow import FramePair, difference, warp
 from videostyle.temporal.keyframes import At, parse_time
 from videostyle.temporal.regions import FrameRegions, Regions
 
@@ -207,7 +207,7 @@ PATCH = 1 / 16
 
 def _patch_error(a: np.ndarray, b: np.ndarray, k: int) -> np.ndarray:
     """The mean absolute difference of ``a`` and ``b`` (uint8 RGB) over each ``k`` x ``k`` patch."""
-    e = cv2.absdiff(a, b).astype(np.float32).mean(axis=2)
+    e = difference(a, b)
     return cv2.blur(e, (k, k)) if k > 1 else e
 
 
