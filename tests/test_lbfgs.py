@@ -86,3 +86,61 @@ def test_bf16_history_still_converges():
     _, losses = _run(LBFGS, x0, f, 30, history_size=5, history_dtype=torch.bfloat16)
     assert losses[-1] < 0.05 * losses[0]
     assert losses[-1] < 1.5 * ref_losses[-1] + 1e-3
+
+
+def test_the_first_step_moves_the_largest_element_by_first_step():
+    x0, f = _problem(3)
+    x = x0.clone().requires_grad_(True)
+    opt = LBFGS([x], first_step=0.05)
+
+    def closure():
+        opt.zero_grad(set_to_none=True)
+        loss = f(x)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    assert float((x.detach() - x0).abs().max()) == pytest.approx(0.05, rel=1e-5)
+
+
+def test_the_safeguard_takes_back_every_step_that_raises_the_loss():
+    """Torch's iterates rise on this problem (the quartic term bends the path away from the
+    curvature the history holds); with the step back the loss never rises, and it ends as low."""
+    x0, f = _problem(0)
+    _, plain = _run(LBFGS, x0, f, 25, history_size=50)
+    assert any(b > a * 1.001 for a, b in zip(plain, plain[1:]))
+    _, safe = _run(LBFGS, x0, f, 25, history_size=50, first_step=0.05, backtrack=8)
+    assert all(b <= a * 1.001 for a, b in zip(safe, safe[1:]))
+    assert safe[-1] <= plain[-1] * 1.01
+
+
+def test_the_safeguard_keeps_one_read_an_iteration_when_no_step_is_taken_back():
+    x0, f = _problem(1)  # (no rise on this one)
+    x = x0.clone().requires_grad_(True)
+    opt = LBFGS([x], history_size=50, first_step=0.05, backtrack=8)
+
+    def closure():
+        opt.zero_grad(set_to_none=True)
+        loss = f(x)
+        loss.backward()
+        return loss
+
+    for _ in range(3):
+        opt.step(closure)
+    reads = {"float": 0, "tolist": 0}
+    real_float, real_tolist = torch.Tensor.__float__, torch.Tensor.tolist
+
+    def counting(kind, real):
+        def read(self, *a):
+            reads[kind] += 1
+            return real(self, *a)
+        return read
+
+    torch.Tensor.__float__, torch.Tensor.tolist = counting("float", real_float), counting("tolist", real_tolist)
+    try:
+        for _ in range(10):
+            opt.step(closure)
+    finally:
+        torch.Tensor.__float__, torch.Tensor.tolist = real_float, real_tolist
+    assert opt.backtracks == 0
+    assert reads == {"float": 0, "tolist": 10}  # the curvature test, the loss and the slope in one read

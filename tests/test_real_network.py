@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 import videostyle.gatys.losses as losses_mod
+import videostyle.gatys.runners as runners
 from videostyle.engines import new_stylizer
 from videostyle.config import Config, apply
 from videostyle.gatys.features import build_extractor
@@ -97,7 +98,7 @@ def smooth_frame(h: int = 64, w: int = 96) -> np.ndarray:
     return np.stack([xx / w, yy / h, np.full_like(xx, 0.5)], -1)
 
 
-def test_exploding_loss_is_caught_at_its_iteration_and_recovered(vgg, monkeypatch):
+def _raw_scale_stylizer(vgg, monkeypatch):
     raw_scale_losses(monkeypatch)
     cfg = apply(Config(), {"optim.iterations": 12, "render.device": "cpu", "render.precision": "fp32",
                            "style.style_weight": 1e5})
@@ -105,6 +106,30 @@ def test_exploding_loss_is_caught_at_its_iteration_and_recovered(vgg, monkeypatc
     st.set_styles([stripes(96, 96)])
     notes: list[str] = []
     st.notice = notes.append
+    return st, notes
+
+
+def test_a_contrived_scale_converges_without_a_restart(vgg, monkeypatch):
+    """The raw-scale objective (Gram term ~1e13), on which L-BFGS with torch's first step (a move
+    of 1/|g|_1, a hundredth of a grey level) and no safeguard explodes at its fourth iteration:
+    the default optimiser's first step and its step back on a rise reach every iteration
+    without a restart, and the loss falls all the way."""
+    st, notes = _raw_scale_stylizer(vgg, monkeypatch)
+    seen: list[STIterate] = []
+    res = st.stylize(smooth_frame(), callback=seen.append)
+    assert notes == []
+    assert [s.i for s in seen] == list(range(1, 13)) and res.iterations == 12
+    losses = [s.loss for s in seen]
+    assert all(b <= a * (1 + 1e-3) for a, b in zip(losses, losses[1:]))  # never rose (beyond the allowed rise)
+    assert res.loss < 0.5 * losses[0]
+
+
+def test_exploding_loss_is_caught_at_its_iteration_and_recovered(vgg, monkeypatch):
+    """The restart stays as the last resort: with the safeguards off, the same case explodes,
+    and the restart with a line search recovers it, saying why in one line."""
+    monkeypatch.setattr(runners, "FIRST_STEP", None)
+    monkeypatch.setattr(runners, "BACKTRACK", 0)
+    st, notes = _raw_scale_stylizer(vgg, monkeypatch)
     seen: list[STIterate] = []
     content = smooth_frame()
     res = st.stylize(content, callback=seen.append)
@@ -113,6 +138,7 @@ def test_exploding_loss_is_caught_at_its_iteration_and_recovered(vgg, monkeypatc
     blowup = next(i for i, v in enumerate(losses) if v > 10 * losses[0])
     assert seen[blowup + 1].i == 1
     assert len(notes) == 1 and "restarted" in notes[0] and "\n" not in notes[0]
+    assert "times the loss it started at" in notes[0] and "--style-weight" in notes[0]
     assert res.iterations == blowup + 1 + 12
     assert np.isfinite(res.image).all() and res.loss <= losses[0] * 1.001
     assert np.abs(res.image - content).mean() < 0.05  # the start, improved, not noise

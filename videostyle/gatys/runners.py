@@ -39,6 +39,11 @@ class Stylizer(Protocol):
 # without a line search can take a huge step when its curvature estimate is off).
 EXPLODE = 10.0
 
+# L-BFGS's safeguards (videostyle.gatys.lbfgs): its first step moves the largest pixel by this much
+# (of the [0, 1] range), and a step whose loss rises is taken back up to this many times.
+FIRST_STEP = 2.0 / 255
+BACKTRACK = 8
+
 
 @dataclass(frozen=True)
 class Run:
@@ -60,11 +65,11 @@ def iterate(st: Stylizer, runner: Runner, step: Callable[[], Tensor], iterations
     history: list[float] = []
     loss = math.nan
     for i in range(1, iterations + 1):
-        # The step's losses are those of the image before its update: with a stop loss, that
-        # image is kept, so that a frame already as stylized as the first one (a static shot)
-        # is not moved at all: moving it by one step a frame made a held frame drift visibly
-        # over seconds (scripts/bench_drift.py --static).
-        before = runner.snapshot() if stop_loss is not None else None
+        # The step's losses are those of the image it evaluated, before its update: with a stop
+        # loss, that image is kept, so that a frame already as stylized as the first one (a
+        # static shot) is not moved at all: moving it by one step a frame made a held frame drift
+        # visibly over seconds (scripts/bench_drift.py --static).
+        runner.keep = stop_loss is not None
         # One host read per iteration: the weighted terms and their total, stacked on the
         # device (reading each term apart would wait on the device once per term).
         values = step().tolist()
@@ -92,8 +97,7 @@ def iterate(st: Stylizer, runner: Runner, step: Callable[[], Tensor], iterations
         # The stop compares the terms the first frame was scored on: a temporal term has no
         # counterpart there, so counting it would keep every frame that has one from stopping.
         if stop_loss is not None and sum(v for k, v in last.items() if k != "temporal") <= stop_loss:
-            assert before is not None
-            runner.restore(before)
+            runner.restore(runner.kept)
             break
         if o.tolerance > 0 and len(history) > o.tolerance_window:
             window = history[-o.tolerance_window - 1:]
@@ -131,9 +135,8 @@ class Runner:
         raise NotImplementedError
 
     x: Tensor  # the image being optimised
-
-    def snapshot(self) -> Tensor:
-        return self.x.detach().clone()
+    keep = False  # whether each step keeps a copy of the image it evaluated (``kept``)
+    kept: Tensor
 
     def restore(self, image: Tensor) -> None:
         with torch.no_grad():
@@ -170,16 +173,21 @@ class EagerRunner(Runner):
                 line_search_fn="strong_wolfe")
         elif self.optimizer == "lbfgs":
             # torch's steps without its ~2 x history device reads an iteration (videostyle.gatys.lbfgs).
-            opt = LBFGS([x], lr=1.0, history_size=self.history, history_dtype=self.history_dtype)
+            opt = LBFGS([x], lr=1.0, history_size=self.history, history_dtype=self.history_dtype,
+                        first_step=FIRST_STEP, backtrack=BACKTRACK)
         else:
             opt = torch.optim.Adam([x], lr=self.lr)
-        out: list[Tensor] = []
+        out: list[tuple[Tensor, Tensor | None]] = []  # each evaluation's values, and its image if kept
         evaluate = self.objective(x, content_feats, grams, temp)
+        # The values of the point a step kept: its last evaluation where it may take a step back
+        # (ours), its first where a line search evaluates points it then leaves.
+        kept = -1 if isinstance(opt, LBFGS) else 0
 
         def closure() -> Tensor:
             opt.zero_grad(set_to_none=True)
+            image = x.detach().clone() if self.keep else None
             total, values = evaluate()
-            out.append(values)
+            out.append((values, image))
             return total
 
         def step() -> Tensor:
@@ -188,7 +196,10 @@ class EagerRunner(Runner):
             if self.optimizer == "adam":
                 with torch.no_grad():
                     x.clamp_(0, 1)
-            return out[0]
+            values, image = out[kept]
+            if image is not None:
+                self.kept = image
+            return values
 
         return step
 
@@ -290,6 +301,8 @@ class GraphRunner(Runner):
         assert graph is not None
 
         def step() -> Tensor:
+            if self.keep:
+                self.kept = self.x.detach().clone()
             graph.replay()
             return self.values
 

@@ -371,8 +371,10 @@ class Stylizer:
         if run.diverged:
             # Restart from the same start with L-BFGS and a strong-Wolfe line search: every step
             # then decreases the loss, at 1-3 extra evaluations per iteration.
-            self._notice("diverged", f"the optimisation diverged at iteration {run.done} (loss {run.loss:.4g}); "
-                         "restarted the image from its start with a line search (slower per iteration)")
+            self._notice("diverged", f"the optimisation diverged at iteration {run.done} (loss {run.loss:.4g}, "
+                         f"{_times(run.loss, run.first)}): one step overshot even after "
+                         "being taken back; restarted the image from its start with a line search (slower per "
+                         "iteration); a lower --style-weight, or --optimizer adam, avoids it")
             spent = run.done
             runner = (TiledRunner(self, "lbfgs", o.lr, content, tile, line_search=True) if tile else
                       EagerRunner(self, "lbfgs", o.lr, line_search=True))
@@ -406,3 +408,8 @@ class Stylizer:
         return runner
 
 
+def _times(loss: float, first: float) -> str:
+    """``loss`` against ``first``, in words: "73 times the loss it started at", "not finite"."""
+    if not math.isfinite(loss):
+        return "not finite"
+    return f"{loss / first:.3g} times the loss it started at" if first > 0 else f"up from {first:.4g}"
