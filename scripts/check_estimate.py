@@ -1,7 +1,9 @@
 #!/usr/bin/env python
 """The render's estimate against the time it really took: a Gatys render of a clip, in process,
-with the estimator recording the estimated total when it first speaks (before frame 0 ends), at
-10%, 25% and 50% of the frames, and the real total at the end. Prints one table.
+with the estimator recording the estimated total when it first speaks (before frame 0 ends),
+each revision (``estimate`` events), the bar's total at 10%, 25% and 50% of the frames, and the
+real total at the end. Prints one table, and the largest swing of the bar's time left within a
+minute after the first estimate.
 
     python scripts/check_estimate.py --size 256                  # the shared bunny clip, every frame
     python scripts/check_estimate.py --size 512 --frames 48
@@ -38,7 +40,8 @@ from videostyle.report import FrameDone, Reporter, STIterate  # noqa: E402
 class Recorder(Reporter):
     def __init__(self, clock: Callable[[], float] = time.perf_counter) -> None:
         self.clock = clock
-        self.first: tuple[float, float] | None = None  # (elapsed, estimated total) when it first spoke
+        self.said: list[tuple[float, float, float, float, int]] = []  # (elapsed, total, low, high, revision)
+        self.lefts: list[tuple[float, float]] = []  # (elapsed, the bar's time left)
         self.at: dict[str, tuple[float, float]] = {}
         self.t0 = clock()
         self.total: int | None = None
@@ -49,8 +52,19 @@ class Recorder(Reporter):
         self.t0, self.total = self.clock(), total
 
     def estimate(self, e) -> None:  # type: ignore[override]
-        self.first = (self.clock() - self.t0, e.total_seconds)
-        self.line = e.line()
+        self.said.append((self.clock() - self.t0, e.total_seconds, e.low_seconds or e.total_seconds,
+                          e.high_seconds or e.total_seconds, e.revision))
+        self.line = self.line or e.line()
+
+    def swing(self) -> float:
+        """The largest ratio between two of the bar's times left less than a minute apart, in
+        the minute after the first estimate."""
+        if not self.said:
+            return float("nan")
+        start = self.said[0][0]
+        pts = [(t, v) for t, v in self.lefts if start <= t <= start + 60 and v > 0]
+        return max((max(a, b) / min(a, b) for i, (t, a) in enumerate(pts) for u, b in pts[i:] if u - t <= 60),
+                   default=1.0)
 
     def frame(self, done: FrameDone) -> None:
         self.frames.append(done)
@@ -58,6 +72,7 @@ class Recorder(Reporter):
     def progress(self, p) -> None:  # type: ignore[override]
         if not self.total or p.seconds_left is None:
             return
+        self.lefts.append((p.elapsed, p.seconds_left))
         for mark in (0.10, 0.25, 0.50):
             key = f"{mark:.0%} of the frames"
             if key not in self.at and p.done >= mark * self.total and p.done == int(p.done):
@@ -132,11 +147,16 @@ def main() -> None:
         real = res.seconds
         print(f"# {args.clip.name} at {args.size} px, {res.frames} frames, defaults (300 + 20 iterations, settle 1 s)")
     print(f"# {rec.line}")
-    print("| when | elapsed (min) | estimated total (min) | real total (min) | estimate / real |")
-    print("| --- | --- | --- | --- | --- |")
-    rows = ([("first estimate (frame 0)", rec.first)] if rec.first else []) + list(rec.at.items())
-    for when, (elapsed, est) in rows:
-        print(f"| {when} | {elapsed / 60:.1f} | {est / 60:.1f} | {real / 60:.1f} | {est / real:.2f} |")
+    print("| when | elapsed (min) | estimated total (min) | range (min) | real total (min) | estimate / real | "
+          "real within the range |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    rows = [(f"estimate {r} ({'first' if not r else 'revised'})", t, e, lo, hi) for t, e, lo, hi, r in rec.said]
+    rows += [(when, t, e, e, e) for when, (t, e) in rec.at.items()]
+    for when, elapsed, est, lo, hi in rows:
+        inside = "yes" if lo <= real <= hi else "no"
+        print(f"| {when} | {elapsed / 60:.1f} | {est / 60:.1f} | {lo / 60:.1f}-{hi / 60:.1f} | {real / 60:.1f} | "
+              f"{est / real:.2f} | {inside if lo != hi else '-'} |")
+    print(f"\nthe bar's time left, largest swing within a minute after the first estimate: {rec.swing():.2f}x")
     frame_times(rec)
 
 

@@ -116,6 +116,8 @@ def test_no_compiler_falls_back_to_onnxruntime_under_auto(tmp_path, monkeypatch)
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setattr(compiled, "unavailable", lambda: None)  # this process thinks it can
+    # ... and finds a package (for another CPU capability: the workers find none of their own)
+    other = _other_package(tmp_path / "cache" / "videostyle")
     monkeypatch.setenv("CXX", "no-such-compiler")
     monkeypatch.setenv("PATH", str(tmp_path))  # ...the workers find no compiler
     notes: list[str] = []
@@ -140,7 +142,60 @@ def test_no_compiler_falls_back_to_onnxruntime_under_auto(tmp_path, monkeypatch)
     g.set_styles([stripes(64, 64)])
     with pytest.raises(ConfigError, match=r"failed to start: no C\+\+ compiler.*; use --fast-runtime onnxruntime$"):
         g.stylize(pattern(40, 48))
-    assert not list((tmp_path / "cache").rglob("*.pt2"))
+    assert list((tmp_path / "cache").rglob("*.pt2")) == [other]
+
+
+def _other_package(folder: Path) -> Path:
+    """A package file as another CPU capability's build would name it."""
+    from importlib import metadata
+
+    from videostyle.assets import model_bytes
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{compiled._stem(model_bytes('arbitrary_transform.onnx'), metadata.version('torch'))}other-fp32.pt2"
+    path.write_bytes(b"not a package")
+    return path
+
+
+def test_auto_renders_on_onnxruntime_at_once_while_the_package_builds_in_the_background(tmp_path, monkeypatch):
+    """The first fast render after an install does not wait a minute for the compiler: ``auto``
+    takes onnxruntime while no package is built, starts the build in a process of its own, and
+    says so in one line; once a package is there, ``auto`` takes it."""
+    from videostyle.fast.network import FastStylizer, pick_runtime
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(compiled, "unavailable", lambda: None)
+    started: list[int] = []
+    monkeypatch.setattr(compiled, "build_in_background", lambda: started.append(1) or True)
+    notes: list[str] = []
+    f = FastStylizer("cpu", runtime="auto", notice=notes.append)
+    assert f.runtime == "onnxruntime" and f.provider.startswith("onnxruntime")
+    assert started == [1]
+    assert len(notes) == 1 and "compiled for this CPU in the background" in notes[0] and "\n" not in notes[0]
+    f.set_styles([stripes(64, 64)])
+    assert f.stylize(pattern(40, 48)).shape == (40, 48, 3)
+    # an explicit runtime starts nothing
+    FastStylizer("cpu", runtime="onnxruntime", notice=notes.append)
+    assert started == [1] and len(notes) == 1
+    _other_package(tmp_path / "cache" / "videostyle")
+    assert pick_runtime("auto", "cpu") == ("compiled", "cpu")
+
+
+def test_a_background_build_is_not_started_twice(tmp_path, monkeypatch):
+    """While one build holds the lock, another render starts none."""
+    import fcntl
+    import subprocess
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    spawned: list[list[str]] = []
+    monkeypatch.setattr(subprocess, "Popen", lambda args, **kw: spawned.append(args))
+    assert compiled.build_in_background() is True
+    assert spawned and spawned[0][1:] == ["-m", "videostyle.fast.compiled"]
+    lock = tmp_path / "videostyle" / "transform-x.lock"
+    with open(lock, "a+b") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        assert compiled.build_in_background() is False
+    assert len(spawned) == 1
 
 
 def test_one_build_when_processes_start_at_once(tmp_path, monkeypatch):

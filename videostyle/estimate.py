@@ -26,11 +26,12 @@ Nothing here prints; the clock is injectable for tests.
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -40,6 +41,19 @@ START_DELTAS = 3  # the render's first iteration times, left out while later one
 MEASURED = 4  # iteration times measured after those before the estimate speaks
 WARMUP_ITERATIONS = 1 + START_DELTAS + MEASURED  # iterations before the estimate
 LONG = 600.0  # seconds: an estimate above this lists the faster alternatives
+# The estimate is said again (a further ``estimate`` event) as what it stands on grows: when this
+# many of frame 0's iterations have been measured, when the scan's motion and cuts arrive, and
+# when this many later frames have been measured.
+REVISE_ITERATIONS = (16, 48, 128)
+REVISE_LATER = (1, 4, 12)
+RATE_WINDOW = 64  # recent iteration times the rate is the median of
+# The time left the bar shows follows the model's total through a first-order lag of this many
+# seconds: a rate that jumps for a few iterations (a stage thread starting beside the optimiser)
+# moves it a little, a lasting change fully within a minute or two.
+SMOOTHING = 20.0
+# Where the total is not bounded by what frames may do (early stops), the range says the
+# estimate's own accuracy: the rate measured so far may yet change by this much either way.
+SPREAD = 0.25
 
 
 @dataclass(frozen=True)
@@ -68,9 +82,12 @@ class Estimate:
     later_frame_seconds: float
     plan: RenderPlan
     alternatives: tuple[str, ...] = ()  # faster ways to a first look, when the estimate is long
-    # Before any later frame is measured, where they may stop early: the total with each at one
-    # iteration (``total_seconds`` has them at their budget). None once they are measured.
+    # The range the render should end in: before later frames are measured, where they may stop
+    # early, its low end has each at one iteration (``total_seconds`` has them at their budget,
+    # or as the scan's motion foresees them); otherwise the rate's own uncertainty (``SPREAD``).
     low_seconds: float | None = None
+    high_seconds: float | None = None
+    revision: int = 0  # 0: the first estimate; then each revision
 
     def line(self) -> str:
         """One line for a person."""
@@ -86,13 +103,17 @@ class Estimate:
                     f"machine ({p.device})")
         later = (f"; later frames up to {p.later_iterations} iterations each (about {self.later_frame_seconds:.1f} s)"
                  if (p.frames or 0) > 1 else "")
-        what = duration(self.total_seconds)
-        if self.low_seconds is not None:
-            what = (f"{duration(self.low_seconds)} to {what} (later frames stop early, after 1 to "
-                    f"{p.later_iterations} iterations)")
-        head = (f"plan: frame 0 at {w}x{h}, {p.first_iterations} iterations at {1 / self.iteration_seconds:.2f} "
-                f"it/s{later}; estimated {what} for {p.frames or '?'} frame(s) on this machine ({p.device})")
+        head = (f"{'revised: ' if self.revision else ''}estimated {duration(self.total_seconds)}{self._range()} for "
+                f"{p.frames or '?'} frame(s) on this machine ({p.device}): frame 0 at {w}x{h}, {p.first_iterations} "
+                f"iterations at {1 / self.iteration_seconds:.2f} it/s{later}")
         return head + (f"; faster: {', '.join(self.alternatives)}" if self.alternatives else "")
+
+    def _range(self) -> str:
+        if self.low_seconds is None or self.high_seconds is None:
+            return ""
+        why = (f"later frames stop early, after 1 to {self.plan.later_iterations} iterations"
+               if self.low_seconds < (1 - SPREAD) * self.total_seconds - 1 else "as measured so far")
+        return f" ({duration(self.low_seconds)} to {duration(self.high_seconds)}: {why})"
 
 
 @dataclass(frozen=True)
@@ -101,9 +122,9 @@ class Progress:
 
     done: float
     total: int | None
-    seconds_left: float | None
+    seconds_left: float | None  # as a bar shows it: the model's total followed through a lag (``SMOOTHING``)
     elapsed: float
-
+    model_left: float | None = None  # as the model has it now
 
 def duration(seconds: float) -> str:
     """"45 s", "12 min", "1 h 10 min"."""
@@ -133,7 +154,8 @@ class Estimating(Reporter):
         self.plan_: RenderPlan | None = None
         self.t0 = clock()
         self.last_tick: float | None = None
-        self.per_px: deque[float] = deque(maxlen=8)  # recent seconds per iteration per pixel
+        self.per_px: deque[float] = deque(maxlen=RATE_WINDOW)  # recent seconds per iteration per pixel
+        self.measured = 0  # iteration times measured (after the start-up ones), in all
         self.startup: list[float] = []  # the first START_DELTAS of them (used only while there are no others)
         self.later_secs: deque[float] = deque(maxlen=24)  # recent later frames' wall times
         self.later_rate: deque[float] = deque(maxlen=24)  # their seconds per iteration
@@ -143,8 +165,10 @@ class Estimating(Reporter):
         self.frames_done = 0
         self.it_in_frame = (0, 0)  # (iterations done, planned) of the frame at hand
         self.frame_started: float | None = None
-        self.told = False
+        self.told = False  # whether the first estimate was said
+        self.revision = 0  # estimates said after the first
         self.settled = 0  # frames the settle pass has rendered again
+        self.shown: tuple[float, float] | None = None  # (time, total) of the smoothed total the time left is from
 
     # -- events passed on -------------------------------------------------------------------
 
@@ -159,21 +183,28 @@ class Estimating(Reporter):
         """The render's plan; a second one (the scan's motion and cuts) refines the first."""
         if self.plan_ is None:
             self.frames_done = plan.resumed
+        rescanned = self.plan_ is not None and plan.motion != self.plan_.motion
         self.plan_ = plan
         self._fit()
         self.inner.plan(plan)
+        if self.told and rescanned:
+            self._say(self.clock())
 
     def iterate(self, it: STIterate) -> None:
         now = self.clock()
         if self.last_tick is not None and it.i > 1:
             d = (now - self.last_tick) / (it.size[0] * it.size[1])
-            (self.startup if len(self.startup) < START_DELTAS else self.per_px).append(d)
+            if len(self.startup) < START_DELTAS:
+                self.startup.append(d)
+            else:
+                self.per_px.append(d)
+                self.measured += 1
         self.last_tick = now
         self.it_in_frame = (it.i + sum_levels_before(it), it.iterations * it.levels)
         self.inner.iterate(it)
-        if not self.told and self.plan_ is not None and len(self.per_px) >= MEASURED:
-            self.told = True
-            self.inner.estimate(self._estimate(now))
+        if self.plan_ is not None and (self.measured == MEASURED if not self.told else
+                                       self.measured in REVISE_ITERATIONS and not self.later_secs):
+            self._say(now)
         self.inner.progress(self._progress(now))
 
     def frame(self, done: FrameDone) -> None:
@@ -199,9 +230,19 @@ class Estimating(Reporter):
         self.inner.frame(done)
         if not self.told and self.plan_ is not None and (
                 self.later_secs if self.plan_.first_iterations == 0 else self.per_px or self.startup):
-            self.told = True  # (a short frame 0: from what it measured)
-            self.inner.estimate(self._estimate(now))
+            self._say(now)  # (a short frame 0: from what it measured)
+        elif self.told and later and len(self.later_secs) in REVISE_LATER and self.plan_ and self.plan_.first_iterations:
+            self._say(now)
         self.inner.progress(self._progress(now))
+
+    def _say(self, now: float) -> None:
+        """An ``estimate`` event: the first, or a revision."""
+        e = self._estimate(now)
+        if self.told:
+            self.revision += 1
+            e = replace(e, revision=self.revision)
+        self.told = True
+        self.inner.estimate(e)
 
     def end(self) -> None:
         self.inner.end()
@@ -233,6 +274,11 @@ class Estimating(Reporter):
         if p is None or not p.early_stop or not p.motion or not pts:
             return
         cap = p.later_iterations
+        if all(n >= cap for _, n in pts):
+            # Frames that all used their whole budget say only that the factor is at least so
+            # large: nothing yet says that any frame stops early (a render whose frames all ran
+            # their budget was foreseen, from this bound, at a fraction of its time left).
+            return
         us, ns = np.array([u for u, _ in pts]), np.array([n for _, n in pts], np.float64)
         candidates = np.unique(np.minimum(ns, cap) / us)
         errors = [np.abs(np.minimum(cap, k * us) - ns).sum() for k in candidates]
@@ -278,22 +324,38 @@ class Estimating(Reporter):
 
     def _estimate(self, now: float) -> Estimate:
         assert self.plan_ is not None
+        p = self.plan_
         left = self._left(now) or 0.0
         total = (now - self.t0) + left
         it_s = self._iteration_seconds()
-        first = self.plan_.first_iterations * it_s if self.plan_.first_iterations else self._later_seconds()
-        p = self.plan_
-        low = None
+        first = p.first_iterations * it_s if p.first_iterations else self._later_seconds()
+        low, high = (now - self.t0) + (1 - SPREAD) * left, (now - self.t0) + (1 + SPREAD) * left
         if p.early_stop and p.later_iterations > 1 and (p.frames or 0) > 1 and not self.later_secs:
+            # Later frames may stop after one iteration each: as low as that, whatever the motion says.
             later = (p.frames or 0) - max(p.resumed, 1) + p.settle_frames
-            low = total - max(later, 0) * (p.later_iterations - 1) * it_s
-        return Estimate(total, it_s, first, self._later_seconds(), p, alternatives(p, total), low)
+            low = min(low, total - self._frame_seconds(np.arange(1, 1 + max(later, 0)))
+                      + max(later, 0) * it_s)
+        return Estimate(total, it_s, first, self._later_seconds(), p, alternatives(p, total), low, high)
 
     def _progress(self, now: float) -> Progress:
         done_it, planned = self.it_in_frame
         part = min(done_it / planned, 0.999) if planned else 0.0
         total = self.plan_.frames if self.plan_ is not None else None
-        return Progress(self.frames_done + part, total, self._left(now), now - self.t0)
+        return Progress(self.frames_done + part, total, self._shown_left(now), now - self.t0, self._left(now))
+
+    def _shown_left(self, now: float) -> float | None:
+        """The time left as the bar shows it: the model's total followed through a lag of
+        ``SMOOTHING`` seconds, less the time elapsed."""
+        left = self._left(now)
+        if left is None:
+            return None
+        total = (now - self.t0) + left
+        if self.shown is not None:
+            then, shown = self.shown
+            a = 1.0 - math.exp(-max(now - then, 0.0) / SMOOTHING)
+            total = shown + a * (total - shown)
+        self.shown = (now, total)
+        return max(total - (now - self.t0), 0.0)
 
 
 def sum_levels_before(it: STIterate) -> int:

@@ -364,6 +364,8 @@ def cmd_demo(ns: argparse.Namespace) -> int:
     print(f"wrote {out} ({res.frames} frames with the fast engine in {res.seconds:.1f} s; the clip is Big Buck "
           "Bunny, CC BY 3.0 Blender Foundation)")
     cfg = demo.gatys_config(style, base)
+    print(f"measuring the optimisation render on this machine: a few iterations of frame 0 at {demo.GATYS_SIZE} px "
+          "(a few seconds)", flush=True)
     est = demo.gatys_estimate(CLIP, cfg)
     gatys = folder / f"bunny_{ns.painting}_gatys.mp4"
     # (later frames are costed at their whole iteration budget; most stop earlier)

@@ -136,6 +136,7 @@ class TqdmReporter:
         self.left = ""
         self.done = 0
         self.post: dict[str, str] = {}
+        self.said_total: float | None = None  # the total of the last estimate line printed
 
     def notice(self, message: str) -> None:
         from tqdm import tqdm
@@ -154,7 +155,13 @@ class TqdmReporter:
         pass
 
     def estimate(self, estimate: Any) -> None:
-        if not self.quiet:
+        # The first estimate, then a revision only where it moves the total by a fifth or more
+        # (every revision goes to --progress json).
+        if self.quiet:
+            return
+        said = self.said_total
+        if said is None or abs(estimate.total_seconds - said) >= 0.2 * said:
+            self.said_total = estimate.total_seconds
             self.notice(estimate.line())
 
     def progress(self, progress: Any) -> None:

@@ -61,12 +61,56 @@ def unavailable() -> str | None:
     return None
 
 
+def _stem(model: bytes, torch_version: str) -> str:
+    """The packages' names up to the CPU capability: the model and torch (``+`` kept out)."""
+    key = hashlib.sha256(model).hexdigest()[:12]
+    return f"transform-{key}-torch{torch_version.replace('+', '_')}-{platform.machine().lower()}-"
+
+
 def package_path(model: bytes, bf16: bool) -> Path:
     torch = importlib.import_module("torch")
-    key = hashlib.sha256(model).hexdigest()[:12]
-    kind = f"{platform.machine()}-{torch.backends.cpu.get_cpu_capability()}".lower()
-    tag = f"transform-{key}-torch{torch.__version__.replace('+', '_')}-{kind}-{'bf16' if bf16 else 'fp32'}"
+    tag = f"{_stem(model, torch.__version__)}{torch.backends.cpu.get_cpu_capability().lower()}-{'bf16' if bf16 else 'fp32'}"
     return cache_dir() / f"{tag}.pt2"
+
+
+def ready(model: bytes) -> bool:
+    """Whether a package of this model and torch is built for this machine, without importing
+    torch (a fast render's process may not need it): the CPU capability and convolution type
+    are the workers' to check, and a worker that finds none of its own builds it as before."""
+    from importlib import metadata
+
+    try:
+        version = metadata.version("torch")  # (without torch.__version__'s local part, "+cu130")
+    except metadata.PackageNotFoundError:
+        return False
+    stem = _stem(model, version)
+    local = stem.replace(f"torch{version}-", f"torch{version}_*-")
+    return any(p for pattern in (stem, local) for p in cache_dir().glob(f"{pattern}*.pt2"))
+
+
+def build_in_background() -> bool:
+    """Start building the package in a process of its own, at the lowest CPU priority, that
+    outlives this one (``python -m videostyle.fast.compiled``; its messages go to ``build.log``
+    in the cache folder); False when a build is already under way (its lock is held)."""
+    import subprocess
+    import sys
+
+    folder = cache_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:
+        return False
+    for lock in folder.glob("transform-*.lock"):
+        with open(lock, "a+b") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                return False  # a build holds it
+    with open(folder / "build.log", "ab") as log:
+        subprocess.Popen([sys.executable, "-m", "videostyle.fast.compiled"], stdin=subprocess.DEVNULL,
+                         stdout=log, stderr=log, start_new_session=True, preexec_fn=lambda: os.nice(19))
+    return True
 
 
 def ensure(model: bytes, bf16: bool, on_build: Any = lambda: None) -> Path:
@@ -176,3 +220,17 @@ def frame_input(frame: Any) -> Any:
 def fits(h: int, w: int) -> bool:
     """Whether a padded frame of h x w is within the compiled sizes."""
     return all(s % MULTIPLE == 0 and MIN_SIDE <= s // MULTIPLE <= MAX_SIDE for s in (h, w))
+
+
+def _build_main() -> None:
+    """``python -m videostyle.fast.compiled``: build this CPU's package (its convolution type as
+    the workers choose it) unless it is there."""
+    from videostyle.assets import model_bytes
+    from videostyle.device import cpu_has_bf16
+
+    path = ensure(model_bytes("arbitrary_transform.onnx"), cpu_has_bf16())
+    print(f"the fast engine's network is compiled: {path}", flush=True)
+
+
+if __name__ == "__main__":
+    _build_main()

@@ -84,7 +84,8 @@ def pick_runtime(runtime: str, device: str) -> tuple[str, str]:
     CUDA device that is not there is refused, as for the Gatys engine).
 
     auto: onnxruntime's CUDA provider where installed, else torch on CUDA, else the compiled
-    network on the CPU where it can be built, else onnxruntime on the CPU.
+    network on the CPU where it is built, else onnxruntime on the CPU (and ``FastStylizer``
+    starts the build in the background where it can be built, for later renders).
     """
     dev = device_name(device)
     if runtime == "torch":
@@ -108,12 +109,23 @@ def pick_runtime(runtime: str, device: str) -> tuple[str, str]:
         ort_cuda = False
     if dev != "cpu" and not ort_cuda:
         return "torch", dev
-    if dev == "cpu":
-        from videostyle.fast.compiled import unavailable
-
-        if unavailable() is None:
-            return "compiled", "cpu"
+    if dev == "cpu" and compiled_ready():
+        return "compiled", "cpu"
     return "onnxruntime", "cpu"
+
+
+def compiled_ready() -> bool:
+    """Whether the compiled network can run here now: it can be built, and it is."""
+    from videostyle.fast import compiled
+
+    return compiled.unavailable() is None and compiled.ready(model_bytes("arbitrary_transform.onnx"))
+
+
+def compiled_pending() -> bool:
+    """Whether the compiled network can be built here but is not yet."""
+    from videostyle.fast import compiled
+
+    return compiled.unavailable() is None and not compiled.ready(model_bytes("arbitrary_transform.onnx"))
 
 
 def _ramp(n: int, overlap: int, first: bool, last: bool) -> np.ndarray:
@@ -145,6 +157,14 @@ class FastStylizer:
         once (the compiled runtime starts a process for each); ``notice``: one-line messages
         for the user (the compiled network's one-time build, a fallback)."""
         self.runtime, self.torch_device = pick_runtime(runtime, device)
+        if runtime == "auto" and self.torch_device == "cpu" and self.runtime == "onnxruntime" and compiled_pending():
+            # The build takes about a minute of every core: this render does not wait for it.
+            from videostyle.device import cache_dir
+            from videostyle.fast.compiled import build_in_background
+
+            if build_in_background():
+                notice("the fast engine runs on onnxruntime this time; its network is being compiled for this "
+                       f"CPU in the background (once, about a minute, kept in {cache_dir()}), for later renders")
         if tiling == "tiles" and self.runtime == "compiled":
             # Tiles exist for onnxruntime's fixed-size graph; the compiled network takes any size.
             if runtime == "compiled":

@@ -36,7 +36,7 @@ class LBFGS(torch.optim.Optimizer):
       ``1/numel`` per element. On the stylizer's image (elements in [0, 1], the network fed
       0-255 pixels) that is a hundredth of a grey level: under bf16 autocast the network's input
       does not change, the first curvature pair is rounding noise, and the second step, scaled
-      by it, could throw the image far outside the basin (docs/guide/engines.md, "Why a render
+      by it, could throw the image far outside the basin (docs/guide/weights.md, "Why a render
       diverged").
     - **A safeguard**: when the loss at the new point rose above the last one (by more than
       ``rise`` relative), the step is taken back towards the last point (the minimiser of the
