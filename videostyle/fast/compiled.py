@@ -109,8 +109,22 @@ def build_in_background() -> bool:
                 return False  # a build holds it
     with open(folder / "build.log", "ab") as log:
         subprocess.Popen([sys.executable, "-m", "videostyle.fast.compiled"], stdin=subprocess.DEVNULL,
-                         stdout=log, stderr=log, start_new_session=True, preexec_fn=lambda: os.nice(19))
+                         stdout=log, stderr=log, preexec_fn=_lowest_priority)
     return True
+
+
+def _lowest_priority() -> None:
+    """The background build's process: a process group of its own (the terminal's Ctrl-C is
+    for the render, not for it), the idle scheduling class where there is one, and nice 19.
+    Not a session of its own: Linux shares the CPU equally between sessions (autogroups)
+    whatever their nice values, and a niced build in a new session took half of a 2-core CPU
+    from the render beside it."""
+    os.setpgrp()
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))  # type: ignore[attr-defined]
+    except (AttributeError, OSError):
+        pass
+    os.nice(19)
 
 
 def ensure(model: bytes, bf16: bool, on_build: Any = lambda: None) -> Path:
