@@ -197,6 +197,63 @@ def test_stopping_the_server_stops_a_render_resumably_from_the_cli(tmp_path):
         assert sum(1 for _ in c.decode(video=0)) == 40
 
 
+def _raw(r: Running, path: str, host: str) -> tuple[int, dict[str, str], bytes]:
+    """A GET with its own Host header (urllib sets its own)."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", r.port, timeout=30)
+    try:
+        conn.putrequest("GET", path, skip_host=True)
+        conn.putheader("Host", host)
+        conn.endheaders()
+        resp = conn.getresponse()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+    finally:
+        conn.close()
+
+
+def test_every_response_carries_the_security_headers(running):
+    for path, token in (("/", TOKEN), ("/static/app.js", TOKEN), ("/api/state", TOKEN), ("/api/state", None),
+                        ("/api/frame/nothing", TOKEN), ("/favicon.ico", None)):
+        q = f"?token={token}" if token else ""
+        status, headers, _ = _raw(running, path + q, f"127.0.0.1:{running.port}")
+        csp = headers.get("content-security-policy", "")
+        assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp and "'unsafe-inline'" not in csp, path
+        assert headers.get("x-content-type-options") == "nosniff", path
+        assert headers.get("referrer-policy") == "no-referrer", path
+
+
+def test_a_foreign_host_is_refused_and_no_redirect_names_one(running):
+    for host in ("evil.example", "evil.example:80", f"127.0.0.1.evil.example:{running.port}", ""):
+        status, _, body = _raw(running, f"/api/state?token={TOKEN}", host)
+        assert status == 421 and b"uploads" not in body, host
+    for host in (f"127.0.0.1:{running.port}", f"localhost:{running.port}", "localhost", f"[::1]:{running.port}"):
+        assert _raw(running, f"/api/state?token={TOKEN}", host)[0] == 200, host
+    # a trailing slash is not redirected (Starlette built the Location from the Host)
+    status, headers, _ = _raw(running, f"/api/state/?token={TOKEN}", f"localhost:{running.port}")
+    assert status == 404 and "location" not in headers
+
+
+def test_bad_query_parameters_answer_400_with_a_message(running):
+    for path in ("/api/events?since=abc", "/api/events?since=-1", "/api/events?since=1e400",
+                 "/api/frame/x?t=abc", "/api/frame/x?t=nan", "/api/frame/x?t=-2"):
+        status, body = running.get(path)
+        assert status == 400, path
+        assert b"must be" in body and b"Traceback" not in body, path
+    status, body = running.post("/api/upload?kind=exe", b"", "multipart/form-data; boundary=x")
+    assert status == 400 and "clip or style" in body["error"]
+
+
+def test_an_uploaded_name_is_kept_clean_and_short():
+    from videostyle.studio.media import NAME_LENGTH, display_name
+
+    assert display_name("../../etc/passwd.png") == "../../etc/passwd.png"  # a name, never a path
+    assert display_name("a\nb\u202ec\x00d.png") == "abcd.png"  # newline, bidi override, NUL
+    long = display_name("x" * 500 + ".jpeg")
+    assert len(long) == NAME_LENGTH and long.endswith("….jpeg")
+    assert display_name("\n\t") == "upload"
+
+
 # -- in a real browser -------------------------------------------------------------------------
 
 def _chrome():
@@ -293,6 +350,35 @@ def test_in_a_browser_a_file_over_the_limit_is_refused_before_it_is_sent(tmp_pat
         r.stop()
 
 
+def test_in_a_browser_a_name_with_html_is_shown_as_text_and_never_runs(running, tmp_path):
+    """A style uploaded as ``<img src=x onerror=...>.png`` and one as ``<script>...</script>.png``:
+    the page shows both names as text, and neither script runs (on the page's load, nor when the
+    event stream brings the upload to an open page)."""
+    from selenium.webdriver.common.by import By
+
+    png = tmp_path / "s.png"
+    write_image(png, stripes(48, 48))
+    names = ["<img src=x onerror=window.pwned=1>.png", "<script>window.pwned=2</script>.png"]
+    assert running.upload(names[0], png.read_bytes(), "style")[0] == 200
+    browser = _chrome()
+    try:
+        browser.get(running.url("/"))
+        _until(lambda: browser.find_element(By.ID, "status").text == "connected", 30)
+        assert running.upload(names[1], png.read_bytes(), "style")[0] == 200  # pushed to the open page
+        labels = _until(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#styles label")) == 2 and
+                        browser.find_elements(By.CSS_SELECTOR, "#styles label"), 30)
+        assert [lb.text.strip() for lb in labels] == names
+        time.sleep(0.5)  # (an onerror fires once the broken image has failed)
+        assert browser.execute_script("return window.pwned === undefined")
+        assert not browser.find_elements(By.CSS_SELECTOR, "#styles img[src='x'], #styles script")
+        browser.get(running.url("/"))  # a fresh load lists both from /api/state
+        _until(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#styles label")) == 2, 30)
+        time.sleep(0.5)
+        assert browser.execute_script("return window.pwned === undefined")
+    finally:
+        browser.quit()
+
+
 def test_closing_the_browser_does_not_stop_a_render_and_a_failure_shows(running, tmp_path):
     from selenium.webdriver.common.by import By
 
@@ -339,6 +425,60 @@ def test_the_command_prints_its_address_and_stops_on_sigterm(tmp_path):
             proc.kill()
 
 
+def test_sigterm_with_an_event_stream_open_stops_within_seconds_keeping_the_frames(tmp_path):
+    """A page open (its event stream) and a render running: SIGTERM ends the stream, stops the
+    render resumably and the server, exit 143 within 5 s, with the line that says so."""
+    import signal
+    import subprocess
+    import sys
+
+    clip, style = _media(tmp_path, frames=60)
+    proc = subprocess.Popen([sys.executable, "-m", "videostyle", "studio", "--no-browser", "--folder",
+                             str(tmp_path / "s"), "--model", "random", "--size", "64", "--iterations", "4",
+                             "--iterations-later", "2", "--settle", "0"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        url = proc.stdout.readline().split()[2]  # type: ignore[union-attr]
+        base, token = url.split("/?token=")
+
+        def post(path: str, data: bytes, ctype: str) -> dict:
+            req = urllib.request.Request(f"{base}{path}{'&' if '?' in path else '?'}token={token}", data=data,
+                                         headers={"Content-Type": ctype}, method="POST")
+            with urllib.request.urlopen(req, timeout=60) as r:
+                return json.loads(r.read())
+
+        def form(name: str, content: bytes) -> tuple[bytes, str]:
+            b = "----vs"
+            return ((f"--{b}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n"
+                     f"Content-Type: application/octet-stream\r\n\r\n").encode() + content + f"\r\n--{b}--\r\n".encode(),
+                    f"multipart/form-data; boundary={b}")
+
+        cid = post("/api/upload?kind=clip", *form("clip.mp4", clip.read_bytes()))["id"]
+        sid = post("/api/upload?kind=style", *form("style.png", style.read_bytes()))["id"]
+        job = post("/api/render", json.dumps({"clip": cid, "styles": [sid], "settings": {"method": "gatys"}}).encode(),
+                   "application/json")
+        stream = urllib.request.urlopen(f"{base}/api/events?token={token}", timeout=60)  # the open page
+        frames = 0
+        while frames < 3:  # a few frames done
+            line = stream.readline().decode()
+            if line.startswith("data: "):
+                ev = json.loads(line[6:])
+                if ev.get("type") == "job" and ev["job"]["id"] == job["id"]:
+                    frames = ev["job"]["done"]
+        t0 = time.time()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 143
+        assert time.time() - t0 < 5
+        err = proc.stderr.read()  # type: ignore[union-attr]
+        assert "1 render(s) keep their finished frames" in err and "Traceback" not in err
+        work = tmp_path / "s" / "outputs" / f".{job['output']}.videostyle-work"
+        assert work.is_dir() and not (tmp_path / "s" / "outputs" / job["output"]).exists()
+        stream.close()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
 def test_an_image_renders_as_an_image(running, tmp_path):
     write_image(tmp_path / "photo.png", pattern(48, 64))
     _, style = _media(tmp_path, frames=2)
@@ -350,3 +490,52 @@ def test_an_image_renders_as_an_image(running, tmp_path):
     assert _wait_job(running, job["id"], ("done", "failed"))["state"] == "done"
     st, data = running.get(f"/api/jobs/{job['id']}/download")
     assert st == 200 and data[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_render_state_moves_only_as_the_state_machine_allows():
+    from videostyle.studio.jobs import MOVES, Job, StateError
+
+    states = ["queued", "running", "done", "failed", "cancelled"]
+    allowed = {("queued", "running"), ("queued", "cancelled"), ("running", "done"), ("running", "failed"),
+               ("running", "cancelled"), ("cancelled", "queued"), ("failed", "queued")}
+    assert {(a, b) for a, tos in MOVES.items() for b in tos} == allowed
+    for a in states:
+        for b in states:
+            job = Job("r1", None, [], None, Path("o.mp4"), {}, state=a)  # type: ignore[arg-type]
+            if (a, b) in allowed:
+                job.move(b)
+                assert job.state == b
+            else:
+                with pytest.raises(StateError, match=f"render r1 is {a}; it cannot become {b}"):
+                    job.move(b)
+                assert job.state == a
+
+
+def test_one_render_one_place_in_the_queue_and_outputs_never_overwritten(running, tmp_path):
+    """A render queued behind another is refused a resume; cancelled while it waits and resumed,
+    it renders once. A new render beside an earlier session's output takes the next free name
+    and leaves that file as it was, byte for byte and inode for inode."""
+    clip, style = _media(tmp_path, frames=6)
+    cid = running.upload("clip.mp4", clip.read_bytes(), "clip")[1]["id"]
+    sid = running.upload("style.png", style.read_bytes(), "style")[1]["id"]
+    old = running.studio.outputs / "clip_style_1.mp4"  # an earlier session's output
+    old.write_bytes(b"an earlier render")
+    before = (old.read_bytes(), old.stat().st_ino)
+    body = json.dumps({"clip": cid, "styles": [sid], "settings": {"method": "gatys"}}).encode()
+    first = running.post("/api/render", body, "application/json")[1]
+    second = running.post("/api/render", body, "application/json")[1]
+    assert first["output"] == "clip_style_2.mp4" and second["output"] == "clip_style_3.mp4"
+    st, answer = running.post(f"/api/jobs/{second['id']}/resume", b"", "application/json")
+    assert st == 400 and "is queued" in answer["error"] and "only a cancelled or failed render resumes" in answer["error"]
+    assert running.post(f"/api/jobs/{second['id']}/cancel", b"", "application/json")[1]["state"] == "cancelled"
+    assert running.post(f"/api/jobs/{second['id']}/resume", b"", "application/json")[1]["state"] == "queued"
+    for j in (first, second):
+        assert _wait_job(running, j["id"], ("done", "failed"))["state"] == "done"
+    time.sleep(1.0)  # (a second run, were there one, would have started by now)
+    states = [e["job"]["state"] for e in running.studio.since(0)
+              if e["type"] == "job" and e["job"]["id"] == second["id"]]
+    moves = [b for a, b in zip([None, *states], states) if a != b]  # (progress repeats a state)
+    assert moves == ["queued", "cancelled", "queued", "running", "done"]
+    assert (old.read_bytes(), old.stat().st_ino) == before
+    st, answer = running.post(f"/api/jobs/{first['id']}/resume", b"", "application/json")
+    assert st == 400 and "is done" in answer["error"]

@@ -306,11 +306,18 @@ def cmd_studio(ns: argparse.Namespace) -> int:
         print(f"videostyle: warning: listening on {ns.host}: anyone who can reach it with the token can render "
               "and read this studio's files", file=sys.stderr)
     print(f"videostyle studio: {url}  (folder {folder}; Ctrl-C stops it)", flush=True)
-    server = _StudioServer(uvicorn.Config(create_app(studio, token), log_level="warning", lifespan="off"))
+    # (a bounded graceful shutdown: a connection that outlives the event streams' end is cut)
+    server = _StudioServer(uvicorn.Config(create_app(studio, token, ns.host), log_level="warning", lifespan="off",
+                                          timeout_graceful_shutdown=3), studio)
     if not ns.no_browser:
         webbrowser.open(url)
     try:
         server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        # uvicorn raises the signal it stopped on again once it has shut down, to the handler
+        # before it (ours, for SIGTERM, or Python's for Ctrl-C): it has been handled here.
+        if not server.signal:
+            raise
     finally:
         studio.stop()
     kept = [j for j in studio.jobs.values() if j.state == "cancelled"]
@@ -321,9 +328,11 @@ def cmd_studio(ns: argparse.Namespace) -> int:
 
 
 class _StudioServer:
-    """uvicorn's server, remembering which signal stopped it."""
+    """uvicorn's server, remembering which signal stopped it; the signal also ends the studio's
+    event streams and stops its render at once (its frames kept), so the server stops within
+    seconds with a page open."""
 
-    def __new__(cls, config: typing.Any) -> typing.Any:
+    def __new__(cls, config: typing.Any, studio: typing.Any) -> typing.Any:
         import uvicorn
 
         class Server(uvicorn.Server):
@@ -331,6 +340,10 @@ class _StudioServer:
 
             def handle_exit(self, sig: int, frame: typing.Any) -> None:
                 self.signal = sig
+                studio.stopping.set()
+                for job in list(studio.jobs.values()):
+                    if job.state in ("queued", "running"):
+                        job.cancel.set()
                 super().handle_exit(sig, frame)
 
         return Server(config)

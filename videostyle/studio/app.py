@@ -33,6 +33,23 @@ def _error(message: str, status: int = 400) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
+def _number(request: Request, name: str, default: Any, kind: Any) -> Any:
+    """Query parameter ``name`` as a finite, non-negative ``kind`` (int or float); ValueError
+    with a message for anything else."""
+    import math
+
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ValueError(f"?{name}= must be a {'whole ' if kind is int else ''}number, not {raw[:40]!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"?{name}= must be a number of 0 or more, not {raw[:40]!r}")
+    return value
+
+
 class Handlers:
     """The page's and the API's handlers over one studio."""
 
@@ -56,6 +73,8 @@ class Handlers:
 
     async def upload(self, request: Request) -> Response:
         kind = request.query_params.get("kind", "")
+        if kind not in ("clip", "style"):
+            return _error("the upload's kind must be clip or style (?kind=clip or ?kind=style)")
         length = int(request.headers.get("content-length") or 0)
         if length > self.studio.uploads.limit + (1 << 16):
             # Read the body to its end (keeping none of it) before answering: a server that answers
@@ -83,8 +102,11 @@ class Handlers:
 
     async def frame(self, request: Request) -> Response:
         try:
+            t = _number(request, "t", 0.0, float)
+        except ValueError as exc:
+            return _error(str(exc))
+        try:
             item = self.studio.uploads.get(request.path_params["id"])
-            t = float(request.query_params.get("t", "0"))
             img = await asyncio.to_thread(self.studio.uploads.frame, item, t)
         except (VideostyleError, ValueError) as exc:
             return _error(str(exc), 404)
@@ -154,12 +176,15 @@ class Handlers:
         return PlainTextResponse("not found", 404)
 
     async def events(self, request: Request) -> Response:
-        start = int(request.query_params.get("since", "0") or 0)
+        try:
+            start = _number(request, "since", 0, int)
+        except ValueError as exc:
+            return _error(str(exc))
 
         async def stream() -> Any:
             seq = start
             yield ": videostyle studio\n\n"
-            while not await request.is_disconnected():
+            while not self.studio.stopping.is_set() and not await request.is_disconnected():
                 new = self.studio.since(seq)
                 for ev in new:
                     yield f"data: {json.dumps(ev)}\n\n"
@@ -169,8 +194,9 @@ class Handlers:
         return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
 
 
-def create_app(studio: Studio, token: str) -> Starlette:
-    """The app over ``studio``, answering only requests that carry ``token``."""
+def create_app(studio: Studio, token: str, host: str = "127.0.0.1") -> Starlette:
+    """The app over ``studio``, answering only requests that carry ``token`` and name a loopback
+    host or ``host`` (the address it listens on) in their Host header."""
     h = Handlers(studio, token)
     routes = [
         Route("/", h.page), Route("/static/{name}", h.static), Route("/api/state", h.state),
@@ -180,30 +206,69 @@ def create_app(studio: Studio, token: str) -> Starlette:
         Route("/api/jobs/{id}/{action:str}", h.job_action, methods=["POST"]),
         Route("/api/jobs/{id}/{what:str}", h.job_file), Route("/api/events", h.events),
     ]
-    return TokenGuard(Starlette(routes=routes), token)  # type: ignore[return-value]
+    app = Starlette(routes=routes)
+    # No redirects at all: Starlette builds a trailing-slash redirect's Location from the request's Host.
+    app.router.redirect_slashes = False
+    return Guard(app, token, host)  # type: ignore[return-value]
 
 
-class TokenGuard:
-    """ASGI middleware: 403 unless the request carries the session token."""
+# Every response's headers: the page runs only its own script and styles, loads only from the
+# studio, is never framed, and sends no Referer (its URLs carry the token).
+SECURITY_HEADERS = [
+    (b"content-security-policy", b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob:; "
+                                 b"media-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+                                 b"form-action 'self'; frame-ancestors 'none'"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+]
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
-    def __init__(self, app: Any, token: str) -> None:
+
+def host_name(header: str) -> str:
+    """The host of a Host header, without its port: ``[::1]:8000`` -> ``::1``."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1:header.find("]")] if "]" in header else ""
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+
+
+class Guard:
+    """ASGI middleware: 403 unless the request carries the session token, 421 unless its Host
+    names a loopback address or the one the studio listens on (a DNS-rebinding page holds no
+    token, but the check costs nothing), and the security headers on every response."""
+
+    def __init__(self, app: Any, token: str, host: str = "127.0.0.1") -> None:
         self.app, self.token = app, token.encode()
+        self.hosts = {*LOOPBACK, host.strip("[]").lower()}
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope.get("path") == "/favicon.ico":
-            await Response(status_code=204)(scope, receive, send)  # (browsers ask without the token)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
             return
-        if scope["type"] == "http" and not self._ok(scope):
-            await PlainTextResponse("forbidden: open the address the studio printed (it carries the token)",
-                                    403)(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
 
-    def _ok(self, scope: dict[str, Any]) -> bool:
+        async def send_with_headers(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *SECURITY_HEADERS]}
+            await send(message)
+
+        headers = {k.decode("latin-1").lower(): v for k, v in scope.get("headers", [])}
+        if host_name(headers.get("host", b"").decode("latin-1")) not in self.hosts:
+            await PlainTextResponse("misdirected request: this studio answers only at the address it printed",
+                                    421)(scope, receive, send_with_headers)
+            return
+        if scope.get("path") == "/favicon.ico":
+            await Response(status_code=204)(scope, receive, send_with_headers)  # (browsers ask without the token)
+            return
+        if not self._ok(scope, headers):
+            await PlainTextResponse("forbidden: open the address the studio printed (it carries the token)",
+                                    403)(scope, receive, send_with_headers)
+            return
+        await self.app(scope, receive, send_with_headers)
+
+    def _ok(self, scope: dict[str, Any], headers: dict[str, bytes]) -> bool:
         from urllib.parse import parse_qs
 
         given = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", [""])[0].encode()
-        for k, v in scope.get("headers", []):
-            if k.decode("latin-1").lower() == TOKEN_HEADER:
-                given = v
+        given = headers.get(TOKEN_HEADER, given)
         return hmac.compare_digest(given, self.token)

@@ -21,6 +21,7 @@ from videostyle import config as C
 from videostyle.engines import build_engine, first_init, load_styles, prepare_content, uses_vgg
 from videostyle.errors import VideostyleError
 from videostyle.estimate import Estimating, duration
+from videostyle.io.workdir import work_path
 from videostyle.render.preview import PREVIEW_ITERATIONS, PREVIEW_SIZE
 from videostyle.render.pipeline import render_image, render_video
 from videostyle.report import FrameDone, Reporter, STIterate
@@ -68,6 +69,22 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "_", Path(name).stem)[:40] or "clip"
 
 
+# A render's states and the moves between them: the only ones ``Job.move`` makes. A queued
+# render runs or is cancelled; a running one ends done, failed or cancelled; a cancelled or
+# failed one may be queued again (resumed); a finished one stays.
+MOVES: dict[str, frozenset[str]] = {
+    "queued": frozenset({"running", "cancelled"}),
+    "running": frozenset({"done", "failed", "cancelled"}),
+    "cancelled": frozenset({"queued"}),
+    "failed": frozenset({"queued"}),
+    "done": frozenset(),
+}
+
+
+class StateError(VideostyleError):
+    """A move a render's state does not allow (resuming a queued render, say)."""
+
+
 @dataclass
 class Job:
     """A render in the queue: what it renders, where, and where it is."""
@@ -87,6 +104,14 @@ class Job:
     notices: list[str] = field(default_factory=list)
     cancel: threading.Event = field(default_factory=threading.Event)
     finished_at: float | None = None
+    in_queue: bool = False  # put in the queue and not yet taken: resuming it must not put it twice
+
+    def move(self, to: str) -> None:
+        """The state ``to``, where ``MOVES`` allows it from the state now; else StateError."""
+        if to not in MOVES[self.state]:
+            raise StateError(f"render {self.id} is {self.state}; it cannot become {to}"
+                             + (" (only a cancelled or failed render resumes)" if to == "queued" else ""))
+        self.state = to
 
     @property
     def latest(self) -> Path:
@@ -175,6 +200,8 @@ class Studio:
         self.previews = folder / "previews"
         self.previews.mkdir(exist_ok=True)
         self.jobs: dict[str, Job] = {}
+        self.lock = threading.Lock()  # the jobs' states and their places in the queue
+        self.stopping = threading.Event()  # set when the studio stops: the event streams end
         self.events: list[dict[str, Any]] = []
         self.events_lock = threading.Lock()
         self.queue: queue.Queue[Job | None] = queue.Queue()
@@ -265,31 +292,47 @@ class Studio:
         cfg, over = self.config(styles, settings)
         over["render.preview_every"] = 1  # the page shows the latest finished frame
         cfg = C.apply(cfg, {"render.preview_every": 1}, "the studio")
-        stem = f"{_safe(clip.name)}_{_safe(styles[0].name)}"
         n = len(self.jobs) + 1
-        out = self.outputs / f"{stem}_{n}{'.png' if clip.still else '.mp4'}"
-        job = Job(f"r{n}", clip, styles, cfg, out, over)
+        job = Job(f"r{n}", clip, styles, cfg, self._free_output(clip, styles[0]), over)
         self.jobs[job.id] = job
-        self.queue.put(job)
-        self.publish({"type": "job", "job": job.public()})
+        self._enqueue(job)
         return job
+
+    def _free_output(self, clip: Item, style: Item) -> Path:
+        """The first output name of this clip and style that no file and no render of this studio
+        has: an earlier session's output is never reused (a render never overwrites one)."""
+        stem, ext = f"{_safe(clip.name)}_{_safe(style.name)}", ".png" if clip.still else ".mp4"
+        taken = {j.output for j in self.jobs.values()}
+        k = 1
+        while (out := self.outputs / f"{stem}_{k}{ext}") in taken or out.exists() or work_path(out).exists():
+            k += 1
+        return out
+
+    def _enqueue(self, job: Job) -> None:
+        with self.lock:
+            if not job.in_queue:  # (a cancelled render still waiting in the queue is not put twice)
+                job.in_queue = True
+                self.queue.put(job)
+        self.publish({"type": "job", "job": job.public()})
 
     def cancel(self, job_id: str) -> Job:
         job = self.job(job_id)
-        job.cancel.set()
-        if job.state == "queued":
-            job.state = "cancelled"
+        with self.lock:
+            if job.state not in ("queued", "running"):
+                raise StateError(f"render {job_id} is {job.state}; only a queued or running render cancels")
+            job.cancel.set()
+            if job.state == "queued":
+                job.move("cancelled")
         self.publish({"type": "job", "job": job.public()})
         return job
 
     def resume(self, job_id: str) -> Job:
         job = self.job(job_id)
-        if job.state not in ("cancelled", "failed"):
-            raise VideostyleError(f"render {job_id} is {job.state}; only a cancelled or failed render resumes")
-        job.cancel.clear()
-        job.state, job.error = "queued", ""
-        self.queue.put(job)
-        self.publish({"type": "job", "job": job.public()})
+        with self.lock:
+            job.move("queued")  # (refused unless cancelled or failed)
+            job.cancel.clear()
+            job.error = ""
+        self._enqueue(job)
         return job
 
     def job(self, job_id: str) -> Job:
@@ -303,29 +346,38 @@ class Studio:
             job = self.queue.get()
             if job is None:
                 return
-            if job.cancel.is_set():
-                continue
-            job.state = "running"
+            with self.lock:
+                job.in_queue = False
+                if job.state == "queued" and job.cancel.is_set():  # the studio is stopping
+                    job.move("cancelled")
+                if job.state != "queued":  # cancelled while it waited
+                    continue
+                job.move("running")
             self.publish({"type": "job", "job": job.public()})
             try:
                 reporter = Estimating(JobReporter(job, self.publish))
+                # (overwrite off: the output's name was free when the render was queued, and a
+                # file that has appeared there since is someone's, not ours to replace)
                 if job.clip.still:
-                    render_image(job.clip.path, job.output, job.cfg, reporter, overwrite=True)
+                    render_image(job.clip.path, job.output, job.cfg, reporter, overwrite=False)
                 else:
-                    render_video(job.clip.path, job.output, job.cfg, reporter, overwrite=True)
-                job.state, job.done = "done", float(job.total or job.done)
+                    render_video(job.clip.path, job.output, job.cfg, reporter, overwrite=False)
+                job.move("done")
+                job.done = float(job.total or job.done)
             except KeyboardInterrupt:  # an image render's cancel (a video's becomes RenderInterrupted)
-                job.state = "cancelled"
+                job.move("cancelled")
             except VideostyleError as exc:
-                job.state = "cancelled" if job.cancel.is_set() else "failed"
+                job.move("cancelled" if job.cancel.is_set() else "failed")
                 job.error = "" if job.cancel.is_set() else str(exc)
             except Exception as exc:  # a render's bug must not take the queue down
-                job.state, job.error = "failed", f"render failed: {exc}"
+                job.move("failed")
+                job.error = f"render failed: {exc}"
             job.finished_at = time.time()
             self.publish({"type": "job", "job": job.public()})
 
     def stop(self, timeout: float = 60.0) -> None:
         """Stop the running render as Ctrl-C does (its frames kept, resumable) and the queue."""
+        self.stopping.set()
         for job in self.jobs.values():
             if job.state in ("queued", "running"):
                 job.cancel.set()

@@ -65,10 +65,11 @@ class Uploads:
         """Copy ``stream`` in (at most ``limit`` bytes) under a generated name and check it."""
         if kind not in ("clip", "style"):
             raise UploadError(f"upload kind must be clip or style, not {kind!r}")
+        name = display_name(name)
         ext = Path(name).suffix.lower()
         allowed = CLIP_EXTS | IMAGE_EXTS if kind == "clip" else IMAGE_EXTS
         if ext not in allowed:
-            raise UploadError(f"{Path(name).name}: a {kind} must be one of {', '.join(sorted(allowed))}")
+            raise UploadError(f"{name}: a {kind} must be one of {', '.join(sorted(allowed))}")
         item_id = secrets.token_hex(8)
         path = self.folder / f"{item_id}{ext}"
         tmp = path.with_name(f".{path.name}.part")
@@ -78,16 +79,16 @@ class Uploads:
                 while chunk := stream.read(CHUNK):
                     size += len(chunk)
                     if size > self.limit:
-                        raise UploadError(f"{Path(name).name} is larger than the studio's upload limit "
+                        raise UploadError(f"{name} is larger than the studio's upload limit "
                                           f"({self.limit // (1 << 20)} MiB; start it with --max-upload MB)")
                     out.write(chunk)
             if size == 0:
-                raise UploadError(f"{Path(name).name} is empty")
+                raise UploadError(f"{name} is empty")
             tmp.replace(path)
         finally:
             tmp.unlink(missing_ok=True)
         try:
-            item = self._check(item_id, kind, Path(name).name, path)
+            item = self._check(item_id, kind, name, path)
         except BaseException:
             path.unlink(missing_ok=True)
             raise
@@ -128,3 +129,20 @@ class Uploads:
         if fr is None:
             fr = next(iter(read_frames(item.path, max_frames=1, info=item.info)))
         return fr.image
+
+
+NAME_LENGTH = 80  # characters of an uploaded name kept for display
+
+
+def display_name(name: str) -> str:
+    """An uploaded file's name as the studio shows it: without control or format characters
+    (newlines, bidirectional overrides), at most ``NAME_LENGTH`` characters with its extension
+    kept. Only ever shown, as text (slashes and all); files are stored under generated names."""
+    import unicodedata
+
+    clean = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C").strip() or "upload"
+    if len(clean) > NAME_LENGTH:
+        stem, dot, ext = clean.rpartition(".")
+        ext = dot + ext if dot and len(ext) <= 8 else ""
+        clean = clean[:NAME_LENGTH - len(ext) - 1] + "…" + ext
+    return clean

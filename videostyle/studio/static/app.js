@@ -36,9 +36,12 @@ function addUpload(item) {
     $("clip").appendChild(o); $("clip").value = item.id; onClip();
   } else {
     chosenStyles.push(item.id);
+    // Every label is built from nodes and text: a name is data, never HTML.
     const d = document.createElement("label"); d.className = "style";
-    d.innerHTML = `<img src="${api("/api/frame/" + item.id)}" alt=""><input type="checkbox" checked data-id="${item.id}"> ${item.name}`;
-    d.querySelector("input").addEventListener("change", (e) => {
+    const img = document.createElement("img"); img.src = api("/api/frame/" + encodeURIComponent(item.id)); img.alt = "";
+    const box = document.createElement("input"); box.type = "checkbox"; box.checked = true; box.dataset.id = item.id;
+    d.append(img, box, document.createTextNode(" " + item.name));
+    box.addEventListener("change", (e) => {
       chosenStyles = chosenStyles.filter((x) => x !== item.id);
       if (e.target.checked) chosenStyles.push(item.id);
     });
