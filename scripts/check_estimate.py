@@ -17,7 +17,6 @@ and changed, against a long render without rendering it again.
 from __future__ import annotations
 
 import dataclasses
-import json
 import statistics
 import sys
 import tempfile
@@ -30,11 +29,12 @@ from benchlib import media_parser  # noqa: E402
 
 from videostyle import config as C  # noqa: E402
 from videostyle.estimate import Estimating, RenderPlan  # noqa: E402
+from videostyle.estimate import replay as replay_events  # noqa: E402
 from videostyle.io.media import probe  # noqa: E402
 from videostyle.render.output import span  # noqa: E402
 from videostyle.render.pipeline import render_video  # noqa: E402
 from videostyle.render.scan import SpanScan, scan  # noqa: E402
-from videostyle.report import FrameDone, Reporter, STIterate  # noqa: E402
+from videostyle.report import FrameDone, Reporter  # noqa: E402
 
 
 class Recorder(Reporter):
@@ -85,27 +85,13 @@ def replay(path: Path, scanned: SpanScan | None = None) -> tuple[Recorder, float
     a render gives it (before the first frame's event), for a file written without one."""
     now = [0.0]
     rec = Recorder(clock=lambda: now[0])
-    est = Estimating(rec, clock=lambda: now[0])
-    plan: RenderPlan | None = None
-    for line in path.read_text().splitlines():
-        e = json.loads(line)
-        now[0] = e.pop("t")
-        kind = e.pop("event")
-        if kind == "begin":
-            est.begin(e["total"], e["input"])
-        elif kind == "plan":
-            plan = RenderPlan(**{**e, "size": tuple(e["size"]), "motion": tuple(e.get("motion", ())),
-                                 "cuts": tuple(e.get("cuts", ()))})
-            est.plan(plan)
-        elif kind == "iterate":
-            est.iterate(STIterate(**{**e, "size": tuple(e["size"]), "loss": e["loss"] or float("nan")}))
-        elif kind == "frame":
-            if scanned is not None and plan is not None and not plan.motion:
-                plan = dataclasses.replace(plan, motion=scanned.unreliable, cuts=scanned.cuts,
-                                           early_stop=True)
-                est.plan(plan)
-            est.frame(FrameDone(**{**e, "loss": e["loss"] or float("nan")}))
-    return rec, now[0]
+
+    def scan_in(est: Estimating, plan: RenderPlan | None) -> None:
+        if scanned is not None and plan is not None and not est.plan_.motion:  # type: ignore[union-attr]
+            est.plan(dataclasses.replace(plan, motion=scanned.unreliable, cuts=scanned.cuts, early_stop=True))
+
+    real = replay_events(path.read_text().splitlines(), Estimating(rec, clock=lambda: now[0]), now, scan_in)
+    return rec, real
 
 
 def frame_times(rec: Recorder) -> None:

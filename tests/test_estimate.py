@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from videostyle.cli import main
-from videostyle.estimate import START_DELTAS, WARMUP_ITERATIONS, Estimating, RenderPlan, alternatives, duration
+from videostyle.estimate import (START_DELTAS, WARMUP_ITERATIONS, Estimating, RenderPlan, alternatives, duration,
+                                 replay)
 from videostyle.io.images import write_image
 from videostyle.report import FrameDone, Reporter, STIterate
 
@@ -281,24 +282,11 @@ def _replayed(name: str) -> tuple[list, list, float, float]:
             self.estimates.append((now[0], e))
 
     rec = Timed()
-    est = Estimating(rec, clock=lambda: now[0])
-    frame0 = None
+    frame0: list[float] = []
     with gzip.open(DATA / name, "rt") as f:
-        for line in f:
-            e = json.loads(line)
-            now[0] = e.pop("t")
-            kind = e.pop("event")
-            if kind == "begin":
-                est.begin(e["total"], e["input"])
-            elif kind == "plan":
-                est.plan(RenderPlan(**{**e, "size": tuple(e["size"]), "motion": tuple(e["motion"]),
-                                       "cuts": tuple(e["cuts"])}))
-            elif kind == "iterate":
-                est.iterate(STIterate(**{**e, "size": tuple(e["size"])}))
-            elif kind == "frame":
-                frame0 = now[0] if frame0 is None else frame0
-                est.frame(FrameDone(**e))
-    return rec.estimates, rec.progresses, frame0, now[0]
+        real = replay(f, Estimating(rec, clock=lambda: now[0]), now,
+                      lambda est, plan: frame0.append(now[0]))
+    return rec.estimates, rec.progresses, frame0[0], real
 
 
 def test_a_recorded_render_is_foreseen_within_a_quarter_before_frame_0_ends():

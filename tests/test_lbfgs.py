@@ -22,10 +22,10 @@ def _problem(seed: int = 0) -> tuple[torch.Tensor, callable]:
     return x0, f
 
 
-def _run(opt_cls, x0, f, steps, **kw):
+def _optimiser(x0, f, opt_cls=LBFGS, **kw):
+    """(x, the optimiser on it, the closure of f at x)."""
     x = x0.clone().requires_grad_(True)
     opt = opt_cls([x], **kw)
-    losses = []
 
     def closure():
         opt.zero_grad(set_to_none=True)
@@ -33,6 +33,12 @@ def _run(opt_cls, x0, f, steps, **kw):
         loss.backward()
         return loss
 
+    return x, opt, closure
+
+
+def _run(opt_cls, x0, f, steps, **kw):
+    x, opt, closure = _optimiser(x0, f, opt_cls, **kw)
+    losses = []
     for _ in range(steps):
         losses.append(float(opt.step(closure).detach()))
     return x.detach(), losses
@@ -58,15 +64,7 @@ def test_reads_the_device_once_an_iteration():
         reads["n"] += 1
         return real(self)
 
-    x = x0.clone().requires_grad_(True)
-    opt = LBFGS([x], history_size=50)
-
-    def closure():
-        opt.zero_grad(set_to_none=True)
-        loss = f(x)
-        loss.backward()
-        return loss
-
+    _, opt, closure = _optimiser(x0, f, history_size=50)
     for _ in range(3):
         opt.step(closure)
     torch.Tensor.__float__ = counting
@@ -90,15 +88,7 @@ def test_bf16_history_still_converges():
 
 def test_the_first_step_moves_the_largest_element_by_first_step():
     x0, f = _problem(3)
-    x = x0.clone().requires_grad_(True)
-    opt = LBFGS([x], first_step=0.05)
-
-    def closure():
-        opt.zero_grad(set_to_none=True)
-        loss = f(x)
-        loss.backward()
-        return loss
-
+    x, opt, closure = _optimiser(x0, f, first_step=0.05)
     opt.step(closure)
     assert float((x.detach() - x0).abs().max()) == pytest.approx(0.05, rel=1e-5)
 
@@ -116,14 +106,7 @@ def test_the_safeguard_takes_back_every_step_that_raises_the_loss():
 
 def test_the_safeguard_keeps_one_read_an_iteration_when_no_step_is_taken_back():
     x0, f = _problem(1)  # (no rise on this one)
-    x = x0.clone().requires_grad_(True)
-    opt = LBFGS([x], history_size=50, first_step=0.05, backtrack=8)
-
-    def closure():
-        opt.zero_grad(set_to_none=True)
-        loss = f(x)
-        loss.backward()
-        return loss
+    _, opt, closure = _optimiser(x0, f, history_size=50, first_step=0.05, backtrack=8)
 
     for _ in range(3):
         opt.step(closure)

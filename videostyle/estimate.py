@@ -30,7 +30,7 @@ import math
 import statistics
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -361,3 +361,32 @@ class Estimating(Reporter):
 def sum_levels_before(it: STIterate) -> int:
     """Iterations of the coarser pyramid levels done before ``it``'s level (planned as equal)."""
     return it.level * it.iterations
+
+
+def replay(lines: Iterable[str], est: Estimating, now: list[float],
+           before_frame: Callable[[Estimating, RenderPlan | None], None] | None = None) -> float:
+    """A render's ``--progress-file`` (its JSON lines) through ``est`` again, on the clock the
+    events were written at: ``now[0]`` is each event's time as it is fed (``est``'s clock should
+    read it). The events ``est`` makes itself (``estimate``, ``progress``) are left out; the rest
+    go in as the render sent them. ``before_frame`` is called before each frame event (a check
+    can hand in a scan there). Returns the real total: the last event's time."""
+    import json
+
+    plan: RenderPlan | None = None
+    for line in lines:
+        e = json.loads(line)
+        now[0] = e.pop("t")
+        kind = e.pop("event")
+        if kind == "begin":
+            est.begin(e["total"], e["input"])
+        elif kind == "plan":
+            plan = RenderPlan(**{**e, "size": tuple(e["size"]), "motion": tuple(e.get("motion", ())),
+                                 "cuts": tuple(e.get("cuts", ()))})
+            est.plan(plan)
+        elif kind == "iterate":
+            est.iterate(STIterate(**{**e, "size": tuple(e["size"]), "loss": e["loss"] or float("nan")}))
+        elif kind == "frame":
+            if before_frame is not None:
+                before_frame(est, plan)
+            est.frame(FrameDone(**{**e, "loss": e["loss"] or float("nan")}))
+    return now[0]
