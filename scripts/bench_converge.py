@@ -2,8 +2,10 @@
 """The default optimiser on a corpus of real contents and styles: does it reach its iterations
 without diverging or restarting, and how fast does it get there?
 
-Each case (content x style x size) runs with the optimiser as it is (``now``) and with L-BFGS as
-torch takes its steps (``torch``: first step ``1/|g|_1``, no step back), one after the other.
+Each case (content x style x size) runs with the optimiser as it is (``now``: torch's first
+step, a rising step taken back), with L-BFGS as torch takes its steps (``torch``: first step
+``1/|g|_1``, no step back), and with a first step that moves the largest pixel by 2/255 and the
+step back, one after the other.
 Per case: iterations reached, restarts, steps taken back, the final loss, seconds, and the
 iterations ``now`` takes to reach the loss ``torch`` ended at, with its network evaluations (an
 iteration is one, a step taken back one more) as a ratio to torch's: the time to a given loss,
@@ -32,7 +34,8 @@ MEDIA = Path(__file__).resolve().parents[1].parent / "shared/media"
 CONTENTS = {"astronaut": "content/astronaut.png", "chelsea": "content/chelsea.png",
             "bunny": "video/bunny_640x360_24fps_aac.mp4", "bikes": "video/bikes_640x272_noaudio.mp4"}
 STYLES = ("starry_night", "the_scream", "great_wave", "shipwreck")
-VARIANTS = {"torch": (None, 0), "now": (runners.FIRST_STEP, runners.BACKTRACK)}
+VARIANTS = {"torch": (None, 0), "now": (runners.FIRST_STEP, runners.BACKTRACK),
+            "first step 2/255": (2.0 / 255, runners.BACKTRACK)}
 
 
 def content(name: str) -> np.ndarray:

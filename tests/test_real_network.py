@@ -110,10 +110,9 @@ def _raw_scale_stylizer(vgg, monkeypatch):
 
 
 def test_a_contrived_scale_converges_without_a_restart(vgg, monkeypatch):
-    """The raw-scale objective (Gram term ~1e13), on which L-BFGS with torch's first step (a move
-    of 1/|g|_1, a hundredth of a grey level) and no safeguard explodes at its fourth iteration:
-    the default optimiser's first step and its step back on a rise reach every iteration
-    without a restart, and the loss falls all the way."""
+    """The raw-scale objective (Gram term ~1e13), on which L-BFGS as torch steps (no safeguard)
+    explodes at its fourth iteration: the default optimiser takes that step back and reaches
+    every iteration without a restart, and the loss falls all the way."""
     st, notes = _raw_scale_stylizer(vgg, monkeypatch)
     seen: list[STIterate] = []
     res = st.stylize(smooth_frame(), callback=seen.append)

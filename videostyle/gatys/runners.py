@@ -39,9 +39,14 @@ class Stylizer(Protocol):
 # without a line search can take a huge step when its curvature estimate is off).
 EXPLODE = 10.0
 
-# L-BFGS's safeguards (videostyle.gatys.lbfgs): its first step moves the largest pixel by this much
-# (of the [0, 1] range), and a step whose loss rises is taken back up to this many times.
-FIRST_STEP = 2.0 / 255
+# L-BFGS's safeguards (videostyle.gatys.lbfgs): a step whose loss rises is taken back up to
+# BACKTRACK times. FIRST_STEP (a first step that moves the largest pixel by that much of the
+# [0, 1] range; None: torch's 1/|g|_1) stays torch's: a first step of 2/255 reached lower losses
+# on real frames (docs/benchmarks.md), but with the few iterations of a chain's fresh start it
+# moved that frame away from its warm-started neighbours (a seam that flickered, tests/
+# test_parallel.py), and it turns the gradient's float-order differences into visible steps. The
+# step back alone recovers the step that a noise-scaled first pair throws out of the basin.
+FIRST_STEP: float | None = None
 BACKTRACK = 8
 
 
