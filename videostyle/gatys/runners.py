@@ -44,8 +44,9 @@ EXPLODE = 10.0
 # [0, 1] range; None: torch's 1/|g|_1) stays torch's: a first step of 2/255 reached lower losses
 # on real frames (docs/benchmarks.md), but with the few iterations of a chain's fresh start it
 # moved that frame away from its warm-started neighbours (a seam that flickered in
-# tests/test_parallel.py), and it turns the gradient's float-order differences into visible steps. The
-# step back alone recovers the step that a noise-scaled first pair throws out of the basin.
+# tests/test_parallel.py), and it turns the gradient's float-order differences into visible
+# steps. The step back alone recovers the step that a noise-scaled first pair throws out of the
+# basin.
 FIRST_STEP: float | None = None
 BACKTRACK = 8
 
