@@ -341,12 +341,12 @@ class Estimating(Reporter):
         done_it, planned = self.it_in_frame
         part = min(done_it / planned, 0.999) if planned else 0.0
         total = self.plan_.frames if self.plan_ is not None else None
-        return Progress(self.frames_done + part, total, self._shown_left(now), now - self.t0, self._left(now))
-
-    def _shown_left(self, now: float) -> float | None:
-        """The time left as the bar shows it: the model's total followed through a lag of
-        ``SMOOTHING`` seconds, less the time elapsed."""
         left = self._left(now)
+        return Progress(self.frames_done + part, total, self._shown_left(now, left), now - self.t0, left)
+
+    def _shown_left(self, now: float, left: float | None) -> float | None:
+        """The time left as the bar shows it: the model's total (elapsed plus ``left``) followed
+        through a lag of ``SMOOTHING`` seconds, less the time elapsed."""
         if left is None:
             return None
         total = (now - self.t0) + left

@@ -340,10 +340,7 @@ class _StudioServer:
 
             def handle_exit(self, sig: int, frame: typing.Any) -> None:
                 self.signal = sig
-                studio.stopping.set()
-                for job in list(studio.jobs.values()):
-                    if job.state in ("queued", "running"):
-                        job.cancel.set()
+                studio.stop_renders()
                 super().handle_exit(sig, frame)
 
         return Server(config)

@@ -109,23 +109,19 @@ def pick_runtime(runtime: str, device: str) -> tuple[str, str]:
         ort_cuda = False
     if dev != "cpu" and not ort_cuda:
         return "torch", dev
-    if dev == "cpu" and compiled_ready():
+    if dev == "cpu" and compiled_status() == "ready":
         return "compiled", "cpu"
     return "onnxruntime", "cpu"
 
 
-def compiled_ready() -> bool:
-    """Whether the compiled network can run here now: it can be built, and it is."""
+def compiled_status() -> str | None:
+    """The compiled network here: ``ready`` (its package is built), ``pending`` (it can be built
+    and is not yet), or None (it cannot be built here)."""
     from videostyle.fast import compiled
 
-    return compiled.unavailable() is None and compiled.ready(model_bytes("arbitrary_transform.onnx"))
-
-
-def compiled_pending() -> bool:
-    """Whether the compiled network can be built here but is not yet."""
-    from videostyle.fast import compiled
-
-    return compiled.unavailable() is None and not compiled.ready(model_bytes("arbitrary_transform.onnx"))
+    if compiled.unavailable() is not None:
+        return None
+    return "ready" if compiled.ready(model_bytes("arbitrary_transform.onnx")) else "pending"
 
 
 def _ramp(n: int, overlap: int, first: bool, last: bool) -> np.ndarray:
@@ -157,7 +153,8 @@ class FastStylizer:
         once (the compiled runtime starts a process for each); ``notice``: one-line messages
         for the user (the compiled network's one-time build, a fallback)."""
         self.runtime, self.torch_device = pick_runtime(runtime, device)
-        if runtime == "auto" and self.torch_device == "cpu" and self.runtime == "onnxruntime" and compiled_pending():
+        if (runtime == "auto" and self.torch_device == "cpu" and self.runtime == "onnxruntime"
+                and compiled_status() == "pending"):
             # The build takes about a minute of every core: this render does not wait for it.
             from videostyle.device import cache_dir
             from videostyle.fast.compiled import build_in_background

@@ -28,11 +28,14 @@ class LBFGS(torch.optim.Optimizer):
     last step's curvature pair into the history, and move along the two-loop direction with step
     ``lr``.
 
-    Two departures from ``torch.optim.LBFGS`` (``max_iter=1``, no line search), both off with
-    ``first_step=None, backtrack=0``, which gives torch's iterates:
+    Departures from ``torch.optim.LBFGS`` (``max_iter=1``, no line search); with
+    ``first_step=None, backtrack=0`` its iterates are torch's as long as no curvature pair is
+    rejected:
 
-    - **The first step** (and any step taken without a curvature pair) moves the largest element
-      by ``first_step``; torch scales it by ``1/|g|_1``, which on an image is a move of about
+    - **A step taken without a curvature pair** (the first pair rejected) is scaled as a first
+      step is; torch takes it at ``lr`` in gradient units, unscaled by any curvature.
+    - **The first step** (``first_step``, off by default) moves the largest element by that
+      much; torch scales it by ``1/|g|_1``, which on an image is a move of about
       ``1/numel`` per element. On the stylizer's image (elements in [0, 1], the network fed
       0-255 pixels) that is a hundredth of a grey level: under bf16 autocast the network's input
       does not change, the first curvature pair is rounding noise, and the second step, scaled

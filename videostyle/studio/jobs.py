@@ -375,11 +375,16 @@ class Studio:
             job.finished_at = time.time()
             self.publish({"type": "job", "job": job.public()})
 
-    def stop(self, timeout: float = 60.0) -> None:
-        """Stop the running render as Ctrl-C does (its frames kept, resumable) and the queue."""
+    def stop_renders(self) -> None:
+        """End the event streams and stop the running render as Ctrl-C does (its frames kept,
+        resumable) and the queued ones; returns at once (a signal handler calls it)."""
         self.stopping.set()
-        for job in self.jobs.values():
+        for job in list(self.jobs.values()):
             if job.state in ("queued", "running"):
                 job.cancel.set()
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """``stop_renders``, then end the queue's worker (waiting up to ``timeout``)."""
+        self.stop_renders()
         self.queue.put(None)
         self.worker.join(timeout)
