@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from videostyle.errors import ConfigError
+from videostyle.io.limits import MAX_PIXELS
 from videostyle.yaml_lists import keyframe_list, painting_list, region_list, suggest
 
 
@@ -189,6 +190,8 @@ class RenderConfig:
     cuda_graphs: bool = opt(False, "CUDA: replay the Adam iteration from a captured CUDA graph")
     chunk_frames: int = opt(240, "video: frames per encoded chunk of the work folder", lo=1)
     preview_every: int = opt(0, "write a preview PNG every N frames (0 = off)", lo=0)
+    max_pixels: int = opt(MAX_PIXELS, "largest picture an input may declare, in pixels, checked from its header "
+                          "before decoding (default 100 megapixels: 8K video is 33)", lo=1)
 
 
 @dataclass(frozen=True)

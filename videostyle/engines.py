@@ -100,7 +100,7 @@ def random_model_notice(cfg: Config, notice: Callable[[str], None]) -> None:
 def load_styles(cfg: Config) -> list[np.ndarray]:
     if not cfg.style.images:
         raise ConfigError("no style image given; pass --style IMAGE")
-    return [read_image(p, "style image") for p in style_paths(cfg.style.images)]
+    return [read_image(p, "style image", cfg.render.max_pixels) for p in style_paths(cfg.style.images)]
 
 
 def first_init(cfg: Config) -> str | np.ndarray:
@@ -109,7 +109,7 @@ def first_init(cfg: Config) -> str | np.ndarray:
         return cfg.optim.init
     if not cfg.optim.init_image:
         raise ConfigError("--init image needs --init-image PATH")
-    return read_image(cfg.optim.init_image, "init image")
+    return read_image(cfg.optim.init_image, "init image", cfg.render.max_pixels)
 
 
 def stylizer_settings(cfg: Config) -> dict[str, object]:
@@ -176,7 +176,7 @@ def build_stylizer(cfg: Config, styles: list[np.ndarray], notice: Callable[[str]
 
 def load_region_styles(cfg: Config) -> list[np.ndarray]:
     """The style images --mask MASK=STYLE names, in their slots' order."""
-    return [read_image(p, "region style image") for p in region_style_images(cfg.style.masks)]
+    return [read_image(p, "region style image", cfg.render.max_pixels) for p in region_style_images(cfg.style.masks)]
 
 
 def build_regions(cfg: Config) -> Regions | None:

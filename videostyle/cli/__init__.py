@@ -150,6 +150,9 @@ def _studio_parser(sub: typing.Any) -> None:
                     help="listen on this address (default 127.0.0.1: this machine only)")
     st.add_argument("--port", metavar="N", type=int, default=0, help="port (default: a free one)")
     st.add_argument("--max-upload", metavar="MB", type=int, default=2048, help="largest upload (default 2048 MB)")
+    st.add_argument("--max-storage", metavar="MB", type=int, default=10240,
+                    help="all uploads together (default 10240 MB; 0 = no bound): the oldest that no render needs "
+                         "are removed to make room")
     st.add_argument("--no-browser", action="store_true", help="print the address without opening a browser")
     st.add_argument("--config", metavar="PATH", help="YAML config file for the studio's defaults")
     add_config_flags(st)

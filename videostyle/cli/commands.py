@@ -290,7 +290,9 @@ def cmd_studio(ns: argparse.Namespace) -> int:
 
     base = resolve_config(ns)
     folder = Path(ns.folder)
-    studio = Studio(folder, base, ns.max_upload << 20)
+    if ns.max_upload < 1 or ns.max_storage < 0:
+        raise ConfigError("--max-upload must be 1 MB or more, and --max-storage 0 (no bound) or more")
+    studio = Studio(folder, base, ns.max_upload << 20, ns.max_storage << 20)
     token = secrets.token_urlsafe(24)
     sock = socket.socket(socket.AF_INET6 if ":" in ns.host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -45,7 +45,7 @@ FLAG_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
                            "pyramid_scale", "tolerance", "tolerance_window", "tile", "tile_margin")),
     ("fast engine options", ("fast_strength", "fast_blend", "refine_iterations")),
     ("output options", ("preset", "output_size", "even", "preview_every")),
-    ("input options", ("fps", "fill_gaps", "start_number", "audio", "strict", "hdr")),
+    ("input options", ("fps", "fill_gaps", "start_number", "audio", "strict", "hdr", "max_pixels")),
     ("model options", ("model", "weights", "weights_format", "pooling", "content_layers", "style_layers",
                        "layer_weights")),
     ("expert: optical flow", ("flow", "flow_scale", "pyr_scale", "levels", "winsize", "flow_iterations", "poly_n",

@@ -9,8 +9,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from videostyle.io import durable
 from videostyle.errors import InputError, OutputError
+from videostyle.io import durable
+from videostyle.io.limits import MAX_PIXELS, check_image
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
@@ -19,13 +20,15 @@ def is_image_path(path: str | os.PathLike[str]) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTS
 
 
-def read_image(path: str | os.PathLike[str], what: str = "image") -> np.ndarray:
-    """Read an image file as (H, W, 3) RGB uint8; alpha is dropped, 16-bit scaled down."""
+def read_image(path: str | os.PathLike[str], what: str = "image", max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Read an image file as (H, W, 3) RGB uint8; alpha is dropped, 16-bit scaled down. A file
+    whose header declares more than ``max_pixels`` is refused before it is decoded."""
     p = Path(path)
     if not p.exists():
         raise InputError(f"{what} {p} does not exist")
     if p.is_dir():
         raise InputError(f"{what} {p} is a directory, not an image file")
+    check_image(p, max_pixels, what)
     data = np.fromfile(str(p), dtype=np.uint8)
     img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if img is None:
@@ -43,9 +46,10 @@ def read_image(path: str | os.PathLike[str], what: str = "image") -> np.ndarray:
     return np.ascontiguousarray(img)
 
 
-def read_alpha(path: str | os.PathLike[str]) -> np.ndarray | None:
+def read_alpha(path: str | os.PathLike[str], max_pixels: int = MAX_PIXELS) -> np.ndarray | None:
     """An image file's alpha channel as (H, W) float32 in [0, 1], or None when it has none (or
     one that is opaque everywhere)."""
+    check_image(path, max_pixels, "image")
     data = np.fromfile(str(path), dtype=np.uint8)
     img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if img is None or img.ndim != 3 or img.shape[2] != 4:

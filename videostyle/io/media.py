@@ -20,6 +20,7 @@ import numpy as np
 from videostyle.errors import ConfigError, InputError
 from videostyle.io import colour, sequence as seqs
 from videostyle.io.colour import Picture
+from videostyle.io.limits import MAX_PIXELS, check_pixels
 from videostyle.io.sequence import Sequence
 
 Warn = Callable[[str], None]
@@ -113,17 +114,20 @@ def _stream_info(s: Any) -> StreamInfo:
     return StreamInfo(s.index, s.type, s.codec_context.name, md.get("language"), md.get("title"))
 
 
-def probe(path: str | os.PathLike[str], *, fps: float = 24.0, fill_gaps: str = "refuse") -> VideoInfo:
+def probe(path: str | os.PathLike[str], *, fps: float = 24.0, fill_gaps: str = "refuse",
+          max_pixels: int = MAX_PIXELS) -> VideoInfo:
     """Read a video's header: size, rotation, rate, timing and its other streams. An image
-    sequence (``sequence.is_sequence``) is resolved into its files, at ``fps`` frames a second."""
+    sequence (``sequence.is_sequence``) is resolved into its files, at ``fps`` frames a second.
+    A frame size over ``max_pixels`` is refused from the header, before a frame is decoded."""
     p = Path(path)
     if seqs.is_sequence(p):
-        return _probe_sequence(p, Fraction(fps).limit_denominator(1001), fill_gaps)
+        return _probe_sequence(p, Fraction(fps).limit_denominator(1001), fill_gaps, max_pixels)
     with open_input(p) as c:
         v = _main_video_stream(c, p)
         cc = v.codec_context
         if not cc.width or not cc.height:
             raise InputError(f"input {p}: the video stream has no frame size (corrupt header?)")
+        check_pixels(cc.width, cc.height, max_pixels, "input", p)
         first = next((f for f in _decode(c, v, p, lambda m: None) if not isinstance(f, Lost)), None)
         rotation = int(first.rotation or 0) if first is not None else 0
         w, h = cc.width, cc.height
@@ -150,9 +154,9 @@ def _tag(tags: list[dict[str, str]], key: str) -> str | None:
     return next((t[key] for t in tags if t.get(key)), None)
 
 
-def _probe_sequence(p: Path, fps: Fraction, fill_gaps: str) -> VideoInfo:
+def _probe_sequence(p: Path, fps: Fraction, fill_gaps: str, max_pixels: int) -> VideoInfo:
     seq = seqs.resolve(p, fill_gaps)
-    w, h, pic = seqs.first_picture(seq)
+    w, h, pic = seqs.first_picture(seq, max_pixels)
     n = len(seq.files)
     return VideoInfo(path=p, width=w, height=h, rotation=0, fps=fps, time_base=1 / fps, frames=n,
                      duration=n / float(fps), start_time=0.0, video_index=0, sequence=seq, picture=pic)

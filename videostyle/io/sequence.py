@@ -26,6 +26,7 @@ import numpy as np
 
 from videostyle.errors import InputError
 from videostyle.io import colour
+from videostyle.io.limits import MAX_PIXELS, check_pixels
 
 SEQUENCE_EXTS = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".exr", ".dpx"}
 PRINTF = re.compile(r"%(0?)(\d*)d")  # a frame-number field: %d, %04d
@@ -137,12 +138,14 @@ def _name_for(example: Path, number: int, missing: int) -> str:
                                  + example.suffix))
 
 
-def decode(path: Path, srgb: bool = False) -> av.VideoFrame:
+def decode(path: Path, srgb: bool = False, max_pixels: int = MAX_PIXELS) -> av.VideoFrame:
     """One image file's picture, decoded by FFmpeg: OpenEXR as the linear floats it holds, or
-    (``srgb``) through the sRGB transfer in the decoder (``apply_trc``: the same transfer, in C)."""
+    (``srgb``) through the sRGB transfer in the decoder (``apply_trc``: the same transfer, in C).
+    A header that declares more than ``max_pixels`` is refused before the picture is decoded."""
     try:
         with av.open(str(path), metadata_errors="ignore") as c:
             stream = c.streams.video[0]
+            check_pixels(stream.codec_context.width, stream.codec_context.height, max_pixels, "input", path)
             if srgb and stream.codec_context.name == "exr":
                 stream.codec_context.options = {"apply_trc": "iec61966_2_1"}
             for frame in c.decode(stream):
@@ -199,10 +202,10 @@ def _last_before(seq: Sequence, pos: int, srgb: bool, view: colour.Picture) -> t
     raise InputError(f"input {seq.spec}: no frame before the gap at number {seq.first_number + pos}")
 
 
-def first_picture(seq: Sequence) -> tuple[int, int, colour.Picture]:
+def first_picture(seq: Sequence, max_pixels: int = MAX_PIXELS) -> tuple[int, int, colour.Picture]:
     """(width, height, Picture) of the sequence's first file."""
     f = seq.existing[0]
-    frame = decode(f)
+    frame = decode(f, max_pixels=max_pixels)
     return frame.width, frame.height, picture_of(f, frame)
 
 

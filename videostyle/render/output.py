@@ -115,7 +115,7 @@ def plan_pipe(inp: Path, fmt: str, cfg: Config, notice: Warn = lambda m: None) -
 def probe_input(inp: Path, cfg: Config) -> VideoInfo:
     """The input's header: a video file's, or an image sequence's at ``--fps``."""
     r = cfg.render
-    return probe(inp, fps=r.fps, fill_gaps=r.fill_gaps)
+    return probe(inp, fps=r.fps, fill_gaps=r.fill_gaps, max_pixels=r.max_pixels)
 
 
 def _audio(inp: Path, info: VideoInfo, cfg: Config) -> Path | None:

@@ -66,10 +66,10 @@ class PaintRender:
                                        self.job.span.start)
         self.painted = sorted(self.paintings)
         h, w = self.job.stylized
-        self.pictures = {i: cv2.resize(read_image(p.image, "painting"), (w, h), interpolation=cv2.INTER_AREA)
+        self.pictures = {i: cv2.resize(read_image(p.image, "painting", cfg.render.max_pixels), (w, h), interpolation=cv2.INTER_AREA)
                          for i, p in self.paintings.items()}
         # A painting's alpha marks what was painted (None: all of it).
-        alphas = {i: read_alpha(p.image) for i, p in self.paintings.items()}
+        alphas = {i: read_alpha(p.image, cfg.render.max_pixels) for i, p in self.paintings.items()}
         self.covers = {i: None if a is None else cv2.resize(a, (w, h), interpolation=cv2.INTER_AREA)
                        for i, a in alphas.items()}
         self.keyframes: dict[int, np.ndarray] = {}

@@ -37,7 +37,7 @@ def render_image(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: 
     """Stylize one image file into ``out``."""
     reporter = reporter or Reporter()
     inp, out = Path(inp), Path(out)
-    content_full = read_image(inp, "input image")
+    content_full = read_image(inp, "input image", cfg.render.max_pixels)
     if not is_image_path(out):
         raise OutputError(f"output {out}: an image input needs an image output (.png or .jpg)")
     check_output(inp, out, overwrite)

@@ -97,14 +97,14 @@ def preview(inp: Path, out: Path, cfg: C.Config, combos: list[tuple[Variation, C
     if image and frames > 1:
         raise ConfigError("--frames renders a strip of a video; an image previews one frame")
     if not image:
-        info = probe(inp, fps=cfg.render.fps, fill_gaps=cfg.render.fill_gaps)
+        info = probe(inp, fps=cfg.render.fps, fill_gaps=cfg.render.fill_gaps, max_pixels=cfg.render.max_pixels)
         if info.duration is not None and at >= info.duration:
             raise ConfigError(f"--at {at:g} is past the end of {inp} ({info.duration:.2f} s)")
     rows = []
     for k, (var, vcfg) in enumerate(combos, 1):
         reporter.notice(f"preview {k}/{len(combos)}: {var.label}")
         if image:
-            tiles = [_one(read_image(inp, "input image"), vcfg, reporter)]
+            tiles = [_one(read_image(inp, "input image", cfg.render.max_pixels), vcfg, reporter)]
         elif frames == 1:
             fr = next(iter(Span(at, 0.0, 1).frames(inp, info=info)), None)
             if fr is None:

@@ -19,7 +19,7 @@ from starlette.routing import Route
 
 from videostyle.errors import VideostyleError
 from videostyle.studio.jobs import Studio
-from videostyle.studio.media import UploadError
+from videostyle.studio.receive import Refused, receive_upload
 
 STATIC = {"app.js": "text/javascript", "app.css": "text/css"}
 TOKEN_HEADER = "x-videostyle-token"
@@ -75,7 +75,8 @@ class Handlers:
         kind = request.query_params.get("kind", "")
         if kind not in ("clip", "style"):
             return _error("the upload's kind must be clip or style (?kind=clip or ?kind=style)")
-        length = int(request.headers.get("content-length") or 0)
+        declared = request.headers.get("content-length", "")
+        length = int(declared) if declared.isdigit() else 0
         if length > self.studio.uploads.limit + (1 << 16):
             # Read the body to its end (keeping none of it) before answering: a server that answers
             # and closes while the client is still sending leaves the client a broken pipe instead of
@@ -85,19 +86,10 @@ class Handlers:
             return _error(f"the upload is larger than the studio's limit ({self.studio.uploads.limit >> 20} MiB; "
                           "start it with --max-upload MB)", 413)
         try:
-            form = await request.form(max_files=1, max_fields=4)
-        except Exception:
-            return _error("the upload is not a multipart form with a file")
-        f = form.get("file")
-        if f is None or isinstance(f, str):
-            return _error("the upload has no file")
-        try:
-            item = await asyncio.to_thread(self.studio.uploads.save, f.filename or "upload", kind, f.file)
-        except UploadError as exc:
-            return _error(str(exc), 413 if "upload limit" in str(exc) else 400)
-        finally:
-            await f.close()
-        self.studio.publish({"type": "upload", "item": item.public()})
+            item = await receive_upload(request, self.studio.uploads, kind)
+        except Refused as exc:
+            return _error(str(exc), exc.status)
+        self.studio.uploaded(item)
         return JSONResponse(item.public())
 
     async def frame(self, request: Request) -> Response:

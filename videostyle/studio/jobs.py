@@ -26,6 +26,7 @@ from videostyle.render.preview import PREVIEW_ITERATIONS, PREVIEW_SIZE
 from videostyle.render.pipeline import render_image, render_video
 from videostyle.report import FrameDone, Reporter, STIterate
 from videostyle.studio.media import Item, Uploads
+from videostyle.studio.store import Record
 
 # The page's everyday settings and the config fields they fill.
 SETTINGS = {"method": "fast.method", "style_strength": "style.strength", "size": "optim.size",
@@ -105,6 +106,35 @@ class Job:
     cancel: threading.Event = field(default_factory=threading.Event)
     finished_at: float | None = None
     in_queue: bool = False  # put in the queue and not yet taken: resuming it must not put it twice
+
+    def record(self) -> dict[str, Any]:
+        """What the studio's record keeps of it: enough to list it again and to resume it."""
+        return {"id": self.id, "clip": self.clip.id, "styles": [s.id for s in self.styles], "over": self.over,
+                "output": self.output.name, "state": self.state, "done": self.done, "total": self.total,
+                "error": self.error, "notices": self.notices[-5:], "finished_at": self.finished_at}
+
+    @classmethod
+    def from_record(cls, rec: dict[str, Any], uploads: Uploads, outputs: Path) -> Job | None:
+        """The render a record describes, or None when its uploads are gone or it is not one. A
+        render that was queued or running when the studio stopped comes back cancelled: its
+        frames are in its work folder, and resume goes on from them."""
+        try:
+            clip = uploads.get(str(rec["clip"]), "clip")
+            styles = [uploads.get(str(s), "style") for s in rec["styles"]]
+            over = dict(rec["over"])
+            cfg = C.apply(C.Config(), over, "the studio's record")
+            output = outputs / str(rec["output"])
+            if output.parent != outputs or rec["state"] not in MOVES:
+                return None
+            job = cls(str(rec["id"]), clip, styles, cfg, output, over, state=str(rec["state"]),
+                      done=float(rec.get("done") or 0.0), total=rec.get("total"), error=str(rec.get("error") or ""),
+                      notices=[str(n) for n in rec.get("notices") or []], finished_at=rec.get("finished_at"))
+        except (KeyError, TypeError, ValueError, VideostyleError):
+            return None
+        if job.state in ("queued", "running"):
+            job.state = "cancelled"
+            job.notices.append("stopped when the studio stopped: resume it to go on from its finished frames")
+        return job
 
     def move(self, to: str) -> None:
         """The state ``to``, where ``MOVES`` allows it from the state now; else StateError."""
@@ -192,14 +222,23 @@ class JobReporter(Reporter):
 class Studio:
     """The studio's state: uploads, outputs, previews and the render queue."""
 
-    def __init__(self, folder: Path, base: C.Config, upload_limit: int) -> None:
+    def __init__(self, folder: Path, base: C.Config, upload_limit: int, storage: int = 0) -> None:
         self.folder, self.base = folder, base
-        self.uploads = Uploads(folder / "uploads", upload_limit)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.record = Record(folder)
+        earlier = self.record.load()
+        self.uploads = Uploads(folder / "uploads", upload_limit, storage, base.render.max_pixels,
+                               in_use=self._in_use, removed=self._removed)
+        self.uploads.restore(earlier["uploads"])
         self.outputs = folder / "outputs"
         self.outputs.mkdir(parents=True, exist_ok=True)
         self.previews = folder / "previews"
         self.previews.mkdir(exist_ok=True)
         self.jobs: dict[str, Job] = {}
+        for rec in earlier["jobs"]:
+            job = Job.from_record(rec, self.uploads, self.outputs)
+            if job is not None and job.id not in self.jobs:
+                self.jobs[job.id] = job
         self.lock = threading.Lock()  # the jobs' states and their places in the queue
         self.stopping = threading.Event()  # set when the studio stops: the event streams end
         self.events: list[dict[str, Any]] = []
@@ -209,6 +248,26 @@ class Studio:
         self.preview_gen = 0
         self.worker = threading.Thread(target=self._work, name="videostyle-studio-renders", daemon=True)
         self.worker.start()
+
+    # -- the record and the uploads ----------------------------------------------------------------
+
+    def save(self) -> None:
+        """The record, written now (after each upload, and each render's move)."""
+        with self.lock:
+            jobs = [j.record() for j in self.jobs.values()]
+        self.record.save([i.record() for i in list(self.uploads.items.values())], jobs)
+
+    def uploaded(self, item: Item) -> None:
+        self.save()
+        self.publish({"type": "upload", "item": item.public()})
+
+    def _in_use(self) -> set[str]:
+        """The uploads a render may still read: those of renders not yet done."""
+        return {i.id for j in list(self.jobs.values()) if j.state != "done" for i in (j.clip, *j.styles)}
+
+    def _removed(self, item: Item) -> None:
+        self.save()
+        self.publish({"type": "removed", "id": item.id, "kind": item.kind})
 
     # -- events --------------------------------------------------------------------------------
 
@@ -292,9 +351,10 @@ class Studio:
         cfg, over = self.config(styles, settings)
         over["render.preview_every"] = 1  # the page shows the latest finished frame
         cfg = C.apply(cfg, {"render.preview_every": 1}, "the studio")
-        n = len(self.jobs) + 1
-        job = Job(f"r{n}", clip, styles, cfg, self._free_output(clip, styles[0]), over)
-        self.jobs[job.id] = job
+        with self.lock:
+            n = 1 + max((int(j[1:]) for j in self.jobs if re.fullmatch(r"r\d+", j)), default=0)
+            job = Job(f"r{n}", clip, styles, cfg, self._free_output(clip, styles[0]), over)
+            self.jobs[job.id] = job
         self._enqueue(job)
         return job
 
@@ -313,6 +373,7 @@ class Studio:
             if not job.in_queue:  # (a cancelled render still waiting in the queue is not put twice)
                 job.in_queue = True
                 self.queue.put(job)
+        self.save()
         self.publish({"type": "job", "job": job.public()})
 
     def cancel(self, job_id: str) -> Job:
@@ -323,6 +384,7 @@ class Studio:
             job.cancel.set()
             if job.state == "queued":
                 job.move("cancelled")
+        self.save()
         self.publish({"type": "job", "job": job.public()})
         return job
 
@@ -348,11 +410,16 @@ class Studio:
                 return
             with self.lock:
                 job.in_queue = False
-                if job.state == "queued" and job.cancel.is_set():  # the studio is stopping
+                stopped = job.state == "queued" and job.cancel.is_set()  # the studio is stopping
+                if stopped:
                     job.move("cancelled")
-                if job.state != "queued":  # cancelled while it waited
-                    continue
-                job.move("running")
+                elif job.state == "queued":
+                    job.move("running")
+            self.save()
+            if job.state != "running":  # cancelled while it waited
+                if stopped:
+                    self.publish({"type": "job", "job": job.public()})
+                continue
             self.publish({"type": "job", "job": job.public()})
             try:
                 reporter = Estimating(JobReporter(job, self.publish))
@@ -373,6 +440,7 @@ class Studio:
                 job.move("failed")
                 job.error = f"render failed: {exc}"
             job.finished_at = time.time()
+            self.save()
             self.publish({"type": "job", "job": job.public()})
 
     def stop_renders(self) -> None:

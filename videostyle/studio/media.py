@@ -4,17 +4,21 @@ id only, so that no path from a request is ever opened."""
 
 from __future__ import annotations
 
+import re
 import secrets
 import threading
-from dataclasses import dataclass, field
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import av
 import numpy as np
 
 from videostyle.errors import VideostyleError
 from videostyle.io.images import read_image
+from videostyle.io.limits import MAX_PIXELS, check_pixels, header_size
 from videostyle.io.media import VideoInfo, probe, read_frames
 
 CLIP_EXTS = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".wmv", ".ogv", ".ogg", ".m4v", ".mxf", ".ts", ".mts"}
@@ -39,18 +43,99 @@ class Item:
     fps: float | None = None
     duration: float | None = None
     still: bool = False  # an image given as the content (rendered as an image)
+    size: int = 0  # bytes on disk
+    added: float = 0.0  # when it arrived (time.time())
     info: VideoInfo | None = field(default=None, compare=False, repr=False)  # a clip's probe, for its frames
 
     def public(self) -> dict[str, object]:
         return {"id": self.id, "kind": self.kind, "name": self.name, "width": self.width, "height": self.height,
-                "frames": self.frames, "fps": self.fps, "duration": self.duration, "still": self.still}
+                "frames": self.frames, "fps": self.fps, "duration": self.duration, "still": self.still,
+                "size": self.size}
+
+    def record(self) -> dict[str, object]:
+        """What the studio's record keeps of it (its file by name inside the uploads folder)."""
+        return {**self.public(), "file": self.path.name, "added": self.added}
+
+    @classmethod
+    def from_record(cls, folder: Path, rec: dict[str, Any]) -> Item | None:
+        """The upload a record describes, or None when its file is gone or the record is not one."""
+        try:
+            path = folder / str(rec["file"])
+            if path.parent != folder or not re.fullmatch(r"[0-9a-f]{16}\.[a-z0-9]{2,5}", path.name):
+                return None
+            if not path.is_file():
+                return None
+            return cls(str(rec["id"]), str(rec["kind"]), display_name(str(rec["name"])), path, int(rec["width"]),
+                       int(rec["height"]), rec.get("frames"), rec.get("fps"), rec.get("duration"),
+                       bool(rec.get("still")), path.stat().st_size, float(rec.get("added") or 0.0))
+        except (KeyError, TypeError, ValueError):
+            return None
+
+
+class Incoming:
+    """An upload as it arrives: each piece is counted against the upload limit and the storage
+    limit before it is written, so that nothing past either reaches the disk; written to a
+    hidden part file, renamed and checked by ``finish``."""
+
+    def __init__(self, uploads: Uploads, name: str, kind: str) -> None:
+        if kind not in ("clip", "style"):
+            raise UploadError(f"upload kind must be clip or style, not {kind!r}")
+        self.uploads, self.kind, self.name = uploads, kind, display_name(name)
+        ext = Path(self.name).suffix.lower()
+        allowed = CLIP_EXTS | IMAGE_EXTS if kind == "clip" else IMAGE_EXTS
+        if ext not in allowed:
+            raise UploadError(f"{self.name}: a {kind} must be one of {', '.join(sorted(allowed))}")
+        self.id = secrets.token_hex(8)
+        self.path = uploads.folder / f"{self.id}{ext}"
+        self.tmp = self.path.with_name(f".{self.path.name}.part")
+        self.size = 0
+        self.out: BinaryIO | None = open(self.tmp, "xb")
+
+    def write(self, data: bytes) -> None:
+        if self.out is None or not data:
+            return
+        size = self.size + len(data)
+        if size > self.uploads.limit:
+            raise UploadError(f"{self.name} is larger than the studio's upload limit "
+                              f"({self.uploads.limit >> 20} MiB; start it with --max-upload MB)")
+        self.uploads.make_room(size)
+        self.out.write(data)
+        self.size = size
+
+    def finish(self) -> Item:
+        """The upload, checked and listed; UploadError (and nothing left on disk) if it is not one."""
+        try:
+            if self.out is not None:
+                self.out.close()
+                self.out = None
+            if self.size == 0:
+                raise UploadError(f"{self.name} is empty")
+            self.tmp.replace(self.path)
+            item = self.uploads.check(self.id, self.kind, self.name, self.path)
+        except BaseException:
+            self.abort()
+            raise
+        item = replace(item, size=self.size, added=time.time())
+        self.uploads.add(item)
+        return item
+
+    def abort(self) -> None:
+        if self.out is not None:
+            self.out.close()
+            self.out = None
+        self.tmp.unlink(missing_ok=True)
+        self.path.unlink(missing_ok=True)
 
 
 class Uploads:
-    """The uploads folder and what is in it."""
+    """The uploads folder and what is in it. ``storage`` bounds the bytes of all uploads together
+    (0: no bound): to make room, the uploads no render needs (``in_use`` names those it does)
+    are removed oldest first, each reported to ``removed``; past that, an upload is refused."""
 
-    def __init__(self, folder: Path, limit: int) -> None:
-        self.folder, self.limit = folder, limit
+    def __init__(self, folder: Path, limit: int, storage: int = 0, max_pixels: int = MAX_PIXELS, *,
+                 in_use: Callable[[], set[str]] = set, removed: Callable[[Item], None] = lambda item: None) -> None:
+        self.folder, self.limit, self.storage, self.max_pixels = folder, limit, storage, max_pixels
+        self.in_use, self.removed = in_use, removed
         folder.mkdir(parents=True, exist_ok=True)
         self.items: dict[str, Item] = {}
         self.lock = threading.Lock()
@@ -61,45 +146,72 @@ class Uploads:
             raise UploadError(f"no such {kind or 'upload'}: {item_id!r}")
         return item
 
+    def used(self) -> int:
+        return sum(i.size for i in self.items.values())
+
+    def add(self, item: Item) -> None:
+        with self.lock:
+            self.items[item.id] = item
+
+    def make_room(self, size: int) -> None:
+        """Room for an upload of ``size`` bytes within the storage limit: the oldest uploads no
+        render needs are removed until it fits; UploadError if it cannot."""
+        if not self.storage:
+            return
+        if size > self.storage:
+            raise UploadError(f"the upload is larger than the studio's storage limit ({self.storage >> 20} MiB; "
+                              "start it with --max-storage MB)")
+        gone = []
+        with self.lock:
+            needed = set(self.in_use())
+            for item in sorted(self.items.values(), key=lambda i: i.added):
+                if self.used() + size <= self.storage:
+                    break
+                if item.id not in needed:
+                    del self.items[item.id]
+                    gone.append(item)
+            full = self.used() + size > self.storage
+        for item in gone:
+            item.path.unlink(missing_ok=True)
+            self.removed(item)
+        if full:
+            raise UploadError(f"the studio's uploads fill its storage limit ({self.storage >> 20} MiB) with files "
+                              "that renders still need: finish or delete those renders, or start it with "
+                              "--max-storage MB")
+
+    def begin(self, name: str, kind: str) -> Incoming:
+        return Incoming(self, name, kind)
+
     def save(self, name: str, kind: str, stream: BinaryIO) -> Item:
         """Copy ``stream`` in (at most ``limit`` bytes) under a generated name and check it."""
-        if kind not in ("clip", "style"):
-            raise UploadError(f"upload kind must be clip or style, not {kind!r}")
-        name = display_name(name)
-        ext = Path(name).suffix.lower()
-        allowed = CLIP_EXTS | IMAGE_EXTS if kind == "clip" else IMAGE_EXTS
-        if ext not in allowed:
-            raise UploadError(f"{name}: a {kind} must be one of {', '.join(sorted(allowed))}")
-        item_id = secrets.token_hex(8)
-        path = self.folder / f"{item_id}{ext}"
-        tmp = path.with_name(f".{path.name}.part")
-        size = 0
+        incoming = self.begin(name, kind)
         try:
-            with open(tmp, "xb") as out:
-                while chunk := stream.read(CHUNK):
-                    size += len(chunk)
-                    if size > self.limit:
-                        raise UploadError(f"{name} is larger than the studio's upload limit "
-                                          f"({self.limit // (1 << 20)} MiB; start it with --max-upload MB)")
-                    out.write(chunk)
-            if size == 0:
-                raise UploadError(f"{name} is empty")
-            tmp.replace(path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        try:
-            item = self._check(item_id, kind, name, path)
+            while chunk := stream.read(CHUNK):
+                incoming.write(chunk)
         except BaseException:
-            path.unlink(missing_ok=True)
+            incoming.abort()
             raise
-        with self.lock:
-            self.items[item_id] = item
-        return item
+        return incoming.finish()
 
-    def _check(self, item_id: str, kind: str, name: str, path: Path) -> Item:
+    def restore(self, records: list[dict[str, Any]]) -> None:
+        """The uploads an earlier session listed, where their files are still here."""
+        for rec in records:
+            item = Item.from_record(self.folder, rec)
+            if item is not None:
+                self.items[item.id] = item
+
+    def check(self, item_id: str, kind: str, name: str, path: Path) -> Item:
+        """The upload at ``path`` as an Item: its size from the header (refused over ``max_pixels``
+        before a pixel is decoded), then its first picture decoded."""
         if kind == "style" or path.suffix.lower() in IMAGE_EXTS:
+            size = header_size(path)
+            if size is not None:
+                try:
+                    check_pixels(*size, self.max_pixels, name)
+                except VideostyleError as exc:
+                    raise UploadError(str(exc)) from None
             try:
-                img = read_image(path, "image")
+                img = read_image(path, "image", self.max_pixels)
             except VideostyleError:
                 raise UploadError(f"{name} is not a readable image") from None
             return Item(item_id, kind, name, path, img.shape[1], img.shape[0], still=kind == "clip")
@@ -111,10 +223,10 @@ class Uploads:
         if fmt.split(",")[0] in IMAGE_FORMATS:
             raise UploadError(f"{name} is a still image, not a video: upload it as a style, or a real clip")
         try:
-            info = probe(path)
+            info = probe(path, max_pixels=self.max_pixels)
             first = next(iter(read_frames(path, max_frames=1, info=info)), None)
         except VideostyleError as exc:
-            raise UploadError(f"{name}: {exc}") from None
+            raise UploadError(f"{name}: {str(exc).replace(f'input {path} ', '')}") from None
         if first is None:
             raise UploadError(f"{name} has no frame that decodes")
         return Item(item_id, kind, name, path, info.width, info.height, info.frames, float(info.fps), info.duration,
@@ -123,11 +235,13 @@ class Uploads:
     def frame(self, item: Item, t: float) -> np.ndarray:
         """The clip's frame at ``t`` seconds (the last one when past the end)."""
         if item.kind == "style" or item.still:
-            return read_image(item.path, "image")
+            return read_image(item.path, "image", self.max_pixels)
         at = max(0.0, min(t, (item.duration or 0.0) - 1.0 / (item.fps or 24.0)))
         fr = next(iter(read_frames(item.path, start=at, max_frames=1, info=item.info)), None)
         if fr is None:
-            fr = next(iter(read_frames(item.path, max_frames=1, info=item.info)))
+            fr = next(iter(read_frames(item.path, max_frames=1, info=item.info)), None)
+        if fr is None:
+            raise UploadError(f"{item.name} has no frame that decodes")
         return fr.image
 
 

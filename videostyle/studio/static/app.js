@@ -26,26 +26,49 @@ function settings() {
   return s;
 }
 
-function addUpload(item) {
+// An upload arriving now is chosen; one listed from an earlier session (chosen = false) waits to be.
+function addUpload(item, chosen = true) {
   const list = uploads[item.kind];
   if (list.some((x) => x.id === item.id)) return;
   list.push(item);
   if (item.kind === "clip") {
     const o = document.createElement("option");
-    o.value = item.id; o.textContent = `${item.name} (${item.width}x${item.height}, ${(item.duration || 0).toFixed(1)} s)`;
-    $("clip").appendChild(o); $("clip").value = item.id; onClip();
+    o.value = item.id; o.dataset.id = item.id; o.textContent = `${item.name} (${item.width}x${item.height}, ${(item.duration || 0).toFixed(1)} s)`;
+    $("clip").appendChild(o);
+    if (chosen) { $("clip").value = item.id; onClip(); }
   } else {
-    chosenStyles.push(item.id);
+    if (chosen) chosenStyles.push(item.id);
     // Every label is built from nodes and text: a name is data, never HTML.
-    const d = document.createElement("label"); d.className = "style";
+    const d = document.createElement("label"); d.className = "style"; d.dataset.id = item.id;
     const img = document.createElement("img"); img.src = api("/api/frame/" + encodeURIComponent(item.id)); img.alt = "";
-    const box = document.createElement("input"); box.type = "checkbox"; box.checked = true; box.dataset.id = item.id;
+    const box = document.createElement("input"); box.type = "checkbox"; box.checked = chosen; box.dataset.id = item.id;
     d.append(img, box, document.createTextNode(" " + item.name));
     box.addEventListener("change", (e) => {
       chosenStyles = chosenStyles.filter((x) => x !== item.id);
       if (e.target.checked) chosenStyles.push(item.id);
     });
     $("styles").appendChild(d);
+  }
+}
+
+// An upload the studio removed to make room (--max-storage): gone from the lists.
+function removeUpload(id, kind) {
+  uploads[kind] = uploads[kind].filter((x) => x.id !== id);
+  chosenStyles = chosenStyles.filter((x) => x !== id);
+  for (const el of document.querySelectorAll(kind === "clip" ? "#clip option" : "#styles label")) {
+    if (el.dataset.id === id) el.remove();
+  }
+  if (kind === "clip") onClip();
+}
+
+// The page opens with the newest clip and the newest style chosen (earlier ones are listed).
+function chooseNewest(items) {
+  const newest = (kind) => items.filter((u) => u.kind === kind).pop();
+  const c = newest("clip"), st = newest("style");
+  if (c) { $("clip").value = c.id; onClip(); }
+  if (st) {
+    chosenStyles = [st.id];
+    for (const box of document.querySelectorAll("#styles input")) box.checked = box.dataset.id === st.id;
   }
 }
 
@@ -141,6 +164,7 @@ function listen(since) {
     else if (ev.type === "frame") refreshLatest(ev.job);
     if (ev.type === "job" && ev.job.state === "done") refreshLatest(ev.job.id);
     else if (ev.type === "upload") addUpload(ev.item);
+    else if (ev.type === "removed") removeUpload(ev.id, ev.kind);
     else if (ev.type === "preview") { previewEvents[ev.id] = ev; if (ev.id === currentPreview) showPreview(ev); }
   };
 }
@@ -158,5 +182,5 @@ $("clip").addEventListener("change", onClip);
 $("scrub").addEventListener("input", showFrame);
 $("preview-btn").addEventListener("click", preview);
 $("render-btn").addEventListener("click", render);
-call("/api/state").then((s) => { uploadLimit = s.upload_limit; s.uploads.forEach(addUpload); s.jobs.forEach(showJob); listen(s.seq); })
+call("/api/state").then((s) => { uploadLimit = s.upload_limit; s.uploads.forEach((u) => addUpload(u, false)); chooseNewest(s.uploads); s.jobs.forEach(showJob); listen(s.seq); })
   .catch((e) => { $("status").textContent = e.message; });
