@@ -195,6 +195,11 @@ def test_stopping_the_server_stops_a_render_resumably_from_the_cli(tmp_path):
     assert main(argv + ["-q"]) == 0  # the same render from the command line resumes it
     with av.open(str(j.output)) as c:
         assert sum(1 for _ in c.decode(video=0)) == 40
+    again = Running(tmp_path / "studio")  # a restart lists it as done, finished outside the studio
+    try:
+        assert again.studio.jobs[j.id].state == "done" and "finished outside the studio" in again.studio.jobs[j.id].notices
+    finally:
+        again.stop()
 
 
 def _raw(r: Running, path: str, host: str) -> tuple[int, dict[str, str], bytes]:

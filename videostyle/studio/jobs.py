@@ -134,6 +134,9 @@ class Job:
         if job.state in ("queued", "running"):
             job.state = "cancelled"
             job.notices.append("stopped when the studio stopped: resume it to go on from its finished frames")
+        if job.state != "done" and output.is_file() and not work_path(output).exists():
+            job.state, job.error = "done", ""  # (its command line, shown in the page, finished it)
+            job.notices.append("finished outside the studio")
         return job
 
     def move(self, to: str) -> None:
