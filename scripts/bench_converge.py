@@ -13,6 +13,7 @@ free of what else the machine is doing (seconds are printed too).
 
     python scripts/bench_converge.py --sizes 256 --iterations 60
     python scripts/bench_converge.py --sizes 512 --contents bunny --styles starry_night --precision bf16
+    python scripts/bench_converge.py --sizes 1024 --iterations 20 --variants torch now
 """
 
 from __future__ import annotations
@@ -89,7 +90,10 @@ def main() -> None:
     ap.add_argument("--contents", nargs="+", default=list(CONTENTS))
     ap.add_argument("--styles", nargs="+", default=list(STYLES))
     ap.add_argument("--precision", default="auto")
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS),
+                    help="the optimisers to compare (torch is always run: it is the reference)")
     args = ap.parse_args()
+    variants = ["torch", *[v for v in args.variants if v != "torch"]]
     cfg = C.apply(C.Config(), {"style.images": [str(MEDIA / "style" / f"{args.styles[0]}.jpg")],
                                "optim.iterations": args.iterations, "render.precision": args.precision}, "bench")
     counting = Counting()
@@ -103,7 +107,7 @@ def main() -> None:
             img = prepare_content(content(c), size, "content")
             for s in args.styles:
                 st = build_stylizer(cfg, [read_image(MEDIA / "style" / f"{s}.jpg", "style")], print, st)
-                rows = {v: run(st, img, v, counting) for v in VARIANTS}
+                rows = {v: run(st, img, v, counting) for v in variants}
                 target = rows["torch"]["loss"]
                 for v, r in rows.items():
                     got = reach(r["log"], target)  # type: ignore[arg-type]

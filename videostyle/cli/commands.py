@@ -11,22 +11,11 @@ from pathlib import Path
 from videostyle.io.sequence import is_sequence
 from videostyle import config as C
 from videostyle.errors import ConfigError, InputError, OutputError, VideostyleError
-from videostyle.temporal.keyframes import split
 
 
 from videostyle.cli.flags import overrides_from_args, resolve_config
 from videostyle.cli.progress import make_reporter
 from videostyle.estimate import duration
-
-
-def default_output(inp: Path, cfg: C.Config, image: bool) -> Path:
-    style = Path(split(cfg.style.images[0])[0]).stem if cfg.style.images else "styled"
-    if is_sequence(inp):  # shot/%04d.png, shot/*.png or shot/: shot_STYLE.mp4 beside the folder
-        folder = inp if inp.is_dir() else (inp.parent if str(inp.parent) else Path("."))
-        folder = folder.resolve()
-        return folder.with_name(f"{folder.name}_{style}.mp4")
-    ext = ".png" if image else ".mp4"
-    return inp.with_name(f"{inp.stem}_{style}{ext}")
 
 
 def _pipe_output(ns: argparse.Namespace) -> str | None:
@@ -66,30 +55,15 @@ def _reporter(ns: argparse.Namespace) -> typing.Any:
 
 
 def cmd_render(ns: argparse.Namespace) -> int:
-    from videostyle.io.images import is_image_path
-    from videostyle.render.pipeline import render_image
+    from videostyle import api
     from videostyle.report import Reporter
 
     cfg = resolve_config(ns)
     fmt = _pipe_output(ns)
     if ns.input == "-" or fmt is not None:
         return _render_pipe(ns, cfg, fmt)
-    inp = Path(ns.input)
-    image = is_image_path(inp) and not is_sequence(inp)
-    out = Path(ns.output) if ns.output else default_output(inp, cfg, image)
-    reporter = _reporter(ns)
-    if image:
-        res = render_image(inp, out, cfg, typing.cast(Reporter, reporter), overwrite=ns.overwrite)
-    elif cfg.render.workers > 1:
-        from videostyle.render.parallel import render_parallel
-
-        res = render_parallel(inp, out, cfg, typing.cast(Reporter, reporter), restart=ns.restart,
-                              overwrite=ns.overwrite)
-    else:
-        from videostyle.render.pipeline import render_video
-
-        res = render_video(inp, out, cfg, typing.cast(Reporter, reporter), restart=ns.restart,
-                           overwrite=ns.overwrite)
+    res = api.render(Path(ns.input), Path(ns.output) if ns.output else None, config=cfg, reporter=typing.cast(Reporter, _reporter(ns)), restart=ns.restart,
+                     overwrite=ns.overwrite)
     if not ns.quiet:
         print(f"wrote {res.output} ({res.frames} frame{'s' if res.frames != 1 else ''}, {res.seconds:.1f} s)")
     return 0

@@ -5,7 +5,6 @@ object per event, for other front ends). Both hear the same events, through one
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 import time
@@ -13,6 +12,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from videostyle.estimate import Estimating, duration
+from videostyle.events import EventReporter, Tee
 from videostyle.report import Reporter, STIterate
 
 
@@ -28,96 +28,20 @@ def make_reporter(quiet: bool = False, verbose: bool = False, progress: str = "b
     return Estimating(TqdmReporter(quiet, verbose))  # type: ignore[arg-type]
 
 
-class Tee(Reporter):
-    """Every event to each of ``sinks``, in order."""
-
-    def __init__(self, sinks: list[Any]) -> None:
-        self.sinks = sinks
-
-    def notice(self, message: str) -> None:
-        for s in self.sinks:
-            s.notice(message)
-
-    def begin(self, total: int | None, what: str) -> None:
-        for s in self.sinks:
-            s.begin(total, what)
-
-    def plan(self, plan: Any) -> None:
-        for s in self.sinks:
-            s.plan(plan)
-
-    def iterate(self, it: STIterate) -> None:
-        for s in self.sinks:
-            s.iterate(it)
-
-    def estimate(self, estimate: Any) -> None:
-        for s in self.sinks:
-            s.estimate(estimate)
-
-    def progress(self, progress: Any) -> None:
-        for s in self.sinks:
-            s.progress(progress)
-
-    def frame(self, done: Any) -> None:
-        for s in self.sinks:
-            s.frame(done)
-
-    def end(self) -> None:
-        for s in self.sinks:
-            s.end()
-
-
-def _plain(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {k: _plain(v) for k, v in dataclasses.asdict(value).items()}
-    if isinstance(value, float) and value != value:
-        return None
-    if isinstance(value, (tuple, list)):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
-
-
-class JsonReporter(Reporter):
+class JsonReporter(EventReporter):
     """``--progress json``: one JSON object per line per event, with its ``event`` name and the
     seconds since the render began (``t``)."""
 
     def __init__(self, stream: IO[str], close: bool = False) -> None:
+        super().__init__(self._write)
         self.stream, self.close_at_end = stream, close
-        self.t0 = time.perf_counter()
 
-    def _emit(self, event: str, **fields: Any) -> None:
-        rec = {"event": event, "t": round(time.perf_counter() - self.t0, 3), **_plain(fields)}
+    def _write(self, rec: dict[str, Any]) -> None:
         self.stream.write(json.dumps(rec, allow_nan=False) + "\n")
         self.stream.flush()
 
-    def notice(self, message: str) -> None:
-        self._emit("notice", message=message)
-
-    def begin(self, total: int | None, what: str) -> None:
-        self.t0 = time.perf_counter()
-        self._emit("begin", total=total, input=what)
-
-    def plan(self, plan: Any) -> None:
-        self._emit("plan", **_plain(plan))
-
-    def iterate(self, it: STIterate) -> None:
-        self._emit("iterate", **_plain(it))
-
-    def estimate(self, estimate: Any) -> None:
-        self._emit("estimate", total_seconds=estimate.total_seconds, iteration_seconds=estimate.iteration_seconds,
-                   first_frame_seconds=estimate.first_frame_seconds, later_frame_seconds=estimate.later_frame_seconds,
-                   alternatives=list(estimate.alternatives), line=estimate.line())
-
-    def progress(self, progress: Any) -> None:
-        self._emit("progress", **_plain(progress))
-
-    def frame(self, done: Any) -> None:
-        self._emit("frame", **_plain(done))
-
     def end(self) -> None:
-        self._emit("end")
+        super().end()
         if self.close_at_end:
             self.stream.close()
 

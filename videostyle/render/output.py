@@ -23,6 +23,8 @@ from videostyle.io.workdir import work_path
 from videostyle.io.codecs import (SDR, check_codec, container_format, default_codec, fits_codec, mxf_rate,
                                   output_picture)
 from videostyle.io.mux import VideoWriter, even_size, make_even
+from videostyle.io.sequence import is_sequence
+from videostyle.temporal.keyframes import split
 
 
 def check_output(inp: Path, out: Path, overwrite: bool = True) -> None:
@@ -220,3 +222,14 @@ def output_alpha(alpha: np.ndarray | None, job: VideoJob) -> np.ndarray | None:
         alpha = cv2.resize(alpha, (job.output[1], job.output[0]), interpolation=cv2.INTER_AREA)
     eh, ew = job.encoded
     return alpha[:eh, :ew] if job.encode.even == "crop" else make_even(alpha[..., None], "pad")[..., 0]
+
+
+def default_output(inp: Path, cfg: Config, image: bool) -> Path:
+    """Where a render of ``inp`` goes without -o: beside it, named after it and the first style."""
+    style = Path(split(cfg.style.images[0])[0]).stem if cfg.style.images else "styled"
+    if is_sequence(inp):  # shot/%04d.png, shot/*.png or shot/: shot_STYLE.mp4 beside the folder
+        folder = inp if inp.is_dir() else (inp.parent if str(inp.parent) else Path("."))
+        folder = folder.resolve()
+        return folder.with_name(f"{folder.name}_{style}.mp4")
+    ext = ".png" if image else ".mp4"
+    return inp.with_name(f"{inp.stem}_{style}{ext}")

@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
+import numpy as np
+
 from videostyle.config import Config
 from videostyle.engines import build_engine, build_regions, first_init, load_styles, prepare_content, render_plan
 from videostyle.errors import ConfigError, DivergedError, InputError, OutputError, PipeClosed
@@ -28,7 +30,7 @@ from videostyle.temporal.policy import build_video_stylizer, save_frame
 if TYPE_CHECKING:  # the Gatys engine (torch) is imported only when a render uses it
     from videostyle.gatys.stylizer import Stylizer
 
-__all__ = ["render_image", "render_pipe", "render_video", "stylize_segment"]
+__all__ = ["Still", "render_image", "render_pipe", "render_video", "stylize_image", "stylize_segment"]
 
 
 def render_image(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: Config,
@@ -41,28 +43,49 @@ def render_image(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: 
     if not is_image_path(out):
         raise OutputError(f"output {out}: an image input needs an image output (.png or .jpg)")
     check_output(inp, out, overwrite)
-    content = prepare_content(content_full, cfg.optim.size, f"input image {inp}", cfg.optim.upscale)
-    engine = build_engine(cfg, load_styles(cfg), reporter.notice, stylizer)
+    still = stylize_image(content_full, cfg, reporter, what=f"input image {inp}", stylizer=stylizer)
+    write_image(out, still.image)
+    return RenderResult(out, 1, still.seconds, [still.iterations])
+
+
+@dataclasses.dataclass(frozen=True)
+class Still:
+    """One picture stylized: the image (RGB uint8), its iterations, final loss and seconds."""
+
+    image: np.ndarray
+    iterations: int
+    loss: float
+    seconds: float
+
+
+def stylize_image(content_full: np.ndarray, cfg: Config, reporter: Reporter | None = None, *,
+                  what: str = "image", styles: list[np.ndarray] | None = None,
+                  stylizer: Stylizer | None = None) -> Still:
+    """Stylize one picture (RGB uint8) as ``cfg`` says: the one still-image render, which an
+    image file's render, the API's ``stylize`` and the previews share. ``styles``: the style
+    pictures (default: ``cfg``'s style images, read); ``stylizer``: a loaded network to reuse."""
+    reporter = reporter or Reporter()
+    content = prepare_content(content_full, cfg.optim.size, what, cfg.optim.upscale)
+    engine = build_engine(cfg, load_styles(cfg) if styles is None else styles, reporter.notice, stylizer)
     regions = build_regions(cfg)
     engine.set_regions(regions.frame(0, content.shape[:2]) if regions is not None else None)
     init = first_init(cfg)
-    reporter.begin(1, str(inp))
+    reporter.begin(1, what)
     reporter.plan(render_plan(cfg, engine, 1, content.shape[:2]))
     t0 = time.perf_counter()
     try:
         painted = engine.fresh(content, init, cfg.optim.seed, reporter.iterate)
     except DivergedError as exc:
-        raise DivergedError(f"{inp}: {exc}") from None
+        raise DivergedError(f"{what}: {exc}") from None
     finally:
         engine.close()
-    image, n_iter, loss = painted.image, painted.iterations, painted.loss
+    image = painted.image
     if cfg.encode.output_size == "source":
         image = resize_image(image, content_full.shape[:2])
-    write_image(out, image)
     secs = time.perf_counter() - t0
-    reporter.frame(FrameDone(0, 1, n_iter, secs, loss))
+    reporter.frame(FrameDone(0, 1, painted.iterations, secs, painted.loss))
     reporter.end()
-    return RenderResult(out, 1, secs, [n_iter])
+    return Still(image, painted.iterations, painted.loss, secs)
 
 
 def render_pipe(inp: str | os.PathLike[str], out: str | os.PathLike[str] | None, cfg: Config,
