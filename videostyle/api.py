@@ -58,33 +58,44 @@ def settings(base: C.Config | str | os.PathLike[str] | None = None, **values: An
 
 
 class Engine:
-    """A loaded feature network (VGG-19 on its device, with ``settings``' model and device),
-    reused by every call it is passed to: ``vs.stylize(img, style=..., engine=engine)``. The
-    fast engine's network is small and loads with each call."""
+    """A loaded feature network (VGG-19 on its device, with the settings' model and device),
+    reused by every call it is passed to: ``vs.stylize(img, style=..., engine=engine)``. With
+    ``method="fast"`` there is nothing to keep: the fast engine's network is small and loads with
+    each call."""
 
-    def __init__(self, **values: Any) -> None:
-        from videostyle.engines import new_stylizer
+    def __init__(self, config: C.Config | str | os.PathLike[str] | None = None, **values: Any) -> None:
+        from videostyle.engines import new_stylizer, uses_vgg
 
-        self.config = settings(**values)
-        self.stylizer: Stylizer = new_stylizer(self.config)
+        self.config = settings(config, **values)
+        self.stylizer: Stylizer | None = new_stylizer(self.config) if uses_vgg(self.config) else None
 
     def __repr__(self) -> str:
-        return f"videostyle.Engine(model={self.config.model.name!r}, device={str(self.stylizer.device)!r})"
+        where = str(self.stylizer.device) if self.stylizer is not None else "none loaded"
+        return f"videostyle.Engine(model={self.config.model.name!r}, device={where!r})"
 
 
 def stylize(content: Picture, style: Styles = None, *, engine: Engine | None = None,
-            on_event: OnEvent | None = None, config: C.Config | str | os.PathLike[str] | None = None,
-            **values: Any) -> Image:
+            on_event: OnEvent | None = None, init: Picture | None = None,
+            config: C.Config | str | os.PathLike[str] | None = None, **values: Any) -> Image:
     """``content`` painted in ``style`` (one picture or several, blended by ``style_blend``), as
     a PIL image at the stylized size (``size``: its longer side), or the content's with
-    ``output_size="source"``."""
+    ``output_size="source"``. ``init``: a picture to start the optimisation from (an earlier
+    result, to go on from it), resized to the stylized size; default: the ``init`` setting."""
     from PIL import Image
 
     from videostyle.render.pipeline import stylize_image
 
+    from videostyle.engines import prepare_content
+    from videostyle.io.images import resize_image
+
     picture = as_array(content, "content")
     cfg = _config(config, style, values)
-    still = stylize_image(picture, cfg, _reporter(on_event), what="content", stylizer=engine.stylizer if engine else None)
+    start = None
+    if init is not None:
+        shape = prepare_content(picture, cfg.optim.size, "content", cfg.optim.upscale).shape[:2]
+        start = resize_image(as_array(init, "init"), shape)
+    still = stylize_image(picture, cfg, _reporter(on_event), what="content",
+                          stylizer=engine.stylizer if engine else None, init=start)
     return Image.fromarray(still.image)
 
 

@@ -113,7 +113,8 @@ class Stylizer:
         """A new loss, optimiser and settings (``__init__``'s) on this stylizer's network and
         device (one network, several renders: benchmarks, batches)."""
         _check_graphs(settings.get("cuda_graphs", False), self.device, optim, compiled=self._net is not self.extractor)
-        self.set_loss(loss)  # (clears the style targets, which the rest also shapes)
+        if loss != self._spec or any(getattr(self, k) != v for k, v in settings.items()):
+            self.set_loss(loss)  # (clears the style targets, which the rest also shapes)
         self.optim = optim
         for k, v in settings.items():
             setattr(self, k, v)

@@ -4,6 +4,7 @@ targets), and the region styles' own. Computed once per content size and kept (a
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -28,6 +29,7 @@ class StyleTargets:
         self._targets: dict[tuple[int, int], Grams] = {}  # blended, per content size
         self._per_style: dict[tuple[int, int], list[Grams]] = {}  # each style's, per size
         self._regions: dict[tuple[int, int], list[Grams]] = {}
+        self._key: object = None  # the images and blend the targets were computed from
 
     def clear(self) -> None:
         """Forget the computed targets (a new loss or scale shapes them anew)."""
@@ -36,12 +38,19 @@ class StyleTargets:
         self._regions.clear()
 
     def set_styles(self, images: Sequence[np.ndarray], blend: Sequence[float] = ()) -> None:
+        """New style images, blended by ``blend``; the same images and blend again keep the
+        targets computed (a loaded network reused call after call: the API's Engine, previews)."""
         if not images:
             raise ConfigError("no style image given; pass --style IMAGE")
         weights = list(blend) if blend else [1.0] * len(images)
         total = sum(weights)
         if total <= 0:
             raise ConfigError("style blend weights must sum to more than 0")
+        key = (tuple((im.shape, hashlib.blake2b(np.ascontiguousarray(im).tobytes()).digest()) for im in images),
+               tuple(w / total for w in weights))
+        if key == self._key:
+            return
+        self._key = key
         self.styles = [to_tensor(im) for im in images]
         self.blend = [w / total for w in weights]
         self._targets.clear()
@@ -61,6 +70,8 @@ class StyleTargets:
         if blend == self.blend:
             return
         self.blend = blend
+        if isinstance(self._key, tuple):
+            self._key = (self._key[0], tuple(blend))
         for hw, targets in self._targets.items():
             with torch.no_grad():
                 for name, g in self._blended(self._per_style[hw]).items():

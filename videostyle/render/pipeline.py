@@ -60,16 +60,17 @@ class Still:
 
 def stylize_image(content_full: np.ndarray, cfg: Config, reporter: Reporter | None = None, *,
                   what: str = "image", styles: list[np.ndarray] | None = None,
-                  stylizer: Stylizer | None = None) -> Still:
+                  stylizer: Stylizer | None = None, init: np.ndarray | None = None) -> Still:
     """Stylize one picture (RGB uint8) as ``cfg`` says: the one still-image render, which an
     image file's render, the API's ``stylize`` and the previews share. ``styles``: the style
-    pictures (default: ``cfg``'s style images, read); ``stylizer``: a loaded network to reuse."""
+    pictures (default: ``cfg``'s style images, read); ``stylizer``: a loaded network to reuse;
+    ``init``: a picture at the stylized size to start from (default: ``cfg``'s init)."""
     reporter = reporter or Reporter()
     content = prepare_content(content_full, cfg.optim.size, what, cfg.optim.upscale)
     engine = build_engine(cfg, load_styles(cfg) if styles is None else styles, reporter.notice, stylizer)
     regions = build_regions(cfg)
     engine.set_regions(regions.frame(0, content.shape[:2]) if regions is not None else None)
-    init = first_init(cfg)
+    init = first_init(cfg) if init is None else init
     reporter.begin(1, what)
     reporter.plan(render_plan(cfg, engine, 1, content.shape[:2]))
     t0 = time.perf_counter()

@@ -17,13 +17,13 @@ from typing import Any
 import numpy as np
 import yaml
 
+from videostyle import api
 from videostyle import config as C
-from videostyle.engines import build_engine, first_init, load_styles, prepare_content, uses_vgg
+from videostyle.engines import uses_vgg
 from videostyle.errors import VideostyleError
 from videostyle.estimate import Estimating, duration
 from videostyle.io.workdir import work_path
 from videostyle.render.preview import PREVIEW_ITERATIONS, PREVIEW_SIZE
-from videostyle.render.pipeline import render_image, render_video
 from videostyle.report import FrameDone, Reporter, STIterate
 from videostyle.studio.media import Item, Uploads
 from videostyle.studio.store import Record
@@ -314,21 +314,18 @@ class Studio:
 
     def _preview(self, pid: str, gen: int, clip: Item, t: float, cfg: C.Config) -> None:
         try:
-            content = prepare_content(self.uploads.frame(clip, t), cfg.optim.size, "preview frame", cfg.optim.upscale)
+            frame = self.uploads.frame(clip, t)
             steps = PREVIEW_STEPS if uses_vgg(cfg) else 1
-            # A Gatys preview runs in steps, each warm-started from the last picture, so that the
-            # page shows it as it forms (the optimiser's history restarts at each step).
+            # A Gatys preview runs in steps, each starting from the last picture, so that the page
+            # shows it as it forms (the optimiser's history restarts at each step).
             stepped = replace(cfg, optim=replace(cfg.optim, iterations=max(1, cfg.optim.iterations // steps)))
-            engine = build_engine(stepped, load_styles(stepped), lambda m: None)
-            try:
-                image: str | np.ndarray = first_init(cfg)
-                for k in range(1, steps + 1):
-                    if gen != self.preview_gen:
-                        return  # superseded by a newer preview
-                    image = engine.fresh(content, image, cfg.optim.seed, None).image
-                    self._show(pid, image, k, steps)
-            finally:
-                engine.close()
+            engine = api.Engine(stepped)
+            image: np.ndarray | None = None
+            for k in range(1, steps + 1):
+                if gen != self.preview_gen:
+                    return  # superseded by a newer preview
+                image = np.array(api.stylize(frame, engine=engine, init=image, config=stepped))
+                self._show(pid, image, k, steps)
         except VideostyleError as exc:
             self.publish({"type": "preview", "id": pid, "error": str(exc)})
         except Exception as exc:  # a preview must not take the server down
@@ -428,10 +425,7 @@ class Studio:
                 reporter = Estimating(JobReporter(job, self.publish))
                 # (overwrite off: the output's name was free when the render was queued, and a
                 # file that has appeared there since is someone's, not ours to replace)
-                if job.clip.still:
-                    render_image(job.clip.path, job.output, job.cfg, reporter, overwrite=False)
-                else:
-                    render_video(job.clip.path, job.output, job.cfg, reporter, overwrite=False)
+                api.render(job.clip.path, job.output, config=job.cfg, reporter=reporter, overwrite=False)
                 job.move("done")
                 job.done = float(job.total or job.done)
             except KeyboardInterrupt:  # an image render's cancel (a video's becomes RenderInterrupted)
