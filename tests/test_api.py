@@ -110,8 +110,13 @@ def test_an_engine_keeps_its_network_across_calls(monkeypatch):
     monkeypatch.setattr(engines, "new_stylizer", lambda *a, **k: built.append(1) or new(*a, **k))
     engine = vs.Engine(model="random", device="cpu", precision="fp32")
     one = vs.stylize(pattern(48, 64), style=stripes(40, 40), engine=engine, **TINY)
+    targets = dict(engine.stylizer.targets._targets)  # the style's Gram targets, per content size
     two = vs.stylize(pattern(48, 64), style=stripes(40, 40), engine=engine, **TINY)
     assert len(built) == 1 and np.array_equal(np.asarray(one), np.asarray(two))
+    assert targets and all(engine.stylizer.targets._targets[hw] is g for hw, g in targets.items())  # kept
+    other = vs.stylize(pattern(48, 64), style=stripes(40, 40), engine=engine, **{**TINY, "style_weight": 7.0})
+    assert not np.array_equal(np.asarray(other), np.asarray(one))  # (new settings: new targets, another picture)
+    assert all(engine.stylizer.targets._targets.get(hw) is not g for hw, g in targets.items())
     assert "random" in repr(engine)
 
 

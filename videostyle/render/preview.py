@@ -20,13 +20,12 @@ import cv2
 import numpy as np
 
 from videostyle import config as C
-from videostyle.engines import build_engine, first_init, load_styles, prepare_content
 from videostyle.errors import ConfigError, InputError
 from videostyle.io import durable
 from videostyle.io.images import fit_size, is_image_path, read_image
 from videostyle.io.media import Span, probe, read_frames
 from videostyle.io.sequence import is_sequence
-from videostyle.report import Reporter
+from videostyle.report import Reporter, STIterate
 from videostyle.temporal.keyframes import parse_time
 
 # A Gatys preview runs at this size and this many iterations unless told (the command line's
@@ -119,13 +118,24 @@ def preview(inp: Path, out: Path, cfg: C.Config, combos: list[tuple[Variation, C
     return out
 
 
+class _Within(Reporter):
+    """One tile's render inside the sheet's: its notes and iterations go on, its begin, frame and
+    end do not (the sheet is one job to the bars)."""
+
+    def __init__(self, outer: Reporter) -> None:
+        self.outer = outer
+
+    def notice(self, message: str) -> None:
+        self.outer.notice(message)
+
+    def iterate(self, it: STIterate) -> None:
+        self.outer.iterate(it)
+
+
 def _one(content_full: np.ndarray, cfg: C.Config, reporter: Reporter) -> np.ndarray:
-    content = prepare_content(content_full, cfg.optim.size, "preview frame", cfg.optim.upscale)
-    engine = build_engine(cfg, load_styles(cfg), reporter.notice)
-    try:
-        return engine.fresh(content, first_init(cfg), cfg.optim.seed, reporter.iterate).image
-    finally:
-        engine.close()
+    from videostyle.render.pipeline import stylize_image
+
+    return stylize_image(content_full, cfg, _Within(reporter), what="preview frame").image
 
 
 def _strip(inp: Path, cfg: C.Config, at: float, frames: int, reporter: Reporter) -> list[np.ndarray]:
