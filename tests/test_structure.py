@@ -89,3 +89,35 @@ def test_modules_and_functions_stay_small():
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 n = node.end_lineno - node.lineno + 1  # type: ignore[operator]
                 assert n <= 80, f"{p.name}:{node.name} has {n} lines"
+
+
+def _docstrings(tree: ast.Module) -> set[int]:
+    """The ids of the docstring constants in ``tree`` (prose, not a container's name)."""
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                out.add(id(first.value))
+    return out
+
+
+def test_container_extensions_are_named_in_the_container_table_only():
+    """A string in the code that names a container by its extension (".mkv", "use a .mp4 ..."),
+    outside io/containers.py, is a second list that will disagree with the table; file names
+    ("bunny.mp4") and docstrings are not lists."""
+    import re
+
+    from videostyle.io.containers import BY_EXTENSION
+
+    pattern = re.compile(r"(?<![\w/%])(" + "|".join(re.escape(e) for e in BY_EXTENSION) + r")\b")
+    found = []
+    for name, tree in _modules().items():
+        if name == "videostyle.io.containers":
+            continue
+        docs = _docstrings(tree)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs:
+                if pattern.search(node.value):
+                    found.append(f"{name}:{node.lineno}: {node.value[:60]!r}")
+    assert not found, "\n".join(found)

@@ -136,7 +136,7 @@ class FlowConfig:
 @dataclass(frozen=True)
 class EncodeConfig:
     codec: str = opt("auto", "output video codec (auto: one that keeps the source's alpha and depth in the "
-                     "container, else h264; vp9 for .webm, dnxhr for .mxf)",
+                     "container, else h264; vp9 for WebM, dnxhr for MXF)",
                      choices=("auto", "h264", "hevc", "vp9", "av1", "prores", "dnxhr"))
     crf: int = opt(18, "constant rate factor", lo=0, hi=63)
     preset: str = opt("medium", "encoder preset")

@@ -29,7 +29,7 @@ def copy_examples(folder: Path, overwrite: bool = False) -> list[Path]:
     Existing files are kept unless ``overwrite``."""
     written = []
     for src in sorted(SAMPLES.iterdir()):
-        if src.suffix in (".mp4", ".jpg", ".md"):
+        if src.suffix in (CLIP.suffix, ".jpg", ".md"):
             written += _copy(src, folder / "samples" / src.name, overwrite)
     for src in sorted(CONFIGS.rglob("*")):
         if src.is_file() and src.suffix in (".yaml", ".png"):

@@ -13,6 +13,7 @@ from videostyle.cli.commands import (cmd_batch, cmd_config_show, cmd_demo, cmd_e
                                      cmd_render, cmd_studio)
 from videostyle.cli.flags import FLAG_GROUPS, METAVARS, _Parser, add_config_flags, resolve_config
 from videostyle.errors import VideostyleError
+from videostyle.io import containers
 
 __all__ = ["FLAG_GROUPS", "METAVARS", "build_parser", "main", "resolve_config"]
 
@@ -30,8 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("input", metavar="INPUT", help="input image or video; - reads a video from standard input")
     r.add_argument("-o", "--output", metavar="OUTPUT", help="output file (default: INPUT_STYLE.png/.mp4 next to the input); - writes "
                    "the video to standard output (with -f)")
-    r.add_argument("-f", "--format", metavar="FORMAT", choices=("matroska", "webm", "mpegts", "nut", "mp4", "mov"),
-                   help="container of -o - (a pipe): matroska, webm, mpegts or nut")
+    r.add_argument("-f", "--format", metavar="FORMAT", choices=containers.WRITABLE,
+                   help=f"container of -o - (a pipe): {containers.listed(containers.PIPE_FORMATS)}")
     r.add_argument("--config", metavar="PATH", help="YAML config file (flags win over it)")
     r.add_argument("--restart", action="store_true", help="discard an interrupted render's progress and start over")
     r.add_argument("-y", "--overwrite", action="store_true", help="replace the output if it exists (default: refuse)")

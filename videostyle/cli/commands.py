@@ -15,21 +15,23 @@ from videostyle.errors import ConfigError, InputError, OutputError, VideostyleEr
 
 from videostyle.cli.flags import overrides_from_args, resolve_config
 from videostyle.cli.progress import make_reporter
+from videostyle.io.containers import DEFAULT_EXTENSION
 from videostyle.estimate import duration
 
 
 def _pipe_output(ns: argparse.Namespace) -> str | None:
     """The container for ``-o -`` (None when the output is a file); checks -f."""
-    from videostyle.io.mux import PIPE_FORMATS
+    from videostyle.io.containers import PIPE_FORMATS, listed
 
     if ns.output != "-":
         if ns.format:
             raise ConfigError("-f names the container of -o - (standard output); a file's extension names its own")
         return None
     if not ns.format:
-        raise ConfigError("-o - writes to standard output: name the container with -f matroska (or webm, mpegts, nut)")
+        raise ConfigError(f"-o - writes to standard output: name the container with -f {PIPE_FORMATS[0]} "
+                          f"(or {listed(PIPE_FORMATS[1:])})")
     if ns.format not in PIPE_FORMATS:
-        raise ConfigError(f"-f {ns.format} needs a seekable output file, not a pipe: use -f matroska")
+        raise ConfigError(f"-f {ns.format} needs a seekable output file, not a pipe: use -f {PIPE_FORMATS[0]}")
     if sys.stdout.isatty():
         raise ConfigError("-o -: standard output is a terminal; pipe it into a player or a file")
     return str(ns.format)
@@ -343,7 +345,7 @@ def cmd_demo(ns: argparse.Namespace) -> int:
     style = SAMPLES / f"{ns.painting}.jpg"
     folder = Path(ns.folder)
     folder.mkdir(parents=True, exist_ok=True)
-    out = folder / f"bunny_{ns.painting}.mp4"
+    out = folder / f"bunny_{ns.painting}{DEFAULT_EXTENSION}"
     if out.exists() and not ns.overwrite:
         raise OutputError(f"output {out} exists; pass --overwrite (or -y) to replace it")
     res = demo.fast_render(CLIP, style, out, base, _reporter(ns))
@@ -353,7 +355,7 @@ def cmd_demo(ns: argparse.Namespace) -> int:
     print(f"measuring the optimisation render on this machine: a few iterations of frame 0 at {demo.GATYS_SIZE} px "
           "(a few seconds)", flush=True)
     est = demo.gatys_estimate(CLIP, cfg)
-    gatys = folder / f"bunny_{ns.painting}_gatys.mp4"
+    gatys = folder / f"bunny_{ns.painting}_gatys{DEFAULT_EXTENSION}"
     # (later frames are costed at their whole iteration budget; most stop earlier)
     when = f" (up to about {duration(est.total_seconds)} on this machine)" if est else ""
     print(f"next, the optimisation render{when}:\n  videostyle render {CLIP} --style {style} --size "

@@ -9,18 +9,16 @@ from fractions import Fraction
 from pathlib import Path
 
 from videostyle.errors import ConfigError, OutputError
-from videostyle.io import colour
+from videostyle.io import colour, containers
 from videostyle.io.colour import Picture
 
-CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".mxf": "mxf"}
 VIDEO_ENCODERS = {"h264": "libx264", "hevc": "libx265", "vp9": "libvpx-vp9", "av1": "libsvtav1", "prores": "prores_ks",
                   "dnxhr": "dnxhd"}
 
-# The sample depths each encoder takes (this build's libvpx writes 8 bits only), and those that
-# hold alpha (ProRes 4444; VP9's alpha travels as a second picture beside each frame, in
-# Matroska and WebM only).
+# The sample depths each encoder takes (this build's libvpx writes 8 bits only). Which codecs
+# keep alpha in which container is the container table's (ProRes 4444; VP9's alpha travels as a
+# second picture beside each frame, in Matroska and WebM only).
 DEPTHS = {"h264": (8, 10), "hevc": (8, 10, 12), "vp9": (8,), "av1": (8, 10), "prores": (10,), "dnxhr": (8, 10)}
-ALPHA_CODECS = {"prores": ("mov", "matroska", "mxf"), "vp9": ("webm", "matroska")}
 SDR = Picture(primaries=colour.BT709, trc=colour.BT709, matrix=colour.BT709, range=colour.MPEG)
 
 # The frame rates FFmpeg's MXF muxer takes (the broadcast rates and their multiples).
@@ -29,20 +27,18 @@ MXF_RATES = tuple(Fraction(r) for r in ("24000/1001", "24", "25", "30000/1001", 
 
 
 def container_format(path: Path) -> str:
-    fmt = CONTAINERS.get(path.suffix.lower())
-    if fmt is None:
-        raise OutputError(f"output {path}: unknown video extension {path.suffix!r}; use .mp4, .mkv, .mov, .webm "
-                          "or .mxf")
-    return fmt
+    """The container an output file's extension names (one an output may be), else OutputError."""
+    found = containers.of_path(path)
+    if found is None or not found.file:
+        raise OutputError(f"output {path}: unknown video extension {path.suffix!r}; use "
+                          f"{containers.listed(containers.USUAL_EXTENSIONS)}")
+    return found.name
 
 
 def check_codec(path: Path, codec: str, fmt: str | None = None) -> None:
     """``codec`` goes into ``path``'s container (or ``fmt``'s, for a pipe)."""
     fmt = fmt or container_format(path)
-    allowed = {"mp4": {"h264", "hevc", "vp9", "av1"}, "mov": {"h264", "hevc", "prores", "dnxhr"},
-               "webm": {"vp9", "av1"}, "matroska": {"h264", "hevc", "vp9", "av1", "prores", "dnxhr"},
-               "mxf": {"dnxhr", "prores"},
-               "mpegts": {"h264", "hevc"}, "nut": {"h264", "hevc", "vp9", "av1"}}[fmt]
+    allowed = containers.BY_NAME[fmt].codecs
     if codec not in allowed:
         where = f"-f {fmt}" if path.name == "-" else f"{path.suffix} files"
         raise ConfigError(f"--codec {codec} cannot go into {where}; use one of {', '.join(sorted(allowed))} "
@@ -56,8 +52,8 @@ def mxf_rate(fps: Fraction, path: Path) -> Fraction:
     if abs(near - fps) <= near * Fraction(5, 1000):
         return near
     raise OutputError(f"output {path}: MXF holds the broadcast frame rates (23.976, 24, 25, 29.97, 30, 50, 59.94, "
-                      f"60 ...), not the source's {float(fps):.6g}; write a .mov or .mkv, or give an image sequence "
-                      "--fps")
+                      f"60 ...), not the source's {float(fps):.6g}; write a {containers.usual('mov')} or "
+                      f"{containers.usual('matroska')}, or give an image sequence --fps")
 
 
 def fits_codec(codec: str, height: int, width: int) -> bool:
@@ -69,7 +65,8 @@ def chunk_suffix(path: Path) -> str:
     """The container of a render's encoded chunks, muxed into ``path`` at the end: its own,
     except for MXF, whose files do not keep a first timestamp (each chunk would start at 0):
     MOV chunks hold the same codecs with the source's timestamps."""
-    return ".mov" if CONTAINERS.get(path.suffix.lower()) == "mxf" else path.suffix
+    found = containers.of_path(path)
+    return containers.usual("mov") if found is not None and found.name == "mxf" else path.suffix
 
 
 def default_codec(fmt: str, source: Picture) -> str:
@@ -102,10 +99,11 @@ def output_picture(codec: str, fmt: str, source: Picture) -> tuple[str, Picture,
     if want > 8 and depth == 8:
         lost.append(f"--codec {codec} writes 8 bits here, so the source's {source.describe()} loses its depth "
                     "(hevc, av1 or prores keep it)")
-    alpha = source.alpha and fmt in ALPHA_CODECS.get(codec, ())
+    alpha = source.alpha and codec in containers.BY_NAME[fmt].alpha
     if source.alpha and not alpha:
-        lost.append(f"{codec} in {fmt} cannot hold the source's alpha, so the output is colour only (ProRes in "
-                    ".mov, VP9 in .webm or .mkv, or a .png, .tif or .exr sequence keeps it)")
+        keep = ", ".join(f"{c} in {containers.listed(containers.keeping_alpha(c))}" for c in ("prores", "vp9"))
+        lost.append(f"{codec} in {fmt} cannot hold the source's alpha, so the output is colour only ({keep}, "
+                    "or a .png, .tif or .exr sequence keeps it)")
     if codec == "prores":
         pix_fmt = "yuva444p10le" if alpha else ("yuv444p10le" if source.chroma == "444" else "yuv422p10le")
     elif codec == "vp9":

@@ -32,9 +32,6 @@ os.environ.setdefault("SVT_LOG", "1")
 
 PIPE_CLOSED = "the output pipe was closed by its reader; the render stopped"
 # Containers a pipe can carry (no seeking back to finish a header: MP4 and MOV need that).
-PIPE_FORMATS = ("matroska", "webm", "mpegts", "nut")
-
-
 def _container_options(fmt: str, den: int, timecode: bool) -> dict[str, str]:
     opts: dict[str, str] = {}
     if fmt in ("mp4", "mov") and den < 2**31:
@@ -180,7 +177,7 @@ class VideoWriter:
         pix_fmt: str = "yuv420p",
         picture: Picture = SDR,
     ) -> None:
-        """``stream`` and ``fmt``: write ``fmt`` (one of PIPE_FORMATS) to a pipe instead of a file;
+        """``stream`` and ``fmt``: write ``fmt`` (one of containers.PIPE_FORMATS) to a pipe instead of a file;
         ``tags``: the output's ``timecode`` and ``reel_name`` (a timecode track in MOV and MP4) and
         ``creation_time``; ``pix_fmt`` and ``picture``: the encoded pixels and their colour tags
         (``output_picture``)."""

@@ -24,6 +24,7 @@ from typing import Any
 
 from videostyle import config as C
 from videostyle.errors import ConfigError, RenderInterrupted, VideostyleError
+from videostyle.io import containers
 from videostyle.io.images import is_image_path
 from videostyle.temporal.keyframes import split
 
@@ -190,7 +191,7 @@ def _style_sets(styles_key: Any, has_style: bool, cfg: C.Config, base: Path, whe
 
 
 def _output_path(pattern: str, f: Path, styles: tuple[str, ...], job: str, n: int, where: str) -> str:
-    ext = ".png" if is_image_path(f) else ".mp4"
+    ext = ".png" if is_image_path(f) else containers.DEFAULT_EXTENSION
     try:
         return pattern.format(input_stem=f.stem, input_dir=str(f.parent), style_stem=_stem(styles), job=job, n=n,
                               ext=ext)

@@ -15,7 +15,7 @@ import numpy as np
 
 from videostyle.config import Config
 from videostyle.errors import ConfigError, InputError, OutputError
-from videostyle.io import colour, frames_out, timecode
+from videostyle.io import colour, containers, frames_out, timecode
 from videostyle.io.colour import Picture
 from videostyle.io.images import check_size, fit_size, resize_image
 from videostyle.io.media import Span, VideoInfo, Warn, probe
@@ -89,7 +89,8 @@ def plan_video(inp: Path, out: Path, cfg: Config, overwrite: bool, notice: Warn 
             raise OutputError(f"output {out}: {len(found)} frame file(s) exist ({sorted(found)[0]} ...); pass "
                               "--overwrite (or -y) to replace them, or choose another -o")
         if cfg.temporal.loop:
-            raise ConfigError("--loop renders into a video file; use a .mp4, .mkv, .mov or .webm output")
+            raise ConfigError(f"--loop renders into a video file; use a {containers.listed(containers.USUAL_EXTENSIONS)} "
+                              "output")
     else:
         container_format(out)
         if cfg.encode.codec != "auto":
@@ -230,6 +231,6 @@ def default_output(inp: Path, cfg: Config, image: bool) -> Path:
     if is_sequence(inp):  # shot/%04d.png, shot/*.png or shot/: shot_STYLE.mp4 beside the folder
         folder = inp if inp.is_dir() else (inp.parent if str(inp.parent) else Path("."))
         folder = folder.resolve()
-        return folder.with_name(f"{folder.name}_{style}.mp4")
-    ext = ".png" if image else ".mp4"
+        return folder.with_name(f"{folder.name}_{style}{containers.DEFAULT_EXTENSION}")
+    ext = ".png" if image else containers.DEFAULT_EXTENSION
     return inp.with_name(f"{inp.stem}_{style}{ext}")

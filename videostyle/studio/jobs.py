@@ -22,6 +22,7 @@ from videostyle import config as C
 from videostyle.engines import uses_vgg
 from videostyle.errors import VideostyleError
 from videostyle.estimate import Estimating, duration
+from videostyle.io import containers
 from videostyle.io.workdir import work_path
 from videostyle.render.preview import PREVIEW_ITERATIONS, PREVIEW_SIZE
 from videostyle.report import FrameDone, Reporter, STIterate
@@ -361,7 +362,7 @@ class Studio:
     def _free_output(self, clip: Item, style: Item) -> Path:
         """The first output name of this clip and style that no file and no render of this studio
         has: an earlier session's output is never reused (a render never overwrites one)."""
-        stem, ext = f"{_safe(clip.name)}_{_safe(style.name)}", ".png" if clip.still else ".mp4"
+        stem, ext = f"{_safe(clip.name)}_{_safe(style.name)}", ".png" if clip.still else containers.DEFAULT_EXTENSION
         taken = {j.output for j in self.jobs.values()}
         k = 1
         while (out := self.outputs / f"{stem}_{k}{ext}") in taken or out.exists() or work_path(out).exists():

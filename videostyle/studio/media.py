@@ -17,12 +17,12 @@ import av
 import numpy as np
 
 from videostyle.errors import VideostyleError
-from videostyle.io.images import read_image
+from videostyle.io import containers
+from videostyle.io.images import IMAGE_EXTS, read_image
 from videostyle.io.limits import MAX_PIXELS, check_pixels, header_size
 from videostyle.io.media import VideoInfo, probe, read_frames
 
-CLIP_EXTS = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".wmv", ".ogv", ".ogg", ".m4v", ".mxf", ".ts", ".mts"}
-IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
+CLIP_EXTS = containers.VIDEO_EXTENSIONS  # (an image is a clip too: rendered as an image)
 IMAGE_FORMATS = ("image2", "png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe", "tiff_pipe", "gif")
 CHUNK = 1 << 20
 
