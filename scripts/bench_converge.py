@@ -13,7 +13,7 @@ free of what else the machine is doing (seconds are printed too).
 
     python scripts/bench_converge.py --sizes 256 --iterations 60
     python scripts/bench_converge.py --sizes 512 --contents bunny --styles starry_night --precision bf16
-    python scripts/bench_converge.py --sizes 1024 --iterations 20 --variants torch now
+    python scripts/bench_converge.py --sizes 1024 --upscale --iterations 12 --variants torch now --contents bunny
 """
 
 from __future__ import annotations
@@ -90,6 +90,8 @@ def main() -> None:
     ap.add_argument("--contents", nargs="+", default=list(CONTENTS))
     ap.add_argument("--styles", nargs="+", default=list(STYLES))
     ap.add_argument("--precision", default="auto")
+    ap.add_argument("--upscale", action="store_true", help="enlarge a content smaller than the size (the shared "
+                    "contents are at most 640 px wide: 1024 px needs it)")
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS),
                     help="the optimisers to compare (torch is always run: it is the reference)")
     args = ap.parse_args()
@@ -104,7 +106,7 @@ def main() -> None:
     st = None
     for size in args.sizes:
         for c in args.contents:
-            img = prepare_content(content(c), size, "content")
+            img = prepare_content(content(c), size, "content", args.upscale)
             for s in args.styles:
                 st = build_stylizer(cfg, [read_image(MEDIA / "style" / f"{s}.jpg", "style")], print, st)
                 rows = {v: run(st, img, v, counting) for v in variants}

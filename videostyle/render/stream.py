@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from videostyle.config import Config
 from videostyle.engines import load_styles, render_plan
 from videostyle.errors import InputError
 from videostyle.io.images import fit_size, resize_image
@@ -23,6 +22,7 @@ from videostyle.report import FrameDone, Reporter
 from videostyle.temporal.policy import build_video_stylizer
 
 if TYPE_CHECKING:
+    from videostyle.config import Config
     from videostyle.gatys.stylizer import Stylizer
 
 

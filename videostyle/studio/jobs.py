@@ -259,7 +259,9 @@ class Studio:
         """The record, written now (after each upload, and each render's move)."""
         with self.lock:
             jobs = [j.record() for j in self.jobs.values()]
-        self.record.save([i.record() for i in list(self.uploads.items.values())], jobs)
+        with self.uploads.lock:
+            uploads = [i.record() for i in self.uploads.items.values()]
+        self.record.save(uploads, jobs)
 
     def uploaded(self, item: Item) -> None:
         self.save()
