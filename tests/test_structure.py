@@ -121,3 +121,22 @@ def test_container_extensions_are_named_in_the_container_table_only():
                 if pattern.search(node.value):
                     found.append(f"{name}:{node.lineno}: {node.value[:60]!r}")
     assert not found, "\n".join(found)
+
+
+def test_every_engine_implements_the_whole_protocol():
+    """No engine method refuses its call (raises TypeError): an engine implements the protocol
+    in full, and the callers need not know which engine they hold to call it."""
+    from videostyle.engine import Engine
+
+    methods = {n for n, v in vars(Engine).items() if callable(v) and not n.startswith("_")}
+    refusing = []
+    for name in ("videostyle.gatys.engine", "videostyle.fast.engine", "videostyle.engines"):
+        for cls in ast.walk(_modules()[name]):
+            if isinstance(cls, ast.ClassDef) and cls.name.endswith("Engine"):
+                defined = {f.name for f in cls.body if isinstance(f, ast.FunctionDef)}
+                assert methods <= defined, f"{cls.name} lacks {sorted(methods - defined)}"
+                for f in cls.body:
+                    if isinstance(f, ast.FunctionDef) and any(
+                            isinstance(n, ast.Raise) and "TypeError" in ast.unparse(n) for n in ast.walk(f)):
+                        refusing.append(f"{cls.name}.{f.name}")
+    assert not refusing, refusing

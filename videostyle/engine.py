@@ -53,6 +53,11 @@ class WarmStart:
     temporal: Sequence[TemporalTerm] = ()
     stop_loss: float | None = None
     coarse: int = 0  # iterations at half size first
+    # A network's later frame: its picture computed ahead (None: computed now), followed towards
+    # ``start`` by ``follow`` (0..1) where ``reliable`` (H, W) says the flow can be trusted.
+    ready: np.ndarray | None = None
+    reliable: np.ndarray | None = None
+    follow: float = 0.0
 
 
 class Engine(Protocol):
@@ -78,11 +83,13 @@ class Engine(Protocol):
         optimiser's start (content, noise or a picture; a network ignores it)."""
 
     def later(self, src: np.ndarray, warm: WarmStart, seed: int, callback: Callback | None) -> Painted:
-        """An optimising engine's later frame, from its warm start."""
+        """A later frame from its warm start: optimised from ``warm.start`` (an optimising
+        engine), or the network's picture followed towards it where the flow is reliable."""
 
-    def ahead(self, src: np.ndarray, keys: tuple[np.ndarray, float] | None) -> np.ndarray:
-        """A network's frame (uint8) with the keyframes' ``keys`` (weights, strength; None: the
-        current ones), changing nothing: safe on another thread, ahead of the frame order."""
+    def ahead(self, src: np.ndarray, keys: tuple[np.ndarray, float] | None) -> np.ndarray | None:
+        """The frame (uint8) with the keyframes' ``keys`` (weights, strength; None: the current
+        ones), changing nothing: safe on another thread, ahead of the frame order. None where the
+        frame depends on the frames before it (an optimising engine's): nothing runs ahead."""
 
     def close(self) -> None:
         """End what the engine started (worker processes)."""

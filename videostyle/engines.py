@@ -17,7 +17,7 @@ from videostyle.errors import ConfigError
 from videostyle.estimate import RenderPlan
 from videostyle.fast.engine import FastEngine
 from videostyle.gatys.engine import GatysEngine
-from videostyle.io.images import check_size, fit_size, read_image, resize_image, to_uint8
+from videostyle.io.images import check_size, fit_size, read_image, resize_image
 from videostyle.temporal.flow import FlowParams
 from videostyle.temporal.keyframes import schedule, style_paths
 from videostyle.temporal.regions import FrameRegions, Regions
@@ -58,15 +58,15 @@ class HybridEngine:
         self.gatys.set_regions(regions)
 
     def fresh(self, src: np.ndarray, init: str | np.ndarray, seed: int, callback: Callback | None) -> Painted:
-        # The network's start at --fast-strength times the style strength, as a fast render's frame.
-        start = self.fast.net.stylize(src, self.fast.network_strength())
-        res = self.gatys.st.stylize(src, start, iterations=self.refine, pyramid=False, seed=seed, callback=callback)
-        return Painted(to_uint8(res.image), res.iterations, res.loss)
+        # The fast engine's frame (as a fast render's) is the start of a short optimisation:
+        # the Gatys engine's later frame, from it, without temporal terms.
+        start = self.fast.fresh(src, "content", seed, None).image
+        return self.gatys.later(src, WarmStart(start, self.refine), seed, callback)
 
     def later(self, src: np.ndarray, warm: WarmStart, seed: int, callback: Callback | None) -> Painted:
         return self.gatys.later(src, warm, seed, callback)
 
-    def ahead(self, src: np.ndarray, keys: tuple[np.ndarray, float] | None) -> np.ndarray:
+    def ahead(self, src: np.ndarray, keys: tuple[np.ndarray, float] | None) -> np.ndarray | None:
         return self.gatys.ahead(src, keys)
 
     def close(self) -> None:

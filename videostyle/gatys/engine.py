@@ -51,8 +51,8 @@ class GatysEngine:
                               coarse=warm.coarse, seed=seed, stop_loss=warm.stop_loss, callback=callback)
         return Painted(to_uint8(res.image), res.iterations, res.loss)
 
-    def ahead(self, src: np.ndarray, keys: tuple[np.ndarray, float] | None) -> np.ndarray:
-        raise TypeError("the Gatys engine's frames depend on the previous output; they cannot run ahead")
+    def ahead(self, src: np.ndarray, keys: tuple[np.ndarray, float] | None) -> np.ndarray | None:
+        return None  # (a frame starts from the previous output: it cannot run ahead)
 
     def close(self) -> None:
         pass

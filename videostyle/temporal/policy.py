@@ -205,9 +205,8 @@ class VideoStylizer:
             new = self._network(index, src)
             tb = time.perf_counter()
             w = self.fast_blend
-            if w > 0:
-                # In uint8 (a quarter of float32's time at 1080p; at most one level apart).
-                new = blend(warp(prev_out, p1.back), new, p1.mask, w)
+            warm = WarmStart(warp(prev_out, p1.back) if w > 0 else prev_out, 0, ready=new, reliable=p1.mask, follow=w)
+            new = self.engine.later(src, warm, self.cfg.optim.seed + index, None).image
             self.stages.blend += time.perf_counter() - tb
             return FrameResult(new, 0, float("nan"), False)
         if self.warm == 0.0:
