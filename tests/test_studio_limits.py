@@ -303,3 +303,27 @@ def test_in_a_browser_a_restarted_studio_lists_its_uploads_and_drops_a_removed_o
     finally:
         browser.quit()
         again.stop()
+
+
+def test_ctrl_c_with_an_event_stream_open_stops_within_seconds(tmp_path):
+    """Ctrl-C (SIGINT) as SIGTERM: with a page's event stream open, the studio ends it and exits
+    130 within 5 s, without a traceback."""
+    import signal
+    import urllib.request
+
+    proc = subprocess.Popen([sys.executable, "-m", "videostyle", "studio", "--no-browser", "--folder",
+                             str(tmp_path / "s"), "--model", "random"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        url = proc.stdout.readline().split()[2]  # type: ignore[union-attr]
+        base, token = url.split("/?token=")
+        stream = urllib.request.urlopen(f"{base}/api/events?token={token}", timeout=30)
+        assert stream.readline().startswith(b":")  # (the stream is open)
+        t0 = time.time()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(10) == 130 and time.time() - t0 < 5
+        assert "Traceback" not in proc.stderr.read()  # type: ignore[union-attr]
+        stream.close()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
