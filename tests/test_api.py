@@ -55,6 +55,14 @@ def test_a_picture_in_every_form_gives_the_same_painting(tmp_path):
     assert vs.stylize(content, style=style, output_size="source", **TINY).size == (80, 60)
 
 
+def test_without_on_event_a_warning_reaches_the_logger(caplog):
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="videostyle"):
+        vs.stylize(pattern(48, 64), style=stripes(40, 40), **TINY)
+    assert any(r.levelno == logging.WARNING and "untrained VGG weights" in r.getMessage() for r in caplog.records)
+
+
 def test_a_setting_is_a_keyword_and_a_wrong_one_says_what_was_meant():
     with pytest.raises(ConfigError, match="unknown key iteratons; did you mean 'iterations'"):
         vs.stylize(pattern(32, 32), style=stripes(32, 32), iteratons=3)

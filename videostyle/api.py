@@ -146,8 +146,22 @@ def frames(input: str | os.PathLike[str], style: Styles = None, *, engine: Engin
 # -- helpers ---------------------------------------------------------------------------------
 
 
+class _Notices(Reporter):
+    """Without ``on_event``: a call's notices go to the ``videostyle`` logger (a warning as a
+    warning, which Python shows by default; the rest as info), the other events nowhere."""
+
+    def notice(self, message: str) -> None:
+        import logging
+
+        log = logging.getLogger("videostyle")
+        if message.startswith("warning") or "diverged" in message:
+            log.warning(message.removeprefix("warning: "))
+        else:
+            log.info(message)
+
+
 def _reporter(on_event: OnEvent | None) -> Reporter:
-    return Estimating(EventReporter(on_event)) if on_event is not None else Reporter()
+    return Estimating(EventReporter(on_event)) if on_event is not None else _Notices()
 
 
 def _config(base: C.Config | str | os.PathLike[str] | None, style: Styles, values: dict[str, Any]) -> C.Config:
