@@ -140,3 +140,24 @@ def test_every_engine_implements_the_whole_protocol():
                             isinstance(n, ast.Raise) and "TypeError" in ast.unparse(n) for n in ast.walk(f)):
                         refusing.append(f"{cls.name}.{f.name}")
     assert not refusing, refusing
+
+
+def test_the_video_policy_is_driven_by_its_methods_only():
+    """No job sets the per-frame policy's state (``vs.x = ...``, ``self.vs.x = ...``) from outside
+    its module: a resume, a painted pass and the stage times go through its methods."""
+    def is_policy(node: ast.AST) -> bool:
+        return (isinstance(node, ast.Name) and node.id == "vs") or \
+            (isinstance(node, ast.Attribute) and node.attr == "vs")
+
+    found = []
+    for name, tree in _modules().items():
+        if name == "videostyle.temporal.policy":
+            continue
+        for node in ast.walk(tree):
+            targets = node.targets if isinstance(node, ast.Assign) else \
+                [node.target] if isinstance(node, (ast.AugAssign, ast.AnnAssign)) else []
+            for t in targets:
+                for sub in ast.walk(t):
+                    if isinstance(sub, ast.Attribute) and is_policy(sub.value):
+                        found.append(f"{name}:{node.lineno}: {ast.unparse(t)}")
+    assert not found, "\n".join(found)

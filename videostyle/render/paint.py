@@ -44,7 +44,7 @@ from videostyle.render.output import finish_writer, open_writer, output_alpha, o
 from videostyle.render.resume import render_settings
 from videostyle.report import FrameDone, RenderResult, Reporter, StageTimes
 from videostyle.temporal import paint
-from videostyle.temporal.policy import VideoStylizer, build_video_stylizer, save_frame
+from videostyle.temporal.policy import PassStart, VideoStylizer, build_video_stylizer, save_frame
 
 PAINT_TEMPORAL = 30.0  # the temporal weight of a painted pass unless one is given (Ruder et al.'s balance)
 
@@ -83,14 +83,14 @@ class PaintRender:
         self.source = self.work.store("source")
         self.passes = paint.passes(self.painted, self.total)
         self.vs = build_video_stylizer(cfg, [self.pictures[self.painted[0]]] + self.styles, reporter, None, info)
-        self.vs.schedule = None  # (the styles are the painting's, pass by pass)
+        self.vs.hold_styles()  # (the styles are the painting's, pass by pass)
         self.masks = self.vs.regions  # --mask, beside the paintings
         if self.masks is not None and not self.masks.still():
             raise ConfigError("--paint goes with still --mask images only: its passes run backwards too, and a mask "
                               "video is read in the clip's order")
         self.region_styles = load_region_styles(cfg)
         if cfg.temporal.consistency is None and cfg.temporal.weight == 0:
-            self.vs.temporal_weight = PAINT_TEMPORAL
+            self.vs.hold_temporal_weight(PAINT_TEMPORAL)
         self.anchor = True  # each pass's frames held to its keyframe too (VideoStylizer.anchor)
         self.anchor_start = True  # ... and started from it where it holds
         self.anchor_content = True  # ... and its content target is the carried keyframe where it holds
@@ -159,31 +159,26 @@ class PaintRender:
         """One chain from its painting, its frames saved in its own store (those already there
         restored, so a resumed pass continues where it stopped)."""
         store = self.work.store(p.name)
-        vs: VideoStylizer = self.vs
-        vs.hist.reset()
-        vs.ref_loss = None  # (no early stop: no fresh frame to compare with)
         start = self.keyframe(p.origin)
         cover = self.covers[p.origin]
         slot = len(self.region_styles)  # the painting's region style, after --mask's
         if cover is None:
+            styles = [self.pictures[p.origin]] + self.styles
             weights = [1.0] + [self.cfg.style.paint_style_weight] * len(self.styles)
-            vs.engine.set_styles([self.pictures[p.origin]] + self.styles, weights)
-            vs.engine.set_region_styles(self.region_styles)
-            vs.engine.set_regions(None)  # (an earlier pass's partial painting is not this one's)
-            vs.regions = None if self.masks is None else paint.PaintedRegions(self.masks, None, slot, True)  # type: ignore[assignment]
+            region_styles = self.region_styles
+            regions = None if self.masks is None else paint.PaintedRegions(self.masks, None, slot, True)
         else:
             # The painted part is styled by the painting (its transparent pixels filled from the
             # painted ones, so that its Gram matrices are the brushwork's), the rest by the style
             # images, or keeps the content; what it covers moves with the flow.
             painted = fill_transparent(self.pictures[p.origin], cover)
-            vs.engine.set_region_styles(self.region_styles + [painted])
-            vs.engine.set_styles(self.styles or [painted], [1.0] * max(len(self.styles), 1))
-            vs.regions = paint.PaintedRegions(self.masks, cover, slot, bool(self.styles))  # type: ignore[assignment]
-        vs.anchor = None
-        vs.push(self.source.load(p.origin), start)
-        vs.anchor = (paint.Anchor(self.source.load(p.origin), start, self.anchor_start,
-                                              self.anchor_content) if self.anchor
-                     else None)
+            region_styles = self.region_styles + [painted]
+            styles, weights = self.styles or [painted], [1.0] * max(len(self.styles), 1)
+            regions = paint.PaintedRegions(self.masks, cover, slot, bool(self.styles))
+        source = self.source.load(p.origin)
+        anchor = paint.Anchor(source, start, self.anchor_start, self.anchor_content) if self.anchor else None
+        self.vs.begin_pass(PassStart(styles, weights, region_styles, regions, source, start, anchor))  # type: ignore[arg-type]
+        vs = self.vs
 
         def sink(step: Step) -> None:
             res = step.result

@@ -170,7 +170,7 @@ def stylize_segment(inp: str | os.PathLike[str], cfg: Config, store: WorkDir, be
     first = max(begin, done_until - max(vs.gaps()))  # earlier frames cannot be in the warm-start history
     ref = store.latest_ref_loss(begin, done_until)
     if ref is not None:
-        vs.ref_loss = ref
+        vs.resume_at(ref)
     made = 0
 
     def sink(step: Step) -> None:

@@ -78,7 +78,7 @@ class _VideoRender:
         if self.resume.kept:
             reporter.notice(f"resuming {out.name}: {self.resume.kept} finished frame(s) kept in {self.work.path}")
         if self.resume.ref_loss is not None:
-            self.vs.ref_loss = self.resume.ref_loss
+            self.vs.resume_at(self.resume.ref_loss)
         # PNGs on up to 4 threads (none with --no-stage-threads), a quarter of the cores.
         self.saver = Saver(self.save, min(4, (os.cpu_count() or 1) // 4 + 1) if cfg.render.stage_threads else 0)
         # temporal.settle: the first frames rendered in this run are held back (not saved, not
@@ -88,7 +88,7 @@ class _VideoRender:
         self.chunks = Chunks(self.work, self.job, out, keep, reporter.notice, chunk_frames=cfg.render.chunk_frames,
                              loop=cfg.temporal.loop, before_close=self.saver.flush)
         self.preview = out.with_name(f"{out.stem}.preview.png")
-        self.stages = self.vs.stages = StageTimes()
+        self.stages = self.vs.stages  # (the policy's own: flow and blend add to it)
         self.stop = threading.Event()
         self.threads: list[threading.Thread] = []
         self.encoder: Encoder | InlineEncoder | None = None
@@ -129,7 +129,7 @@ class _VideoRender:
             pairs, seconds, out, model_seconds = fut.result()
             self.stages.flow += seconds
             if out is not None:
-                vs.ready[fr.index] = out
+                vs.take_ahead(fr.index, out)
                 self.stages.model += model_seconds
             return SourceFrame(fr, src, pairs)
 

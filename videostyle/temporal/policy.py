@@ -68,8 +68,26 @@ def flow_pairs(src: np.ndarray | None, earlier: dict[int, np.ndarray],
     return pairs, time.perf_counter() - t
 
 
+@dataclass(frozen=True)
+class PassStart:
+    """A painted pass's start, handed to ``VideoStylizer.begin_pass``: the styles it paints with
+    (blended by ``weights``), the region styles by slot, its regions (None: the whole frame), the
+    keyframe it starts from (source frame and painted output), and the anchor that holds its
+    frames to that keyframe (None: none)."""
+
+    styles: list[np.ndarray]
+    weights: list[float]
+    region_styles: list[np.ndarray]
+    regions: Regions | None
+    source: np.ndarray
+    start: np.ndarray
+    anchor: Anchor | None = None
+
+
 class VideoStylizer:
-    """Per-frame logic of a video render: warm start, flow warping, temporal terms, scene cuts."""
+    """Per-frame logic of a video render: warm start, flow warping, temporal terms, scene cuts.
+    Its jobs drive it through its methods (``frame``, ``push``, ``resume_at``, ``begin_pass``,
+    ``hold_styles``, ``hold_temporal_weight``), never by setting its state."""
 
     def __init__(self, cfg: Config, engine: Engine) -> None:
         self.cfg = cfg
@@ -92,6 +110,36 @@ class VideoStylizer:
     def close(self) -> None:
         """End what the engine started (the compiled fast network's worker processes)."""
         self.engine.close()
+
+    def take_ahead(self, index: int, image: np.ndarray) -> None:
+        """Frame ``index``'s network picture, computed ahead (``ahead``) on another thread."""
+        self.ready[index] = image
+
+    def resume_at(self, ref_loss: float) -> None:
+        """A resumed render's reference loss (its last fresh frame's), for the early stop."""
+        self.ref_loss = ref_loss
+
+    def hold_styles(self) -> None:
+        """Keep the styles set by ``begin_pass`` throughout (no style keyframes)."""
+        self.schedule = None
+
+    def hold_temporal_weight(self, weight: float) -> None:
+        """The temporal term's weight from now on, whatever --consistency's dial said."""
+        self.temporal_weight = weight
+
+    def begin_pass(self, p: PassStart) -> None:
+        """A new chain from a painted keyframe: the history forgotten, no early stop (no fresh
+        frame to compare with), the pass's styles and regions, the keyframe as the frame before
+        the first, and its anchor."""
+        self.hist.reset()
+        self.ref_loss = None
+        self.engine.set_styles(p.styles, p.weights)
+        self.engine.set_region_styles(p.region_styles)
+        self.engine.set_regions(None)  # (an earlier pass's partial painting is not this one's)
+        self.regions = p.regions
+        self.anchor = None
+        self.push(p.source, p.start)
+        self.anchor = p.anchor
 
     @property
     def runs_ahead(self) -> bool:
