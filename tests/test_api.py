@@ -74,6 +74,15 @@ def test_a_setting_is_a_keyword_and_a_wrong_one_says_what_was_meant():
         vs.stylize(torch.zeros(2, 3, 8, 8), style=stripes(32, 32), **TINY)
 
 
+def test_a_picture_file_is_checked_against_the_max_pixels_setting(tmp_path):
+    from videostyle.errors import InputError
+
+    write_image(tmp_path / "c.png", pattern(48, 64))
+    with pytest.raises(InputError, match=r"c.png declares a 64x48 picture .* --max-pixels"):
+        vs.stylize(tmp_path / "c.png", style=stripes(40, 40), max_pixels=1000, **TINY)
+    assert vs.stylize(tmp_path / "c.png", style=stripes(40, 40), max_pixels=64 * 48, **TINY).size == (48, 36)
+
+
 def test_render_reports_the_events_that_progress_json_writes(tmp_path, capsys):
     """The same events in the same order as the command line's --progress json (estimate events
     aside: the scan's arrival, on its own thread, revises the estimate at a time that varies)."""

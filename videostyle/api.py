@@ -88,8 +88,8 @@ def stylize(content: Picture, style: Styles = None, *, engine: Engine | None = N
     from videostyle.engines import prepare_content
     from videostyle.io.images import resize_image
 
-    picture = as_array(content, "content")
     cfg = _config(config, style, values)
+    picture = as_array(content, "content", cfg.render.max_pixels)
     start = None
     if init is not None:
         shape = prepare_content(picture, cfg.optim.size, "content", cfg.optim.upscale).shape[:2]
@@ -202,13 +202,14 @@ def _style_paths(style: Styles) -> list[str]:
     return paths
 
 
-def as_array(picture: Picture, what: str = "picture") -> np.ndarray:
-    """``picture`` as (H, W, 3) RGB uint8: a file's path (read), a PIL image, a numpy array or a
-    torch tensor; (H, W) grey and (H, W, 4) with alpha are made RGB, floats taken as [0, 1]."""
+def as_array(picture: Picture, what: str = "picture", max_pixels: int | None = None) -> np.ndarray:
+    """``picture`` as (H, W, 3) RGB uint8: a file's path (read, its size checked from its header
+    against ``max_pixels``, default the setting's), a PIL image, a numpy array or a torch tensor;
+    (H, W) grey and (H, W, 4) with alpha are made RGB, floats taken as [0, 1]."""
     if isinstance(picture, (str, os.PathLike)):
         from videostyle.io.images import read_image
 
-        return read_image(picture, what)
+        return read_image(picture, what, max_pixels or C.Config().render.max_pixels)
     if type(picture).__module__.startswith("PIL."):
         return np.asarray(picture.convert("RGB")).copy()
     if type(picture).__module__.startswith("torch"):
