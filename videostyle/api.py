@@ -29,6 +29,7 @@ from videostyle import config as C
 from videostyle.errors import ConfigError, VideostyleError
 from videostyle.estimate import Estimating
 from videostyle.events import EventReporter
+from videostyle.io.limits import MAX_PIXELS
 from videostyle.render.stream import StyledFrame
 from videostyle.report import RenderResult, Reporter
 
@@ -209,7 +210,7 @@ def as_array(picture: Picture, what: str = "picture", max_pixels: int | None = N
     if isinstance(picture, (str, os.PathLike)):
         from videostyle.io.images import read_image
 
-        return read_image(picture, what, max_pixels or C.Config().render.max_pixels)
+        return read_image(picture, what, max_pixels or MAX_PIXELS)
     if type(picture).__module__.startswith("PIL."):
         return np.asarray(picture.convert("RGB")).copy()
     if type(picture).__module__.startswith("torch"):

@@ -69,12 +69,20 @@ def decoded(inp: Path, span: Span, info: VideoInfo | None, size: int, upscale: b
 
 def run(vs: VideoStylizer, source: Iterable[SourceFrame], sink: Sink, store: WorkDir | None = None,
         times: StageTimes | None = None) -> None:
-    """Each frame of ``source`` through the policy, in order, to ``sink``: stylized (warm-started
-    from the frames before it), or restored from ``store`` when an earlier run finished it. Either
-    way it joins the warm-start history. The sink saves what it keeps."""
+    """Each frame of ``source`` through the policy, in order, to ``sink`` (``steps``). The sink
+    saves what it keeps."""
+    for step in steps(vs, source, store, times):
+        sink(step)
+
+
+def steps(vs: VideoStylizer, source: Iterable[SourceFrame], store: WorkDir | None = None,
+          times: StageTimes | None = None) -> Iterator[Step]:
+    """Each frame of ``source`` through the policy, in order: stylized (warm-started from the
+    frames before it), or restored from ``store`` when an earlier run finished it. Either way it
+    joins the warm-start history."""
     for sf in source:
         if sf.content is None:
-            sink(Step(sf.frame, None, None, None))
+            yield Step(sf.frame, None, None, None)
             continue
         if store is not None:
             img, res = stylize_or_restore(vs, store, sf.frame.index, sf.content, sf.pairs, times, sf.frame.time)
@@ -82,4 +90,4 @@ def run(vs: VideoStylizer, source: Iterable[SourceFrame], sink: Sink, store: Wor
             res = vs.frame(sf.frame.index, sf.content, sf.pairs, sf.frame.time)
             vs.push(sf.content, res.image)
             img = res.image
-        sink(Step(sf.frame, sf.content, img, res))
+        yield Step(sf.frame, sf.content, img, res)

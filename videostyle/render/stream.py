@@ -5,7 +5,6 @@ closes the engines."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,17 +57,15 @@ def stream_frames(inp: Path, cfg: Config, reporter: Reporter | None = None, *,
     try:
         reporter.begin(total, str(inp))
         reporter.plan(render_plan(cfg, vs.engine, total, fit_size(*source, cfg.optim.size, cfg.optim.upscale)))
-        for sf in chain.decoded(inp, sp, info, cfg.optim.size, cfg.optim.upscale, reporter.notice,
-                                strict=cfg.render.strict):
-            assert sf.content is not None
-            t0 = time.perf_counter()
-            res = vs.frame(sf.frame.index, sf.content, sf.pairs, sf.frame.time)
-            vs.push(sf.content, res.image)
+        frames = chain.decoded(inp, sp, info, cfg.optim.size, cfg.optim.upscale, reporter.notice,
+                               strict=cfg.render.strict)
+        for step in chain.steps(vs, frames):
+            res, fr = step.result, step.frame
+            assert res is not None
             image = resize_image(res.image, source) if cfg.encode.output_size == "source" else res.image
-            reporter.frame(FrameDone(sf.frame.index, total, res.iterations, time.perf_counter() - t0, res.loss,
-                                     res.restarted))
+            reporter.frame(FrameDone(fr.index, total, res.iterations, res.seconds, res.loss, res.restarted))
             made += 1
-            yield StyledFrame(sf.frame.index, sf.frame.time, image, res.iterations)
+            yield StyledFrame(fr.index, fr.time, image, res.iterations)
         if not made:
             raise InputError(f"input {inp} has no video frames in the requested span")
     finally:

@@ -75,16 +75,6 @@ class Handlers:
         kind = request.query_params.get("kind", "")
         if kind not in ("clip", "style"):
             return _error("the upload's kind must be clip or style (?kind=clip or ?kind=style)")
-        declared = request.headers.get("content-length", "")
-        length = int(declared) if declared.isdigit() else 0
-        if length > self.studio.uploads.limit + (1 << 16):
-            # Read the body to its end (keeping none of it) before answering: a server that answers
-            # and closes while the client is still sending leaves the client a broken pipe instead of
-            # this message. The page checks the size before it sends, so this is for other clients.
-            async for _ in request.stream():
-                pass
-            return _error(f"the upload is larger than the studio's limit ({self.studio.uploads.limit >> 20} MiB; "
-                          "start it with --max-upload MB)", 413)
         try:
             item = await receive_upload(request, self.studio.uploads, kind)
         except Refused as exc:

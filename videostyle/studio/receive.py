@@ -76,8 +76,29 @@ class _Form:
         self.writing = False
 
 
+async def _drain(stream: Any, most: int | None = DRAIN) -> None:
+    """Read on (dropping it, up to ``most`` bytes; None: to the end) before answering: a server
+    that answers and closes while the client still sends leaves the client a broken pipe instead
+    of the message."""
+    drained = 0
+    try:
+        async for chunk in stream:
+            drained += len(chunk)
+            if most is not None and drained > most:
+                break
+    except Exception:
+        pass
+
+
 async def receive_upload(request: Request, uploads: Uploads, kind: str) -> Item:
     """The request's multipart file, saved and checked; Refused with a status and a message."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > uploads.limit + (1 << 16):
+        # A body that says it is over the limit is refused before anything is written, read to its
+        # end (the page checks the size before it sends, so this is for other clients).
+        await _drain(request.stream(), None)
+        raise Refused(f"the upload is larger than the studio's limit ({uploads.limit >> 20} MiB; "
+                      "start it with --max-upload MB)", 413)
     ctype, options = parse_options_header(request.headers.get("content-type", ""))
     boundary = options.get(b"boundary")
     if ctype != b"multipart/form-data" or not boundary:
@@ -94,16 +115,7 @@ async def receive_upload(request: Request, uploads: Uploads, kind: str) -> Item:
             form.incoming.abort()
         if not isinstance(exc, Exception):
             raise
-        # Read on (dropping it) before answering: a server that answers and closes while the
-        # client still sends leaves the client a broken pipe instead of the message.
-        drained = 0
-        try:
-            async for chunk in stream:
-                drained += len(chunk)
-                if drained > DRAIN:
-                    break
-        except Exception:
-            pass
+        await _drain(stream)
         if isinstance(exc, Refused):
             raise
         if isinstance(exc, UploadError):
