@@ -255,6 +255,25 @@ def test_a_render_sends_the_scan_as_a_second_plan(tmp_path, capsys):
     assert restarted == [6]  # the render found the cut the scan foresaw
 
 
+def test_a_scan_done_during_frame_0_reaches_the_estimate_before_frame_0_ends(tmp_path, capsys, monkeypatch):
+    """The scan's plan is handed on at the first iteration after the scan ends, not at frame 0's end
+    (here the scan runs to its end as it is started, so frame 0's first iteration finds it)."""
+    from videostyle.render.scan import BackgroundScan
+
+    monkeypatch.setattr(BackgroundScan, "start", BackgroundScan.run)
+    src = make_clip(tmp_path / "cut.mp4", frames=8, size=(96, 64), audio=(), cut_at=5)
+    write_image(tmp_path / "s.png", stripes(48, 48))
+    assert main(["render", str(src), "--style", str(tmp_path / "s.png"), "-o", str(tmp_path / "o.mp4"),
+                 "--progress", "json", *TINY]) == 0
+    events = [json.loads(ln) for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    kinds = [(e["event"], e.get("index")) for e in events if e["event"] in ("plan", "iterate", "frame")]
+    second = [i for i, e in enumerate(events) if e["event"] == "plan"][1]
+    first_frame = next(i for i, e in enumerate(events) if e["event"] == "frame")
+    first_iterate = next(i for i, e in enumerate(events) if e["event"] == "iterate")
+    assert second < first_iterate < first_frame, kinds[:6]
+    assert events[second]["cuts"] == [5]
+
+
 def test_a_render_of_chains_only_says_what_it_does():
     """A painted render has no fresh frame: each frame is a chain's, from the one before."""
     clock, rec = Clock(), Record()

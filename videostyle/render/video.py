@@ -10,7 +10,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,7 +34,8 @@ from videostyle.render.scan import BackgroundScan
 from videostyle.render.resume import Chunks, ResumePlan, plan_resume, render_settings
 from videostyle.render.settle import StartSettler, settle_frames
 from videostyle.render.stages import Encoder, Inline, InlineEncoder, Saver, Stage, Stopped, join
-from videostyle.report import FrameDone, RenderResult, Reporter, StageTimes
+from videostyle.events import Tee
+from videostyle.report import FrameDone, RenderResult, Reporter, StageTimes, STIterate
 from videostyle.temporal.flow import FramePair
 from videostyle.temporal.policy import FrameResult, VideoStylizer, ahead_workers, build_video_stylizer, flow_pairs, save_frame
 
@@ -54,6 +55,18 @@ def flow_workers(cfg: Config, vs: VideoStylizer) -> int:
     return max(1, min(4, (os.cpu_count() or 1) // 4))
 
 
+class _ScanFeed(Tee):
+    """The render's reporter, checking before each iteration event whether the scan is done."""
+
+    def __init__(self, inner: Reporter, found: Callable[[], None]) -> None:
+        super().__init__([inner])
+        self.found = found
+
+    def iterate(self, it: STIterate) -> None:
+        self.found()
+        super().iterate(it)
+
+
 # A flow worker's result: flow pairs, their seconds, the fast engine's output computed ahead (or
 # None) and its seconds.
 _Prepared = tuple[dict[int, FramePair], float, "np.ndarray | None", float]
@@ -66,10 +79,14 @@ class _VideoRender:
 
     def __init__(self, inp: Path, out: Path, cfg: Config, reporter: Reporter, restart: bool, overwrite: bool,
                  stylizer: Stylizer | None) -> None:
-        self.inp, self.out, self.cfg, self.reporter = inp, out, cfg, reporter
+        self.inp, self.out, self.cfg = inp, out, cfg
+        # The scan's motion and cuts reach the estimate at the first iteration after the scan
+        # ends (frame 0's, usually), on the thread that renders: not at frame 0's end.
+        self.scan: BackgroundScan | None = None
+        self.reporter: Reporter = _ScanFeed(reporter, self.scan_found)
         self.job: VideoJob = plan_video(inp, out, cfg, overwrite, reporter.notice)
         self.total = self.job.span.count(inp, self.job.info)
-        self.vs = build_video_stylizer(cfg, load_styles(cfg), reporter, stylizer, self.job.info, ahead=True)
+        self.vs = build_video_stylizer(cfg, load_styles(cfg), self.reporter, stylizer, self.job.info, ahead=True)
         self.work = WorkDir(out, render_settings(cfg, inp, self.job.info))
         self.work.open(restart)
         self.gaps = self.vs.gaps()
@@ -98,7 +115,6 @@ class _VideoRender:
         self.n_frames, self.last_time = 0, None  # frames read from the source, the last one's time
         self.iterations: list[int] = []  # of the frames stylized now
         self.frame_secs: list[float] = []
-        self.scan: BackgroundScan | None = None
 
     # -- the stages
 
@@ -226,6 +242,13 @@ class _VideoRender:
         return RenderResult(self.out, self.n_frames, time.perf_counter() - started, self.iterations, st,
                             tuple(self.frame_secs))
 
+    def scan_found(self) -> None:
+        """The scan's motion and cuts into the plan, once it is done (a second ``plan`` event)."""
+        if self.scan is not None and self.scan.result is not None and not self.plan.motion:
+            found = self.scan.result
+            self.plan = dataclasses.replace(self.plan, motion=found.unreliable, cuts=found.cuts)
+            self.reporter.plan(self.plan)
+
     def waited(self, source: Iterator[SourceFrame]) -> Iterator[SourceFrame]:
         """``source``, adding the time the stylizer waits on it to ``stages.waiting``; a stage
         that failed and stopped the others raises its error here."""
@@ -246,10 +269,7 @@ class _VideoRender:
         """The sink: a frame through the policy, held back for settling or handed to the encoding
         stage (with its PNG to save when it is new), and reported."""
         assert self.encoder is not None
-        if self.scan is not None and self.scan.result is not None and not self.plan.motion:
-            found = self.scan.result
-            self.plan = dataclasses.replace(self.plan, motion=found.unreliable, cuts=found.cuts)
-            self.reporter.plan(self.plan)
+        self.scan_found()
         fr, img, res = step.frame, step.image, step.result
         if res is not None:
             self.frame_secs.append(res.seconds)
