@@ -23,7 +23,7 @@ from videostyle.config import Config, apply  # noqa: E402
 from videostyle.io.media import Span  # noqa: E402
 from videostyle.metrics import temporal_error  # noqa: E402
 from videostyle.render.pipeline import render_video  # noqa: E402
-from videostyle.temporal.policy import dial  # noqa: E402
+from videostyle.engines import dial  # noqa: E402
 
 
 def main() -> None:

@@ -38,7 +38,7 @@ from videostyle.engines import new_stylizer  # noqa: E402
 from videostyle.config import Config, apply  # noqa: E402
 from videostyle.temporal.flow import blend, warp  # noqa: E402
 from videostyle.io.images import read_image  # noqa: E402
-from videostyle.temporal.policy import save_frame  # noqa: E402
+from videostyle.render.chain import save_frame  # noqa: E402
 from videostyle.io.workdir import WorkDir  # noqa: E402
 
 

@@ -40,7 +40,7 @@ from videostyle.engines import build_stylizer, render_flow_params  # noqa: E402
 from videostyle.io.images import read_image, write_image  # noqa: E402
 from videostyle.io.media import probe  # noqa: E402
 from videostyle.metrics import temporal_error  # noqa: E402
-from videostyle.render.output import span  # noqa: E402
+from videostyle.engines import span  # noqa: E402
 from videostyle.render.paint import PaintRender  # noqa: E402
 from videostyle.report import Reporter  # noqa: E402
 from videostyle.temporal import paint  # noqa: E402

@@ -20,9 +20,10 @@ from videostyle.config import Config, apply
 from videostyle.io.media import Span
 from videostyle.metrics import temporal_error
 from videostyle.io.media import probe
-from videostyle.render.output import span
+from videostyle.engines import span
 from videostyle.render.parallel import plan_segments, render_parallel
 from videostyle.render.scan import scan
+from videostyle.engines import scan_spec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import media_parser  # noqa: E402
@@ -45,7 +46,7 @@ def main() -> None:
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     wall1 = None
     with tempfile.TemporaryDirectory() as tmp:
-        found = scan(args.clip, base, span(base), probe(args.clip))
+        found = scan(args.clip, scan_spec(base), span(base), probe(args.clip))
         n, cuts = found.frames, list(found.cuts)
         for workers, overlap in ((1, 0), (2, 0), (2, default_overlap)):
             cfg = apply(base, {"render.workers": workers, "render.overlap": overlap})

@@ -31,9 +31,10 @@ from videostyle import config as C  # noqa: E402
 from videostyle.estimate import Estimating, RenderPlan  # noqa: E402
 from videostyle.estimate import replay as replay_events  # noqa: E402
 from videostyle.io.media import probe  # noqa: E402
-from videostyle.render.output import span  # noqa: E402
+from videostyle.engines import span  # noqa: E402
 from videostyle.render.pipeline import render_video  # noqa: E402
 from videostyle.render.scan import SpanScan, scan  # noqa: E402
+from videostyle.engines import scan_spec  # noqa: E402
 from videostyle.report import FrameDone, Reporter  # noqa: E402
 
 
@@ -121,7 +122,7 @@ def main() -> None:
         scanned = None
         if args.scan:
             cfg = C.Config()
-            scanned = scan(args.clip, cfg, span(cfg), probe(args.clip))
+            scanned = scan(args.clip, scan_spec(cfg), span(cfg), probe(args.clip))
         rec, real = replay(args.replay, scanned)
         print(f"# {args.replay.name}: {len(rec.frames)} frame events, replayed")
     else:

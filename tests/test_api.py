@@ -30,7 +30,7 @@ def _frames(path: Path) -> int:
 
 
 def test_the_package_offers_its_api():
-    assert set(vs.__all__) >= {"stylize", "render", "frames", "Engine", "settings"}
+    assert set(vs.__all__) >= {"stylize", "render", "frames", "estimate", "Engine", "settings"}
     assert callable(vs.render) and vs.render is vs.api.render  # (the name is the function, not the layer)
     assert vs.settings(size=128, style_weight=2.0).optim.size == 128
 
@@ -117,6 +117,16 @@ def test_frames_streams_and_stops_when_the_loop_does(tmp_path):
     stream.close()  # (a break: the engines close, nothing is left running)
     fast = list(vs.frames(clip, style=stripes(40, 40), method="fast", max_frames=3, size=48))
     assert len(fast) == 3 and all(f.iterations == 0 for f in fast)
+
+
+def test_estimate_says_what_a_render_would_take_and_writes_nothing(tmp_path):
+    src = make_clip(tmp_path / "c.mp4", frames=8, size=(96, 64), audio=())
+    write_image(tmp_path / "s.png", stripes(48, 48))
+    e = vs.estimate(src, style=tmp_path / "s.png", **{**TINY, "iterations": 40, "iterations_later": 5})
+    assert isinstance(e, vs.Estimate) and e.plan.frames == 8 and e.plan.first_iterations == 40
+    assert e.plan.later_iterations == 5 and e.total_seconds > 0 and "8 frame(s)" in e.line()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.mp4", "s.png"]
+    assert vs.estimate(src, style=tmp_path / "s.png", method="fast", **TINY) is None
 
 
 def test_an_engine_keeps_its_network_across_calls(monkeypatch):

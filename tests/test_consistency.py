@@ -8,7 +8,7 @@ from videostyle import config as C
 from videostyle.cli import main
 from videostyle.io.images import write_image
 from videostyle.metrics import temporal_error
-from videostyle.temporal.policy import dial
+from videostyle.engines import dial
 
 from .clips import make_clip
 from .conftest import stripes
@@ -102,7 +102,7 @@ def test_disoccluded_pixels_start_from_the_content_in_the_paint_s_colours():
     output's colour statistics: raw content, lighter than paint, made long shots drift."""
     import numpy as np
 
-    from videostyle.temporal.policy import _in_colours_of
+    from videostyle.render.policy import _in_colours_of
 
     rng = np.random.default_rng(0)
     content = (rng.random((32, 40, 3)) * 80 + 150).astype(np.uint8)  # light

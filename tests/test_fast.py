@@ -83,7 +83,7 @@ def test_flow_blending_lowers_temporal_error(tmp_path):
 def test_network_ahead_on_threads_matches_in_order(tmp_path, monkeypatch):
     """The network runs ahead of the frame order on the flow stage's threads, each call with
     the style keyframes' blend at its frame's time; the frames equal an in-order render's."""
-    from videostyle.temporal.policy import VideoStylizer
+    from videostyle.render.policy import VideoStylizer
 
     src = make_clip(tmp_path / "m.mp4", frames=6, fps=4, audio=(), size=(96, 64), shift_per_frame=2)
     pa, pb = tmp_path / "a.png", tmp_path / "b.png"

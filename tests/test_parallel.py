@@ -18,9 +18,10 @@ from videostyle.cli import main
 from videostyle.io.images import write_image
 from videostyle.config import Config, apply
 from videostyle.io.media import probe
-from videostyle.render.output import span
+from videostyle.engines import span
 from videostyle.render.parallel import Segment, plan_segments
 from videostyle.render.scan import scan
+from videostyle.engines import scan_spec
 
 from .clips import audio_packets, make_clip, streams, video_pts
 from .conftest import hide_module, stripes
@@ -48,7 +49,7 @@ def test_planner_finds_the_scene_cut_on_small_frames(tmp_path):
     src = make_clip(tmp_path / "cut.mp4", frames=12, size=(320, 240), audio=(), cut_at=7)
     cfg = apply(Config(), {"optim.size": 320})
     info = probe(src)
-    small, full = scan(src, cfg, span(cfg), info), scan(src, cfg, span(cfg), info, side=0)
+    small, full = scan(src, scan_spec(cfg), span(cfg), info), scan(src, scan_spec(cfg), span(cfg), info, side=0)
     assert (small.frames, small.cuts) == (full.frames, full.cuts) == (12, (7,))
     assert small.unreliable[0] == 1.0 and max(small.unreliable[1:7] + small.unreliable[8:]) < 0.5
 

@@ -170,7 +170,7 @@ def test_a_sequence_output_refuses_what_it_cannot_do_in_one_line(tmp_path, capsy
 
 
 def test_an_interrupted_sequence_render_resumes_to_the_same_frames(tmp_path, monkeypatch):
-    from videostyle.temporal import policy
+    from videostyle.render import policy
 
     shot = _shot(tmp_path / "shot", range(8))
     write_image(tmp_path / "s.png", stripes(48, 48))

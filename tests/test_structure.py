@@ -73,11 +73,35 @@ def test_the_engine_name_is_read_in_the_factory_only():
 
 def test_compute_modules_import_no_config():
     mods = _modules()
-    compute = [m for m in mods if m.split(".")[1:2] and m.split(".")[1] in ("gatys", "fast", "io", "engine", "device", "assets")
-               or m in ("videostyle.temporal.flow", "videostyle.temporal.keyframes", "videostyle.temporal.regions")]
+    compute = [m for m in mods if m.split(".")[1:2] and m.split(".")[1] in
+               ("gatys", "fast", "io", "engine", "device", "assets", "temporal")] + ["videostyle.render.policy"]
     assert len(compute) > 15
     for m in compute:
         assert "videostyle.config" not in _imports(mods[m], set(mods)), f"{m} imports the Config"
+
+
+def test_temporal_is_the_layer_below_the_engines_and_the_policy_sits_above_them():
+    """``temporal/`` is pure flow, keyframe, painting and region code: it imports no engine, no
+    builder and nothing of the render layer. The policy takes its engine handed in: it imports
+    neither the builder nor the work folder."""
+    mods = _modules()
+    above = {"videostyle.engines", "videostyle.engine", "videostyle.config"} | {m for m in mods if ".render" in m
+                                                                              or ".gatys" in m or ".fast" in m}
+    for m in (m for m in mods if m.startswith("videostyle.temporal")):
+        assert not _imports(mods[m], set(mods)) & above, f"{m} imports {_imports(mods[m], set(mods)) & above}"
+    policy = _imports(mods["videostyle.render.policy"], set(mods))
+    assert not policy & {"videostyle.engines", "videostyle.io.workdir", "videostyle.config"}, policy
+
+
+def test_the_video_policy_has_no_public_mutable_state():
+    """Every attribute the policy sets is private (``self._x``); what its jobs read are properties."""
+    tree = _modules()["videostyle.render.policy"]
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "VideoStylizer")
+    public = sorted({ast.unparse(t) for n in ast.walk(cls) if isinstance(n, (ast.Assign, ast.AugAssign, ast.AnnAssign))
+                     for t in (n.targets if isinstance(n, ast.Assign) else [n.target])
+                     if isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self"
+                     and not t.attr.startswith("_")})
+    assert not public, public
 
 
 
@@ -151,7 +175,7 @@ def test_the_video_policy_is_driven_by_its_methods_only():
 
     found = []
     for name, tree in _modules().items():
-        if name == "videostyle.temporal.policy":
+        if name == "videostyle.render.policy":
             continue
         for node in ast.walk(tree):
             targets = node.targets if isinstance(node, ast.Assign) else \

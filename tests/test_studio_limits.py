@@ -14,7 +14,6 @@ import time
 import zlib
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 

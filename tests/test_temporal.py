@@ -2,7 +2,7 @@ import json
 
 import numpy as np
 
-from videostyle.engines import new_stylizer
+from videostyle.engines import new_stylizer, policy
 from videostyle.gatys.engine import GatysEngine
 from videostyle.cli import main
 from videostyle.io.images import write_image
@@ -91,11 +91,11 @@ def test_long_term_mask_covers_what_the_occluded_previous_frame_could_not():
     leave the disoccluded middle free, and its gap-2 term (Ruder's c_long) must take exactly
     that region over, against frame 0, which saw it."""
     from videostyle.config import apply
-    from videostyle.temporal.policy import VideoStylizer
+    from videostyle.render.policy import VideoStylizer
 
     cfg = apply(tiny_config(), {"temporal.weight": 1.0, "temporal.frames": [1, 2]})
     rec = _Recorder()
-    vs = VideoStylizer(cfg, GatysEngine(rec, cfg.optim.iterations))  # type: ignore[arg-type]
+    vs = VideoStylizer(policy(cfg), GatysEngine(rec, cfg.optim.iterations))  # type: ignore[arg-type]
     frames = [_occluded(i) for i in range(3)]
     for i, f in enumerate(frames):
         res = vs.frame(i, f)
@@ -172,12 +172,12 @@ def test_prev_warped_init_fills_unreliable_pixels_from_content(tmp_path):
     # frame 1 takes the content where the flow is unreliable, moved to the previous output's
     # colours (its mean; its spread only down to half the content's, as the output here is flat)
     from videostyle.config import apply
-    from videostyle.temporal.policy import VideoStylizer
+    from videostyle.render.policy import VideoStylizer
 
     cfg = tiny_config(**{"optim.iterations_later": 0, "temporal.scene_cut": 0.0})
     st = new_stylizer(cfg, extractor=tiny_extractor())
     st.set_styles([stripes(48, 48)])
-    vs = VideoStylizer(apply(cfg, {}), GatysEngine(st, cfg.optim.iterations))
+    vs = VideoStylizer(policy(apply(cfg, {})), GatysEngine(st, cfg.optim.iterations))
     from .conftest import pattern
 
     a = pattern(48, 64)

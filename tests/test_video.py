@@ -143,7 +143,7 @@ def test_segment_start_duration_and_max_frames(tmp_path, style):
 def test_failed_render_leaves_no_output(tmp_path, style, monkeypatch):
     src = make_clip(tmp_path / "in.mp4", frames=6)
     out = tmp_path / "out.mp4"
-    from videostyle.temporal import policy as video
+    from videostyle.render import policy as video
 
     calls = {"n": 0}
     real = video.VideoStylizer.frame

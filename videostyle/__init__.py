@@ -14,7 +14,8 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 # (After the render layer's package is imported, so that the name is the API's function.)
-from videostyle.api import Engine, RenderResult, StyledFrame, VideostyleError, frames, render, settings, stylize
+from videostyle.api import (Engine, Estimate, RenderResult, StyledFrame, VideostyleError, estimate, frames, render,
+                            settings, stylize)
 
-__all__ = ["Engine", "RenderResult", "StyledFrame", "VideostyleError", "__version__", "frames", "render",
-           "settings", "stylize"]
+__all__ = ["Engine", "Estimate", "RenderResult", "StyledFrame", "VideostyleError", "__version__", "estimate", "frames",
+           "render", "settings", "stylize"]

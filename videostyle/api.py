@@ -27,7 +27,7 @@ import numpy as np
 
 from videostyle import config as C
 from videostyle.errors import ConfigError, VideostyleError
-from videostyle.estimate import Estimating
+from videostyle.estimate import Estimate, Estimating
 from videostyle.events import EventReporter
 from videostyle.io.limits import MAX_PIXELS
 from videostyle.render.stream import StyledFrame
@@ -38,7 +38,8 @@ if TYPE_CHECKING:
 
     from videostyle.gatys.stylizer import Stylizer
 
-__all__ = ["Engine", "RenderResult", "StyledFrame", "VideostyleError", "frames", "render", "settings", "stylize"]
+__all__ = ["Engine", "Estimate", "RenderResult", "StyledFrame", "VideostyleError", "estimate", "frames", "render",
+           "settings", "stylize"]
 
 # A picture as the API takes it: a file's path, a PIL image, an array or a tensor.
 Picture = Union[str, os.PathLike, "Image", np.ndarray, Any]
@@ -116,7 +117,7 @@ def render(input: str | os.PathLike[str], output: str | os.PathLike[str] | None 
     inp = Path(input)
     cfg = _config(config, style, values)
     image = is_image_path(inp) and not is_sequence(inp)
-    out = Path(output) if output is not None else default_output(inp, cfg, image)
+    out = Path(output) if output is not None else default_output(inp, list(cfg.style.images), image)
     rep = reporter or _reporter(on_event)
     stylizer = engine.stylizer if engine else None
     if image:
@@ -142,6 +143,16 @@ def frames(input: str | os.PathLike[str], style: Styles = None, *, engine: Engin
 
     cfg = _config(config, style, values)
     yield from stream_frames(Path(input), cfg, _reporter(on_event), stylizer=engine.stylizer if engine else None)
+
+
+def estimate(input: str | os.PathLike[str], style: Styles = None, *,
+             config: C.Config | str | os.PathLike[str] | None = None, **values: Any) -> Estimate | None:
+    """What a render of the video ``input`` would take on this machine, as its first estimate says
+    it (``Estimate``: ``total_seconds``, ``line()``), from a few measured iterations of its first
+    frame; nothing is written. None for the fast engine (it has no iterations to measure)."""
+    from videostyle.render.pipeline import estimate_video
+
+    return estimate_video(Path(input), _config(config, style, values))
 
 
 # -- helpers ---------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 Three types implement it: ``gatys.engine.GatysEngine`` (the optimisation), ``fast.engine.
 FastEngine`` (the feed-forward network) and ``engines.HybridEngine`` (the network's output
-refined by the optimisation). The video policy (``temporal.policy``) asks its engine what it
+refined by the optimisation). The video policy (``render.policy``) asks its engine what it
 can do (``optimises``, ``ahead``) and never its name: the name is read once, in ``engines``.
 Torch-free, so that a fast render starts without importing torch.
 """

@@ -1,23 +1,33 @@
-"""The engine factory: the one module that reads the engine's name (``fast.method``) and turns
-the Config into an engine, with the style images, regions, the first frame's start and the flow
-a render of that engine computes. Everything downstream asks the engine (``engine.Engine``)."""
+"""The builder: the one module that reads the engine's name (``fast.method``) and turns the Config
+into an engine, with the style images, regions, the first frame's start and the flow a render of
+that engine computes, and into the per-frame policy's frozen spec (``policy``) and the policy
+itself around an engine (``build_video_stylizer``). Everything downstream asks the engine
+(``engine.Engine``) and the policy (``render.policy.VideoStylizer``)."""
 
 from __future__ import annotations
 
 import dataclasses
 import os
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, ClassVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from videostyle.config import Config
+from videostyle.config import Config, to_dict
 from videostyle.engine import Callback, Engine, Painted, WarmStart
 from videostyle.errors import ConfigError
 from videostyle.estimate import RenderPlan
 from videostyle.fast.engine import FastEngine
 from videostyle.gatys.engine import GatysEngine
 from videostyle.io.images import check_size, fit_size, read_image, resize_image
+from videostyle.io import sequence
+from videostyle.io.media import Span, VideoInfo
+from videostyle.io.workdir import file_digest
+from videostyle.render.output import OutputSpec
+from videostyle.render.policy import PolicySpec, VideoStylizer
+from videostyle.render.scan import ScanSpec
+from videostyle.report import Reporter
 from videostyle.temporal.flow import FlowParams
 from videostyle.temporal.keyframes import schedule, style_paths
 from videostyle.temporal.regions import FrameRegions, Regions
@@ -260,3 +270,93 @@ def render_plan(cfg: Config, engine: Engine, frames: int | None, size: tuple[int
                       later_iterations=cfg.optim.iterations_later + cfg.optim.coarse_later if engine.optimises else 0,
                       size=size, settle_frames=settle, resumed=resumed, device="GPU" if engine.on_gpu else "CPU",
                       early_stop=engine.optimises and cfg.optim.stop_loss_ratio > 0)
+
+
+def dial(cfg: Config) -> tuple[float, float, float]:
+    """``--consistency``'s settings: the warm start's weight on reliable pixels, the temporal
+    weight and the fast engine's flow blend (without it: 1, --temporal-weight, --fast-blend).
+
+    0 to 0.5 moves the warm start from none (each frame fresh) to the full warped previous
+    output, the default; 0.5 to 1 adds the temporal loss, up to twice Ruder et al.'s balance (60)."""
+    c = cfg.temporal.consistency
+    if c is None:
+        return 1.0, cfg.temporal.weight, cfg.fast.blend
+    return min(1.0, 2.0 * c), 60.0 * max(0.0, 2.0 * c - 1.0), 0.9 * c
+
+
+def policy(cfg: Config, info: VideoInfo | None = None) -> PolicySpec:
+    """The per-frame policy's spec; ``info`` (the source's frame rate and first timestamp)
+    places style keyframes."""
+    warm, weight, fast_blend = dial(cfg)
+    o, t, s = cfg.optim, cfg.temporal, cfg.style
+    init = first_init(cfg)
+    return PolicySpec(
+        flow=render_flow_params(cfg), seed=o.seed, iterations=o.iterations, iterations_later=o.iterations_later,
+        init_later=t.init_later, mixed=t.consistency is not None, warm=warm, temporal_weight=weight,
+        fast_blend=fast_blend, long_term=tuple(t.frames), scene_cut=t.scene_cut, stop_loss_ratio=o.stop_loss_ratio,
+        coarse_later=o.coarse_later,
+        first_init=prepare_content(init, 0, "init image") if isinstance(init, np.ndarray) else init,
+        schedule=schedule(s.images, s.blend, s.transitions, s.strength, float(info.fps) if info else 0.0),
+        start_time=info.start_time if info else 0.0, settle_seconds=0.0 if t.loop else t.settle)
+
+
+def scan_spec(cfg: Config) -> ScanSpec:
+    """How a render's span is scanned (``render.scan``)."""
+    return ScanSpec(render_flow_params(cfg), cfg.temporal.scene_cut, cfg.render.strict, cfg.optim.size,
+                    cfg.optim.upscale)
+
+
+def span(cfg: Config) -> Span:
+    """The part of the input a render covers."""
+    r = cfg.render
+    return Span(r.start, r.duration, r.max_frames)
+
+
+def output_spec(cfg: Config) -> OutputSpec:
+    """What a video render's output asks of its input and how it is written (``render.output``)."""
+    e, r = cfg.encode, cfg.render
+    return OutputSpec(span(cfg), cfg.optim.size, cfg.optim.upscale, e.codec, e.crf, e.preset, e.even, e.output_size,
+                      e.start_number, bool(cfg.temporal.loop), r.audio, r.hdr, r.fps, r.fill_gaps, r.max_pixels)
+
+
+def ahead_workers(cfg: Config, on_gpu: bool = False) -> int:
+    """Frames whose fast-engine output is computed at once, ahead of the frame order, on the
+    flow stage's threads (0: none, the network runs in order on the main thread: other engines,
+    regions, --no-stage-threads). ``flow.workers``, or for 0 up to 4, one per core; each call
+    gets an equal share of the cores (single-threaded calls at once beat one call on every core:
+    docs/benchmarks.md, the fast engine). With the network on a GPU (``on_gpu``: its calls take
+    turns there) the flow is the work: up to 8, half the cores."""
+    if not runs_ahead(cfg) or not cfg.render.stage_threads:
+        return 0
+    cores = os.cpu_count() or 1
+    return cfg.flow.workers or (max(1, min(8, cores // 2)) if on_gpu else max(1, min(4, cores)))
+
+
+def build_video_stylizer(cfg: Config, styles: list[np.ndarray], reporter: Reporter,
+                         stylizer: Stylizer | None = None, info: VideoInfo | None = None,
+                         ahead: bool = False) -> VideoStylizer:
+    """The engines a video render needs (no VGG for --method fast) around one VideoStylizer,
+    whose first frame starts from --init (an --init-image at the stylized size); ``info`` (the
+    source's frame rate and first timestamp) places style keyframes. ``ahead``: the caller runs
+    the fast engine's network ahead on ``ahead_workers`` threads (each call then gets its share
+    of the cores; else every call gets all of them)."""
+    engine = build_engine(cfg, styles, reporter.notice, stylizer, ahead_workers(cfg) if ahead else 0)
+    return VideoStylizer(policy(cfg, info), engine, build_regions(cfg), reporter.iterate)
+
+
+def render_settings(cfg: Config, inp: Path, info: VideoInfo) -> dict[str, Any]:
+    """Everything that determines the stylized frames and their encoding (for resume); not
+    progress or scheduling options. ``info``: the input's probe (an image sequence's files)."""
+    d = to_dict(cfg)
+    # Encode settings stay in: the work folder holds frames encoded with them.
+    # Options that change neither the frames nor their encoding stay out (a resume may change them).
+    d["render"] = {k: v for k, v in d["render"].items() if k not in ("preview_every", "stage_threads", "ray_address")}
+    d["flow"] = {k: v for k, v in d["flow"].items() if k != "workers"}
+    d["input"] = {"path": str(inp.resolve()),
+                  "digest": sequence.digest(info.sequence) if info.sequence else file_digest(inp, full=False)}
+    d["styles"] = [file_digest(p) for p in style_paths(cfg.style.images)]
+    weights = cfg.model.weights or os.environ.get("VIDEOSTYLE_WEIGHTS")
+    if weights and Path(weights).is_file():
+        st = Path(weights).stat()
+        d["weights"] = {"path": str(Path(weights).resolve()), "size": st.st_size, "mtime": st.st_mtime}
+    return d

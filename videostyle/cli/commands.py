@@ -118,7 +118,7 @@ def cmd_eval(ns: argparse.Namespace) -> int:
     from videostyle.errors import WeightsError
     from videostyle.metrics import frame_losses, temporal_error
     from videostyle.engines import flow_params
-    from videostyle.render.output import span
+    from videostyle.engines import span
 
     cfg = resolve_config(ns)
     gaps = sorted({int(g) for g in str(ns.gaps).split(",") if g.strip()}) if ns.gaps else [1]
@@ -338,7 +338,7 @@ def cmd_examples(ns: argparse.Namespace) -> int:
 
 
 def cmd_demo(ns: argparse.Namespace) -> int:
-    from videostyle.render import demo
+    from videostyle.cli import demo
     from videostyle.samples import CLIP, SAMPLES
 
     base = resolve_config(ns)
@@ -351,10 +351,9 @@ def cmd_demo(ns: argparse.Namespace) -> int:
     res = demo.fast_render(CLIP, style, out, base, _reporter(ns))
     print(f"wrote {out} ({res.frames} frames with the fast engine in {res.seconds:.1f} s; the clip is Big Buck "
           "Bunny, CC BY 3.0 Blender Foundation)")
-    cfg = demo.gatys_config(style, base)
     print(f"measuring the optimisation render on this machine: a few iterations of frame 0 at {demo.GATYS_SIZE} px "
           "(a few seconds)", flush=True)
-    est = demo.gatys_estimate(CLIP, cfg)
+    est = demo.gatys_estimate(CLIP, style, base)
     gatys = folder / f"bunny_{ns.painting}_gatys{DEFAULT_EXTENSION}"
     # (later frames are costed at their whole iteration budget; most stop earlier)
     when = f" (up to about {duration(est.total_seconds)} on this machine)" if est else ""
@@ -364,11 +363,13 @@ def cmd_demo(ns: argparse.Namespace) -> int:
 
 
 def cmd_keyframes(ns: argparse.Namespace) -> int:
+    from videostyle.engines import scan_spec
     from videostyle.render.keyframes import propose_frames
 
     if ns.threshold <= 0 or ns.every < 0:
         raise ConfigError("--threshold must be above 0 and --every 0 or more")
-    written = propose_frames(Path(ns.input), Path(ns.output), ns.threshold, ns.every, ns.overwrite)
+    written = propose_frames(Path(ns.input), Path(ns.output), ns.threshold, ns.every, ns.overwrite,
+                             scan_spec(C.Config()))
     print(f"wrote {len(written)} frame(s) to paint over into {ns.output}; once painted (same names), render with:")
     print("  videostyle render " + shlex.quote(ns.input) + " " +
           " ".join(f"--paint f:{i}={shlex.quote(str(p))}" for i, p in written))

@@ -20,7 +20,7 @@ from videostyle.io.media import Frame, Span, VideoInfo, Warn
 from videostyle.io.workdir import WorkDir
 from videostyle.report import StageTimes
 from videostyle.temporal.flow import FramePair
-from videostyle.temporal.policy import FrameResult, VideoStylizer, stylize_or_restore
+from videostyle.render.policy import FrameResult, PolicyState, VideoStylizer
 
 
 @dataclass(frozen=True)
@@ -91,3 +91,37 @@ def steps(vs: VideoStylizer, source: Iterable[SourceFrame], store: WorkDir | Non
             vs.push(sf.content, res.image)
             img = res.image
         yield Step(sf.frame, sf.content, img, res)
+
+
+def save_frame(store: WorkDir, index: int, img: np.ndarray, cut: bool, ref: float | None) -> None:
+    """Persist a finished frame with its markers; the PNG comes last, as it marks the frame done."""
+    if cut:
+        store.mark_cut(index)
+    if ref is not None:
+        store.save_ref_loss(index, ref)
+    store.save(index, img)
+
+
+def stylize_or_restore(vs: VideoStylizer, store: WorkDir, index: int, src: np.ndarray,
+                       pairs: dict[int, FramePair] | None = None,
+                       stages: StageTimes | None = None,
+                       when: float | None = None) -> tuple[np.ndarray, FrameResult | None]:
+    """Frame ``index`` from ``store`` when an earlier run finished it, restoring the warm-start
+    state that run left (scene-cut reset, reference loss); else stylized now (the caller saves
+    it, with ``save_frame``). Either way it joins the warm-start history. The result is None
+    for restored frames."""
+    stages = stages or StageTimes()
+    t0 = time.perf_counter()
+    res: FrameResult | None = None
+    if store.has(index):
+        img = store.load(index)
+        was = vs.snapshot()
+        ref = store.ref_loss(index)
+        vs.restore(PolicyState(was.ref_loss if ref is None else ref, () if store.is_cut(index) else was.history))
+    else:
+        res = vs.frame(index, src, pairs, when)
+        img = res.image
+        t0 = time.perf_counter()  # (the io stage: restoring; a new frame is saved by the caller)
+    stages.io += time.perf_counter() - t0
+    vs.push(src, img)
+    return img, res

@@ -5,21 +5,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from videostyle.config import Config
 from videostyle.errors import InputError, OutputError
 from videostyle.io import durable
 from videostyle.io.images import write_image
-from videostyle.io.media import probe
-from videostyle.render.output import span
-from videostyle.render.scan import scan
+from videostyle.io.media import Span, probe
+from videostyle.render.scan import ScanSpec, scan
 from videostyle.temporal.paint import propose
 
 
-def propose_frames(inp: Path, folder: Path, threshold: float, every: int, overwrite: bool) -> list[tuple[int, Path]]:
-    """The proposed frames' (index, file) once written into ``folder`` (created)."""
-    cfg = Config()
+def propose_frames(inp: Path, folder: Path, threshold: float, every: int, overwrite: bool,
+                   spec: ScanSpec) -> list[tuple[int, Path]]:
+    """The proposed frames' (index, file) once written into ``folder`` (created), from a scan of
+    the whole clip as ``spec`` (a render's) says."""
     info = probe(inp)
-    found = scan(inp, cfg, span(cfg), info)
+    found = scan(inp, spec, Span(), info)
     if found is None or not found.frames:
         raise InputError(f"input {inp} has no video frames")
     chosen = propose(found.unreliable, found.cuts, threshold, every)
@@ -30,7 +29,7 @@ def propose_frames(inp: Path, folder: Path, threshold: float, every: int, overwr
         raise OutputError(f"{taken[0]} exists ({len(taken)} of the frames); pass --overwrite (or -y) to replace them, "
                           "or choose another -o")
     folder.mkdir(parents=True, exist_ok=True)
-    for fr in span(cfg).frames(inp, info=info):
+    for fr in Span().frames(inp, info=info):
         if fr.index in paths:
             tmp = paths[fr.index].with_name(f".{paths[fr.index].name}.partial.png")
             write_image(tmp, fr.image)

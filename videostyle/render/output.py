@@ -13,11 +13,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from videostyle.config import Config
 from videostyle.errors import ConfigError, InputError, OutputError
 from videostyle.io import colour, containers, frames_out, timecode
 from videostyle.io.colour import Picture
 from videostyle.io.images import check_size, fit_size, resize_image
+from videostyle.io.limits import MAX_PIXELS
 from videostyle.io.media import Span, VideoInfo, Warn, probe
 from videostyle.io.workdir import work_path
 from videostyle.io.codecs import (SDR, check_codec, container_format, default_codec, fits_codec, mxf_rate,
@@ -43,9 +43,28 @@ def check_output(inp: Path, out: Path, overwrite: bool = True) -> None:
         raise OutputError(f"output {out} is a directory; give a file name with -o")
 
 
-def span(cfg: Config) -> Span:
-    r = cfg.render
-    return Span(r.start, r.duration, r.max_frames)
+@dataclass(frozen=True)
+class OutputSpec:
+    """What a video render's output asks of its input and how it is written, from the Config
+    (``engines.output_spec``): the span, the stylized size, the encode settings as given (``auto``
+    resolved per output in ``plan_video``), the input's reading (an image sequence's rate and
+    gaps, the largest picture) and the soundtrack."""
+
+    span: Span = Span()
+    size: int = 512  # the stylized size's longer side (0: the source's)
+    upscale: bool = False
+    codec: str = "auto"
+    crf: int = 18
+    preset: str = "medium"
+    even: str = "crop"
+    output_size: str = "stylized"  # or "source"
+    start_number: int = 0  # an image-sequence output's first number, for a video input
+    loop: bool = False  # temporal.loop: the output must be a video file
+    audio: str | None = None  # a soundtrack file replacing the source's
+    hdr: str = "convert"  # or "refuse"
+    fps: float = 24.0  # an image-sequence input's rate
+    fill_gaps: str = "refuse"
+    max_pixels: int = MAX_PIXELS
 
 
 @dataclass(frozen=True)
@@ -77,7 +96,7 @@ class VideoJob:
     tags: tuple[tuple[str, str], ...] = ()  # the output's timecode, reel name and creation time
 
 
-def plan_video(inp: Path, out: Path, cfg: Config, overwrite: bool, notice: Warn = lambda m: None) -> VideoJob:
+def plan_video(inp: Path, out: Path, cfg: OutputSpec, overwrite: bool, notice: Warn = lambda m: None) -> VideoJob:
     """Every check that can fail before any work starts: paths, codec, span, sizes; ``notice``
     hears, a line each, what the output cannot keep of the source and how HDR is converted."""
     pattern = frames_out.is_pattern(out)
@@ -88,59 +107,58 @@ def plan_video(inp: Path, out: Path, cfg: Config, overwrite: bool, notice: Warn 
         if found and not overwrite and not work_path(out).exists():  # (a resume rewrites its own frames)
             raise OutputError(f"output {out}: {len(found)} frame file(s) exist ({sorted(found)[0]} ...); pass "
                               "--overwrite (or -y) to replace them, or choose another -o")
-        if cfg.temporal.loop:
+        if cfg.loop:
             raise ConfigError(f"--loop renders into a video file; use a {containers.listed(containers.USUAL_EXTENSIONS)} "
                               "output")
     else:
         container_format(out)
-        if cfg.encode.codec != "auto":
-            check_codec(out, cfg.encode.codec)
+        if cfg.codec != "auto":
+            check_codec(out, cfg.codec)
     info = probe_input(inp, cfg)
     if not pattern:
         check_output(inp, out, overwrite)
         return _job(inp, info, cfg, out, container_format(out), notice)
     job = _job(inp, info, cfg, out, None, notice)
     first = (info.sequence.first_number + round(job.span.start * float(info.fps)) if info.sequence is not None
-             else cfg.encode.start_number)
+             else cfg.start_number)
     target, lost = frames_out.output_picture(out, info.picture)
     for line in lost:
         notice(f"warning: {out}: {line}")
     return dataclasses.replace(job, encoded=job.output, frames_out=frames_out.FramesOut(out, first, target))
 
 
-def plan_pipe(inp: Path, fmt: str, cfg: Config, notice: Warn = lambda m: None) -> VideoJob:
+def plan_pipe(inp: Path, fmt: str, cfg: OutputSpec, notice: Warn = lambda m: None) -> VideoJob:
     """plan_video's checks for an output to a pipe in container ``fmt``."""
-    if cfg.encode.codec != "auto":
-        check_codec(Path("-"), cfg.encode.codec, fmt)
+    if cfg.codec != "auto":
+        check_codec(Path("-"), cfg.codec, fmt)
     return _job(inp, probe_input(inp, cfg), cfg, Path("-"), fmt, notice)
 
 
-def probe_input(inp: Path, cfg: Config) -> VideoInfo:
+def probe_input(inp: Path, cfg: OutputSpec) -> VideoInfo:
     """The input's header: a video file's, or an image sequence's at ``--fps``."""
-    r = cfg.render
-    return probe(inp, fps=r.fps, fill_gaps=r.fill_gaps, max_pixels=r.max_pixels)
+    return probe(inp, fps=cfg.fps, fill_gaps=cfg.fill_gaps, max_pixels=cfg.max_pixels)
 
 
-def _audio(inp: Path, info: VideoInfo, cfg: Config) -> Path | None:
-    if cfg.render.audio:
-        a = Path(cfg.render.audio)
+def _audio(inp: Path, info: VideoInfo, cfg: OutputSpec) -> Path | None:
+    if cfg.audio:
+        a = Path(cfg.audio)
         if not a.is_file():
             raise InputError(f"audio file {a} does not exist; check --audio")
         return a
     return None if info.sequence is not None else inp
 
 
-def _job(inp: Path, info: VideoInfo, cfg: Config, out: Path, fmt: str | None, notice: Warn) -> VideoJob:
+def _job(inp: Path, info: VideoInfo, cfg: OutputSpec, out: Path, fmt: str | None, notice: Warn) -> VideoJob:
     """The job for container ``fmt`` (None: an image sequence, whose pixels frames_out chooses)."""
-    sp = span(cfg)
+    sp = cfg.span
     sp.check(info)
-    sh, sw = fit_size(info.height, info.width, cfg.optim.size, cfg.optim.upscale)
+    sh, sw = fit_size(info.height, info.width, cfg.size, cfg.upscale)
     check_size(sh, sw, f"video {inp}")
-    oh, ow = (info.height, info.width) if cfg.encode.output_size == "source" else (sh, sw)
-    e = cfg.encode
+    oh, ow = (info.height, info.width) if cfg.output_size == "source" else (sh, sw)
+    e = cfg
     if fmt == "mxf":
         mxf_rate(info.fps, out)
-    _check_hdr(inp, info.picture, cfg.render.hdr, notice)
+    _check_hdr(inp, info.picture, cfg.hdr, notice)
     codec = e.codec if e.codec != "auto" else default_codec(fmt or "matroska", info.picture)
     eh, ew = even_size(oh, ow, e.even)
     if not fits_codec(codec, eh, ew):
@@ -225,9 +243,10 @@ def output_alpha(alpha: np.ndarray | None, job: VideoJob) -> np.ndarray | None:
     return alpha[:eh, :ew] if job.encode.even == "crop" else make_even(alpha[..., None], "pad")[..., 0]
 
 
-def default_output(inp: Path, cfg: Config, image: bool) -> Path:
-    """Where a render of ``inp`` goes without -o: beside it, named after it and the first style."""
-    style = Path(split(cfg.style.images[0])[0]).stem if cfg.style.images else "styled"
+def default_output(inp: Path, styles: list[str], image: bool) -> Path:
+    """Where a render of ``inp`` goes without -o: beside it, named after it and the first of
+    ``styles`` (the style setting's entries)."""
+    style = Path(split(styles[0])[0]).stem if styles else "styled"
     if is_sequence(inp):  # shot/%04d.png, shot/*.png or shot/: shot_STYLE.mp4 beside the folder
         folder = inp if inp.is_dir() else (inp.parent if str(inp.parent) else Path("."))
         folder = folder.resolve()

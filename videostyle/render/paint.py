@@ -30,7 +30,7 @@ import numpy as np
 
 from videostyle import interrupt
 from videostyle.config import Config
-from videostyle.engines import load_region_styles, load_styles
+from videostyle.engines import build_video_stylizer, load_region_styles, load_styles, output_spec, render_settings
 from videostyle.errors import ConfigError, InputError, RenderInterrupted
 from videostyle.estimate import RenderPlan
 from videostyle.io.colour import fill_transparent
@@ -41,10 +41,10 @@ from videostyle.io.workdir import WorkDir, file_digest
 from videostyle.render import chain
 from videostyle.render.chain import SourceFrame, Step
 from videostyle.render.output import finish_writer, open_writer, output_alpha, output_frame, plan_video
-from videostyle.render.resume import render_settings
 from videostyle.report import FrameDone, RenderResult, Reporter, StageTimes
 from videostyle.temporal import paint
-from videostyle.temporal.policy import PassStart, VideoStylizer, build_video_stylizer, save_frame
+from videostyle.render.chain import save_frame
+from videostyle.render.policy import PassStart
 
 PAINT_TEMPORAL = 30.0  # the temporal weight of a painted pass unless one is given (Ruder et al.'s balance)
 
@@ -57,7 +57,7 @@ class PaintRender:
         self.inp, self.out, self.cfg, self.reporter = inp, out, cfg, reporter
         if cfg.temporal.loop:
             raise ConfigError("--paint renders its passes from the paintings, without --loop")
-        self.job = plan_video(inp, out, cfg, overwrite, reporter.notice)
+        self.job = plan_video(inp, out, output_spec(cfg), overwrite, reporter.notice)
         info = self.job.info
         self.total = self.job.span.count(inp, info)
         if not self.total:
@@ -91,7 +91,7 @@ class PaintRender:
         self.region_styles = load_region_styles(cfg)
         if cfg.temporal.consistency is None and cfg.temporal.weight == 0:
             self.vs.hold_temporal_weight(PAINT_TEMPORAL)
-        self.anchor = True  # each pass's frames held to its keyframe too (VideoStylizer.anchor)
+        self.anchor = True  # each pass's frames held to its keyframe too (PassStart.anchor)
         self.anchor_start = True  # ... and started from it where it holds
         self.anchor_content = True  # ... and its content target is the carried keyframe where it holds
         self.stages = StageTimes()
@@ -141,7 +141,7 @@ class PaintRender:
                     regions = (paint.PaintedRegions(self.masks, None, len(self.region_styles), bool(self.styles))
                                if self.masks is not None else None)
                     eng.set_regions(None if regions is None else regions.frame(index, base.shape[:2]))
-                    base = eng.fresh(base, "content", self.cfg.optim.seed + index, self.vs.callback).image
+                    base = eng.fresh(base, "content", self.cfg.optim.seed + index, self.vs.on_iterate).image
                     store.save(index, base)
             a = cover[..., None]
             out = np.clip(np.round(a * pic + (1.0 - a) * base), 0, 255).astype(np.uint8)

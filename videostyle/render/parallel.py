@@ -23,13 +23,12 @@ import numpy as np
 
 from videostyle import config as C
 from videostyle.errors import ConfigError, InputError
-from videostyle.engines import load_styles, random_model_notice
+from videostyle.engines import load_styles, output_spec, random_model_notice, render_settings, scan_spec
 from videostyle.render.output import finish_writer, open_writer, output_alpha, output_frame, plan_video
 from videostyle.render.cluster import import_ray, ray_session, remote_task, wait_tasks
 from videostyle.render.pipeline import stylize_segment
 from videostyle.render.scan import scan
 from videostyle.report import RenderResult, Reporter, StageTimes
-from videostyle.render.resume import render_settings
 from videostyle.io.workdir import WorkDir
 
 
@@ -100,11 +99,11 @@ class ParallelRender:
         self.reporter = reporter or Reporter()
         self.inp, self.out, self.cfg = Path(inp), Path(out), cfg
         self.started = time.perf_counter()
-        self.job = plan_video(self.inp, self.out, cfg, overwrite, self.reporter.notice)
+        self.job = plan_video(self.inp, self.out, output_spec(cfg), overwrite, self.reporter.notice)
         if self.job.frames_out is not None:
             raise ConfigError("--workers renders into a video file; render an image sequence without --workers")
         load_styles(cfg)  # fail fast on bad style paths
-        found = scan(self.inp, cfg, self.job.span, self.job.info)
+        found = scan(self.inp, scan_spec(cfg), self.job.span, self.job.info)
         n, cuts = (found.frames, list(found.cuts)) if found is not None else (0, [])
         if n == 0:
             raise InputError(f"input {self.inp} has no video frames in the requested span")

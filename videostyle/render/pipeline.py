@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, BinaryIO
 import numpy as np
 
 from videostyle.config import Config
-from videostyle.engines import build_engine, build_regions, first_init, load_styles, prepare_content, render_plan
+from videostyle.engines import (build_engine, build_regions, build_video_stylizer, engine_type, first_init, load_styles,
+                                output_spec, policy, prepare_content, render_plan, span)
+from videostyle.estimate import WARMUP_ITERATIONS, Estimate, Estimating
 from videostyle.errors import ConfigError, DivergedError, InputError, OutputError, PipeClosed
 from videostyle.io.images import is_image_path, read_image, resize_image, write_image
 from videostyle.io.mux import PIPE_CLOSED
@@ -21,11 +23,11 @@ from videostyle.io.workdir import WorkDir
 from videostyle.render import chain
 from videostyle.render.chain import Step
 from videostyle.render.output import (check_output, finish_writer, open_writer, output_alpha, output_frame, plan_pipe,
-                                      plan_video, probe_input, span)
+                                      plan_video, probe_input)
 from videostyle.render.settle import StartSettler, settle_frames
 from videostyle.render.video import render_video
 from videostyle.report import FrameDone, RenderResult, Reporter, StageTimes
-from videostyle.temporal.policy import build_video_stylizer, save_frame
+from videostyle.render.chain import save_frame
 
 if TYPE_CHECKING:  # the Gatys engine (torch) is imported only when a render uses it
     from videostyle.gatys.stylizer import Stylizer
@@ -102,12 +104,12 @@ def render_pipe(inp: str | os.PathLike[str], out: str | os.PathLike[str] | None,
         raise ConfigError("--loop needs a work folder, which pipes do not have; render to a file")
     if stream is not None:
         assert fmt is not None
-        job = plan_pipe(inp, fmt, cfg, reporter.notice)
+        job = plan_pipe(inp, fmt, output_spec(cfg), reporter.notice)
         target = Path("-")
     else:
         assert out is not None
         target = Path(out)
-        job = plan_video(inp, target, cfg, overwrite, reporter.notice)
+        job = plan_video(inp, target, output_spec(cfg), overwrite, reporter.notice)
         if job.frames_out is not None:
             raise ConfigError("a video from standard input renders into a video file, not an image sequence")
     vs = build_video_stylizer(cfg, load_styles(cfg), reporter, stylizer, job.info)
@@ -160,9 +162,9 @@ def stylize_segment(inp: str | os.PathLike[str], cfg: Config, store: WorkDir, be
     are kept (resume). The segment at the span's start settles it as a single-process render
     does (temporal.settle; ``total``: the span's frames). Returns the number of frames stylized now."""
     reporter = reporter or Reporter()
-    info = probe_input(Path(inp), cfg)
+    info = probe_input(Path(inp), output_spec(cfg))
     vs = build_video_stylizer(cfg, load_styles(cfg), reporter, stylizer, info)
-    settler = StartSettler(vs, settle_frames(cfg, vs.engine.optimises, info.fps, total) if begin == 0 else 0,
+    settler = StartSettler(vs, settle_frames(vs.spec.settle_seconds, vs.engine.optimises, info.fps, total) if begin == 0 else 0,
                            reporter.notice)
     done_until = begin + store.count(begin)
     if done_until >= end:
@@ -192,3 +194,33 @@ def stylize_segment(inp: str | os.PathLike[str], cfg: Config, store: WorkDir, be
     for h, r, im in settler.finish():  # the segment ended before frame k
         save_frame(store, h.index, im, r.restarted, r.ref_loss)
     return made
+
+
+def estimate_video(inp: Path, cfg: Config) -> Estimate | None:
+    """The estimate a render of ``inp`` would give (its first ``estimate`` event), from a few
+    measured iterations of its first frame; None for an engine that does not optimise."""
+    if not engine_type(cfg).optimises:
+        return None
+    info = probe_input(inp, output_spec(cfg))
+    frame = next(iter(chain.decoded(inp, span(cfg), info, cfg.optim.size, cfg.optim.upscale, lambda m: None)), None)
+    if frame is None or frame.content is None:
+        raise InputError(f"input {inp} has no video frames in the requested span")
+    short = dataclasses.replace(cfg, optim=dataclasses.replace(cfg.optim, iterations=WARMUP_ITERATIONS + 2))
+    engine = build_engine(short, load_styles(short), lambda m: None)
+    got: list[Estimate] = []
+
+    class Catch(Reporter):
+        def estimate(self, e: Estimate) -> None:  # type: ignore[override]
+            got.append(e)
+
+    est = Estimating(Catch())
+    total = span(cfg).count(inp, info)
+    settle = settle_frames(policy(cfg).settle_seconds, engine.optimises, info.fps, total)
+    est.begin(total, str(inp))
+    full = render_plan(cfg, engine, total, frame.content.shape[:2], settle)
+    est.plan(dataclasses.replace(full, first_iterations=cfg.optim.iterations))
+    try:
+        engine.fresh(frame.content, first_init(short), cfg.optim.seed, est.iterate)
+    finally:
+        engine.close()
+    return got[0] if got else None

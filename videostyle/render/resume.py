@@ -1,45 +1,21 @@
-"""What a render keeps from an interrupted run: the settings its work folder must match, what
-to redo and what to skip, and the chunk encoder that turns finished frames into closed chunks
+"""What a render keeps from an interrupted run (the settings its work folder must match are
+``engines.render_settings``): what to redo and what to skip, and the chunk encoder that turns finished frames into closed chunks
 (after which their PNGs go)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from videostyle.io import durable
-from videostyle.config import Config, to_dict
-from videostyle.temporal.keyframes import style_paths
 from videostyle.io.codecs import chunk_suffix
 from videostyle.io.mux import VideoWriter
 from videostyle.render.output import VideoJob, open_writer
-from videostyle.io import sequence
 from videostyle.io.frames_out import SequenceWriter
-from videostyle.io.media import VideoInfo
-from videostyle.io.workdir import WorkDir, file_digest
-
-
-def render_settings(cfg: Config, inp: Path, info: VideoInfo) -> dict[str, Any]:
-    """Everything that determines the stylized frames and their encoding (for resume); not
-    progress or scheduling options. ``info``: the input's probe (an image sequence's files)."""
-    d = to_dict(cfg)
-    # Encode settings stay in: the work folder holds frames encoded with them.
-    # Options that change neither the frames nor their encoding stay out (a resume may change them).
-    d["render"] = {k: v for k, v in d["render"].items() if k not in ("preview_every", "stage_threads", "ray_address")}
-    d["flow"] = {k: v for k, v in d["flow"].items() if k != "workers"}
-    d["input"] = {"path": str(inp.resolve()),
-                  "digest": sequence.digest(info.sequence) if info.sequence else file_digest(inp, full=False)}
-    d["styles"] = [file_digest(p) for p in style_paths(cfg.style.images)]
-    weights = cfg.model.weights or os.environ.get("VIDEOSTYLE_WEIGHTS")
-    if weights and Path(weights).is_file():
-        st = Path(weights).stat()
-        d["weights"] = {"path": str(Path(weights).resolve()), "size": st.st_size, "mtime": st.st_mtime}
-    return d
+from videostyle.io.workdir import WorkDir
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,10 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from videostyle.config import Config
-from videostyle.engines import prepare_content, render_flow_params
 from videostyle.errors import VideostyleError
+from videostyle.io.images import fit_size, resize_image
 from videostyle.io.media import Span, VideoInfo
+from videostyle.temporal.flow import FlowParams
 from videostyle.temporal.flow import pair as flow_pair
 from videostyle.temporal.flow import shrink
 
@@ -21,6 +21,18 @@ from videostyle.temporal.flow import shrink
 # motion only weighs frames against each other: at 160 px the scan costs a fraction of one at
 # 512 px (decoding the source is most of it).
 SCAN_SIDE = 160
+
+
+@dataclass(frozen=True)
+class ScanSpec:
+    """How a span is scanned (``engines.scan_spec``): the render's flow, its scene-cut threshold,
+    whether a damaged source is refused, and the stylized size (a scan at ``side=0``)."""
+
+    flow: FlowParams
+    scene_cut: float
+    strict: bool = False
+    size: int = 512
+    upscale: bool = False
 
 
 @dataclass(frozen=True)
@@ -32,26 +44,26 @@ class SpanScan:
     cuts: tuple[int, ...]  # frames whose flow from the frame before is below temporal.scene_cut
 
 
-def scan(inp: Path, cfg: Config, span: Span, info: VideoInfo, side: int | None = None,
+def scan(inp: Path, spec: ScanSpec, span: Span, info: VideoInfo, side: int | None = None,
          stop: threading.Event | None = None) -> SpanScan | None:
     """Scan ``span`` of ``inp`` at ``side`` pixels (default SCAN_SIDE; 0: at the stylized size,
     as a render detects its cuts). None when ``stop`` is set before the end."""
     side = SCAN_SIDE if side is None else side
-    params = render_flow_params(cfg)
+    params = spec.flow
     prev = None
     unreliable: list[float] = []
     cuts: list[int] = []
-    for fr in span.frames(inp, info=info, strict=cfg.render.strict):
+    for fr in span.frames(inp, info=info, strict=spec.strict):
         if stop is not None and stop.is_set():
             return None
-        src = shrink(fr.image, side) if side else prepare_content(fr.image, cfg.optim.size, f"video {inp}",
-                                                                    cfg.optim.upscale)
+        src = shrink(fr.image, side) if side else resize_image(
+            fr.image, fit_size(*fr.image.shape[:2], spec.size, spec.upscale))
         if prev is None:
             unreliable.append(1.0)
         else:
             reliable = flow_pair(src, prev, params).reliable
             unreliable.append(round(1.0 - reliable, 4))
-            if reliable < cfg.temporal.scene_cut:
+            if reliable < spec.scene_cut:
                 cuts.append(fr.index)
         prev = src
     return SpanScan(len(unreliable), tuple(unreliable), tuple(cuts))
@@ -62,9 +74,9 @@ class BackgroundScan(threading.Thread):
     (or when it failed: the scan only informs the estimate, and the render reads the source
     itself, with its own errors)."""
 
-    def __init__(self, inp: Path, cfg: Config, span: Span, info: VideoInfo) -> None:
+    def __init__(self, inp: Path, spec: ScanSpec, span: Span, info: VideoInfo) -> None:
         super().__init__(name="videostyle-scan", daemon=True)
-        self.args = (inp, cfg, span, info)
+        self.args = (inp, spec, span, info)
         self.stop = threading.Event()
         self.result: SpanScan | None = None
 

@@ -9,22 +9,22 @@ from fractions import Fraction
 
 import numpy as np
 
-from videostyle.config import Config
 from videostyle.io.media import Frame
 from videostyle.render import chain
 from videostyle.render.chain import SourceFrame
 from videostyle.report import FrameDone
-from videostyle.temporal.policy import FrameResult, VideoStylizer
+from videostyle.render.policy import FrameResult, PolicyState, VideoStylizer
 
 
-def settle_frames(cfg: Config, optimises: bool, fps: float | Fraction | None, total: int | None) -> int:
-    """How many frames temporal.settle renders again at the start: its seconds' worth, at most
-    a quarter of the span, and none for the fast engine (no warm-started chain), with --loop
-    (which settles frame 0 from the last frame) or for fewer than 2. Frames of a resumed render
-    that are restored from the work folder were settled before they were saved."""
-    if not cfg.temporal.settle or not optimises or cfg.temporal.loop or not fps:
+def settle_frames(seconds: float, optimises: bool, fps: float | Fraction | None, total: int | None) -> int:
+    """How many frames temporal.settle renders again at the start: its ``seconds``' worth (the
+    policy's ``settle_seconds``, 0 with --loop, which settles frame 0 from the last frame), at
+    most a quarter of the span, and none for the fast engine (no warm-started chain) or for fewer
+    than 2. Frames of a resumed render that are restored from the work folder were settled before
+    they were saved."""
+    if not seconds or not optimises or not fps:
         return 0
-    k = round(cfg.temporal.settle * float(fps))
+    k = round(seconds * float(fps))
     if total is not None:
         k = min(k, total // 4)
     return k if k >= 2 else 0
@@ -72,8 +72,8 @@ class StartSettler:
         self.notice(f"settling the start: frames {held[-1][0].index}-{held[0][0].index} again, "
                     f"backwards from frame {fr.index}")
         vs = self.vs
-        forward = list(vs.hist.pairs)
-        vs.hist.reset()
+        forward = vs.snapshot()
+        vs.restore(PolicyState(forward.ref_loss, ()))
         vs.push(src, img)
         outs: list[np.ndarray] = []
 
@@ -84,7 +84,5 @@ class StartSettler:
                 self.report(FrameDone(step.frame.index, None, r.iterations, r.seconds, r.loss, settled=True))
 
         chain.run(vs, (SourceFrame(h, held_src) for h, held_src, _ in reversed(held)), sink)
-        vs.hist.reset()  # the warm-start history as the forward pass left it
-        for pair in forward:
-            vs.hist.push(*pair)
+        vs.restore(forward)  # the warm-start history as the forward pass left it
         return [(h, r, im) for (h, _, r), im in zip(held, outs[::-1])]

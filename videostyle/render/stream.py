@@ -12,13 +12,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from videostyle.engines import load_styles, render_plan
+from videostyle.engines import build_video_stylizer, load_styles, output_spec, render_plan, span
 from videostyle.errors import InputError
 from videostyle.io.images import fit_size, resize_image
 from videostyle.render import chain
-from videostyle.render.output import probe_input, span
+from videostyle.render.output import probe_input
 from videostyle.report import FrameDone, Reporter
-from videostyle.temporal.policy import build_video_stylizer
 
 if TYPE_CHECKING:
     from videostyle.config import Config
@@ -47,7 +46,7 @@ def stream_frames(inp: Path, cfg: Config, reporter: Reporter | None = None, *,
     """``inp``'s frames over the span ``cfg`` gives, stylized in order, each warm-started from the
     ones before it, as they are made."""
     reporter = reporter or Reporter()
-    info = probe_input(inp, cfg)
+    info = probe_input(inp, output_spec(cfg))
     sp = span(cfg)
     sp.check(info)
     source = (info.height, info.width)

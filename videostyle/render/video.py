@@ -19,7 +19,8 @@ import numpy as np
 
 from videostyle import interrupt
 from videostyle.config import Config
-from videostyle.engines import load_styles, render_plan
+from videostyle.engines import (ahead_workers, build_video_stylizer, load_styles, output_spec, render_plan, render_settings,
+                                scan_spec)
 from videostyle.errors import InputError, RenderInterrupted
 from videostyle.io import durable
 from videostyle.io.images import write_image
@@ -31,13 +32,14 @@ from videostyle.render import chain
 from videostyle.render.chain import SourceFrame, Step
 from videostyle.render.output import VideoJob, finish_writer, open_writer, output_alpha, output_frame, plan_video
 from videostyle.render.scan import BackgroundScan
-from videostyle.render.resume import Chunks, ResumePlan, plan_resume, render_settings
+from videostyle.render.resume import Chunks, ResumePlan, plan_resume
 from videostyle.render.settle import StartSettler, settle_frames
 from videostyle.render.stages import Encoder, Inline, InlineEncoder, Saver, Stage, Stopped, join
 from videostyle.events import Tee
-from videostyle.report import FrameDone, RenderResult, Reporter, StageTimes, STIterate
+from videostyle.report import FrameDone, RenderResult, Reporter, STIterate
 from videostyle.temporal.flow import FramePair
-from videostyle.temporal.policy import FrameResult, VideoStylizer, ahead_workers, build_video_stylizer, flow_pairs, save_frame
+from videostyle.render.chain import save_frame
+from videostyle.render.policy import FrameResult, VideoStylizer, flow_pairs
 
 if TYPE_CHECKING:  # the Gatys engine (torch) is imported only when a render uses it
     from videostyle.gatys.stylizer import Stylizer
@@ -84,7 +86,7 @@ class _VideoRender:
         # ends (frame 0's, usually), on the thread that renders: not at frame 0's end.
         self.scan: BackgroundScan | None = None
         self.reporter: Reporter = _ScanFeed(reporter, self.scan_found)
-        self.job: VideoJob = plan_video(inp, out, cfg, overwrite, reporter.notice)
+        self.job: VideoJob = plan_video(inp, out, output_spec(cfg), overwrite, reporter.notice)
         self.total = self.job.span.count(inp, self.job.info)
         self.vs = build_video_stylizer(cfg, load_styles(cfg), self.reporter, stylizer, self.job.info, ahead=True)
         self.work = WorkDir(out, render_settings(cfg, inp, self.job.info))
@@ -100,7 +102,7 @@ class _VideoRender:
         self.saver = Saver(self.save, min(4, (os.cpu_count() or 1) // 4 + 1) if cfg.render.stage_threads else 0)
         # temporal.settle: the first frames rendered in this run are held back (not saved, not
         # encoded) until the backward pass replaces them.
-        self.settler = StartSettler(self.vs, settle_frames(cfg, self.vs.engine.optimises, self.job.info.fps, self.total),
+        self.settler = StartSettler(self.vs, settle_frames(self.vs.spec.settle_seconds, self.vs.engine.optimises, self.job.info.fps, self.total),
                                     reporter.notice, reporter.frame)
         self.chunks = Chunks(self.work, self.job, out, keep, reporter.notice, chunk_frames=cfg.render.chunk_frames,
                              loop=cfg.temporal.loop, before_close=self.saver.flush)
@@ -136,7 +138,7 @@ class _VideoRender:
         vs = self.vs
 
         def prepare(src: np.ndarray | None, earlier: dict[int, np.ndarray], ahead: bool, when: float) -> _Prepared:
-            pairs, seconds = flow_pairs(src, earlier, vs.params)
+            pairs, seconds = flow_pairs(src, earlier, vs.spec.flow)
             out, model_seconds = vs.ahead(src, when) if ahead and src is not None else (None, 0.0)
             return pairs, seconds, out, model_seconds
 
@@ -209,7 +211,7 @@ class _VideoRender:
         self.reporter.plan(self.plan)
         if self.vs.engine.optimises and (self.total or 0) > 1 and self.cfg.render.stage_threads:
             # Beside frame 0: the estimate's motion and scene cuts (render.scan).
-            self.scan = BackgroundScan(self.inp, self.cfg, self.job.span, self.job.info)
+            self.scan = BackgroundScan(self.inp, scan_spec(self.cfg), self.job.span, self.job.info)
             self.scan.start()
         try:
             chain.run(self.vs, self.waited(self.start_stages()), self.take, store=self.work, times=self.stages)
