@@ -217,7 +217,7 @@ def main() -> None:
                   "(median) | temporal error | s/frame |")
             print("| --- | --- | --- | --- | --- | --- |")
             if args.strip and len(at) == 1:
-                from videostyle.render.preview import contact_sheet
+                from videostyle.preview import contact_sheet
 
                 picks = [min(round(t * fps), n - 1) for t in range(int(args.seconds) + 1)]
                 sheet = contact_sheet([("source", [sources[i] for i in picks]),

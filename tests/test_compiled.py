@@ -140,7 +140,7 @@ def test_no_compiler_falls_back_to_onnxruntime_under_auto(tmp_path, monkeypatch)
     assert "\n" not in notes[0]
     g = FastStylizer("cpu", runtime="compiled")
     g.set_styles([stripes(64, 64)])
-    with pytest.raises(ConfigError, match=r"failed to start: no C\+\+ compiler.*; use --fast-runtime onnxruntime$"):
+    with pytest.raises(ConfigError, match=r"failed to start: no C\+\+ compiler.*; use fast_runtime=onnxruntime$"):
         g.stylize(pattern(40, 48))
     assert list((tmp_path / "cache").rglob("*.pt2")) == [other]
 
@@ -234,7 +234,7 @@ def test_runtime_policy_with_and_without_a_compiler(monkeypatch):
     assert fast.pick_runtime("auto", "cpu") == ("onnxruntime", "cpu")
     with pytest.raises(ConfigError, match="compiled is not available: no C\\+\\+ compiler"):
         fast.pick_runtime("compiled", "cpu")
-    with pytest.raises(ConfigError, match="--tiling tiles is onnxruntime.s"):
+    with pytest.raises(ConfigError, match="tiling=tiles is onnxruntime.s"):
         monkeypatch.setattr(compiled, "unavailable", lambda: None)
         fast.FastStylizer("cpu", runtime="compiled", tiling="tiles")
 

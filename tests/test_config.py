@@ -1,12 +1,14 @@
 import typing
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
 from videostyle import config as C
 from videostyle.cli import build_parser, main, resolve_config
-from videostyle.errors import ConfigError
+from videostyle.errors import ConfigError, VideostyleError
+from videostyle.io.images import write_image
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -128,3 +130,21 @@ def test_render_help_puts_the_everyday_options_first_with_plain_metavars(capsys)
     assert text.index("everyday options") < text.index("optimiser options") < text.index("expert: optical flow")
     assert "--iterations N" in text and "--start SECONDS" in text and "--style IMAGE[@TIME]" in text
     assert text.splitlines()[0] == "usage: videostyle render INPUT --style IMAGE [-o OUTPUT] [options]"
+
+
+def test_an_error_names_settings_as_flags_on_the_command_line_and_as_keywords_in_the_api(tmp_path, capsys):
+    import videostyle as vs
+    from videostyle.errors import NO_STYLE
+
+    assert str(ConfigError(NO_STYLE)) == "no style image given; pass style=IMAGE"
+    assert ConfigError(NO_STYLE).on_command_line() == "no style image given; pass --style IMAGE"
+    write_image(tmp_path / "c.png", np.zeros((32, 32, 3), np.uint8))
+    write_image(tmp_path / "s.png", np.zeros((32, 32, 3), np.uint8))
+    (tmp_path / "out.png").write_bytes(b"taken")
+    with pytest.raises(VideostyleError, match=r"exists; pass overwrite=True to replace it$"):
+        vs.render(tmp_path / "c.png", tmp_path / "out.png", style=tmp_path / "s.png", model="random", size=32)
+    base = ["render", str(tmp_path / "c.png"), "--model", "random", "--size", "32"]
+    assert main(base) == 2
+    assert capsys.readouterr().err.strip() == "videostyle: error: no style image given; pass --style IMAGE"
+    assert main([*base, "--style", str(tmp_path / "s.png"), "-o", str(tmp_path / "out.png")]) != 0
+    assert capsys.readouterr().err.strip().endswith("exists; pass --overwrite (or -y) to replace it")

@@ -132,7 +132,7 @@ def test_real_weights_in_each_layout_are_read_in_their_convention(tmp_path, real
 def test_unknown_features_file_asks_for_the_convention_and_the_override_works(tmp_path, real_convs):
     path = tmp_path / "my_vgg.pth"
     save_layout(fold_caffe_into_first_conv(real_convs), path, "features")
-    with pytest.raises(WeightsError, match="--weights-format torchvision") as exc:
+    with pytest.raises(WeightsError, match="weights_format=torchvision") as exc:
         build_extractor(LAYERS, weights=str(path))
     assert "\n" not in str(exc.value)
     assert build_extractor(LAYERS, weights=str(path), weights_format="torchvision").weights_format == "torchvision"

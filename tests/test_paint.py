@@ -357,7 +357,7 @@ def test_a_mask_beside_a_painting_keeps_its_region(tmp_path):
         kept = np.abs(out - src)[4:-4, W // 2 + 4:-4]
         painted = np.abs(out - src)[4:-4, SHIFT * k + 6:W // 2 - 6]
         assert kept.mean() < 2.0 and painted.mean() > 30, k
-    with pytest.raises(C.ConfigError, match="still --mask"):
+    with pytest.raises(C.ConfigError, match="still mask images"):
         from .clips import make_clip
 
         video_mask = make_clip(tmp_path / "m.mp4", frames=3, size=(W, H), audio=())

@@ -10,7 +10,7 @@ from videostyle import config as C
 from videostyle.cli import main
 from videostyle.errors import ConfigError
 from videostyle.io.images import write_image
-from videostyle.render.preview import LABEL, STRIP_TILE, TILE, parse_vary, variations
+from videostyle.preview import LABEL, STRIP_TILE, TILE, parse_vary, variations
 
 from .clips import make_clip
 from .conftest import pattern, stripes

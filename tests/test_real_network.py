@@ -152,7 +152,8 @@ def test_unrecoverable_divergence_is_a_one_line_error(vgg):
     st.set_styles([stripes(96, 96)])
     with pytest.raises(DivergedError, match="diverged") as exc:
         st.stylize(smooth_frame())
-    assert "\n" not in str(exc.value) and "--style-weight" in str(exc.value)
+    assert "\n" not in str(exc.value) and "lower style_weight" in str(exc.value)
+    assert "lower --style-weight" in exc.value.on_command_line()
 
 
 def test_video_that_diverges_writes_no_output(tmp_path):

@@ -185,3 +185,31 @@ def test_the_video_policy_is_driven_by_its_methods_only():
                     if isinstance(sub, ast.Attribute) and is_policy(sub.value):
                         found.append(f"{name}:{node.lineno}: {ast.unparse(t)}")
     assert not found, "\n".join(found)
+
+
+def _flag_in(text: str) -> bool:
+    import re
+
+    return re.search(r"(?<![\w-])--[a-z]|(?<![\w-])-[oy]\b", text) is not None
+
+
+def test_errors_below_the_front_ends_name_settings_not_flags():
+    """An error raised outside the command line and the studio names a setting with
+    ``errors.setting`` (the command line words it as a flag, the API as a keyword), never a flag;
+    and every setting it names is one (a flat config name, or a command's own option)."""
+    from videostyle import config as C
+    from videostyle.errors import OPTIONS
+
+    flagged, unknown = [], []
+    for name, tree in _modules().items():
+        front = name.startswith(("videostyle.cli", "videostyle.studio")) or name == "videostyle.preview"
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Raise) and node.exc is not None and not front:
+                for c in ast.walk(node.exc):
+                    if isinstance(c, ast.Constant) and isinstance(c.value, str) and _flag_in(c.value):
+                        flagged.append(f"{name}:{node.lineno}: {c.value[:60]!r}")
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "setting" and node.args and \
+                    isinstance(node.args[0], ast.Constant) and node.args[0].value not in set(C.FLAT) | set(OPTIONS):
+                unknown.append(f"{name}:{node.lineno}: {node.args[0].value}")
+    assert not flagged, "\n".join(flagged)
+    assert not unknown, "\n".join(unknown)

@@ -158,7 +158,7 @@ def test_cuda_graphs_need_cuda_and_adam():
     from videostyle.errors import ConfigError
 
     for extra in ({}, {"optim.optimizer": "adam"}):
-        with pytest.raises(ConfigError, match="--cuda-graphs needs --device cuda and --optimizer adam"):
+        with pytest.raises(ConfigError, match="cuda_graphs needs device=cuda and optimizer=adam"):
             new_stylizer(tiny_config(**{"render.cuda_graphs": True, **extra}), extractor=tiny_extractor())
 
 

@@ -183,7 +183,7 @@ def test_auto_with_no_room_even_for_a_tile_says_what_to_do(monkeypatch):
     from videostyle.errors import ConfigError
 
     st, _ = _auto_stylizer(monkeypatch, 1000)
-    with pytest.raises(ConfigError, match="raise --memory"):
+    with pytest.raises(ConfigError, match="raise memory, free memory, or lower size"):
         st.tile_for((160, 208))
 
 

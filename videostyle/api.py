@@ -38,7 +38,9 @@ if TYPE_CHECKING:
 
     from videostyle.gatys.stylizer import Stylizer
 
-__all__ = ["Engine", "Estimate", "RenderResult", "StyledFrame", "VideostyleError", "estimate", "frames", "render",
+Config = C.Config  # the settings (``settings`` makes one)
+
+__all__ = ["Config", "Engine", "Estimate", "RenderResult", "StyledFrame", "VideostyleError", "estimate", "frames", "render",
            "settings", "stylize"]
 
 # A picture as the API takes it: a file's path, a PIL image, an array or a tensor.
@@ -77,12 +79,13 @@ class Engine:
 
 
 def stylize(content: Picture, style: Styles = None, *, engine: Engine | None = None,
-            on_event: OnEvent | None = None, init: Picture | None = None,
+            on_event: OnEvent | None = None, reporter: Reporter | None = None, init: Picture | None = None,
             config: C.Config | str | os.PathLike[str] | None = None, **values: Any) -> Image:
     """``content`` painted in ``style`` (one picture or several, blended by ``style_blend``), as
     a PIL image at the stylized size (``size``: its longer side), or the content's with
     ``output_size="source"``. ``init``: a picture to start the optimisation from (an earlier
-    result, to go on from it), resized to the stylized size; default: the ``init`` setting."""
+    result, to go on from it), resized to the stylized size; default: the ``init`` setting.
+    ``reporter``: a Reporter for the typed events instead of ``on_event``'s records."""
     from PIL import Image
 
     from videostyle.render.pipeline import stylize_image
@@ -96,7 +99,7 @@ def stylize(content: Picture, style: Styles = None, *, engine: Engine | None = N
     if init is not None:
         shape = prepare_content(picture, cfg.optim.size, "content", cfg.optim.upscale).shape[:2]
         start = resize_image(as_array(init, "init"), shape)
-    still = stylize_image(picture, cfg, _reporter(on_event), what="content",
+    still = stylize_image(picture, cfg, reporter or _reporter(on_event), what="content",
                           stylizer=engine.stylizer if engine else None, init=start)
     return Image.fromarray(still.image)
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from videostyle.errors import ConfigError
+from videostyle.errors import ConfigError, setting
 from videostyle.io.limits import MAX_PIXELS
 from videostyle.yaml_lists import keyframe_list, painting_list, region_list, suggest
 
@@ -383,12 +383,12 @@ def validate(cfg: Config, source: str = "") -> None:
         if not mask or (sep and not style):
             raise ConfigError(f"{where}style.masks: expected MASK or MASK=STYLE, got {m!r}")
     if cfg.temporal.loop and cfg.render.workers > 1:
-        raise ConfigError(f"{where}--loop needs a single-process render: leave out --workers (the loop pass "
+        raise ConfigError(f"{where}{setting('loop')} needs a single-process render: leave out {setting('workers')} (the loop pass "
                           "continues from the last segment's last frame)")
     if cfg.style.masks and cfg.render.cuda_graphs:
-        raise ConfigError(f"{where}--mask does not go with --cuda-graphs (regions are optimised eagerly)")
+        raise ConfigError(f"{where}{setting('mask')} does not go with {setting('cuda_graphs')} (regions are optimised eagerly)")
     if any("@" in str(v) for v in cfg.style.strength) and cfg.render.cuda_graphs:
-        raise ConfigError(f"{where}--style-strength keyframes do not go with --cuda-graphs (the graph holds "
+        raise ConfigError(f"{where}{setting('style_strength')} keyframes do not go with {setting('cuda_graphs')} (the graph holds "
                           "the style weight); leave one out")
     if cfg.style.layer_weights and len(cfg.style.layer_weights) != len(cfg.style.style_layers):
         raise ConfigError(f"{where}style.layer_weights needs one weight per style layer ({len(cfg.style.style_layers)})")
@@ -411,7 +411,7 @@ def validate(cfg: Config, source: str = "") -> None:
             raise ConfigError(f"{where}optim.tile: use auto, off or a multiple of 16 pixels of at least "
                               f"2 x tile_margin + 16 = {2 * margin + 16}, got {cfg.optim.tile!r}")
         if cfg.render.cuda_graphs:
-            raise ConfigError(f"{where}--tile and --cuda-graphs do not go together (a tiled step is many graphs)")
+            raise ConfigError(f"{where}{setting('tile')} and {setting('cuda_graphs')} do not go together (a tiled step is many graphs)")
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:

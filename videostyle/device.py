@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from videostyle.errors import ConfigError
+from videostyle.errors import ConfigError, setting
 
 if TYPE_CHECKING:
     import torch
@@ -62,14 +62,14 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise ConfigError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
+            raise ConfigError(f"{setting('device', name)}: CUDA is not available on this machine; use {setting('device', 'cpu')}")
         dev = torch.device(name)
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ConfigError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) present")
+            raise ConfigError(f"{setting('device', name)}: only {torch.cuda.device_count()} CUDA device(s) present")
         return dev
     if name == "cpu":
         return torch.device("cpu")
-    raise ConfigError(f"--device {name!r}: use auto, cpu, cuda or cuda:N")
+    raise ConfigError(f"{setting('device', repr(name))}: use auto, cpu, cuda or cuda:N")
 
 
 def device_name(name: str) -> str:

@@ -16,7 +16,7 @@ import numpy as np
 
 from videostyle.config import Config, to_dict
 from videostyle.engine import Callback, Engine, Painted, WarmStart
-from videostyle.errors import ConfigError
+from videostyle.errors import ConfigError, NO_STYLE, setting
 from videostyle.estimate import RenderPlan
 from videostyle.fast.engine import FastEngine
 from videostyle.gatys.engine import GatysEngine
@@ -109,7 +109,7 @@ def random_model_notice(cfg: Config, notice: Callable[[str], None]) -> None:
 
 def load_styles(cfg: Config) -> list[np.ndarray]:
     if not cfg.style.images:
-        raise ConfigError("no style image given; pass --style IMAGE")
+        raise ConfigError(NO_STYLE)
     return [read_image(p, "style image", cfg.render.max_pixels) for p in style_paths(cfg.style.images)]
 
 
@@ -118,7 +118,7 @@ def first_init(cfg: Config) -> str | np.ndarray:
     if cfg.optim.init != "image":
         return cfg.optim.init
     if not cfg.optim.init_image:
-        raise ConfigError("--init image needs --init-image PATH")
+        raise ConfigError(f"{setting('init', 'image')} needs {setting('init_image', 'PATH')}")
     return read_image(cfg.optim.init_image, "init image", cfg.render.max_pixels)
 
 

@@ -96,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(ns.func(ns))
     except VideostyleError as err:
-        print(f"videostyle: error: {err}", file=sys.stderr)
+        print(f"videostyle: error: {err.on_command_line()}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt as exc:
         print(f"videostyle: interrupted{interrupt.by(exc)}", file=sys.stderr)

@@ -96,7 +96,7 @@ def _render_pipe(ns: argparse.Namespace, cfg: C.Config, fmt: str | None) -> int:
                               stream=sys.stdout.buffer if fmt else None, fmt=fmt, overwrite=ns.overwrite)
         except VideostyleError as err:
             if ns.input == "-":
-                raise type(err)(str(err).replace(str(inp), "standard input"), err.exit_code) from None
+                raise type(err)(err.text.replace(str(inp), "standard input"), err.exit_code) from None
             raise
         finally:
             if fmt:
@@ -225,9 +225,9 @@ def cmd_config_show(ns: argparse.Namespace) -> int:
 
 def cmd_preview(ns: argparse.Namespace) -> int:
     from videostyle.io.images import is_image_path
-    from videostyle.render import preview as P
+    from videostyle import preview as P
 
-    base = C.apply(C.Config(), P.DEFAULTS, "preview defaults")
+    base = C.apply(C.Config(), C.flatten(P.DEFAULTS), "preview defaults")
     if ns.config:
         base = C.load(ns.config, base)
     cfg = C.apply(base, overrides_from_args(ns), "command line")

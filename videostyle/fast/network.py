@@ -42,7 +42,7 @@ import numpy as np
 from videostyle.fast.compiled import MULTIPLE  # whole-frame mode pads to a multiple of the network's stride
 from videostyle.assets import fast_missing, model_bytes
 from videostyle.device import device_name, int8_saturates
-from videostyle.errors import ConfigError
+from videostyle.errors import ConfigError, NO_STYLE, setting
 
 TILE = 384
 STYLE_SIDE = 256
@@ -94,14 +94,14 @@ def pick_runtime(runtime: str, device: str) -> tuple[str, str]:
         return "onnxruntime", "cpu"
     if runtime == "compiled":
         if dev != "cpu" and device != "auto":
-            raise ConfigError(f"--fast-runtime compiled runs on the CPU, not {device}; "
-                              "use --fast-runtime torch for a CUDA device")
+            raise ConfigError(f"{setting('fast_runtime', 'compiled')} runs on the CPU, not {device}; "
+                              f"use {setting('fast_runtime', 'torch')} for a CUDA device")
         from videostyle.fast.compiled import unavailable
 
         why = unavailable()
         if why:
-            raise ConfigError(f"--fast-runtime compiled is not available: {why}; "
-                              "use --fast-runtime onnxruntime")
+            raise ConfigError(f"{setting('fast_runtime', 'compiled')} is not available: {why}; "
+                              f"use {setting('fast_runtime', 'onnxruntime')}")
         return "compiled", "cpu"
     try:
         ort_cuda = "CUDAExecutionProvider" in load_runtime().get_available_providers()
@@ -165,8 +165,8 @@ class FastStylizer:
         if tiling == "tiles" and self.runtime == "compiled":
             # Tiles exist for onnxruntime's fixed-size graph; the compiled network takes any size.
             if runtime == "compiled":
-                raise ConfigError("--tiling tiles is onnxruntime's; the compiled network runs whole frames: "
-                                  "drop --tiling or use --fast-runtime onnxruntime")
+                raise ConfigError(f"{setting('tiling', 'tiles')} is onnxruntime's; the compiled network runs whole "
+                                  f"frames: drop {setting('tiling')} or use {setting('fast_runtime', 'onnxruntime')}")
             self.runtime = "onnxruntime"
         self.notice = notice
         self._fallback = runtime == "auto"  # a compiled network that fails to start: onnxruntime
@@ -249,7 +249,7 @@ class FastStylizer:
                 if self._net.closed:  # the render is stopping: no fallback
                     raise
                 if not self._fallback or self._net.served:
-                    raise ConfigError(f"{e}; use --fast-runtime onnxruntime") from None
+                    raise ConfigError(f"{e}; use {setting('fast_runtime', 'onnxruntime')}") from None
                 self._net.close()
                 self.notice(f"{e}; using onnxruntime instead")
                 self._ort_transform(model_bytes("arbitrary_transform.onnx"), "whole", self._threads, "cpu")
@@ -268,7 +268,7 @@ class FastStylizer:
     def set_styles(self, images: Sequence[np.ndarray], blend: Sequence[float] = ()) -> None:
         """Several styles blend by their weights in the style-vector space."""
         if not images:
-            raise ConfigError("no style image given; pass --style IMAGE")
+            raise ConfigError(NO_STYLE)
         self._vectors = [self.style_vector(im) for im in images]
         self.set_blend(list(blend) if blend else [1.0] * len(images))
 
@@ -295,7 +295,7 @@ class FastStylizer:
         vector (a region's) instead of the blended one.
         """
         if self.style_vec is None:
-            raise ConfigError("no style image given; pass --style IMAGE")
+            raise ConfigError(NO_STYLE)
         vec = self.style_vec if vec is None else vec
         if strength < 1.0:
             vec = strength * vec + (1.0 - strength) * self.style_vector(content)

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from videostyle import assets
-from videostyle.errors import WeightsError
+from videostyle.errors import WeightsError, setting
 
 # Channel widths of the five VGG-19 blocks and the number of convs per block.
 VGG19_WIDTHS: tuple[int, ...] = (64, 128, 256, 512, 512)
@@ -214,7 +214,8 @@ def detect_format(state: Mapping[str, Tensor], path: str | os.PathLike[str] | No
     where = f" {path}" if path is not None else ""
     raise WeightsError(
         f"cannot tell the input convention of the weights file{where} (features.N keys, unknown file): "
-        "pass --weights-format torchvision (RGB, ImageNet mean/std) or --weights-format caffe (BGR, 0-255, mean subtracted)"
+        f"pass {setting('weights_format', 'torchvision')} (RGB, ImageNet mean/std) or "
+        f"{setting('weights_format', 'caffe')} (BGR, 0-255, mean subtracted)"
     )
 
 
@@ -275,7 +276,7 @@ def load_embedded_convs() -> dict[str, tuple[Tensor, Tensor]]:
 def load_state_file(path: str | os.PathLike[str]) -> dict[str, Tensor]:
     p = Path(path)
     if not p.is_file():
-        raise WeightsError(f"weights file {p} does not exist; pass --weights PATH to a VGG-19 .pth file")
+        raise WeightsError(f"weights file {p} does not exist; pass {setting('weights', 'PATH')} to a VGG-19 .pth file")
     try:
         state = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error

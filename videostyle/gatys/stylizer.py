@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from videostyle.errors import ConfigError, DivergedError
+from videostyle.errors import ConfigError, DivergedError, setting
 from videostyle.device import resolve_precision
 from videostyle.engine import TemporalTerm
 from videostyle.gatys.features import VGGFeatures
@@ -66,8 +66,9 @@ class OptimSpec:
 
 def _check_graphs(cuda_graphs: bool, device: torch.device, optim: OptimSpec, compiled: bool) -> None:
     if cuda_graphs and (device.type != "cuda" or optim.optimizer != "adam" or compiled):
-        raise ConfigError("--cuda-graphs needs --device cuda and --optimizer adam (L-BFGS branches on the "
-                          "device's values between kernels, which a graph cannot hold), without --compile")
+        raise ConfigError(f"{setting('cuda_graphs')} needs {setting('device', 'cuda')} and {setting('optimizer', 'adam')} "
+                          f"(L-BFGS branches on the device's values between kernels, which a graph cannot hold), "
+                          f"without {setting('compile')}")
 
 
 class Stylizer:
@@ -230,7 +231,7 @@ class Stylizer:
                 if tile < 0:
                     raise ConfigError(
                         f"a {w}x{h} frame needs more memory than the budget leaves ({avail / GB:.1f} GB free for "
-                        f"it) even in tiles; raise --memory, free memory, or lower --size")
+                        f"it) even in tiles; raise {setting('memory')}, free memory, or lower {setting('size')}")
                 self._notice(f"tiles{hw}", f"{w}x{h} frames do not fit the memory budget whole ({avail / GB:.1f} GB "
                              f"free for them): optimised in tiles of {tile} px (--tile, --memory)")
         if len(self._tiles) > 8:
@@ -260,7 +261,7 @@ class Stylizer:
             h, w = content.shape[:2]
             return torch.rand((h, w, 3), generator=gen).numpy()
         if init == "image":
-            raise ConfigError("--init image needs --init-image PATH")
+            raise ConfigError(f"{setting('init', 'image')} needs {setting('init_image', 'PATH')}")
         raise ConfigError(f"unknown init {init!r}; use content, noise or image")
 
     def stylize(
@@ -348,8 +349,8 @@ class Stylizer:
         tile = self.tile_for(hw)
         self._region_now = self._region_terms(hw, grams)
         if self._region_now and (tile or self.cuda_graphs):
-            raise ConfigError("style regions (--mask) need the frame optimised whole, without --cuda-graphs: "
-                              "raise --memory or lower --size")
+            raise ConfigError(f"style regions ({setting('mask')}) need the frame optimised whole, without "
+                              f"{setting('cuda_graphs')}: raise {setting('memory')} or lower {setting('size')}")
         with torch.no_grad():
             content_feats = ({} if tile else
                              {k: v.detach() for k, v in self._features(content, self.content_layers).items()})
@@ -384,10 +385,12 @@ class Stylizer:
             if run.diverged:
                 raise DivergedError(
                     f"the optimisation diverged (loss {run.loss:.4g} at iteration {run.done}, started at "
-                    f"{run.first:.4g}) even with a line search; lower --style-weight or --lr, or use --optimizer adam")
+                    f"{run.first:.4g}) even with a line search; lower {setting('style_weight')} or {setting('lr')}, or use "
+                    f"{setting('optimizer', 'adam')}")
         x = runner.result()
         if not bool(torch.isfinite(x).all()):
-            raise DivergedError("the optimisation produced a non-finite image; lower --style-weight or --lr")
+            raise DivergedError(f"the optimisation produced a non-finite image; lower {setting('style_weight')} or "
+                                f"{setting('lr')}")
         return x, spent + run.done, run.loss, run.losses
 
     def _notice(self, key: str, message: str) -> None:

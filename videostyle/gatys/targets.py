@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from videostyle.errors import ConfigError
+from videostyle.errors import ConfigError, NO_STYLE
 from videostyle.gatys.tensors import to_tensor
 
 Grams = dict[str, Tensor]
@@ -41,7 +41,7 @@ class StyleTargets:
         """New style images, blended by ``blend``; the same images and blend again keep the
         targets computed (a loaded network reused call after call: the API's Engine, previews)."""
         if not images:
-            raise ConfigError("no style image given; pass --style IMAGE")
+            raise ConfigError(NO_STYLE)
         weights = list(blend) if blend else [1.0] * len(images)
         total = sum(weights)
         if total <= 0:
@@ -89,7 +89,7 @@ class StyleTargets:
         if hw in self._targets:
             return self._targets[hw]
         if not self.styles:
-            raise ConfigError("no style image given; pass --style IMAGE")
+            raise ConfigError(NO_STYLE)
         per_style = [grams_at(img, side, hw) for img in self.styles]
         with torch.no_grad():
             grams = self._blended(per_style)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from fractions import Fraction
 from pathlib import Path
 
-from videostyle.errors import ConfigError, OutputError
+from videostyle.errors import ConfigError, OutputError, setting
 from videostyle.io import colour, containers
 from videostyle.io.colour import Picture
 
@@ -41,7 +41,7 @@ def check_codec(path: Path, codec: str, fmt: str | None = None) -> None:
     allowed = containers.BY_NAME[fmt].codecs
     if codec not in allowed:
         where = f"-f {fmt}" if path.name == "-" else f"{path.suffix} files"
-        raise ConfigError(f"--codec {codec} cannot go into {where}; use one of {', '.join(sorted(allowed))} "
+        raise ConfigError(f"{setting('codec', codec)} cannot go into {where}; use one of {', '.join(sorted(allowed))} "
                           f"or another {'format' if path.name == '-' else 'extension'}")
 
 
@@ -53,7 +53,7 @@ def mxf_rate(fps: Fraction, path: Path) -> Fraction:
         return near
     raise OutputError(f"output {path}: MXF holds the broadcast frame rates (23.976, 24, 25, 29.97, 30, 50, 59.94, "
                       f"60 ...), not the source's {float(fps):.6g}; write a {containers.usual('mov')} or "
-                      f"{containers.usual('matroska')}, or give an image sequence --fps")
+                      f"{containers.usual('matroska')}, or give an image sequence {setting('fps')}")
 
 
 def fits_codec(codec: str, height: int, width: int) -> bool:

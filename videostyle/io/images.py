@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from videostyle.errors import InputError, OutputError
+from videostyle.errors import InputError, OutputError, setting
 from videostyle.io import durable
 from videostyle.io.limits import MAX_PIXELS, check_image
 
@@ -116,7 +116,8 @@ def fit_size(h: int, w: int, max_side: int, upscale: bool = False) -> tuple[int,
 def check_size(h: int, w: int, what: str) -> None:
     if min(h, w) < MIN_SIDE:
         raise InputError(
-            f"{what} is {w}x{h}; the network needs at least {MIN_SIDE} pixels on each side: use a larger image or --size"
+            f"{what} is {w}x{h}; the network needs at least {MIN_SIDE} pixels on each side: use a larger image or "
+            f"{setting('size')}"
         )
 
 

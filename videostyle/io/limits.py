@@ -10,7 +10,7 @@ import struct
 import warnings
 from pathlib import Path
 
-from videostyle.errors import InputError
+from videostyle.errors import InputError, setting
 
 # Fits 8K video (7680x4320 is 33 megapixels) and photos from 100-megapixel cameras; a picture of
 # this size takes about 0.3 GB as RGB and a few GB through a render's float conversions.
@@ -49,7 +49,7 @@ def check_pixels(width: int, height: int, limit: int, what: str, path: str | os.
     if limit and n > limit:
         raise InputError(f"{what}{f' {Path(path)}' if path is not None else ''} declares a {width}x{height} picture ({n / 1e6:.0f} megapixels, about "
                          f"{n * 3 / 2**30:.1f} GB decoded), over the limit of {limit / 1e6:.0f} megapixels: "
-                         "shrink it, or raise --max-pixels if this machine has the memory")
+                         f"shrink it, or raise {setting('max_pixels')} if this machine has the memory")
 
 
 def check_image(path: str | os.PathLike[str], limit: int = MAX_PIXELS, what: str = "image") -> None:

@@ -17,7 +17,7 @@ from typing import Any
 import av
 import numpy as np
 
-from videostyle.errors import ConfigError, InputError
+from videostyle.errors import ConfigError, InputError, setting
 from videostyle.io import colour, sequence as seqs
 from videostyle.io.colour import Picture
 from videostyle.io.limits import MAX_PIXELS, check_pixels
@@ -190,7 +190,7 @@ def _decode(container: Any, stream: Any, path: Path, warn: Warn, strict: bool = 
             bad += 1
             if strict and bad >= BAD_PACKET_MIN and bad > BAD_PACKET_FRACTION * total:
                 raise InputError(f"input {path} is corrupt: {bad} of {total} video packets failed to decode "
-                                 "(--strict); leave out --strict to skip them as ffmpeg does") from None
+                                 f"({setting('strict')}); leave out {setting('strict')} to skip them as ffmpeg does") from None
             if total >= GOOD_PACKET_CHECK and total - bad < GOOD_PACKET_FRACTION * total:
                 raise InputError(f"input {path} is too damaged to render: {total - bad} of the first {total} video "
                                  "packets decode") from None
@@ -353,7 +353,7 @@ class Span:
 
     def check(self, info: VideoInfo) -> None:
         if self.start and info.duration is not None and self.start >= info.duration:
-            raise ConfigError(f"--start {self.start} is past the end of {info.path} ({info.duration:.2f} s)")
+            raise ConfigError(f"{setting('start', self.start)} is past the end of {info.path} ({info.duration:.2f} s)")
 
     def source_seconds(self, info: VideoInfo) -> tuple[float, float | None]:
         """[t0, t1) of the span in source time (t0 -inf: from the first packet of any stream,

@@ -21,7 +21,7 @@ import numpy as np
 
 from videostyle.io import colour, durable
 from videostyle.io.colour import Picture
-from videostyle.errors import InputError, OutputError, PipeClosed
+from videostyle.errors import InputError, OutputError, PipeClosed, setting
 from videostyle.io.audio import AuxCarrier
 from videostyle.io.codecs import SDR, VIDEO_ENCODERS, check_codec, container_format, mxf_rate, video_options
 from videostyle.io.media import Warn, open_input
@@ -216,7 +216,7 @@ class VideoWriter:
         except av.error.FFmpegError as exc:  # an encoder that does not open with these settings
             self.abort()
             raise OutputError(f"cannot write {self.path}: the {codec} encoder refused {width}x{height} at "
-                              f"{self.pix_fmt}: {exc.strerror or exc}; try another --codec") from None
+                              f"{self.pix_fmt}: {exc.strerror or exc}; try another {setting('codec')}") from None
         except Exception:
             self.abort()
             raise

@@ -24,7 +24,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from videostyle.errors import InputError
+from videostyle.errors import InputError, setting
 from videostyle.io import colour
 from videostyle.io.limits import MAX_PIXELS, check_pixels
 
@@ -119,7 +119,7 @@ def resolve(spec: str | os.PathLike[str], fill_gaps: str = "refuse") -> Sequence
         while expected < n:
             if fill_gaps != "hold":
                 raise InputError(f"input {s}: frame {_name_for(q, n, expected)} is missing (the numbers jump from "
-                                 f"{expected - 1} to {n}); add it, or pass --fill-gaps hold to show the frame before")
+                                 f"{expected - 1} to {n}); add it, or pass {setting('fill_gaps', 'hold')} to show the frame before")
             files.append(None)
             expected += 1
         files.append(q)

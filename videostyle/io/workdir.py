@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from videostyle.io import durable
-from videostyle.errors import VideostyleError
+from videostyle.errors import VideostyleError, setting
 from videostyle.io.images import read_image, write_image
 
 
@@ -94,7 +94,7 @@ class WorkDir:
                 what = ", ".join(changed[:5]) + ("..." if len(changed) > 5 else "") if changed else "unknown"
                 raise ResumeConflict(
                     f"{self.output} has an interrupted render made with other settings (changed: {what}); "
-                    f"rerun with --restart to discard its {self.finished()} finished frames, or restore the settings"
+                    f"rerun with {setting('restart')} to discard its {self.finished()} finished frames, or restore the settings"
                 )
         self.frames.mkdir(parents=True, exist_ok=True)
         self.chunks.mkdir(exist_ok=True)

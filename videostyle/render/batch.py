@@ -231,7 +231,7 @@ def attempt(r: Render, render_one: Callable[[Render], tuple[int, float]]) -> Out
     except RenderInterrupted:
         raise  # Ctrl-C / SIGTERM stop the whole batch, not just this render
     except VideostyleError as err:
-        return Outcome(r, "failed", seconds=time.perf_counter() - t0, error=str(err))
+        return Outcome(r, "failed", seconds=time.perf_counter() - t0, error=err.on_command_line())
     except Exception as err:  # noqa: BLE001 - one broken job must not stop the batch
         return Outcome(r, "failed", seconds=time.perf_counter() - t0, error=f"{type(err).__name__}: {err}")
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from videostyle import interrupt
-from videostyle.errors import ConfigError, InputError, OutputError, RenderInterrupted
+from videostyle.errors import ConfigError, InputError, OutputError, RenderInterrupted, setting
 from videostyle.report import FrameDone, Reporter
 
 INSTALL = 'pip install -e ".[ray]"'
@@ -34,7 +34,8 @@ def import_ray(local: bool = True) -> Any:
     try:
         ray = importlib.import_module("ray")
     except ImportError:
-        raise ConfigError(f"--workers > 1 renders on Ray, which is not installed; install the extra with: {INSTALL}") \
+        raise ConfigError(f"{setting('workers')} > 1 renders on Ray, which is not installed; install the extra with: "
+                          f"{INSTALL}") \
             from None
     if local:
         # Imported earlier by someone else (a notebook, an embedding program): the constant was
@@ -98,7 +99,7 @@ def ray_session(address: str | None) -> Iterator[Any]:
             try:
                 ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
             except (ConnectionError, RuntimeError, ValueError) as exc:
-                raise ConfigError(f"--ray-address {address}: cannot join the Ray cluster ({exc})") from None
+                raise ConfigError(f"{setting('ray_address', address)}: cannot join the Ray cluster ({exc})") from None
         started = True
         if ours:
             interrupt.install()  # ray.init replaces the SIGTERM handler with its own sys.exit

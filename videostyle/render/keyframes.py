@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from videostyle.errors import InputError, OutputError
+from videostyle.errors import InputError, OutputError, setting
 from videostyle.io import durable
 from videostyle.io.images import write_image
 from videostyle.io.media import Span, probe
@@ -26,8 +26,8 @@ def propose_frames(inp: Path, folder: Path, threshold: float, every: int, overwr
     paths = {i: folder / f"{i:0{digits}d}.png" for i in chosen}
     taken = [p for p in paths.values() if p.exists()]
     if taken and not overwrite:
-        raise OutputError(f"{taken[0]} exists ({len(taken)} of the frames); pass --overwrite (or -y) to replace them, "
-                          "or choose another -o")
+        raise OutputError(f"{taken[0]} exists ({len(taken)} of the frames); pass {setting('overwrite')} to replace "
+                          f"them, or choose another {setting('output')}")
     folder.mkdir(parents=True, exist_ok=True)
     for fr in Span().frames(inp, info=info):
         if fr.index in paths:

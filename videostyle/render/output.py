@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from videostyle.errors import ConfigError, InputError, OutputError
+from videostyle.errors import ConfigError, InputError, OutputError, setting
 from videostyle.io import colour, containers, frames_out, timecode
 from videostyle.io.colour import Picture
 from videostyle.io.images import check_size, fit_size, resize_image
@@ -31,16 +31,16 @@ def check_output(inp: Path, out: Path, overwrite: bool = True) -> None:
     """The output path can be written: not the input, in a writable folder, and (ffmpeg's
     convention) not an existing file unless ``overwrite``."""
     if out.resolve() == inp.resolve():
-        raise OutputError(f"output {out} is the input file; choose another output path with -o")
+        raise OutputError(f"output {out} is the input file; choose another output path with {setting('output')}")
     if out.exists() and not out.is_dir() and not overwrite:
-        raise OutputError(f"output {out} exists; pass --overwrite (or -y) to replace it")
+        raise OutputError(f"output {out} exists; pass {setting('overwrite')} to replace it")
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
-        raise OutputError(f"output folder {parent} does not exist; create it or choose another -o")
+        raise OutputError(f"output folder {parent} does not exist; create it or choose another {setting('output')}")
     if not os.access(parent, os.W_OK):
-        raise OutputError(f"output folder {parent} is not writable; choose another -o")
+        raise OutputError(f"output folder {parent} is not writable; choose another {setting('output')}")
     if out.is_dir():
-        raise OutputError(f"output {out} is a directory; give a file name with -o")
+        raise OutputError(f"output {out} is a directory; give a file name with {setting('output')}")
 
 
 @dataclass(frozen=True)
@@ -106,9 +106,9 @@ def plan_video(inp: Path, out: Path, cfg: OutputSpec, overwrite: bool, notice: W
         found = frames_out.existing(out)
         if found and not overwrite and not work_path(out).exists():  # (a resume rewrites its own frames)
             raise OutputError(f"output {out}: {len(found)} frame file(s) exist ({sorted(found)[0]} ...); pass "
-                              "--overwrite (or -y) to replace them, or choose another -o")
+                              f"{setting('overwrite')} to replace them, or choose another {setting('output')}")
         if cfg.loop:
-            raise ConfigError(f"--loop renders into a video file; use a {containers.listed(containers.USUAL_EXTENSIONS)} "
+            raise ConfigError(f"{setting('loop')} renders into a video file; use a {containers.listed(containers.USUAL_EXTENSIONS)} "
                               "output")
     else:
         container_format(out)
@@ -143,7 +143,7 @@ def _audio(inp: Path, info: VideoInfo, cfg: OutputSpec) -> Path | None:
     if cfg.audio:
         a = Path(cfg.audio)
         if not a.is_file():
-            raise InputError(f"audio file {a} does not exist; check --audio")
+            raise InputError(f"audio file {a} does not exist; check {setting('audio')}")
         return a
     return None if info.sequence is not None else inp
 
@@ -165,8 +165,9 @@ def _job(inp: Path, info: VideoInfo, cfg: OutputSpec, out: Path, fmt: str | None
         if e.codec == "auto":  # (MXF's default, for frames too small for it)
             codec = "prores"
         else:
-            raise ConfigError(f"--codec {codec} encodes frames of at least 256x120, and {out}'s are {ew}x{eh}; "
-                              "raise --size, pass --output-size source, or use --codec prores")
+            raise ConfigError(f"{setting('codec', codec)} encodes frames of at least 256x120, and {out}'s are {ew}x{eh}; "
+                              f"raise {setting('size')}, pass {setting('output_size', 'source')}, or use "
+                              f"{setting('codec', 'prores')}")
     spec = EncodeSpec(codec, e.crf, e.preset, e.even)
     if fmt is not None:
         pix_fmt, pic, lost = output_picture(codec, fmt, info.picture)
@@ -184,7 +185,7 @@ def _check_hdr(inp: Path, pic: Picture, mode: str, notice: Warn) -> None:
         return
     what = f"input {inp} is HDR ({pic.describe()})"
     if mode == "refuse":
-        raise InputError(f"{what}; the network works on SDR: pass --hdr convert to render it through "
+        raise InputError(f"{what}; the network works on SDR: pass {setting('hdr', 'convert')} to render it through "
                          f"{colour.OPERATOR} and back, or convert it to SDR first")
     notice(f"{what}: the network sees it as SDR sRGB through {colour.OPERATOR}; the output goes back to "
            f"{pic.hdr.upper()} by the inverse")

@@ -31,7 +31,7 @@ import numpy as np
 from videostyle import interrupt
 from videostyle.config import Config
 from videostyle.engines import build_video_stylizer, load_region_styles, load_styles, output_spec, render_settings
-from videostyle.errors import ConfigError, InputError, RenderInterrupted
+from videostyle.errors import ConfigError, InputError, RenderInterrupted, setting
 from videostyle.estimate import RenderPlan
 from videostyle.io.colour import fill_transparent
 from videostyle.io.frames_out import SequenceWriter
@@ -56,7 +56,7 @@ class PaintRender:
     def __init__(self, inp: Path, out: Path, cfg: Config, reporter: Reporter, restart: bool, overwrite: bool) -> None:
         self.inp, self.out, self.cfg, self.reporter = inp, out, cfg, reporter
         if cfg.temporal.loop:
-            raise ConfigError("--paint renders its passes from the paintings, without --loop")
+            raise ConfigError(f"{setting('paint')} renders its passes from the paintings, without {setting('loop')}")
         self.job = plan_video(inp, out, output_spec(cfg), overwrite, reporter.notice)
         info = self.job.info
         self.total = self.job.span.count(inp, info)
@@ -86,8 +86,8 @@ class PaintRender:
         self.vs.hold_styles()  # (the styles are the painting's, pass by pass)
         self.masks = self.vs.regions  # --mask, beside the paintings
         if self.masks is not None and not self.masks.still():
-            raise ConfigError("--paint goes with still --mask images only: its passes run backwards too, and a mask "
-                              "video is read in the clip's order")
+            raise ConfigError(f"{setting('paint')} goes with still {setting('mask')} images only: its passes run backwards "
+                              "too, and a mask video is read in the clip's order")
         self.region_styles = load_region_styles(cfg)
         if cfg.temporal.consistency is None and cfg.temporal.weight == 0:
             self.vs.hold_temporal_weight(PAINT_TEMPORAL)

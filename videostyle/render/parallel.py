@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from videostyle import config as C
-from videostyle.errors import ConfigError, InputError
+from videostyle.errors import ConfigError, InputError, setting
 from videostyle.engines import load_styles, output_spec, random_model_notice, render_settings, scan_spec
 from videostyle.render.output import finish_writer, open_writer, output_alpha, output_frame, plan_video
 from videostyle.render.cluster import import_ray, ray_session, remote_task, wait_tasks
@@ -101,7 +101,8 @@ class ParallelRender:
         self.started = time.perf_counter()
         self.job = plan_video(self.inp, self.out, output_spec(cfg), overwrite, self.reporter.notice)
         if self.job.frames_out is not None:
-            raise ConfigError("--workers renders into a video file; render an image sequence without --workers")
+            raise ConfigError(f"{setting('workers')} renders into a video file; render an image sequence without "
+                              f"{setting('workers')}")
         load_styles(cfg)  # fail fast on bad style paths
         found = scan(self.inp, scan_spec(cfg), self.job.span, self.job.info)
         n, cuts = (found.frames, list(found.cuts)) if found is not None else (0, [])

@@ -16,7 +16,7 @@ from videostyle.config import Config
 from videostyle.engines import (build_engine, build_regions, build_video_stylizer, engine_type, first_init, load_styles,
                                 output_spec, policy, prepare_content, render_plan, span)
 from videostyle.estimate import WARMUP_ITERATIONS, Estimate, Estimating
-from videostyle.errors import ConfigError, DivergedError, InputError, OutputError, PipeClosed
+from videostyle.errors import ConfigError, DivergedError, InputError, OutputError, PipeClosed, setting
 from videostyle.io.images import is_image_path, read_image, resize_image, write_image
 from videostyle.io.mux import PIPE_CLOSED
 from videostyle.io.workdir import WorkDir
@@ -101,7 +101,7 @@ def render_pipe(inp: str | os.PathLike[str], out: str | os.PathLike[str] | None,
     reporter = reporter or Reporter()
     inp = Path(inp)
     if cfg.temporal.loop:
-        raise ConfigError("--loop needs a work folder, which pipes do not have; render to a file")
+        raise ConfigError(f"{setting('loop')} needs a work folder, which pipes do not have; render to a file")
     if stream is not None:
         assert fmt is not None
         job = plan_pipe(inp, fmt, output_spec(cfg), reporter.notice)

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from videostyle.errors import VideostyleError
+from videostyle.errors import VideostyleError, in_flags
 from videostyle.studio.jobs import Studio
 from videostyle.studio.receive import Refused, receive_upload
 
@@ -78,7 +78,7 @@ class Handlers:
         try:
             item = await receive_upload(request, self.studio.uploads, kind)
         except Refused as exc:
-            return _error(str(exc), exc.status)
+            return _error(in_flags(exc), exc.status)
         self.studio.uploaded(item)
         return JSONResponse(item.public())
 
@@ -86,12 +86,12 @@ class Handlers:
         try:
             t = _number(request, "t", 0.0, float)
         except ValueError as exc:
-            return _error(str(exc))
+            return _error(in_flags(exc))
         try:
             item = self.studio.uploads.get(request.path_params["id"])
             img = await asyncio.to_thread(self.studio.uploads.frame, item, t)
         except (VideostyleError, ValueError) as exc:
-            return _error(str(exc), 404)
+            return _error(in_flags(exc), 404)
         ok, data = cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
         return Response(data.tobytes(), media_type="image/jpeg")
 
@@ -110,7 +110,7 @@ class Handlers:
             pid = self.studio.preview(str(d.get("clip", "")), list(d.get("styles", [])), float(d.get("t", 0.0)),
                                       dict(d.get("settings", {})))
         except (VideostyleError, ValueError, TypeError) as exc:
-            return _error(str(exc))
+            return _error(in_flags(exc))
         return JSONResponse({"id": pid})
 
     def preview_image(self, request: Request) -> Response:
@@ -127,7 +127,7 @@ class Handlers:
             d = await self.body(request)
             job = self.studio.render(str(d.get("clip", "")), list(d.get("styles", [])), dict(d.get("settings", {})))
         except (VideostyleError, ValueError, TypeError) as exc:
-            return _error(str(exc))
+            return _error(in_flags(exc))
         return JSONResponse(job.public())
 
     def job_action(self, request: Request) -> Response:
@@ -140,7 +140,7 @@ class Handlers:
             else:
                 return PlainTextResponse("not found", 404)
         except VideostyleError as exc:
-            return _error(str(exc))
+            return _error(in_flags(exc))
         return JSONResponse(job.public())
 
     def job_file(self, request: Request) -> Response:
@@ -161,7 +161,7 @@ class Handlers:
         try:
             start = _number(request, "since", 0, int)
         except ValueError as exc:
-            return _error(str(exc))
+            return _error(in_flags(exc))
 
         async def stream() -> Any:
             seq = start

@@ -20,11 +20,11 @@ import yaml
 from videostyle import api
 from videostyle import config as C
 from videostyle.engines import uses_vgg
-from videostyle.errors import VideostyleError
+from videostyle.errors import VideostyleError, in_flags
 from videostyle.estimate import Estimating, duration
 from videostyle.io import containers
 from videostyle.io.workdir import work_path
-from videostyle.render.preview import PREVIEW_ITERATIONS, PREVIEW_SIZE
+from videostyle.preview import PREVIEW_ITERATIONS, PREVIEW_SIZE
 from videostyle.report import FrameDone, Reporter, STIterate
 from videostyle.studio.media import Item, Uploads
 from videostyle.studio.store import Record
@@ -330,7 +330,7 @@ class Studio:
                 image = np.array(api.stylize(frame, engine=engine, init=image, config=stepped))
                 self._show(pid, image, k, steps)
         except VideostyleError as exc:
-            self.publish({"type": "preview", "id": pid, "error": str(exc)})
+            self.publish({"type": "preview", "id": pid, "error": in_flags(exc)})
         except Exception as exc:  # a preview must not take the server down
             self.publish({"type": "preview", "id": pid, "error": f"preview failed: {exc}"})
 
@@ -435,7 +435,7 @@ class Studio:
                 job.move("cancelled")
             except VideostyleError as exc:
                 job.move("cancelled" if job.cancel.is_set() else "failed")
-                job.error = "" if job.cancel.is_set() else str(exc)
+                job.error = "" if job.cancel.is_set() else in_flags(exc)
             except Exception as exc:  # a render's bug must not take the queue down
                 job.move("failed")
                 job.error = f"render failed: {exc}"

@@ -16,7 +16,7 @@ from typing import Any, BinaryIO
 import av
 import numpy as np
 
-from videostyle.errors import VideostyleError
+from videostyle.errors import VideostyleError, in_flags
 from videostyle.io import containers
 from videostyle.io.images import IMAGE_EXTS, read_image
 from videostyle.io.limits import MAX_PIXELS, check_pixels, header_size
@@ -209,7 +209,7 @@ class Uploads:
                 try:
                     check_pixels(*size, self.max_pixels, name)
                 except VideostyleError as exc:
-                    raise UploadError(str(exc)) from None
+                    raise UploadError(in_flags(exc)) from None
             try:
                 img = read_image(path, "image", self.max_pixels)
             except VideostyleError:
@@ -226,7 +226,7 @@ class Uploads:
             info = probe(path, max_pixels=self.max_pixels)
             first = next(iter(read_frames(path, max_frames=1, info=info)), None)
         except VideostyleError as exc:
-            raise UploadError(f"{name}: {str(exc).replace(f'input {path} ', '')}") from None
+            raise UploadError(f"{name}: {in_flags(exc).replace(f'input {path} ', '')}") from None
         if first is None:
             raise UploadError(f"{name} has no frame that decodes")
         return Item(item_id, kind, name, path, info.width, info.height, info.frames, float(info.fps), info.duration,

@@ -11,6 +11,7 @@ from typing import Any
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
+from videostyle.errors import in_flags
 from videostyle.studio.media import Incoming, Item, UploadError, Uploads
 
 DRAIN = 256 << 20  # bytes of a refused body read (and dropped) so that the client hears the answer
@@ -70,7 +71,7 @@ class _Form:
             try:
                 self.incoming.write(data[start:end])
             except UploadError as exc:
-                raise Refused(str(exc), 413) from None
+                raise Refused(in_flags(exc), 413) from None
 
     def part_end(self) -> None:
         self.writing = False
@@ -119,11 +120,11 @@ async def receive_upload(request: Request, uploads: Uploads, kind: str) -> Item:
         if isinstance(exc, Refused):
             raise
         if isinstance(exc, UploadError):
-            raise Refused(str(exc)) from None
+            raise Refused(in_flags(exc)) from None
         raise Refused("the upload is not a multipart form with a file") from None
     if form.incoming is None:
         raise Refused("the upload has no file")
     try:
         return await asyncio.to_thread(form.incoming.finish)
     except UploadError as exc:
-        raise Refused(str(exc)) from None
+        raise Refused(in_flags(exc)) from None

@@ -22,7 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from videostyle.errors import ConfigError, InputError
+from videostyle.errors import ConfigError, InputError, setting
 from videostyle.temporal.flow import FramePair, difference, warp
 from videostyle.temporal.keyframes import At, parse_time
 from videostyle.temporal.regions import FrameRegions, Regions
@@ -54,8 +54,8 @@ def parse(spec: str) -> Painting:
     when, sep, image = spec.partition("=")
     at = parse_time(when) if sep else None
     if at is None or not image:
-        raise ConfigError(f"--paint {spec!r}: expected TIME=IMAGE, with TIME as f:FRAME or seconds "
-                          "(e.g. --paint f:120=painted_0120.png)")
+        raise ConfigError(f"{setting('paint', repr(spec))}: expected TIME=IMAGE, with TIME as f:FRAME or seconds "
+                          f"(e.g. {setting('paint', 'f:120=painted_0120.png')})")
     return Painting(at, Path(image), spec)
 
 
@@ -117,12 +117,12 @@ def resolve(paintings: list[Painting], fps: float, total: int | None, start: flo
         i = p.frame(fps, start)
         if i < 0 or (total is not None and i >= total):
             last = f"{total - 1}" if total is not None else "?"
-            raise InputError(f"--paint {p.spec}: frame {i} of the render is outside its frames (0 to {last}, at "
+            raise InputError(f"{setting('paint', p.spec)}: frame {i} of the render is outside its frames (0 to {last}, at "
                              f"{fps:g} frames a second from {start:g} s); check the painting's time")
         if i in out:
-            raise ConfigError(f"--paint {p.spec}: frame {i} already has a painting ({out[i].spec})")
+            raise ConfigError(f"{setting('paint', p.spec)}: frame {i} already has a painting ({out[i].spec})")
         if not p.image.is_file():
-            raise InputError(f"--paint {p.spec}: painting {p.image} does not exist; check the path")
+            raise InputError(f"{setting('paint', p.spec)}: painting {p.image} does not exist; check the path")
         out[i] = p
     return dict(sorted(out.items()))
 

@@ -5,6 +5,9 @@ A variation is a set of config overrides (``--vary style-weight=0.3,1,3 --vary c
 gives the six combinations). A single frame goes through the engine as an image render does; a
 strip (``frames`` > 1) is a real video render of that many frames from the chosen time, written
 as PNG frames into a temporary folder, so temporal settings and flicker show as they will.
+
+A front end, as the command line and the studio are: it renders through the public API
+(``vs.settings``, ``vs.stylize``, ``vs.render``), and its errors name its command's options.
 """
 
 from __future__ import annotations
@@ -12,14 +15,14 @@ from __future__ import annotations
 import itertools
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
-from videostyle import config as C
+from videostyle import api
 from videostyle.errors import ConfigError, InputError
 from videostyle.io import durable
 from videostyle.io.images import fit_size, is_image_path, read_image
@@ -31,7 +34,7 @@ from videostyle.temporal.keyframes import parse_time
 # A Gatys preview runs at this size and this many iterations unless told (the command line's
 # flags, the studio's own): a setting is judged by eye, in seconds to a minute.
 PREVIEW_SIZE, PREVIEW_ITERATIONS = 256, 100
-DEFAULTS = {"optim.size": PREVIEW_SIZE, "optim.iterations": PREVIEW_ITERATIONS, "temporal.settle": 0.0}
+DEFAULTS = {"size": PREVIEW_SIZE, "iterations": PREVIEW_ITERATIONS, "settle": 0.0}  # (settings, by flat name)
 TILE = 256  # the longest side of a tile on the sheet (a strip's frames: STRIP_TILE)
 STRIP_TILE = 160
 LABEL = 22  # pixels of the label band above each row
@@ -39,14 +42,14 @@ LABEL = 22  # pixels of the label band above each row
 
 @dataclass(frozen=True)
 class Variation:
-    """One combination: its label ("style-weight=0.3 consistency=1") and its config overrides."""
+    """One combination: its label ("style-weight=0.3 consistency=1") and its settings (flat names)."""
 
     label: str
     overrides: tuple[tuple[str, Any], ...]
 
 
 def parse_vary(specs: Sequence[str]) -> list[tuple[str, str, list[str]]]:
-    """``["style-weight=0.3,1,3"]`` -> ``[("style-weight", "style.style_weight", ["0.3", "1", "3"])]``;
+    """``["style-weight=0.3,1,3"]`` -> ``[("style-weight", "style_weight", ["0.3", "1", "3"])]``;
     an unknown setting fails with a "did you mean"."""
     out = []
     for spec in specs:
@@ -55,29 +58,28 @@ def parse_vary(specs: Sequence[str]) -> list[tuple[str, str, list[str]]]:
         vals = [v.strip() for v in values.split(",") if v.strip()]
         if not sep or not vals:
             raise ConfigError(f"--vary {spec!r}: write SETTING=V1,V2,... (e.g. --vary style-weight=0.3,1,3)")
-        fi = C.FLAT.get(key)
-        if fi is None:
-            raise ConfigError(f"--vary {name}: no such setting{C.suggest(key, sorted(C.FLAT))}")
-        out.append((name.strip().lstrip("-"), fi.path, vals))
+        try:
+            api.settings(**{key: vals[0]})
+        except ConfigError as err:
+            raise ConfigError(f"--vary {name}: {err.text.removeprefix('videostyle: ')}") from None
+        out.append((name.strip().lstrip("-"), key, vals))
     return out
 
 
-def variations(cfg: C.Config, vary: Sequence[tuple[str, str, list[str]]]) -> list[tuple[Variation, C.Config]]:
-    """Every combination of the varied values, each with its config (checked as the command line is)."""
+def variations(cfg: api.Config, vary: Sequence[tuple[str, str, list[str]]]) -> list[tuple[Variation, api.Config]]:
+    """Every combination of the varied values, each with its settings (checked as the command line's are)."""
     if not vary:
         return [(Variation("as given", ()), cfg)]
     out = []
-    for combo in itertools.product(*[[(name, path, v) for v in vals] for name, path, vals in vary]):
-        overrides = tuple((path, [v] if _is_list(path) else v) for _, path, v in combo)
+    for combo in itertools.product(*[[(name, key, v) for v in vals] for name, key, vals in vary]):
+        overrides = tuple((key, v) for _, key, v in combo)
         label = " ".join(f"{name}={v}" for name, _, v in combo)
-        out.append((Variation(label, overrides), C.apply(cfg, dict(overrides), f"--vary {label}")))
+        try:
+            varied = api.settings(cfg, **dict(overrides))
+        except ConfigError as err:
+            raise ConfigError(f"--vary {label}: {err.text.removeprefix('videostyle: ')}") from None
+        out.append((Variation(label, overrides), varied))
     return out
-
-
-def _is_list(path: str) -> bool:
-    import typing
-
-    return typing.get_origin(C.FIELDS[path].type) is tuple
 
 
 def at_seconds(inp: Path, at: str) -> float:
@@ -88,7 +90,7 @@ def at_seconds(inp: Path, at: str) -> float:
     return t.resolve(float(probe(inp).fps)) if t.frame is not None else t.resolve(0.0)
 
 
-def preview(inp: Path, out: Path, cfg: C.Config, combos: list[tuple[Variation, C.Config]], *, at: float = 0.0,
+def preview(inp: Path, out: Path, cfg: api.Config, combos: list[tuple[Variation, api.Config]], *, at: float = 0.0,
             frames: int = 1, reporter: Reporter | None = None) -> Path:
     """Render each combination at ``at`` seconds (``frames`` of them) and write the sheet to ``out``."""
     reporter = reporter or Reporter()
@@ -132,19 +134,15 @@ class _Within(Reporter):
         self.outer.iterate(it)
 
 
-def _one(content_full: np.ndarray, cfg: C.Config, reporter: Reporter) -> np.ndarray:
-    from videostyle.render.pipeline import stylize_image
-
-    return stylize_image(content_full, cfg, _Within(reporter), what="preview frame").image
+def _one(content_full: np.ndarray, cfg: api.Config, reporter: Reporter) -> np.ndarray:
+    return np.asarray(api.stylize(content_full, config=cfg, reporter=_Within(reporter)))
 
 
-def _strip(inp: Path, cfg: C.Config, at: float, frames: int, reporter: Reporter) -> list[np.ndarray]:
-    from videostyle.render.pipeline import render_video
-
-    cfg = replace(cfg, render=replace(cfg.render, start=at, duration=0.0, max_frames=frames))
+def _strip(inp: Path, cfg: api.Config, at: float, frames: int, reporter: Reporter) -> list[np.ndarray]:
+    cfg = api.settings(cfg, start=at, duration=0.0, max_frames=frames)
     with tempfile.TemporaryDirectory(prefix="videostyle-preview-") as tmp:
         pattern = Path(tmp) / "%04d.png"
-        render_video(inp, pattern, cfg, reporter, restart=True)
+        api.render(inp, pattern, config=cfg, reporter=reporter, restart=True, overwrite=True)
         return [f.image for f in read_frames(pattern)]
 
 
