@@ -25,7 +25,7 @@ from videostyle.io import sequence
 from videostyle.io.media import Span, VideoInfo
 from videostyle.io.workdir import file_digest
 from videostyle.render.output import OutputSpec
-from videostyle.render.policy import PolicySpec, VideoStylizer
+from videostyle.render.policy import PAINTED_TEMPORAL_WEIGHT, PolicySpec, VideoStylizer
 from videostyle.render.scan import ScanSpec
 from videostyle.report import Reporter
 from videostyle.temporal.flow import FlowParams
@@ -300,6 +300,15 @@ def policy(cfg: Config, info: VideoInfo | None = None) -> PolicySpec:
         start_time=info.start_time if info else 0.0, settle_seconds=0.0 if t.loop else t.settle)
 
 
+def painted_policy(cfg: Config, info: VideoInfo | None = None) -> PolicySpec:
+    """A painted render's policy: the styles are each pass's (``PassStart``), not keyframes', and a
+    chain from a painting has a temporal term even where the settings give none."""
+    spec = dataclasses.replace(policy(cfg, info), schedule=None)
+    if cfg.temporal.consistency is None and cfg.temporal.weight == 0:
+        spec = dataclasses.replace(spec, temporal_weight=PAINTED_TEMPORAL_WEIGHT)
+    return spec
+
+
 def scan_spec(cfg: Config) -> ScanSpec:
     """How a render's span is scanned (``render.scan``)."""
     return ScanSpec(render_flow_params(cfg), cfg.temporal.scene_cut, cfg.render.strict, cfg.optim.size,
@@ -334,14 +343,15 @@ def ahead_workers(cfg: Config, on_gpu: bool = False) -> int:
 
 def build_video_stylizer(cfg: Config, styles: list[np.ndarray], reporter: Reporter,
                          stylizer: Stylizer | None = None, info: VideoInfo | None = None,
-                         ahead: bool = False) -> VideoStylizer:
+                         ahead: bool = False, spec: PolicySpec | None = None) -> VideoStylizer:
     """The engines a video render needs (no VGG for --method fast) around one VideoStylizer,
     whose first frame starts from --init (an --init-image at the stylized size); ``info`` (the
     source's frame rate and first timestamp) places style keyframes. ``ahead``: the caller runs
     the fast engine's network ahead on ``ahead_workers`` threads (each call then gets its share
-    of the cores; else every call gets all of them)."""
+    of the cores; else every call gets all of them). ``spec``: the policy's, when not the
+    Config's (``painted_policy``)."""
     engine = build_engine(cfg, styles, reporter.notice, stylizer, ahead_workers(cfg) if ahead else 0)
-    return VideoStylizer(policy(cfg, info), engine, build_regions(cfg), reporter.iterate)
+    return VideoStylizer(spec or policy(cfg, info), engine, build_regions(cfg), reporter.iterate)
 
 
 def render_settings(cfg: Config, inp: Path, info: VideoInfo) -> dict[str, Any]:

@@ -30,7 +30,8 @@ import numpy as np
 
 from videostyle import interrupt
 from videostyle.config import Config
-from videostyle.engines import build_video_stylizer, load_region_styles, load_styles, output_spec, render_settings
+from videostyle.engines import (build_video_stylizer, load_region_styles, load_styles, output_spec, painted_policy,
+                                render_settings)
 from videostyle.errors import ConfigError, InputError, RenderInterrupted, setting
 from videostyle.estimate import RenderPlan
 from videostyle.io.colour import fill_transparent
@@ -46,7 +47,6 @@ from videostyle.temporal import paint
 from videostyle.render.chain import save_frame
 from videostyle.render.policy import PassStart
 
-PAINT_TEMPORAL = 30.0  # the temporal weight of a painted pass unless one is given (Ruder et al.'s balance)
 
 
 class PaintRender:
@@ -82,15 +82,13 @@ class PaintRender:
         self.work.open(restart)
         self.source = self.work.store("source")
         self.passes = paint.passes(self.painted, self.total)
-        self.vs = build_video_stylizer(cfg, [self.pictures[self.painted[0]]] + self.styles, reporter, None, info)
-        self.vs.hold_styles()  # (the styles are the painting's, pass by pass)
+        self.vs = build_video_stylizer(cfg, [self.pictures[self.painted[0]]] + self.styles, reporter, None, info,
+                                       spec=painted_policy(cfg, info))
         self.masks = self.vs.regions  # --mask, beside the paintings
         if self.masks is not None and not self.masks.still():
             raise ConfigError(f"{setting('paint')} goes with still {setting('mask')} images only: its passes run backwards "
                               "too, and a mask video is read in the clip's order")
         self.region_styles = load_region_styles(cfg)
-        if cfg.temporal.consistency is None and cfg.temporal.weight == 0:
-            self.vs.hold_temporal_weight(PAINT_TEMPORAL)
         self.anchor = True  # each pass's frames held to its keyframe too (PassStart.anchor)
         self.anchor_start = True  # ... and started from it where it holds
         self.anchor_content = True  # ... and its content target is the carried keyframe where it holds

@@ -51,6 +51,11 @@ class PolicySpec:
     settle_seconds: float = 0.0  # the start rendered again backwards (render.settle; 0 with --loop)
 
 
+# A painted pass's temporal weight when the settings give none (Ruder et al.'s balance): a chain
+# from a painting is held to it (``engines.painted_policy``).
+PAINTED_TEMPORAL_WEIGHT = 30.0
+
+
 @dataclass(frozen=True)
 class PolicyState:
     """What a policy carries from frame to frame (``snapshot``/``restore``): the reference loss
@@ -115,7 +120,7 @@ class PassStart:
 class VideoStylizer:
     """Per-frame logic of a video render: warm start, flow warping, temporal terms, scene cuts.
     Built from its spec and an engine handed in; its jobs drive it through its methods (``frame``,
-    ``push``, ``snapshot``/``restore``, ``begin_pass``, ``hold_styles``, ``hold_temporal_weight``),
+    ``push``, ``snapshot``/``restore``, ``begin_pass``, ``resume_at``),
     never by setting its state."""
 
     def __init__(self, spec: PolicySpec, engine: Engine, regions: Regions | None = None,
@@ -126,8 +131,6 @@ class VideoStylizer:
         self._on_iterate = on_iterate
         self._stages = StageTimes()
         self._ref_loss: float | None = None  # final loss of the last full-iteration frame
-        self._schedule = spec.schedule
-        self._temporal_weight = spec.temporal_weight
         self._regions = regions  # --mask
         self._frame_regions: FrameRegions | None = None  # this frame's
         self._ready: dict[int, np.ndarray] = {}  # fast outputs computed ahead, by frame index
@@ -166,7 +169,7 @@ class VideoStylizer:
 
     def gaps(self) -> list[int]:
         """Earlier frames whose flow each frame needs: 1 always (init, scene cuts), more for long-term terms."""
-        return sorted({1} | (set(self._spec.long_term) if self._temporal_weight > 0 else set()))
+        return sorted({1} | (set(self._spec.long_term) if self._spec.temporal_weight > 0 else set()))
 
     # -- how the jobs drive it ---------------------------------------------------------------
 
@@ -193,14 +196,6 @@ class VideoStylizer:
     def resume_at(self, ref_loss: float) -> None:
         """A resumed render's reference loss (its last fresh frame's), for the early stop."""
         self._ref_loss = ref_loss
-
-    def hold_styles(self) -> None:
-        """Keep the styles set by ``begin_pass`` throughout (no style keyframes)."""
-        self._schedule = None
-
-    def hold_temporal_weight(self, weight: float) -> None:
-        """The temporal term's weight from now on, whatever --consistency's dial said."""
-        self._temporal_weight = weight
 
     def begin_pass(self, p: PassStart) -> None:
         """A new chain from a painted keyframe: the history forgotten, no early stop (no fresh
@@ -276,7 +271,7 @@ class VideoStylizer:
 
     def _keys_at(self, when: float) -> tuple[np.ndarray, float] | None:
         """The style keyframes' weights and strength at ``when`` (None without keyframes)."""
-        sc = self._schedule
+        sc = self._spec.schedule
         if sc is None or not sc.keyed:
             return None
         t = when - self._spec.start_time
@@ -334,8 +329,8 @@ class VideoStylizer:
                 # (not where a region keeps the content: that is the frame's, not the painting's)
                 keep = self._frame_regions.keep if self._frame_regions is not None else None
                 content = blend(carried, src, held if keep is None else held * (1.0 - keep))
-            if self._temporal_weight > 0:
-                terms.append(TemporalTerm(carried.astype(np.float32) / 255.0, held, self._temporal_weight))
+            if self._spec.temporal_weight > 0:
+                terms.append(TemporalTerm(carried.astype(np.float32) / 255.0, held, self._spec.temporal_weight))
         ratio = sp.stop_loss_ratio
         # Stop once the frame is as stylized as the first one (content, style and TV: the
         # stylizer leaves the temporal term out of the comparison, as the first frame has none).
@@ -376,7 +371,7 @@ class VideoStylizer:
     def _temporal_terms(self, src: np.ndarray, p1: FramePair, pairs: dict[int, FramePair]) -> list[TemporalTerm]:
         """Ruder et al.'s short- and long-term temporal terms."""
         terms: list[TemporalTerm] = []
-        if self._temporal_weight <= 0:
+        if self._spec.temporal_weight <= 0:
             return terms
         covered = np.zeros(p1.mask.shape, np.float32)
         for gap in sorted(set(self._spec.long_term)):
@@ -388,7 +383,7 @@ class VideoStylizer:
             mask = np.clip(pk.mask - covered, 0.0, 1.0)
             covered = np.maximum(covered, pk.mask)
             terms.append(TemporalTerm(warp(earlier[1], pk.back).astype(np.float32) / 255.0, mask,
-                                      self._temporal_weight))
+                                      self._spec.temporal_weight))
         return terms
 
 
