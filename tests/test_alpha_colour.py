@@ -19,7 +19,7 @@ from videostyle.io import colour
 from videostyle.io.images import write_image
 from videostyle.io.media import probe, read_frames
 from videostyle.io.codecs import output_picture
-from videostyle.io.mux import VideoWriter
+from videostyle.io.mux import VideoFormat, VideoWriter
 
 from .conftest import pattern, stripes
 
@@ -245,8 +245,8 @@ def test_colour_survives_the_frame_path_in_the_source_matrix(tmp_path):
     pix_fmt, pic, lost = output_picture("hevc", "matroska", info.picture)
     assert (pix_fmt, lost) == ("yuv420p10le", ())
     out = tmp_path / "again.mkv"
-    w = VideoWriter(out, width=64, height=48, time_base=info.time_base, fps=info.fps, codec="hevc", crf=4,
-                    preset="ultrafast", pix_fmt=pix_fmt, picture=pic)
+    w = VideoWriter(out, VideoFormat(64, 48, info.time_base, info.fps, codec="hevc", crf=4, preset="ultrafast",
+                                     pix_fmt=pix_fmt, picture=pic))
     for fr in read_frames(src):
         w.write(fr.image, fr.pts)
     w.finish()

@@ -213,3 +213,20 @@ def test_errors_below_the_front_ends_name_settings_not_flags():
                 unknown.append(f"{name}:{node.lineno}: {node.args[0].value}")
     assert not flagged, "\n".join(flagged)
     assert not unknown, "\n".join(unknown)
+
+
+def test_every_output_is_a_frame_sink():
+    """A video file, a pipe and an image sequence take their frames through one interface
+    (``io.sink.FrameSink``), with the same signatures."""
+    import inspect
+
+    from videostyle.io.frames_out import SequenceWriter
+    from videostyle.io.mux import VideoWriter
+    from videostyle.io.sink import FrameSink
+
+    wanted = {n: inspect.signature(getattr(FrameSink, n)) for n in ("write", "finish", "abort")}
+    for cls in (VideoWriter, SequenceWriter):
+        for name, sig in wanted.items():
+            got = inspect.signature(getattr(cls, name))
+            assert list(got.parameters) == list(sig.parameters), (cls.__name__, name, got)
+            assert got.return_annotation == sig.return_annotation, (cls.__name__, name, got)

@@ -199,13 +199,12 @@ def test_eval_of_a_span_compares_the_span_and_reports_losses(tmp_path, capsys):
     """`eval --start/--duration` pairs the stylized frames with that span of the source. The
     "stylized" video here is a copy of the span, so aligned frames have (almost) no content loss."""
     from videostyle.io.media import probe, read_frames
-    from videostyle.io.mux import VideoWriter
+    from videostyle.io.mux import VideoFormat, VideoWriter
 
     src = make_clip(tmp_path / "m.mp4", frames=24, audio=(), shift_per_frame=3)
     info = probe(src)
     span = tmp_path / "span.mkv"
-    with VideoWriter(span, width=64, height=48, time_base=info.time_base, fps=info.fps, crf=1,
-                     preset="ultrafast") as w:
+    with VideoWriter(span, VideoFormat(64, 48, info.time_base, info.fps, crf=1, preset="ultrafast")) as w:
         for fr in read_frames(src, start=1.0, duration=0.5, info=info):
             w.write(fr.image, fr.pts)
         w.finish()

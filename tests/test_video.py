@@ -368,11 +368,11 @@ def test_hevc_two_frame_stream_gets_valid_decode_timestamps(tmp_path, suffix):
     chunk); the writer repairs them instead of failing the render."""
     from fractions import Fraction
 
-    from videostyle.io.mux import VideoWriter
+    from videostyle.io.mux import VideoFormat, VideoWriter
 
     for k in range(6):
         out = tmp_path / f"o{k}{suffix}"
-        w = VideoWriter(out, width=96, height=64, time_base=Fraction(1, 19200), fps=Fraction(192, 17), codec="hevc")
+        w = VideoWriter(out, VideoFormat(96, 64, Fraction(1, 19200), Fraction(192, 17), codec="hevc"))
         for i, pts in enumerate((16000, 16800)):
             w.write(pattern(64, 96, shift=i), pts)
         w.finish()

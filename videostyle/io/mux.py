@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -148,41 +149,52 @@ class DtsGuard:
         self.last = dts
 
 
+@dataclass(frozen=True)
+class VideoFormat:
+    """The output's video stream: frame size (even), the source's timing, the encoder and its
+    settings, and the encoded pixels with their colour tags (``codecs.output_picture``)."""
+
+    width: int
+    height: int
+    time_base: Fraction
+    fps: Fraction
+    codec: str = "h264"
+    crf: int = 18
+    preset: str = "medium"
+    pix_fmt: str = "yuv420p"
+    picture: Picture = SDR
+    shift: float = 0.0  # seconds subtracted from every source timestamp (a segment's, a --start cut's)
+
+
+@dataclass(frozen=True)
+class Carried:
+    """The source whose audio and subtitle streams the output carries, over source seconds
+    ``span`` [t0, t1) (t1 None: to the end)."""
+
+    source: Path
+    span: tuple[float, float | None] = (0.0, None)
+
+
 class VideoWriter:
     """Encode RGB frames into ``path`` (written as a temporary file, renamed by ``finish``),
-    carrying the source's audio and subtitle streams over the same time span.
+    carrying the source's audio and subtitle streams over the same time span: the sink of a video
+    file, or (``stream``) of a pipe; an image sequence's is ``frames_out.SequenceWriter``. Both
+    take ``write(image, pts, alpha)``, ``finish()`` and ``abort()``.
 
     With ``template`` (an encoded chunk of the same container format) the video stream takes
     that file's codec parameters and ``copy_video`` muxes already encoded chunks instead."""
 
-    def __init__(
-        self,
-        path: str | os.PathLike[str],
-        *,
-        width: int,
-        height: int,
-        time_base: Fraction,
-        fps: Fraction,
-        codec: str = "h264",
-        crf: int = 18,
-        preset: str = "medium",
-        source: str | os.PathLike[str] | None = None,
-        span: tuple[float, float | None] = (0.0, None),
-        shift: float = 0.0,
-        warn: Warn = lambda m: None,
-        template: str | os.PathLike[str] | None = None,
-        stream: BinaryIO | None = None,
-        fmt: str | None = None,
-        tags: dict[str, str] | None = None,
-        pix_fmt: str = "yuv420p",
-        picture: Picture = SDR,
-    ) -> None:
+    def __init__(self, path: str | os.PathLike[str], video: VideoFormat, *, carried: Carried | None = None,
+                 tags: dict[str, str] | None = None, warn: Warn = lambda m: None,
+                 template: str | os.PathLike[str] | None = None, stream: BinaryIO | None = None,
+                 fmt: str | None = None) -> None:
         """``stream`` and ``fmt``: write ``fmt`` (one of containers.PIPE_FORMATS) to a pipe instead of a file;
         ``tags``: the output's ``timecode`` and ``reel_name`` (a timecode track in MOV and MP4) and
-        ``creation_time``; ``pix_fmt`` and ``picture``: the encoded pixels and their colour tags
-        (``output_picture``)."""
+        ``creation_time``."""
         tags = tags or {}
-        self.pix_fmt, self.picture = pix_fmt, picture
+        v = video
+        width, height, fps, codec = v.width, v.height, v.fps, v.codec
+        self.pix_fmt, self.picture = v.pix_fmt, v.picture
         self.path = Path(path)
         fmt = fmt if stream is not None and fmt else container_format(self.path)
         check_codec(self.path, codec, fmt)
@@ -190,10 +202,10 @@ class VideoWriter:
             raise ValueError("frame size must be even; crop or pad first")
         if fmt == "mxf":
             fps = mxf_rate(Fraction(fps), self.path)
-        self.time_base = Fraction(time_base)
-        self.shift = shift  # seconds subtracted from every source timestamp (segment renders)
+        self.time_base = Fraction(v.time_base)
+        self.shift = v.shift
         self.carrier: AuxCarrier | None = None
-        self.span = span  # source seconds [t0, t1) of the aux streams to carry
+        self.span = carried.span if carried is not None else (0.0, None)  # source seconds of the aux streams
         self.remux = template is not None
         self.dts = DtsGuard(Fraction(fps) if fps else None)
         self._last_pts: int | None = None
@@ -203,7 +215,7 @@ class VideoWriter:
             AtomicOutput(self.path, fmt, _container_options(fmt, den, "timecode" in tags)))
         try:
             self.video = (self._template_stream(Path(template), fps) if template is not None else
-                          self._encoder_stream(codec, fps, crf, preset, width, height))
+                          self._encoder_stream(codec, fps, v.crf, v.preset, width, height))
             for key in ("timecode", "reel_name"):
                 if key in tags:
                     self.video.metadata[key] = tags[key]
@@ -211,8 +223,8 @@ class VideoWriter:
                 self.output.container.metadata["reel_name"] = tags["reel_name"]
             if "creation_time" in tags:
                 self.output.container.metadata["creation_time"] = tags["creation_time"]
-            if source is not None:
-                self.carrier = AuxCarrier(self.output, Path(source), span, shift, warn)
+            if carried is not None:
+                self.carrier = AuxCarrier(self.output, Path(carried.source), carried.span, v.shift, warn)
         except av.error.FFmpegError as exc:  # an encoder that does not open with these settings
             self.abort()
             raise OutputError(f"cannot write {self.path}: the {codec} encoder refused {width}x{height} at "

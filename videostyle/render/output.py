@@ -22,7 +22,7 @@ from videostyle.io.media import Span, VideoInfo, Warn, probe
 from videostyle.io.workdir import work_path
 from videostyle.io.codecs import (SDR, check_codec, container_format, default_codec, fits_codec, mxf_rate,
                                   output_picture)
-from videostyle.io.mux import VideoWriter, even_size, make_even
+from videostyle.io.mux import Carried, VideoFormat, VideoWriter, even_size, make_even
 from videostyle.io.sequence import is_sequence
 from videostyle.temporal.keyframes import split
 
@@ -210,11 +210,12 @@ def open_writer(inp: Path | None, out: Path, job: VideoJob, warn: Callable[[str]
     ``stream`` it writes container ``fmt`` to that pipe."""
     eh, ew = job.encoded
     e = job.encode
-    return VideoWriter(out, width=ew, height=eh, time_base=job.info.time_base, fps=job.info.fps,
-                       codec=e.codec, crf=e.crf, preset=e.preset, source=job.audio if inp is not None else None,
-                       span=job.span.source_seconds(job.info), shift=job.span.shift(job.info), warn=warn,
-                       template=template, stream=stream, fmt=fmt, tags=dict(job.tags) if inp is not None else None,
-                       pix_fmt=e.pix_fmt, picture=e.picture)
+    video = VideoFormat(ew, eh, job.info.time_base, job.info.fps, e.codec, e.crf, e.preset, e.pix_fmt, e.picture,
+                        shift=job.span.shift(job.info))
+    carried = (Carried(job.audio, job.span.source_seconds(job.info)) if inp is not None and job.audio is not None
+               else None)
+    return VideoWriter(out, video, carried=carried, warn=warn, template=template, stream=stream, fmt=fmt,
+                       tags=dict(job.tags) if inp is not None else None)
 
 
 def finish_writer(writer: VideoWriter, job: VideoJob, last_time: float | None) -> None:

@@ -12,7 +12,7 @@ import numpy as np
 
 from videostyle.io import durable
 from videostyle.io.codecs import chunk_suffix
-from videostyle.io.mux import VideoWriter
+from videostyle.io.sink import FrameSink
 from videostyle.render.output import VideoJob, open_writer
 from videostyle.io.frames_out import SequenceWriter
 from videostyle.io.workdir import WorkDir
@@ -54,7 +54,7 @@ class Chunks:
         self.chunk_frames, self.loop = chunk_frames, loop
         self.before_close = before_close  # waits for the chunk's frames' PNGs (saved on threads)
         self.suffix = ".frames" if job.frames_out is not None else chunk_suffix(out)
-        self.writer: VideoWriter | SequenceWriter | None = None
+        self.writer: FrameSink | None = None
         self.start = self.end = 0
         self.pruned = 0  # PNGs below this index are already deleted
         closed = {f for _, _, f in work.closed_chunks()}
