@@ -24,6 +24,7 @@ from videostyle.io.codecs import (SDR, check_codec, container_format, default_co
                                   output_picture)
 from videostyle.io.mux import Carried, VideoFormat, VideoWriter, even_size, make_even
 from videostyle.io.sequence import is_sequence
+from videostyle.io.sink import FrameSink
 from videostyle.temporal.keyframes import split
 
 
@@ -218,13 +219,24 @@ def open_writer(inp: Path | None, out: Path, job: VideoJob, warn: Callable[[str]
                        tags=dict(job.tags) if inp is not None else None)
 
 
-def finish_writer(writer: VideoWriter, job: VideoJob, last_time: float | None) -> None:
+def open_sink(inp: Path | None, out: Path, job: VideoJob, warn: Callable[[str], None], manifest: Path,
+              first: int = 0) -> FrameSink:
+    """Where the frames of ``job`` go from frame ``first`` of its span: its image sequence (the
+    files written listed in ``manifest`` when it finishes) or its video file ``out`` (carrying the
+    audio of ``inp``; None: video only)."""
+    if job.frames_out is not None:
+        return frames_out.SequenceWriter(job.frames_out, manifest, first)
+    return open_writer(inp, out, job, warn)
+
+
+def finish_writer(writer: FrameSink, job: VideoJob, last_time: float | None) -> Path:
     """Close the span (a --max-frames cut ends the audio one frame after the last frame) and finish."""
-    end = writer.span[1]
-    if end is None and (job.span.max_frames or job.span.duration):
-        end = (last_time or 0.0) + float(1 / job.info.fps)
-    writer.span = (writer.span[0], end)
-    writer.finish()
+    if isinstance(writer, VideoWriter):
+        end = writer.span[1]
+        if end is None and (job.span.max_frames or job.span.duration):
+            end = (last_time or 0.0) + float(1 / job.info.fps)
+        writer.span = (writer.span[0], end)
+    return writer.finish()
 
 
 def output_frame(img: np.ndarray, job: VideoJob) -> np.ndarray:

@@ -35,13 +35,12 @@ from videostyle.engines import (build_video_stylizer, load_region_styles, load_s
 from videostyle.errors import ConfigError, InputError, RenderInterrupted, setting
 from videostyle.estimate import RenderPlan
 from videostyle.io.colour import fill_transparent
-from videostyle.io.frames_out import SequenceWriter
 from videostyle.io.images import read_alpha, read_image
 from videostyle.io.media import Frame
 from videostyle.io.workdir import WorkDir, file_digest
 from videostyle.render import chain
 from videostyle.render.chain import SourceFrame, Step
-from videostyle.render.output import finish_writer, open_writer, output_alpha, output_frame, plan_video
+from videostyle.render.output import finish_writer, open_sink, output_alpha, output_frame, plan_video
 from videostyle.report import FrameDone, RenderResult, Reporter, StageTimes
 from videostyle.temporal import paint
 from videostyle.render.chain import save_frame
@@ -207,15 +206,7 @@ class PaintRender:
         """The blended frames encoded at the source's timestamps, with its audio (or written as
         the output's image sequence, each file through a temporary name)."""
         job = self.job
-        if job.frames_out is not None:
-            seq = SequenceWriter(job.frames_out, self.work.path / "frames.list", 0)
-            n = 0
-            for fr in job.span.frames(self.inp, info=job.info, strict=self.cfg.render.strict):
-                seq.write(output_frame(self.frame(fr.index), job), fr.pts, output_alpha(fr.alpha, job))
-                n += 1
-            seq.finish()
-            return n
-        writer = open_writer(self.inp, self.out, job, self.reporter.notice)
+        writer = open_sink(self.inp, self.out, job, self.reporter.notice, self.work.path / "frames.list")
         frames, last = 0, 0.0
         try:
             for fr in job.span.frames(self.inp, info=job.info, strict=self.cfg.render.strict):

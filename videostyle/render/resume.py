@@ -13,8 +13,7 @@ import numpy as np
 from videostyle.io import durable
 from videostyle.io.codecs import chunk_suffix
 from videostyle.io.sink import FrameSink
-from videostyle.render.output import VideoJob, open_writer
-from videostyle.io.frames_out import SequenceWriter
+from videostyle.render.output import VideoJob, open_sink
 from videostyle.io.workdir import WorkDir
 
 
@@ -69,8 +68,7 @@ class Chunks:
         if self.writer is None:
             self.start = index
             path = self.work.chunks / f"{index:06d}.open{self.suffix}"
-            self.writer = (SequenceWriter(self.job.frames_out, path, index) if self.job.frames_out is not None
-                           else open_writer(None, path, self.job, self.warn))
+            self.writer = open_sink(None, path, self.job, self.warn, manifest=path, first=index)
         self.writer.write(image, pts, alpha)
         self.end = index + 1
 
