@@ -284,6 +284,12 @@ def dial(cfg: Config) -> tuple[float, float, float]:
     return min(1.0, 2.0 * c), 60.0 * max(0.0, 2.0 * c - 1.0), 0.9 * c
 
 
+def settle_seconds(cfg: Config) -> float:
+    """The start rendered again backwards (``render.settle``): none with --loop, which settles
+    frame 0 from the last frame instead."""
+    return 0.0 if cfg.temporal.loop else cfg.temporal.settle
+
+
 def policy(cfg: Config, info: VideoInfo | None = None) -> PolicySpec:
     """The per-frame policy's spec; ``info`` (the source's frame rate and first timestamp)
     places style keyframes."""
@@ -297,7 +303,7 @@ def policy(cfg: Config, info: VideoInfo | None = None) -> PolicySpec:
         coarse_later=o.coarse_later,
         first_init=prepare_content(init, 0, "init image") if isinstance(init, np.ndarray) else init,
         schedule=schedule(s.images, s.blend, s.transitions, s.strength, float(info.fps) if info else 0.0),
-        start_time=info.start_time if info else 0.0, settle_seconds=0.0 if t.loop else t.settle)
+        start_time=info.start_time if info else 0.0, settle_seconds=settle_seconds(cfg))
 
 
 def painted_policy(cfg: Config, info: VideoInfo | None = None) -> PolicySpec:

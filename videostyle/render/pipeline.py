@@ -14,7 +14,7 @@ import numpy as np
 
 from videostyle.config import Config
 from videostyle.engines import (build_engine, build_regions, build_video_stylizer, engine_type, first_init, load_styles,
-                                output_spec, policy, prepare_content, render_plan, span)
+                                output_spec, prepare_content, render_plan, settle_seconds, span)
 from videostyle.estimate import WARMUP_ITERATIONS, Estimate, Estimating
 from videostyle.errors import ConfigError, DivergedError, InputError, OutputError, PipeClosed, setting
 from videostyle.io.images import is_image_path, read_image, resize_image, write_image
@@ -202,7 +202,8 @@ def estimate_video(inp: Path, cfg: Config) -> Estimate | None:
     if not engine_type(cfg).optimises:
         return None
     info = probe_input(inp, output_spec(cfg))
-    frame = next(iter(chain.decoded(inp, span(cfg), info, cfg.optim.size, cfg.optim.upscale, lambda m: None)), None)
+    sp = span(cfg)
+    frame = next(iter(chain.decoded(inp, sp, info, cfg.optim.size, cfg.optim.upscale, lambda m: None)), None)
     if frame is None or frame.content is None:
         raise InputError(f"input {inp} has no video frames in the requested span")
     short = dataclasses.replace(cfg, optim=dataclasses.replace(cfg.optim, iterations=WARMUP_ITERATIONS + 2))
@@ -214,8 +215,8 @@ def estimate_video(inp: Path, cfg: Config) -> Estimate | None:
             got.append(e)
 
     est = Estimating(Catch())
-    total = span(cfg).count(inp, info)
-    settle = settle_frames(policy(cfg).settle_seconds, engine.optimises, info.fps, total)
+    total = sp.count(inp, info)
+    settle = settle_frames(settle_seconds(cfg), engine.optimises, info.fps, total)
     est.begin(total, str(inp))
     full = render_plan(cfg, engine, total, frame.content.shape[:2], settle)
     est.plan(dataclasses.replace(full, first_iterations=cfg.optim.iterations))
