@@ -27,6 +27,7 @@ from benchlib import CLIP, MEDIA, resolve_model  # noqa: E402
 from videostyle.config import Config, apply, load  # noqa: E402
 from videostyle.temporal.keyframes import schedule  # noqa: E402
 from videostyle.render.pipeline import render_image, render_video  # noqa: E402
+from videostyle.engines import render_spec  # noqa: E402
 from videostyle.temporal.regions import Regions  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,7 +47,7 @@ def strip(args: argparse.Namespace, tmp: Path) -> None:
                            "optim.size": args.size, "optim.iterations": 100, "optim.iterations_later": 12,
                            "render.duration": 2.6, "fast.method": args.method, "encode.crf": 12})
     out = tmp / "keyframes.mp4"
-    render_video(CLIP, out, cfg)
+    render_video(CLIP, out, render_spec(cfg))
     times = (0.5, 1.25, 1.75, 2.1, 2.5)
     sc = schedule(images, (), (0, 1.5), (), 24.0)
     tiles = []
@@ -75,7 +76,7 @@ def regions(args: argparse.Namespace, tmp: Path) -> None:
         cfg = apply(load("configs/regions-example.yaml"), {"model.name": args.model, "optim.size": args.size,
                                                            "fast.method": args.method})
         out = tmp / "regions.png"
-        render_image(src, out, cfg)
+        render_image(src, out, render_spec(cfg))
         fr = Regions(cfg.style.masks, cfg.style.mask_feather).frame(0, frame.shape[:2])
     finally:
         os.chdir(here)

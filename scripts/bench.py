@@ -35,6 +35,7 @@ from videostyle.gatys.features import VGGFeatures, random_init  # noqa: E402
 from videostyle.io.media import Span, probe  # noqa: E402
 from videostyle.metrics import temporal_error  # noqa: E402
 from videostyle.render.pipeline import render_video  # noqa: E402
+from videostyle.engines import render_spec  # noqa: E402
 from videostyle.device import resolve_precision  # noqa: E402
 from videostyle.io.images import fit_size  # noqa: E402
 
@@ -134,13 +135,13 @@ def main() -> None:
                 if device.type == "cuda" and not warm:
                     # Untimed: cuDNN's algorithm search at this size's shapes (seconds, and most
                     # of the device's memory at its peak) would otherwise land on the first variant.
-                    render_video(clip, Path(tmp) / f"warm{size}.mp4", apply(cfg, {"render.max_frames": 2}),
+                    render_video(clip, Path(tmp) / f"warm{size}.mp4", render_spec(apply(cfg, {"render.max_frames": 2})),
                                  stylizer=stylizer)
                     warm = True
                 if device.type == "cuda":
                     torch.cuda.reset_peak_memory_stats(device)
                 out = Path(tmp) / f"{size}_{variant}.mp4"
-                res = render_video(clip, out, cfg, stylizer=stylizer)
+                res = render_video(clip, out, render_spec(cfg), stylizer=stylizer)
                 s, n = res.stages, res.frames
                 later_secs = res.frame_seconds[1:] or res.frame_seconds
                 later_iters = res.iterations[1:] or res.iterations

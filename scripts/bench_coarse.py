@@ -23,6 +23,7 @@ from videostyle.engines import flow_params
 from videostyle.io.media import Span
 from videostyle.metrics import frame_losses, temporal_error
 from videostyle.render.pipeline import render_video
+from videostyle.engines import render_spec  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import media_parser, resolve_model  # noqa: E402
@@ -59,7 +60,7 @@ def main() -> None:
                 stylizer = new_stylizer(cfg)
             configure(stylizer, cfg)
             out = Path(tmp) / f"{name.replace(':', '_').replace('+', '_')}.mkv"
-            res = render_video(args.clip, out, cfg, stylizer=stylizer)
+            res = render_video(args.clip, out, render_spec(cfg), stylizer=stylizer)
             losses = frame_losses(out, args.clip, stylizer, span)
             loss = losses["content"] + losses["style"]
             te = temporal_error(out, args.clip, gaps=(1,), params=flow_params(cfg), span=span).error[1]

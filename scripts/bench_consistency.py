@@ -23,6 +23,7 @@ from videostyle.config import Config, apply  # noqa: E402
 from videostyle.io.media import Span  # noqa: E402
 from videostyle.metrics import temporal_error  # noqa: E402
 from videostyle.render.pipeline import render_video  # noqa: E402
+from videostyle.engines import render_spec  # noqa: E402
 from videostyle.engines import dial  # noqa: E402
 
 
@@ -49,7 +50,7 @@ def main() -> None:
                                        "render.max_frames": args.frames, "temporal.consistency": c,
                                        "fast.method": engine, "encode.crf": 12})
                 out = Path(tmp) / f"{engine}_{c}.mp4"
-                res = render_video(args.clip, out, cfg)
+                res = render_video(args.clip, out, render_spec(cfg))
                 err = temporal_error(out, args.clip, span=Span(max_frames=args.frames)).error[1]
                 warm, tw, fb = dial(cfg)
                 later = res.frame_seconds[1:] or res.frame_seconds

@@ -27,7 +27,8 @@ import numpy as np
 
 import videostyle.gatys.runners as runners
 from videostyle import config as C
-from videostyle.engines import build_stylizer, prepare_content
+from videostyle.engines import build_stylizer
+from videostyle.factory import prepare_content
 from videostyle.gatys.lbfgs import LBFGS
 from videostyle.io.images import read_image
 

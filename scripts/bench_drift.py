@@ -27,6 +27,7 @@ from benchlib import media_parser, resolve_model  # noqa: E402
 
 from videostyle.config import Config, apply  # noqa: E402
 from videostyle.render.pipeline import render_video  # noqa: E402
+from videostyle.engines import render_spec  # noqa: E402
 
 
 def make_clip(src: Path, dest: Path, seconds: float, static: bool) -> int:
@@ -87,7 +88,7 @@ def main() -> None:
                     "encode.crf": 10, **extra}
             out = Path(tmp) / f"out{i}.mp4"
             t0 = time.perf_counter()
-            res = render_video(clip, out, apply(Config(), over))
+            res = render_video(clip, out, render_spec(apply(Config(), over)))
             secs = (time.perf_counter() - t0) / max(res.frames, 1)
             with av.open(str(out)) as o:
                 means = [f.to_ndarray(format="rgb24").reshape(-1, 3).mean(0) for f in o.decode(video=0)]

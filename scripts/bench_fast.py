@@ -26,6 +26,7 @@ from videostyle.io.images import fit_size, read_image, to_uint8, write_image
 from videostyle.io.media import Span, probe, read_frames
 from videostyle.metrics import temporal_error
 from videostyle.render.pipeline import render_video
+from videostyle.engines import render_spec  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import MEDIA, media_parser, resolve_model  # noqa: E402
@@ -168,7 +169,7 @@ def flicker_table(clip: Path, style: Path, frames: int, size: int) -> None:
             cfg = apply(Config(), {"fast.method": "fast", "style.images": [str(style)], "optim.size": size,
                                    "render.max_frames": frames, "fast.blend": blend, "encode.crf": 12})
             out = Path(tmp) / f"b{blend}.mkv"
-            res = render_video(clip, out, cfg)
+            res = render_video(clip, out, render_spec(cfg))
             rep = temporal_error(out, clip, gaps=(1, 4), span=Span(max_frames=frames))
             label = "no blending" if blend == 0 else f"flow blending {blend}"
             print(f"| {label} | {rep.error[1]:.5f} | {rep.error[4]:.5f} | {statistics.median(res.frame_seconds):.3f} |",
@@ -187,7 +188,7 @@ def render_table(clip: Path, style: Path, frames: int, sizes: list[int], device:
             src = upscaled(clip, size, frames, Path(tmp)) if size > 640 else clip
             cfg = apply(Config(), {"fast.method": "fast", "style.images": [str(style)], "optim.size": size,
                                    "render.max_frames": frames, "render.device": device, "fast.runtime": runtime})
-            res = render_video(src, Path(tmp) / f"r{size}.mkv", cfg)
+            res = render_video(src, Path(tmp) / f"r{size}.mkv", render_spec(cfg))
             print(f"| {size} px | {res.frames} | {res.frames / res.seconds:.1f} | "
                   f"{statistics.median(res.frame_seconds):.3f} |", flush=True)
 
@@ -218,7 +219,7 @@ def stages_table(clip: Path, style: Path, frames: int, sizes: list[int], device:
                                        "fast.runtime": runtime, **over,
                                        **({"encode.preset": preset} if preset else {})})
                 out = Path(tmp) / f"s{size}_{flow}_{weight}.mkv"
-                res = render_video(src, out, cfg)
+                res = render_video(src, out, render_spec(cfg))
                 s, n = res.stages, res.frames
                 span = Span(max_frames=frames)
                 err = temporal_error(out, src, span=span).error[1]

@@ -42,6 +42,7 @@ from videostyle.io.media import probe  # noqa: E402
 from videostyle.metrics import temporal_error  # noqa: E402
 from videostyle.engines import span  # noqa: E402
 from videostyle.render.paint import PaintRender  # noqa: E402
+from videostyle.engines import render_spec  # noqa: E402
 from videostyle.report import Reporter  # noqa: E402
 from videostyle.temporal import paint  # noqa: E402
 from videostyle.temporal.flow import pair, warp  # noqa: E402
@@ -87,7 +88,7 @@ def ours(clip: Path, n: int, size: int, paintings: dict[int, Path], out: Path,
          anchor: bool = True, start: bool = True, content: bool = True) -> tuple[list[np.ndarray], float]:
     cfg = C.apply(C.Config(), {"optim.size": size, "render.max_frames": n,
                                "style.paintings": [f"f:{i}={p}" for i, p in paintings.items()]})
-    pr = PaintRender(clip, out, cfg, Reporter(), True, True)
+    pr = PaintRender(clip, out, render_spec(cfg), Reporter(), True, True)
     pr.anchor, pr.anchor_start, pr.anchor_content = anchor, start, content
     pr.cache_source()
     t0 = time.perf_counter()
@@ -107,7 +108,7 @@ def plain(clip: Path, n: int, size: int, paintings: dict[int, Path], out: Path) 
     cfg = C.apply(C.Config(), {"optim.size": size, "render.max_frames": n,
                                "style.images": [str(p) for p in paintings.values()]})
     t0 = time.perf_counter()
-    render_video(clip, out / "%04d.png", cfg, Reporter())
+    render_video(clip, out / "%04d.png", render_spec(cfg), Reporter())
     per = (time.perf_counter() - t0) / n
     return [read_image(f) for f in sorted(out.glob("*.png"))], per
 
@@ -177,7 +178,7 @@ def main() -> None:
     cfg = C.apply(C.Config(), {"optim.size": args.size, "render.max_frames": n})
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
-        from videostyle.engines import prepare_content
+        from videostyle.factory import prepare_content
 
         sources = [prepare_content(fr.image, args.size, "clip") for fr in span(cfg).frames(args.clip, info=info)]
         files = []

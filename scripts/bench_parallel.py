@@ -22,6 +22,7 @@ from videostyle.metrics import temporal_error
 from videostyle.io.media import probe
 from videostyle.engines import span
 from videostyle.render.parallel import plan_segments, render_parallel
+from videostyle.engines import render_spec  # noqa: E402
 from videostyle.render.scan import scan
 from videostyle.engines import scan_spec
 
@@ -51,7 +52,7 @@ def main() -> None:
         for workers, overlap in ((1, 0), (2, 0), (2, default_overlap)):
             cfg = apply(base, {"render.workers": workers, "render.overlap": overlap})
             out = Path(tmp) / f"w{workers}_o{overlap}.mkv"
-            res = render_parallel(args.clip, out, cfg)
+            res = render_parallel(args.clip, out, render_spec(cfg))
             wall1 = wall1 or res.seconds
             rep = temporal_error(out, args.clip, span=Span(max_frames=args.frames))
             per = rep.per_frame[1]  # per[t - 1] = error of frame t against frame t - 1

@@ -26,6 +26,7 @@ import cv2
 from videostyle.render import parallel
 from videostyle.render import scan as span_scan
 from videostyle.config import Config, apply
+from videostyle.engines import render_spec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import media_parser  # noqa: E402
@@ -81,7 +82,7 @@ def main() -> None:
             span_scan.SCAN_SIDE = side
             for k in range(args.repeats):
                 t0 = time.perf_counter()
-                pr = parallel.ParallelRender(clip, Path(tmp) / f"out{k}.mp4", cfg, restart=True)
+                pr = parallel.ParallelRender(clip, Path(tmp) / f"out{k}.mp4", render_spec(cfg), restart=True)
                 times.append(time.perf_counter() - t0)
                 found.append(parallel.scan.last_cuts)
                 pr.work.remove()

@@ -31,6 +31,7 @@ from videostyle.io.media import Span
 from videostyle.metrics import frame_losses, temporal_error
 from videostyle.engines import flow_params
 from videostyle.render.pipeline import render_video
+from videostyle.engines import render_spec  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import media_parser, resolve_model  # noqa: E402
@@ -87,7 +88,7 @@ def main() -> None:
                 stylizer = new_stylizer(cfg)
             configure(stylizer, cfg)
             out = Path(tmp) / f"{name.replace(' ', '_')}.mkv"
-            res = render_video(args.clip, out, cfg, stylizer=stylizer)
+            res = render_video(args.clip, out, render_spec(cfg), stylizer=stylizer)
             rep = temporal_error(out, args.clip, gaps=(1, 4), params=flow_params(cfg), span=Span(max_frames=args.frames))
             losses = frame_losses(out, args.clip, stylizer, Span(max_frames=args.frames))
             spf = statistics.median(res.frame_seconds[1:]) if len(res.frame_seconds) > 1 else res.frame_seconds[0]

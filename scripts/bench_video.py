@@ -26,12 +26,13 @@ DEFAULT_STYLE = Path(__file__).resolve().parents[1].parent / "shared/media/style
 def child(args: argparse.Namespace) -> None:
     from videostyle.config import Config, apply
     from videostyle.render.pipeline import render_video
+    from videostyle.engines import render_spec  # noqa: E402
 
     cfg = apply(Config(), {"model.name": "random", "style.images": [str(args.style)], "optim.size": args.size,
                            "optim.iterations": args.iterations, "optim.iterations_later": args.iterations_later,
                            "render.max_frames": args.n})
     with tempfile.TemporaryDirectory() as tmp:
-        res = render_video(args.clip, Path(tmp) / "out.mp4", cfg)
+        res = render_video(args.clip, Path(tmp) / "out.mp4", render_spec(cfg))
     s = res.stages
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"frames": res.frames, "seconds": res.seconds, "decode": s.decode, "flow": s.flow,

@@ -23,6 +23,7 @@ from benchlib import media_parser  # noqa: E402
 
 from videostyle.config import Config, apply  # noqa: E402
 from videostyle.render.pipeline import render_video  # noqa: E402
+from videostyle.engines import render_spec  # noqa: E402
 from videostyle.report import FrameDone, Reporter  # noqa: E402
 
 
@@ -60,7 +61,7 @@ def main() -> None:
                                    "render.max_frames": args.frames, "render.chunk_frames": chunk})
             sampler = Sampler(out.with_name(f".{out.name}.videostyle-work"))
             t = time.perf_counter()
-            res = render_video(args.clip, out, cfg, sampler)
+            res = render_video(args.clip, out, render_spec(cfg), sampler)
             wall = time.perf_counter() - t
             label = "whole clip (all PNGs)" if chunk == 10**6 else str(chunk)
             print(f"| {label} | {res.frames} | {sampler.peak / 2**20:.1f} | {sampler.peak / 2**20 / res.frames:.3f} | "

@@ -33,6 +33,7 @@ from videostyle.estimate import replay as replay_events  # noqa: E402
 from videostyle.io.media import probe  # noqa: E402
 from videostyle.engines import span  # noqa: E402
 from videostyle.render.pipeline import render_video  # noqa: E402
+from videostyle.engines import render_spec  # noqa: E402
 from videostyle.render.scan import SpanScan, scan  # noqa: E402
 from videostyle.engines import scan_spec  # noqa: E402
 from videostyle.report import FrameDone, Reporter  # noqa: E402
@@ -130,7 +131,7 @@ def main() -> None:
         cfg = C.apply(C.Config(), over, "check_estimate")
         rec = Recorder()
         with tempfile.TemporaryDirectory() as tmp:
-            res = render_video(args.clip, Path(tmp) / "out.mp4", cfg, Estimating(rec))
+            res = render_video(args.clip, Path(tmp) / "out.mp4", render_spec(cfg), Estimating(rec))
         real = res.seconds
         print(f"# {args.clip.name} at {args.size} px, {res.frames} frames, defaults (300 + 20 iterations, settle 1 s)")
     print(f"# {rec.line}")

@@ -19,7 +19,7 @@ from videostyle.engines import new_stylizer
 from videostyle.config import Config, apply
 from videostyle.io.images import read_image
 from videostyle.io.media import read_frames
-from videostyle.engines import prepare_content
+from videostyle.factory import prepare_content
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import media_parser, resolve_model  # noqa: E402

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from videostyle.config import Config, apply
 from videostyle.render.pipeline import render_video
+from videostyle.engines import render_spec  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import media_parser  # noqa: E402
@@ -78,7 +79,7 @@ def main() -> None:
                                "render.max_frames": args.frames, "render.device": args.device, **extra})
         sampler = Sampler()
         sampler.start()
-        res = render_video(src, Path(tmp) / "out.mkv", cfg)
+        res = render_video(src, Path(tmp) / "out.mkv", render_spec(cfg))
         sampler.done.set()
         sampler.join()
     n = res.frames

@@ -130,11 +130,11 @@ def test_estimate_says_what_a_render_would_take_and_writes_nothing(tmp_path):
 
 
 def test_an_engine_keeps_its_network_across_calls(monkeypatch):
-    from videostyle import engines
+    from videostyle import factory
 
     built = []
-    new = engines.new_stylizer
-    monkeypatch.setattr(engines, "new_stylizer", lambda *a, **k: built.append(1) or new(*a, **k))
+    new = factory.new_stylizer
+    monkeypatch.setattr(factory, "new_stylizer", lambda *a, **k: built.append(1) or new(*a, **k))
     engine = vs.Engine(model="random", device="cpu", precision="fp32")
     one = vs.stylize(pattern(48, 64), style=stripes(40, 40), engine=engine, **TINY)
     targets = dict(engine.stylizer.targets._targets)  # the style's Gram targets, per content size

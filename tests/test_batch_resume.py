@@ -15,6 +15,7 @@ from videostyle.render import batch
 from videostyle.cli import main
 from videostyle.errors import ConfigError
 from videostyle.io.images import write_image
+from videostyle.engines import render_spec
 
 from .clips import audio_packets, make_clip, video_pts
 from .conftest import pattern, stripes
@@ -269,7 +270,7 @@ def test_interrupt_keeps_every_frame_handed_to_the_background_writer(media):
 
     out = media / "o.mp4"
     with pytest.raises(RenderInterrupted, match="6 finished frame"):
-        render_video(src, out, _render_cfg(media / "s1.png"), StopAt())
+        render_video(src, out, render_spec(_render_cfg(media / "s1.png")), StopAt())
     frames = sorted(p.name for p in (media / ".o.mp4.videostyle-work" / "frames").glob("*.png"))
     assert frames == [f"{i:06d}.png" for i in range(6)] and not out.exists()
 
@@ -290,7 +291,7 @@ def test_work_folder_write_error_stops_the_render(media, monkeypatch):
     monkeypatch.setattr(WorkDir, "save", full_disk)
     out = media / "o.mp4"
     with pytest.raises(OutputError, match="No space left"):
-        render_video(src, out, _render_cfg(media / "s1.png"))
+        render_video(src, out, render_spec(_render_cfg(media / "s1.png")))
     assert not out.exists()
     assert not list(media.glob("*.tmp*")) and not list(media.glob(".o.mp4.*tmp*"))
 
@@ -316,7 +317,7 @@ def test_chunked_render_keeps_timestamps_audio_and_resumes_identically(media, su
                                                 "encode.codec": codec, "temporal.weight": 1.0,
                                                 "temporal.frames": (1, 2), "optim.size": 64})
     ref = media / f"ref{suffix}"
-    render_video(src, ref, cfg)
+    render_video(src, ref, render_spec(cfg))
 
     class StopAt(Reporter):
         def frame(self, done):
@@ -326,10 +327,10 @@ def test_chunked_render_keeps_timestamps_audio_and_resumes_identically(media, su
     out = media / f"o{suffix}"
     work = media / f".o{suffix}.videostyle-work"
     with pytest.raises(RenderInterrupted, match="8 finished frame"):
-        render_video(src, out, cfg, StopAt())
+        render_video(src, out, render_spec(cfg), StopAt())
     assert sorted(p.name for p in (work / "chunks").iterdir()) == [f"000000-000003{suffix}", f"000003-000006{suffix}"]
     assert sorted(p.name for p in (work / "frames").glob("*.png")) == [f"{i:06d}.png" for i in range(4, 8)]
-    render_video(src, out, cfg)
+    render_video(src, out, render_spec(cfg))
     assert not work.exists()
     a, b = _frames(ref), _frames(out)
     assert len(a) == len(b) == 11 and all(np.array_equal(x, y) for x, y in zip(a, b))
@@ -359,7 +360,7 @@ def test_failed_final_mux_keeps_the_chunks_and_a_rerun_finishes(media, monkeypat
 
     monkeypatch.setattr(VideoWriter, "copy_video", failing)
     with pytest.raises(OutputError, match="No space left"):
-        render_video(src, out, cfg)
+        render_video(src, out, render_spec(cfg))
     work = media / ".o.mp4.videostyle-work"
     assert not out.exists() and not list(media.glob(".o.partial*"))
     assert sorted(p.name for p in (work / "chunks").iterdir()) == [
@@ -372,7 +373,7 @@ def test_failed_final_mux_keeps_the_chunks_and_a_rerun_finishes(media, monkeypat
         def frame(self, done):
             Count.stylized += not done.resumed
 
-    res = render_video(src, out, cfg, Count())
+    res = render_video(src, out, render_spec(cfg), Count())
     assert Count.stylized == 0 and res.frames == 7 and len(video_pts(out)) == 7 and not work.exists()
     assert audio_packets(out) == audio_packets(src)
 
@@ -422,7 +423,7 @@ def test_chunked_av1_remuxes(media):
 
     src = make_clip(media / "in7.mp4", frames=7, size=(64, 48), audio=("aac",))
     out = media / "o.mp4"
-    render_video(src, out, apply(_render_cfg(media / "s1.png"), {"render.chunk_frames": 3, "encode.codec": "av1",
-                                                                 "optim.size": 64}))
+    render_video(src, out, render_spec(apply(_render_cfg(media / "s1.png"), {"render.chunk_frames": 3, "encode.codec": "av1",
+                                                                 "optim.size": 64})))
     assert video_pts(out) == pytest.approx(video_pts(src), abs=1e-6)
     assert audio_packets(out) == audio_packets(src)

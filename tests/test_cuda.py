@@ -9,6 +9,7 @@ import torch
 
 from videostyle.engines import new_stylizer
 from videostyle.gatys.stylizer import Stylizer, TemporalTerm
+from videostyle.engines import render_spec
 
 from .conftest import pattern, stripes, tiny_config, tiny_extractor
 
@@ -77,7 +78,7 @@ def test_video_render_on_cuda(tmp_path):
         cfg = tiny_config(**{"render.device": "cuda", "style.images": [str(style)], "optim.optimizer": "adam",
                              "render.cuda_graphs": graphs})
         out = tmp_path / f"out{graphs}.mp4"
-        res = render_video(clip, out, cfg, stylizer=new_stylizer(cfg, extractor=tiny_extractor()))
+        res = render_video(clip, out, render_spec(cfg), stylizer=new_stylizer(cfg, extractor=tiny_extractor()))
         assert res.frames == 6 and len(video_pts(out)) == 6
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from videostyle.io.images import write_image
 from videostyle.render.pipeline import render_video
+from videostyle.engines import render_spec
 
 from .clips import make_clip
 from .conftest import stripes, tiny_config
@@ -49,7 +50,7 @@ def test_no_png_is_deleted_before_its_chunk_and_folder_are_synced(tmp_path, monk
     cfg = tiny_config(**{"style.images": [str(style)], "optim.size": 48, "optim.iterations": 2,
                          "optim.iterations_later": 1, "render.chunk_frames": 4, "encode.preset": "ultrafast"})
     events = record(monkeypatch)
-    render_video(src, out, cfg)
+    render_video(src, out, render_spec(cfg))
     work = str(tmp_path / ".out.mp4.videostyle-work")
     chunk_re = re.compile(re.escape(work) + r"/chunks/(\d{6})-(\d{6})\.mp4$")
     pruned = [(k, int(Path(p).stem)) for k, (e, p) in enumerate(events)

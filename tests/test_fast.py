@@ -183,7 +183,7 @@ def test_hybrid_start_takes_the_style_strength_in_images_and_videos(tmp_path, mo
     --style-strength, an image's as a video's first frame (an image once took --fast-strength alone)."""
     import torch
 
-    import videostyle.engines as engines
+    import videostyle.factory as factory
     from videostyle.gatys.stylizer import Stylizer
 
     from .conftest import tiny_extractor
@@ -191,8 +191,8 @@ def test_hybrid_start_takes_the_style_strength_in_images_and_videos(tmp_path, mo
     seen: list[float] = []
     real = FastStylizer.stylize
     monkeypatch.setattr(FastStylizer, "stylize", lambda self, c, s=1.0, v=None: (seen.append(s), real(self, c, s, v))[1])
-    monkeypatch.setattr(engines, "new_stylizer", lambda cfg, **kw: Stylizer(
-        tiny_extractor(), device=torch.device("cpu"), **engines.stylizer_settings(cfg)))  # type: ignore[arg-type]
+    monkeypatch.setattr(factory, "new_stylizer", lambda spec, **kw: Stylizer(
+        tiny_extractor(), device=torch.device("cpu"), **spec.stylizer_settings()))
     write_image(tmp_path / "s.png", stripes(64, 64))
     write_image(tmp_path / "c.png", pattern(48, 64))
     clip = make_clip(tmp_path / "c.mp4", frames=2)

@@ -21,6 +21,7 @@ from videostyle.render.policy import VideoStylizer
 from videostyle.report import Reporter
 from videostyle.temporal import paint
 from videostyle.temporal.flow import FramePair, pair
+from videostyle.engines import render_spec
 
 H, W, SHIFT, N = 96, 128, 2, 8
 TINY = {"model.name": "random", "optim.size": W, "optim.iterations": 2, "render.device": "cpu",
@@ -60,7 +61,7 @@ def _rendered(shot: Path, out: Path, paintings: list[str], later: int = 0, **mor
     """A painted render's passes, run, with its work folder kept to look into."""
     cfg = C.apply(C.Config(), {**TINY, "optim.iterations_later": later, "style.paintings": paintings, **more})
     notes = Notes()
-    pr = PaintRender(shot, out, cfg, notes, True, True)
+    pr = PaintRender(shot, out, render_spec(cfg), notes, True, True)
     pr.cache_source()
     for p in pr.passes:
         pr.render_pass(p)
@@ -111,7 +112,7 @@ def test_a_long_pass_is_held_to_its_painting_beyond_the_reach_of_one_flow(tmp_pa
     monkeypatch.setattr(VideoStylizer, "begin_pass", lambda self, p: (anchors.append(p.anchor), begin(self, p))[1])
     for held in (True, False):
         cfg = C.apply(C.Config(), {**TINY, "optim.iterations_later": 5, "style.paintings": [f"f:0={tmp_path / 'p.png'}"]})
-        pr = PaintRender(shot, tmp_path / f"o{held}.mkv", cfg, Notes(), True, True)
+        pr = PaintRender(shot, tmp_path / f"o{held}.mkv", render_spec(cfg), Notes(), True, True)
         pr.anchor = held
         pr.cache_source()
         for p in pr.passes:

@@ -21,7 +21,7 @@ from videostyle.io.media import probe
 from videostyle.engines import span
 from videostyle.render.parallel import Segment, plan_segments
 from videostyle.render.scan import scan
-from videostyle.engines import scan_spec
+from videostyle.engines import render_spec, scan_spec
 
 from .clips import audio_packets, make_clip, streams, video_pts
 from .conftest import hide_module, stripes
@@ -110,7 +110,7 @@ def test_two_workers_match_one_worker_on_every_frame_and_the_seam_does_not_flick
     cfg = apply(Config(), {"style.images": [str(style)], "model.name": "random", "optim.size": 64,
                            "optim.iterations": 3, "optim.iterations_later": 2, "encode.preset": "ultrafast",
                            "encode.crf": 0, "render.device": "cpu", "render.workers": 2, "render.overlap": k})
-    pr = ParallelRender(src, two, cfg)
+    pr = ParallelRender(src, two, render_spec(cfg))
     with ray_session(None) as ray:
         pr.submit(ray)
         pr.wait(ray)
@@ -227,6 +227,7 @@ def test_batch_spreads_jobs_over_the_cluster_and_isolates_failures(tmp_path, cap
 LISTEN_PROBE = r"""
 import json, os, socket
 from videostyle.render.parallel import ray_session
+from videostyle.engines import render_spec
 
 def addr(hexaddr):
     ip, port = hexaddr.split(":")

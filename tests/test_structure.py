@@ -62,13 +62,18 @@ def test_no_import_cycles():
 
 
 def test_the_engine_name_is_read_in_the_factory_only():
-    readers = set()
+    """The Config's engine name (``fast.method``) is read by the builder alone, which puts it in
+    the engine's spec; the table of engine types by name is looked up in the factory alone."""
+    readers, lookups = set(), set()
     for name, tree in _modules().items():
         for node in ast.walk(tree):
             if isinstance(node, ast.Attribute) and node.attr == "method" and \
                     isinstance(node.value, ast.Attribute) and node.value.attr == "fast":
                 readers.add(name)
+            if isinstance(node, ast.Name) and node.id == "ENGINE_TYPES":
+                lookups.add(name)
     assert readers == {"videostyle.engines"}
+    assert lookups == {"videostyle.factory"}
 
 
 def test_compute_modules_import_no_config():
@@ -78,6 +83,31 @@ def test_compute_modules_import_no_config():
     assert len(compute) > 15
     for m in compute:
         assert "videostyle.config" not in _imports(mods[m], set(mods)), f"{m} imports the Config"
+
+
+def test_the_config_is_imported_by_the_builder_and_the_front_ends_only():
+    """The builder translates the Config once; besides it only the front ends that fill the
+    Config (the API, the CLI's flags and commands, the studio's jobs, the batch planner) import it."""
+    mods = _modules()
+    importers = {m for m, t in mods.items() if "videostyle.config" in _imports(t, set(mods))}
+    assert importers <= {"videostyle.engines", "videostyle.api", "videostyle.cli.flags", "videostyle.cli.commands",
+                         "videostyle.studio.jobs", "videostyle.render.batch"}, importers
+
+
+def test_render_jobs_take_a_render_spec_not_the_config():
+    """No render job names the Config, not even for its type hints, or takes a ``cfg``: each takes
+    the frozen ``RenderSpec`` the builder made (the batch planner, which fills Configs, aside)."""
+    mods = _modules()
+    for m in (m for m in mods if m.startswith("videostyle.render.") and m != "videostyle.render.batch"):
+        found = set()
+        for node in ast.walk(mods[m]):
+            if isinstance(node, ast.ImportFrom) and node.module and "config" in node.module.split("."):
+                found.add(f"imports {node.module}")
+            if isinstance(node, ast.arg) and (node.arg == "cfg" or "Config" in ast.unparse(node.annotation or ast.Pass())):
+                found.add(f"takes {node.arg}")
+            if isinstance(node, ast.Attribute) and node.attr == "cfg":
+                found.add("reads .cfg")
+        assert not found, f"{m}: {sorted(found)}"
 
 
 def test_temporal_is_the_layer_below_the_engines_and_the_policy_sits_above_them():

@@ -9,6 +9,7 @@ from videostyle.io.images import write_image
 from videostyle.render.pipeline import render_video
 from videostyle.report import FrameDone, Reporter
 from videostyle.gatys.stylizer import Stylizer
+from videostyle.engines import render_spec
 
 from .clips import decoded_frames, make_clip, occluder_box
 from .conftest import pattern, stripes, tiny_config, tiny_extractor
@@ -32,7 +33,7 @@ def _render(tmp_path, src, name, **over):
     cfg = tiny_config(**{"style.images": [str(style)], "optim.size": 0, "encode.preset": "ultrafast", **over})
     rep = Collect()
     out = tmp_path / name
-    res = render_video(src, out, cfg, rep, stylizer=new_stylizer(cfg, extractor=tiny_extractor()))
+    res = render_video(src, out, render_spec(cfg), rep, stylizer=new_stylizer(cfg, extractor=tiny_extractor()))
     return out, rep, res
 
 

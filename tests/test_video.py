@@ -12,6 +12,7 @@ from videostyle.engines import new_stylizer
 from videostyle.cli import main
 from videostyle.io.images import write_image
 from videostyle.render.pipeline import render_video
+from videostyle.engines import render_spec
 
 from .clips import audio_packets, make_clip, streams, video_pts
 from .conftest import pattern, stripes, tiny_config, tiny_extractor
@@ -28,7 +29,7 @@ def render(src: Path, out: Path, style: Path, **over):
     over.setdefault("optim.size", 0)
     cfg = tiny_config(**{"style.images": [str(style)], "optim.iterations": 2, "optim.iterations_later": 1,
                          "encode.preset": "ultrafast", **over})
-    return render_video(src, out, cfg, stylizer=new_stylizer(cfg, extractor=tiny_extractor()))
+    return render_video(src, out, render_spec(cfg), stylizer=new_stylizer(cfg, extractor=tiny_extractor()))
 
 
 def test_mp4_keeps_timestamps_frames_and_audio_bytes(tmp_path, style):
@@ -333,7 +334,7 @@ def test_subtitles_copied_into_mkv_and_dropped_from_mp4_with_warning(tmp_path, s
     cfg = tiny_config(**{"style.images": [str(style)], "optim.size": 0, "optim.iterations": 1,
                          "optim.iterations_later": 1, "encode.preset": "ultrafast"})
     mp4 = tmp_path / "o.mp4"
-    render_video(src, mp4, cfg, Keep(), stylizer=new_stylizer(cfg, extractor=tiny_extractor()))
+    render_video(src, mp4, render_spec(cfg), Keep(), stylizer=new_stylizer(cfg, extractor=tiny_extractor()))
     assert [t for t, _ in streams(mp4)] == ["video"]
     assert any("subtitle" in n and "dropped" in n for n in notes)
 

@@ -90,7 +90,8 @@ def stylize(content: Picture, style: Styles = None, *, engine: Engine | None = N
 
     from videostyle.render.pipeline import stylize_image
 
-    from videostyle.engines import prepare_content
+    from videostyle.engines import render_spec
+    from videostyle.factory import prepare_content
     from videostyle.io.images import resize_image
 
     cfg = _config(config, style, values)
@@ -99,7 +100,7 @@ def stylize(content: Picture, style: Styles = None, *, engine: Engine | None = N
     if init is not None:
         shape = prepare_content(picture, cfg.optim.size, "content", cfg.optim.upscale).shape[:2]
         start = resize_image(as_array(init, "init"), shape)
-    still = stylize_image(picture, cfg, reporter or _reporter(on_event), what="content",
+    still = stylize_image(picture, render_spec(cfg), reporter or _reporter(on_event), what="content",
                           stylizer=engine.stylizer if engine else None, init=start)
     return Image.fromarray(still.image)
 
@@ -113,6 +114,7 @@ def render(input: str | os.PathLike[str], output: str | os.PathLike[str] | None 
     folder beside the output until it ends: called again after an interrupt, it resumes
     (``restart=True`` starts over). ``reporter``: a Reporter for the typed events instead of
     ``on_event``'s records."""
+    from videostyle.engines import render_spec
     from videostyle.io.images import is_image_path
     from videostyle.io.sequence import is_sequence
     from videostyle.render.output import default_output
@@ -123,17 +125,18 @@ def render(input: str | os.PathLike[str], output: str | os.PathLike[str] | None 
     out = Path(output) if output is not None else default_output(inp, list(cfg.style.images), image)
     rep = reporter or _reporter(on_event)
     stylizer = engine.stylizer if engine else None
+    spec = render_spec(cfg)
     if image:
         from videostyle.render.pipeline import render_image
 
-        return render_image(inp, out, cfg, rep, stylizer, overwrite=overwrite)
-    if cfg.render.workers > 1:
+        return render_image(inp, out, spec, rep, stylizer, overwrite=overwrite)
+    if spec.workers > 1:
         from videostyle.render.parallel import render_parallel
 
-        return render_parallel(inp, out, cfg, rep, restart=restart, overwrite=overwrite)
+        return render_parallel(inp, out, spec, rep, restart=restart, overwrite=overwrite)
     from videostyle.render.pipeline import render_video
 
-    return render_video(inp, out, cfg, rep, restart=restart, overwrite=overwrite, stylizer=stylizer)
+    return render_video(inp, out, spec, rep, restart=restart, overwrite=overwrite, stylizer=stylizer)
 
 
 def frames(input: str | os.PathLike[str], style: Styles = None, *, engine: Engine | None = None,
@@ -142,10 +145,11 @@ def frames(input: str | os.PathLike[str], style: Styles = None, *, engine: Engin
     """``input``'s frames stylized, in order, each as it is made (a StyledFrame: ``image``,
     ``index``, ``time``, ``to_pil()``). Nothing is written; leaving the loop early stops the
     render and closes its engines."""
+    from videostyle.engines import render_spec
     from videostyle.render.stream import stream_frames
 
-    cfg = _config(config, style, values)
-    yield from stream_frames(Path(input), cfg, _reporter(on_event), stylizer=engine.stylizer if engine else None)
+    spec = render_spec(_config(config, style, values))
+    yield from stream_frames(Path(input), spec, _reporter(on_event), stylizer=engine.stylizer if engine else None)
 
 
 def estimate(input: str | os.PathLike[str], style: Styles = None, *,
@@ -153,9 +157,10 @@ def estimate(input: str | os.PathLike[str], style: Styles = None, *,
     """What a render of the video ``input`` would take on this machine, as its first estimate says
     it (``Estimate``: ``total_seconds``, ``line()``), from a few measured iterations of its first
     frame; nothing is written. None for the fast engine (it has no iterations to measure)."""
+    from videostyle.engines import render_spec
     from videostyle.render.pipeline import estimate_video
 
-    return estimate_video(Path(input), _config(config, style, values))
+    return estimate_video(Path(input), render_spec(_config(config, style, values)))
 
 
 # -- helpers ---------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """The engine protocol: what a render asks of whatever paints its frames.
 
 Three types implement it: ``gatys.engine.GatysEngine`` (the optimisation), ``fast.engine.
-FastEngine`` (the feed-forward network) and ``engines.HybridEngine`` (the network's output
+FastEngine`` (the feed-forward network) and ``factory.HybridEngine`` (the network's output
 refined by the optimisation). The video policy (``render.policy``) asks its engine what it
 can do (``optimises``, ``ahead``) and never its name: the name is read once, in ``engines``.
 Torch-free, so that a fast render starts without importing torch.
@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
 import numpy as np
 
+from videostyle.gatys.specs import GatysSpec
+from videostyle.io.limits import MAX_PIXELS
 from videostyle.report import STIterate
+from videostyle.temporal.keyframes import Keys
 
 if TYPE_CHECKING:
     from videostyle.temporal.regions import FrameRegions
@@ -93,3 +96,45 @@ class Engine(Protocol):
 
     def close(self) -> None:
         """End what the engine started (worker processes)."""
+
+
+# ---------------------------------------------------------------- what an engine is built from
+
+
+@dataclass(frozen=True)
+class StyleSpec:
+    """The pictures an engine paints with: the style images and their keyframes, the region
+    masks (``MASK=STYLE`` or ``MASK``), their feather and flow-following, whether the content's
+    colours are kept, and the largest picture a file may declare."""
+
+    keys: Keys = field(default_factory=Keys)
+    masks: tuple[str, ...] = ()
+    mask_feather: float = 4.0
+    mask_follow: str = "off"
+    preserve_colors: bool = False
+    max_pixels: int = MAX_PIXELS
+
+
+@dataclass(frozen=True)
+class FastSpec:
+    """The feed-forward network's settings: its device and runtime, whole frames or tiles (and
+    their overlap), its strength, and the iterations the hybrid engine refines its frame with."""
+
+    device: str = "auto"
+    runtime: str = "auto"
+    tiling: str = "whole"
+    tile_overlap: int = 64
+    strength: float = 1.0
+    refine_iterations: int = 60
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """Everything an engine is built from besides the style pictures: its name (read in the
+    factory, ``factory.build_engine``, only), the styles, the optimiser's and the network's
+    settings. The builder (``engines.engine_spec``) translates the Config into it once."""
+
+    method: str = "gatys"
+    styles: StyleSpec = field(default_factory=StyleSpec)
+    gatys: GatysSpec = field(default_factory=GatysSpec)
+    fast: FastSpec = field(default_factory=FastSpec)

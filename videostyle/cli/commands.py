@@ -77,6 +77,7 @@ def _render_pipe(ns: argparse.Namespace, cfg: C.Config, fmt: str | None) -> int:
     import os
     import tempfile
 
+    from videostyle.engines import render_spec
     from videostyle.render.pipeline import render_pipe
     from videostyle.report import Reporter
 
@@ -92,7 +93,7 @@ def _render_pipe(ns: argparse.Namespace, cfg: C.Config, fmt: str | None) -> int:
         else:
             inp = Path(ns.input)
         try:
-            res = render_pipe(inp, None if fmt else Path(ns.output), cfg, typing.cast(Reporter, reporter),
+            res = render_pipe(inp, None if fmt else Path(ns.output), render_spec(cfg), typing.cast(Reporter, reporter),
                               stream=sys.stdout.buffer if fmt else None, fmt=fmt, overwrite=ns.overwrite)
         except VideostyleError as err:
             if ns.input == "-":
@@ -176,9 +177,9 @@ def cmd_batch(ns: argparse.Namespace) -> int:
         reporter = _reporter(ns)
         r.output.parent.mkdir(parents=True, exist_ok=True)
         if is_image_path(r.input):
-            res = render_image(r.input, r.output, r.cfg, reporter)
+            res = render_image(r.input, r.output, r.spec, reporter)
         else:
-            res = render_video(r.input, r.output, r.cfg, reporter, restart=ns.restart)
+            res = render_video(r.input, r.output, r.spec, reporter, restart=ns.restart)
         return res.frames, res.seconds
 
     def on_outcome(o: batch.Outcome) -> None:

@@ -10,11 +10,12 @@ region: Gram sums over H*W products lose too much precision in half types.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from videostyle.gatys.specs import LossSpec
 
 
 def gram_matrix(features: Tensor) -> Tensor:
@@ -98,24 +99,6 @@ def temporal_loss(image: Tensor, target: Tensor, mask: Tensor) -> Tensor:
     """
     diff = (image.float() - target.float()).pow(2)
     return (diff * mask.float()).mean()
-
-
-@dataclass(frozen=True)
-class LossSpec:
-    """Which layers each term reads and how much each term weighs (the style section of the
-    config, translated by ``engines.stylizer_settings``)."""
-
-    content_layers: tuple[str, ...]
-    style_layers: tuple[str, ...]
-    layer_weights: tuple[float, ...]  # one per style layer
-    content_weight: float
-    style_weight: float
-    tv_weight: float
-
-    @property
-    def layers(self) -> tuple[str, ...]:
-        """Every layer the extractor must return."""
-        return tuple(sorted(set(self.content_layers) | set(self.style_layers)))
 
 
 class PerceptualLoss:

@@ -25,7 +25,8 @@ from videostyle.engine import TemporalTerm
 from videostyle.gatys.features import VGGFeatures
 from videostyle.io.images import MIN_SIDE, check_size, preserve_colors
 from videostyle.report import STIterate
-from videostyle.gatys.losses import LossSpec, PerceptualLoss, gram_matrix
+from videostyle.gatys.losses import PerceptualLoss, gram_matrix
+from videostyle.gatys.specs import LossSpec, OptimSpec
 from videostyle.gatys.memory import GB, PassCost, budget, image_bytes, pass_cost
 from videostyle.gatys.runners import EagerRunner, GraphRunner, Runner, TiledRunner, iterate, no_algorithm_search
 from videostyle.gatys.targets import StyleTargets
@@ -45,23 +46,6 @@ class StylizeResult:
 Callback = Callable[[STIterate], None]
 
 # ---------------------------------------------------------------- the stylizer
-
-
-@dataclass(frozen=True)
-class OptimSpec:
-    """What the optimiser needs of the optim settings."""
-
-    optimizer: str = "lbfgs"  # lbfgs or adam
-    iterations: int = 300  # a fresh image's
-    lr: float = 0.02  # Adam's, in pixel units of [0, 1] images
-    init: str = "content"  # content or noise, when the caller names no start
-    seed: int = 0
-    pyramid_levels: int = 1
-    pyramid_scale: float = 2.0
-    tolerance: float = 0.0  # early stop: relative loss change per iteration (0: off)
-    tolerance_window: int = 5
-    fixed_tile: int | None = None  # tiles of this many px; 0: never; None: when a frame does not fit
-    tile_margin: int = 80
 
 
 def _check_graphs(cuda_graphs: bool, device: torch.device, optim: OptimSpec, compiled: bool) -> None:

@@ -14,6 +14,7 @@ A job takes every config key (nested ``optim: {iterations: 50}`` or flat ``itera
 
 from __future__ import annotations
 
+import functools
 import glob
 import os
 import time
@@ -23,9 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from videostyle import config as C
+from videostyle.engines import render_spec
 from videostyle.errors import ConfigError, RenderInterrupted, VideostyleError
 from videostyle.io import containers
 from videostyle.io.images import is_image_path
+from videostyle.render.spec import RenderSpec
 from videostyle.temporal.keyframes import split
 
 JOB_KEYS = ("name", "input", "inputs", "styles", "output", "config")
@@ -40,6 +43,11 @@ class Render:
     output: Path
     cfg: C.Config
     styles: tuple[str, ...]
+
+    @functools.cached_property
+    def spec(self) -> RenderSpec:
+        """The job's render spec (the one translation of its Config)."""
+        return render_spec(self.cfg)
 
     def skip(self, overwrite: bool) -> bool:
         """A batch leaves an existing output alone unless told to overwrite it."""

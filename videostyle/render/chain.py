@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from videostyle.engines import prepare_content
+from videostyle.factory import prepare_content
 from videostyle.io.media import Frame, Span, VideoInfo, Warn
 from videostyle.io.workdir import WorkDir
 from videostyle.report import StageTimes

@@ -97,7 +97,7 @@ class VideoJob:
     tags: tuple[tuple[str, str], ...] = ()  # the output's timecode, reel name and creation time
 
 
-def plan_video(inp: Path, out: Path, cfg: OutputSpec, overwrite: bool, notice: Warn = lambda m: None) -> VideoJob:
+def plan_video(inp: Path, out: Path, asked: OutputSpec, overwrite: bool, notice: Warn = lambda m: None) -> VideoJob:
     """Every check that can fail before any work starts: paths, codec, span, sizes; ``notice``
     hears, a line each, what the output cannot keep of the source and how HDR is converted."""
     pattern = frames_out.is_pattern(out)
@@ -108,58 +108,58 @@ def plan_video(inp: Path, out: Path, cfg: OutputSpec, overwrite: bool, notice: W
         if found and not overwrite and not work_path(out).exists():  # (a resume rewrites its own frames)
             raise OutputError(f"output {out}: {len(found)} frame file(s) exist ({sorted(found)[0]} ...); pass "
                               f"{setting('overwrite')} to replace them, or choose another {setting('output')}")
-        if cfg.loop:
+        if asked.loop:
             raise ConfigError(f"{setting('loop')} renders into a video file; use a {containers.listed(containers.USUAL_EXTENSIONS)} "
                               "output")
     else:
         container_format(out)
-        if cfg.codec != "auto":
-            check_codec(out, cfg.codec)
-    info = probe_input(inp, cfg)
+        if asked.codec != "auto":
+            check_codec(out, asked.codec)
+    info = probe_input(inp, asked)
     if not pattern:
         check_output(inp, out, overwrite)
-        return _job(inp, info, cfg, out, container_format(out), notice)
-    job = _job(inp, info, cfg, out, None, notice)
+        return _job(inp, info, asked, out, container_format(out), notice)
+    job = _job(inp, info, asked, out, None, notice)
     first = (info.sequence.first_number + round(job.span.start * float(info.fps)) if info.sequence is not None
-             else cfg.start_number)
+             else asked.start_number)
     target, lost = frames_out.output_picture(out, info.picture)
     for line in lost:
         notice(f"warning: {out}: {line}")
     return dataclasses.replace(job, encoded=job.output, frames_out=frames_out.FramesOut(out, first, target))
 
 
-def plan_pipe(inp: Path, fmt: str, cfg: OutputSpec, notice: Warn = lambda m: None) -> VideoJob:
+def plan_pipe(inp: Path, fmt: str, asked: OutputSpec, notice: Warn = lambda m: None) -> VideoJob:
     """plan_video's checks for an output to a pipe in container ``fmt``."""
-    if cfg.codec != "auto":
-        check_codec(Path("-"), cfg.codec, fmt)
-    return _job(inp, probe_input(inp, cfg), cfg, Path("-"), fmt, notice)
+    if asked.codec != "auto":
+        check_codec(Path("-"), asked.codec, fmt)
+    return _job(inp, probe_input(inp, asked), asked, Path("-"), fmt, notice)
 
 
-def probe_input(inp: Path, cfg: OutputSpec) -> VideoInfo:
+def probe_input(inp: Path, asked: OutputSpec) -> VideoInfo:
     """The input's header: a video file's, or an image sequence's at ``--fps``."""
-    return probe(inp, fps=cfg.fps, fill_gaps=cfg.fill_gaps, max_pixels=cfg.max_pixels)
+    return probe(inp, fps=asked.fps, fill_gaps=asked.fill_gaps, max_pixels=asked.max_pixels)
 
 
-def _audio(inp: Path, info: VideoInfo, cfg: OutputSpec) -> Path | None:
-    if cfg.audio:
-        a = Path(cfg.audio)
+def _audio(inp: Path, info: VideoInfo, asked: OutputSpec) -> Path | None:
+    if asked.audio:
+        a = Path(asked.audio)
         if not a.is_file():
             raise InputError(f"audio file {a} does not exist; check {setting('audio')}")
         return a
     return None if info.sequence is not None else inp
 
 
-def _job(inp: Path, info: VideoInfo, cfg: OutputSpec, out: Path, fmt: str | None, notice: Warn) -> VideoJob:
+def _job(inp: Path, info: VideoInfo, asked: OutputSpec, out: Path, fmt: str | None, notice: Warn) -> VideoJob:
     """The job for container ``fmt`` (None: an image sequence, whose pixels frames_out chooses)."""
-    sp = cfg.span
+    sp = asked.span
     sp.check(info)
-    sh, sw = fit_size(info.height, info.width, cfg.size, cfg.upscale)
+    sh, sw = fit_size(info.height, info.width, asked.size, asked.upscale)
     check_size(sh, sw, f"video {inp}")
-    oh, ow = (info.height, info.width) if cfg.output_size == "source" else (sh, sw)
-    e = cfg
+    oh, ow = (info.height, info.width) if asked.output_size == "source" else (sh, sw)
+    e = asked
     if fmt == "mxf":
         mxf_rate(info.fps, out)
-    _check_hdr(inp, info.picture, cfg.hdr, notice)
+    _check_hdr(inp, info.picture, asked.hdr, notice)
     codec = e.codec if e.codec != "auto" else default_codec(fmt or "matroska", info.picture)
     eh, ew = even_size(oh, ow, e.even)
     if not fits_codec(codec, eh, ew):
@@ -175,7 +175,7 @@ def _job(inp: Path, info: VideoInfo, cfg: OutputSpec, out: Path, fmt: str | None
         for line in lost:
             notice(f"warning: {out}: {line}")
         spec = dataclasses.replace(spec, pix_fmt=pix_fmt, picture=pic)
-    return VideoJob(info, sp, (sh, sw), (oh, ow), even_size(oh, ow, e.even), spec, _audio(inp, info, cfg),
+    return VideoJob(info, sp, (sh, sw), (oh, ow), even_size(oh, ow, e.even), spec, _audio(inp, info, asked),
                     tags=_tags(info, sp))
 
 

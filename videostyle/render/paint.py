@@ -29,9 +29,7 @@ import cv2
 import numpy as np
 
 from videostyle import interrupt
-from videostyle.config import Config
-from videostyle.engines import (build_video_stylizer, load_region_styles, load_styles, output_spec, painted_policy,
-                                render_settings)
+from videostyle.factory import build_video_stylizer, load_region_styles, load_styles
 from videostyle.errors import ConfigError, InputError, RenderInterrupted, setting
 from videostyle.estimate import RenderPlan
 from videostyle.io.colour import fill_transparent
@@ -40,6 +38,7 @@ from videostyle.io.media import Frame
 from videostyle.io.workdir import WorkDir, file_digest
 from videostyle.render import chain
 from videostyle.render.chain import SourceFrame, Step
+from videostyle.render.spec import RenderSpec, record
 from videostyle.render.output import finish_writer, open_sink, output_alpha, output_frame, plan_video
 from videostyle.report import FrameDone, RenderResult, Reporter, StageTimes
 from videostyle.temporal import paint
@@ -52,28 +51,30 @@ class PaintRender:
     """One painted render: checked on creation (paintings in the span, readable, following their
     frames), then ``run``: the source cached, the passes rendered, the frames blended and muxed."""
 
-    def __init__(self, inp: Path, out: Path, cfg: Config, reporter: Reporter, restart: bool, overwrite: bool) -> None:
-        self.inp, self.out, self.cfg, self.reporter = inp, out, cfg, reporter
-        if cfg.temporal.loop:
+    def __init__(self, inp: Path, out: Path, spec: RenderSpec, reporter: Reporter, restart: bool,
+                 overwrite: bool) -> None:
+        self.inp, self.out, self.spec, self.reporter = inp, out, spec, reporter
+        if spec.loop:
             raise ConfigError(f"{setting('paint')} renders its passes from the paintings, without {setting('loop')}")
-        self.job = plan_video(inp, out, output_spec(cfg), overwrite, reporter.notice)
+        self.job = plan_video(inp, out, spec.output, overwrite, reporter.notice)
         info = self.job.info
         self.total = self.job.span.count(inp, info)
         if not self.total:
             raise InputError(f"input {inp} has no video frames in the requested span")
-        self.paintings = paint.resolve([paint.parse(s) for s in cfg.style.paintings], float(info.fps), self.total,
+        self.paintings = paint.resolve([paint.parse(s) for s in spec.paintings], float(info.fps), self.total,
                                        self.job.span.start)
         self.painted = sorted(self.paintings)
         h, w = self.job.stylized
-        self.pictures = {i: cv2.resize(read_image(p.image, "painting", cfg.render.max_pixels), (w, h), interpolation=cv2.INTER_AREA)
+        self.pictures = {i: cv2.resize(read_image(p.image, "painting", spec.max_pixels), (w, h), interpolation=cv2.INTER_AREA)
                          for i, p in self.paintings.items()}
         # A painting's alpha marks what was painted (None: all of it).
-        alphas = {i: read_alpha(p.image, cfg.render.max_pixels) for i, p in self.paintings.items()}
+        alphas = {i: read_alpha(p.image, spec.max_pixels) for i, p in self.paintings.items()}
         self.covers = {i: None if a is None else cv2.resize(a, (w, h), interpolation=cv2.INTER_AREA)
                        for i, a in alphas.items()}
         self.keyframes: dict[int, np.ndarray] = {}
-        self.styles = load_styles(cfg) if cfg.style.images else []
-        settings = render_settings(cfg, inp, info)
+        styles = spec.engine.styles
+        self.styles = load_styles(styles) if styles.keys.images else []
+        settings = record(spec, inp, info)
         settings["paintings"] = {str(i): file_digest(p.image) for i, p in self.paintings.items()}
         # The passes are the same however many run at once: a resume may change --workers.
         settings["render"] = {k: v for k, v in settings["render"].items() if k not in ("workers", "overlap")}
@@ -81,13 +82,13 @@ class PaintRender:
         self.work.open(restart)
         self.source = self.work.store("source")
         self.passes = paint.passes(self.painted, self.total)
-        self.vs = build_video_stylizer(cfg, [self.pictures[self.painted[0]]] + self.styles, reporter, None, info,
-                                       spec=painted_policy(cfg, info))
+        self.vs = build_video_stylizer(spec, [self.pictures[self.painted[0]]] + self.styles, reporter, None, info,
+                                       painted=True)
         self.masks = self.vs.regions  # --mask, beside the paintings
         if self.masks is not None and not self.masks.still():
             raise ConfigError(f"{setting('paint')} goes with still {setting('mask')} images only: its passes run backwards "
                               "too, and a mask video is read in the clip's order")
-        self.region_styles = load_region_styles(cfg)
+        self.region_styles = load_region_styles(styles)
         self.anchor = True  # each pass's frames held to its keyframe too (PassStart.anchor)
         self.anchor_start = True  # ... and started from it where it holds
         self.anchor_content = True  # ... and its content target is the carried keyframe where it holds
@@ -100,9 +101,9 @@ class PaintRender:
     def cache_source(self) -> None:
         """The source frames at the stylized size, once (a resume keeps them), and the check that
         each painting follows its frame."""
-        c = self.cfg
-        for sf in chain.decoded(self.inp, self.job.span, self.job.info, c.optim.size, c.optim.upscale,
-                                self.reporter.notice, times=self.stages, strict=c.render.strict):
+        c = self.spec
+        for sf in chain.decoded(self.inp, self.job.span, self.job.info, c.size, c.upscale, self.reporter.notice,
+                                times=self.stages, strict=c.strict):
             i = sf.frame.index
             assert sf.content is not None
             if not self.source.has(i):
@@ -138,7 +139,7 @@ class PaintRender:
                     regions = (paint.PaintedRegions(self.masks, None, len(self.region_styles), bool(self.styles))
                                if self.masks is not None else None)
                     eng.set_regions(None if regions is None else regions.frame(index, base.shape[:2]))
-                    base = eng.fresh(base, "content", self.cfg.optim.seed + index, self.vs.on_iterate).image
+                    base = eng.fresh(base, "content", self.vs.spec.seed + index, self.vs.on_iterate).image
                     store.save(index, base)
             a = cover[..., None]
             out = np.clip(np.round(a * pic + (1.0 - a) * base), 0, 255).astype(np.uint8)
@@ -161,7 +162,7 @@ class PaintRender:
         slot = len(self.region_styles)  # the painting's region style, after --mask's
         if cover is None:
             styles = [self.pictures[p.origin]] + self.styles
-            weights = [1.0] + [self.cfg.style.paint_style_weight] * len(self.styles)
+            weights = [1.0] + [self.spec.paint_style_weight] * len(self.styles)
             region_styles = self.region_styles
             regions = None if self.masks is None else paint.PaintedRegions(self.masks, None, slot, True)
         else:
@@ -209,7 +210,7 @@ class PaintRender:
         writer = open_sink(self.inp, self.out, job, self.reporter.notice, self.work.path / "frames.list")
         frames, last = 0, 0.0
         try:
-            for fr in job.span.frames(self.inp, info=job.info, strict=self.cfg.render.strict):
+            for fr in job.span.frames(self.inp, info=job.info, strict=self.spec.strict):
                 te = time.perf_counter()
                 writer.write(output_frame(self.frame(fr.index), job), fr.pts, output_alpha(fr.alpha, job))
                 self.stages.encode += time.perf_counter() - te
@@ -236,24 +237,22 @@ class PaintRender:
 
     def render_passes(self) -> None:
         """Every pass: one after the other here, or side by side as Ray tasks with --workers."""
-        workers = min(self.cfg.render.workers, len(self.passes))
+        workers = min(self.spec.workers, len(self.passes))
         if workers <= 1:
             for p in self.passes:
                 self.render_pass(p)
             return
-        from videostyle import config as C
         from videostyle.render.cluster import import_ray, ray_session, remote_task, wait_tasks
 
         for i in self.painted:
             self.keyframe(i)  # (a partial painting's base, rendered once, here)
         self.vs.close()
-        address = self.cfg.render.ray_address
+        address = self.spec.ray_address
         import_ray(local=address is None)
         kept = self.rendered()
         with ray_session(address) as ray:
-            task, threads = remote_task(ray, _pass_task, workers, self.cfg.render.threads)
-            cfg = C.to_dict(self.cfg)
-            refs = [task.remote(str(self.inp), str(self.out), cfg, k, threads) for k in range(len(self.passes))]
+            task, threads = remote_task(ray, _pass_task, workers, self.spec.threads)
+            refs = [task.remote(str(self.inp), str(self.out), self.spec, k, threads) for k in range(len(self.passes))]
             # (the tasks' frames are counted from the work folder as they land)
             wait_tasks(ray, refs, self.rendered, self.reporter, self.frames_to_render, kept, self.inp,
                        self.work.path)
@@ -266,7 +265,7 @@ class PaintRender:
         rep.begin(self.frames_to_render, str(self.inp))
         opt = self.vs.engine.optimises
         rep.plan(RenderPlan(frames=self.frames_to_render, first_iterations=0,
-                            later_iterations=self.cfg.optim.iterations_later if opt else 0, size=self.job.stylized,
+                            later_iterations=self.vs.spec.iterations_later if opt else 0, size=self.job.stylized,
                             device="GPU" if self.vs.engine.on_gpu else "CPU"))
         try:
             self.cache_source()
@@ -290,16 +289,13 @@ class PaintRender:
                             tuple(self.frame_secs))
 
 
-def _pass_task(inp: str, out: str, cfg_dict: dict, index: int, threads: int) -> int:
+def _pass_task(inp: str, out: str, spec: RenderSpec, index: int, threads: int) -> int:
     """Ray task body: render pass ``index`` of a painted render into its store (resuming)."""
     import torch
 
-    from videostyle import config as C
-
     if threads:
         torch.set_num_threads(threads)
-    cfg = C.apply(C.Config(), C.flatten(cfg_dict))
-    pr = PaintRender(Path(inp), Path(out), cfg, Reporter(), restart=False, overwrite=True)
+    pr = PaintRender(Path(inp), Path(out), spec, Reporter(), restart=False, overwrite=True)
     try:
         p = pr.passes[index]
         pr.render_pass(p)
@@ -308,7 +304,7 @@ def _pass_task(inp: str, out: str, cfg_dict: dict, index: int, threads: int) -> 
         pr.vs.close()
 
 
-def render_painted(inp: Path, out: Path, cfg: Config, reporter: Reporter, *, restart: bool = False,
+def render_painted(inp: Path, out: Path, spec: RenderSpec, reporter: Reporter, *, restart: bool = False,
                    overwrite: bool = True) -> RenderResult:
-    """Render ``inp`` into ``out`` around its painted keyframes (``style.paintings``)."""
-    return PaintRender(Path(inp), Path(out), cfg, reporter, restart, overwrite).run()
+    """Render ``inp`` into ``out`` around its painted keyframes (``spec.paintings``)."""
+    return PaintRender(Path(inp), Path(out), spec, reporter, restart, overwrite).run()

@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from videostyle import config as C
 from videostyle.errors import ConfigError, InputError, setting
-from videostyle.engines import load_styles, output_spec, random_model_notice, render_settings, scan_spec
+from videostyle.factory import load_styles, random_model_notice
+from videostyle.render.spec import RenderSpec, record
 from videostyle.render.output import finish_writer, open_writer, output_alpha, output_frame, plan_video
 from videostyle.render.cluster import import_ray, ray_session, remote_task, wait_tasks
 from videostyle.render.pipeline import stylize_segment
@@ -64,18 +64,17 @@ def plan_segments(n: int, cuts: list[int], workers: int, overlap: int) -> list[S
     return segs
 
 
-def _segment_task(inp: str, cfg_dict: dict[str, Any], work_path: str, seg: tuple[int, int, int, int],
+def _segment_task(inp: str, spec: RenderSpec, work_path: str, seg: tuple[int, int, int, int],
                   threads: int, total: int | None = None) -> int:
     """Ray task body: render one segment into its frame store (resuming), return frames made."""
     import torch
 
     if threads:
         torch.set_num_threads(threads)
-    cfg = C.apply(C.Config(), C.flatten(cfg_dict))
     index, start, end, warmup = seg
     store = WorkDir.at(Path(work_path)).segment(index)
     (store.path / "worker.pid").write_text(str(os.getpid()))
-    return stylize_segment(inp, cfg, store, start - warmup, end, total=total)
+    return stylize_segment(inp, spec, store, start - warmup, end, total=total)
 
 
 def composite(work: WorkDir, segs: list[Segment], i: int) -> np.ndarray:
@@ -94,30 +93,30 @@ def composite(work: WorkDir, segs: list[Segment], i: int) -> np.ndarray:
 class ParallelRender:
     """One video's parallel render: checked and planned on creation, then submitted, collected, muxed."""
 
-    def __init__(self, inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: C.Config,
+    def __init__(self, inp: str | os.PathLike[str], out: str | os.PathLike[str], spec: RenderSpec,
                  reporter: Reporter | None = None, *, restart: bool = False, overwrite: bool = True) -> None:
         self.reporter = reporter or Reporter()
-        self.inp, self.out, self.cfg = Path(inp), Path(out), cfg
+        self.inp, self.out, self.spec = Path(inp), Path(out), spec
         self.started = time.perf_counter()
-        self.job = plan_video(self.inp, self.out, output_spec(cfg), overwrite, self.reporter.notice)
+        self.job = plan_video(self.inp, self.out, spec.output, overwrite, self.reporter.notice)
         if self.job.frames_out is not None:
             raise ConfigError(f"{setting('workers')} renders into a video file; render an image sequence without "
                               f"{setting('workers')}")
-        load_styles(cfg)  # fail fast on bad style paths
-        found = scan(self.inp, scan_spec(cfg), self.job.span, self.job.info)
+        load_styles(spec.engine.styles)  # fail fast on bad style paths
+        found = scan(self.inp, spec.scan, self.job.span, self.job.info)
         n, cuts = (found.frames, list(found.cuts)) if found is not None else (0, [])
         if n == 0:
             raise InputError(f"input {self.inp} has no video frames in the requested span")
-        self.segs = plan_segments(n, cuts, cfg.render.workers, cfg.render.overlap)
+        self.segs = plan_segments(n, cuts, spec.workers, spec.overlap)
         self.span_frames = n
-        settings = render_settings(cfg, self.inp, self.job.info)
+        settings = record(spec, self.inp, self.job.info)
         settings["segments"] = [(s.start, s.end, s.warmup) for s in self.segs]
         self.work = WorkDir(self.out, settings)
         self.work.open(restart)
         self.kept = self.done()
         if self.kept:
             self.reporter.notice(f"resuming {self.out.name}: {self.kept} finished frame(s) kept in {self.work.path}")
-        random_model_notice(cfg, self.reporter.notice)
+        random_model_notice(spec.engine, self.reporter.notice)
         self.total = sum(s.end - s.first for s in self.segs)
         self.refs: list[Any] = []
 
@@ -126,9 +125,8 @@ class ParallelRender:
 
     def submit(self, ray: Any) -> None:
         """Queue one Ray task per segment: a GPU each where the cluster has GPUs, else a CPU share."""
-        task, threads = remote_task(ray, _segment_task, self.cfg.render.workers, self.cfg.render.threads)
-        cfg_dict = C.to_dict(self.cfg)
-        self.refs = [task.remote(str(self.inp), cfg_dict, str(self.work.path), (s.index, s.start, s.end, s.warmup),
+        task, threads = remote_task(ray, _segment_task, self.spec.workers, self.spec.threads)
+        self.refs = [task.remote(str(self.inp), self.spec, str(self.work.path), (s.index, s.start, s.end, s.warmup),
                                  threads, self.span_frames) for s in self.segs]
 
     def wait(self, ray: Any) -> None:
@@ -147,7 +145,7 @@ class ParallelRender:
         stages = StageTimes()
         frames, last_time = 0, 0.0
         try:
-            for fr in job.span.frames(self.inp, info=job.info, strict=self.cfg.render.strict):
+            for fr in job.span.frames(self.inp, info=job.info, strict=self.spec.strict):
                 te = time.perf_counter()
                 writer.write(output_frame(composite(self.work, self.segs, fr.index), job), fr.pts,
                              output_alpha(fr.alpha, job))
@@ -162,18 +160,18 @@ class ParallelRender:
         return RenderResult(self.out, frames, time.perf_counter() - self.started, [], stages)
 
 
-def render_parallel(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: C.Config,
+def render_parallel(inp: str | os.PathLike[str], out: str | os.PathLike[str], spec: RenderSpec,
                     reporter: Reporter | None = None, *, restart: bool = False, overwrite: bool = True) -> RenderResult:
-    """Render a video as ``cfg.render.workers`` parallel Ray tasks, then encode it with a single
+    """Render a video as ``spec.workers`` parallel Ray tasks, then encode it with a single
     render's settings and audio. A painted render's tasks are its passes (``render.paint``)."""
-    if cfg.style.paintings:
+    if spec.paintings:
         from videostyle.render.paint import render_painted
 
-        return render_painted(Path(inp), Path(out), cfg, reporter or Reporter(), restart=restart,
+        return render_painted(Path(inp), Path(out), spec, reporter or Reporter(), restart=restart,
                               overwrite=overwrite)
-    import_ray(local=cfg.render.ray_address is None)
-    pr = ParallelRender(inp, out, cfg, reporter, restart=restart, overwrite=overwrite)
-    with ray_session(cfg.render.ray_address) as ray:
+    import_ray(local=spec.ray_address is None)
+    pr = ParallelRender(inp, out, spec, reporter, restart=restart, overwrite=overwrite)
+    with ray_session(spec.ray_address) as ray:
         pr.submit(ray)
         pr.wait(ray)
     return pr.mux()
@@ -196,10 +194,12 @@ def run_batch(renders: list[Any], render_one: Any, *, overwrite: bool, fail_fast
         for i, r in enumerate(renders):
             if r.skip(overwrite):
                 early[i] = Outcome(r, "skipped", error="output exists (use --overwrite)")
-            elif not is_image_path(r.input) and r.cfg.render.workers > 1 and not r.cfg.style.paintings:
+            elif not is_image_path(r.input):
                 try:
+                    if r.spec.workers <= 1 or r.spec.paintings:
+                        continue
                     r.output.parent.mkdir(parents=True, exist_ok=True)
-                    pr = ParallelRender(r.input, r.output, r.cfg, make_reporter(), restart=restart)
+                    pr = ParallelRender(r.input, r.output, r.spec, make_reporter(), restart=restart)
                     pr.submit(ray)
                     jobs[i] = pr
                 except VideostyleError as err:

@@ -52,7 +52,7 @@ class PolicySpec:
 
 
 # A painted pass's temporal weight when the settings give none (Ruder et al.'s balance): a chain
-# from a painting is held to it (``engines.painted_policy``).
+# from a painting is held to it (``engines.painted_policy``, ``RenderSpec.painted``).
 PAINTED_TEMPORAL_WEIGHT = 30.0
 
 

@@ -1,5 +1,5 @@
 """What a render keeps from an interrupted run (the settings its work folder must match are
-``engines.render_settings``): what to redo and what to skip, and the chunk encoder that turns finished frames into closed chunks
+``render.spec.record``): what to redo and what to skip, and the chunk encoder that turns finished frames into closed chunks
 (after which their PNGs go)."""
 
 from __future__ import annotations

@@ -12,15 +12,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from videostyle.engines import build_video_stylizer, load_styles, output_spec, render_plan, span
+from videostyle.factory import build_video_stylizer, load_styles, render_plan
 from videostyle.errors import InputError
 from videostyle.io.images import fit_size, resize_image
 from videostyle.render import chain
 from videostyle.render.output import probe_input
+from videostyle.render.spec import RenderSpec
 from videostyle.report import FrameDone, Reporter
 
 if TYPE_CHECKING:
-    from videostyle.config import Config
     from videostyle.gatys.stylizer import Stylizer
 
 
@@ -41,27 +41,26 @@ class StyledFrame:
         return Image.fromarray(self.image)
 
 
-def stream_frames(inp: Path, cfg: Config, reporter: Reporter | None = None, *,
+def stream_frames(inp: Path, spec: RenderSpec, reporter: Reporter | None = None, *,
                   styles: list[np.ndarray] | None = None, stylizer: Stylizer | None = None) -> Iterator[StyledFrame]:
-    """``inp``'s frames over the span ``cfg`` gives, stylized in order, each warm-started from the
+    """``inp``'s frames over the span ``spec`` gives, stylized in order, each warm-started from the
     ones before it, as they are made."""
     reporter = reporter or Reporter()
-    info = probe_input(inp, output_spec(cfg))
-    sp = span(cfg)
+    info = probe_input(inp, spec.output)
+    sp = spec.span
     sp.check(info)
     source = (info.height, info.width)
-    vs = build_video_stylizer(cfg, load_styles(cfg) if styles is None else styles, reporter, stylizer, info)
+    vs = build_video_stylizer(spec, load_styles(spec.engine.styles) if styles is None else styles, reporter, stylizer, info)
     total = sp.count(inp, info)
     made = 0
     try:
         reporter.begin(total, str(inp))
-        reporter.plan(render_plan(cfg, vs.engine, total, fit_size(*source, cfg.optim.size, cfg.optim.upscale)))
-        frames = chain.decoded(inp, sp, info, cfg.optim.size, cfg.optim.upscale, reporter.notice,
-                               strict=cfg.render.strict)
+        reporter.plan(render_plan(vs.spec, vs.engine, total, fit_size(*source, spec.size, spec.upscale)))
+        frames = chain.decoded(inp, sp, info, spec.size, spec.upscale, reporter.notice, strict=spec.strict)
         for step in chain.steps(vs, frames):
             res, fr = step.result, step.frame
             assert res is not None
-            image = resize_image(res.image, source) if cfg.encode.output_size == "source" else res.image
+            image = resize_image(res.image, source) if spec.at_source_size else res.image
             reporter.frame(FrameDone(fr.index, total, res.iterations, res.seconds, res.loss, res.restarted))
             made += 1
             yield StyledFrame(fr.index, fr.time, image, res.iterations)

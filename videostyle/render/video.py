@@ -18,9 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from videostyle import interrupt
-from videostyle.config import Config
-from videostyle.engines import (ahead_workers, build_video_stylizer, load_styles, output_spec, render_plan, render_settings,
-                                scan_spec)
+from videostyle.factory import ahead_workers, build_video_stylizer, load_styles, render_plan
 from videostyle.errors import InputError, RenderInterrupted
 from videostyle.io import durable
 from videostyle.io.images import write_image
@@ -33,6 +31,7 @@ from videostyle.render.chain import SourceFrame, Step
 from videostyle.render.output import VideoJob, finish_writer, open_writer, output_alpha, output_frame, plan_video
 from videostyle.render.scan import BackgroundScan
 from videostyle.render.resume import Chunks, ResumePlan, plan_resume
+from videostyle.render.spec import RenderSpec, record
 from videostyle.render.settle import StartSettler, settle_frames
 from videostyle.render.stages import Encoder, Inline, InlineEncoder, Saver, Stage, Stopped, join
 from videostyle.events import Tee
@@ -45,13 +44,13 @@ if TYPE_CHECKING:  # the Gatys engine (torch) is imported only when a render use
     from videostyle.gatys.stylizer import Stylizer
 
 
-def flow_workers(cfg: Config, vs: VideoStylizer) -> int:
+def flow_workers(spec: RenderSpec, vs: VideoStylizer) -> int:
     """Frames whose flow is computed at once: ``flow.workers``, or for 0, 1 when the stylizer
     runs on the CPU (it uses every core) and up to 4 beside a GPU (a quarter of the cores)."""
     if vs.runs_ahead:
-        return ahead_workers(cfg, vs.engine.on_gpu) or 1
-    if cfg.flow.workers:
-        return cfg.flow.workers
+        return ahead_workers(spec, vs.engine.on_gpu) or 1
+    if spec.flow_workers:
+        return spec.flow_workers
     if not vs.engine.optimises or not vs.engine.on_gpu:
         return 1
     return max(1, min(4, (os.cpu_count() or 1) // 4))
@@ -79,17 +78,17 @@ class _VideoRender:
     leaves nothing behind); ``run`` streams the frames through the stages and muxes the chunks;
     ``abort`` is the one cleanup path."""
 
-    def __init__(self, inp: Path, out: Path, cfg: Config, reporter: Reporter, restart: bool, overwrite: bool,
+    def __init__(self, inp: Path, out: Path, spec: RenderSpec, reporter: Reporter, restart: bool, overwrite: bool,
                  stylizer: Stylizer | None) -> None:
-        self.inp, self.out, self.cfg = inp, out, cfg
+        self.inp, self.out, self.spec = inp, out, spec
         # The scan's motion and cuts reach the estimate at the first iteration after the scan
         # ends (frame 0's, usually), on the thread that renders: not at frame 0's end.
         self.scan: BackgroundScan | None = None
         self.reporter: Reporter = _ScanFeed(reporter, self.scan_found)
-        self.job: VideoJob = plan_video(inp, out, output_spec(cfg), overwrite, reporter.notice)
+        self.job: VideoJob = plan_video(inp, out, spec.output, overwrite, reporter.notice)
         self.total = self.job.span.count(inp, self.job.info)
-        self.vs = build_video_stylizer(cfg, load_styles(cfg), self.reporter, stylizer, self.job.info, ahead=True)
-        self.work = WorkDir(out, render_settings(cfg, inp, self.job.info))
+        self.vs = build_video_stylizer(spec, load_styles(spec.engine.styles), self.reporter, stylizer, self.job.info, ahead=True)
+        self.work = WorkDir(out, record(spec, inp, self.job.info))
         self.work.open(restart)
         self.gaps = self.vs.gaps()
         keep = max(self.gaps)  # finished frames a resume needs before its first new frame (warm start)
@@ -99,13 +98,13 @@ class _VideoRender:
         if self.resume.ref_loss is not None:
             self.vs.resume_at(self.resume.ref_loss)
         # PNGs on up to 4 threads (none with --no-stage-threads), a quarter of the cores.
-        self.saver = Saver(self.save, min(4, (os.cpu_count() or 1) // 4 + 1) if cfg.render.stage_threads else 0)
+        self.saver = Saver(self.save, min(4, (os.cpu_count() or 1) // 4 + 1) if spec.stage_threads else 0)
         # temporal.settle: the first frames rendered in this run are held back (not saved, not
         # encoded) until the backward pass replaces them.
         self.settler = StartSettler(self.vs, settle_frames(self.vs.spec.settle_seconds, self.vs.engine.optimises, self.job.info.fps, self.total),
                                     reporter.notice, reporter.frame)
-        self.chunks = Chunks(self.work, self.job, out, keep, reporter.notice, chunk_frames=cfg.render.chunk_frames,
-                             loop=cfg.temporal.loop, before_close=self.saver.flush)
+        self.chunks = Chunks(self.work, self.job, out, keep, reporter.notice, chunk_frames=spec.chunk_frames,
+                             loop=spec.loop, before_close=self.saver.flush)
         self.preview = out.with_name(f"{out.stem}.preview.png")
         self.stages = self.vs.stages  # (the policy's own: flow and blend add to it)
         self.stop = threading.Event()
@@ -122,17 +121,16 @@ class _VideoRender:
 
     def decoded(self) -> Iterator[SourceFrame]:
         """Source frames with their content at the stylized size (none for frames in closed chunks)."""
-        c = self.cfg
-        return chain.decoded(self.inp, self.job.span, self.job.info, c.optim.size, c.optim.upscale,
-                             self.reporter.notice, content_from=self.resume.skip, times=self.stages,
-                             strict=c.render.strict)
+        c = self.spec
+        return chain.decoded(self.inp, self.job.span, self.job.info, c.size, c.upscale, self.reporter.notice,
+                             content_from=self.resume.skip, times=self.stages, strict=c.strict)
 
     def with_flow(self, items: Iterator[SourceFrame]) -> Iterator[SourceFrame]:
         """Each frame with its flow to the earlier frames it needs, computed once and reused for
         the init, the mask, the scene-cut test and the loss; with several flow workers, that
         many frames are computed at once and handed on in order. The fast engine's network runs
         here too, ahead of the frame order, when it can (``VideoStylizer.runs_ahead``)."""
-        workers = flow_workers(self.cfg, self.vs) if self.cfg.render.stage_threads else 1
+        workers = flow_workers(self.spec, self.vs) if self.spec.stage_threads else 1
         hist: deque[np.ndarray] = deque(maxlen=max(self.gaps))
         pending: deque[tuple[Frame, np.ndarray | None, Future[_Prepared]]] = deque()
         vs = self.vs
@@ -175,7 +173,7 @@ class _VideoRender:
         final = output_frame(img, self.job)
         self.chunks.write(fr.index, final, fr.pts, output_alpha(fr.alpha, self.job))
         self.stages.encode += time.perf_counter() - te
-        every = self.cfg.render.preview_every
+        every = self.spec.preview_every
         if every and save is not None and fr.index % every == 0:
             write_image(self.preview, final)
 
@@ -190,7 +188,7 @@ class _VideoRender:
     def start_stages(self) -> Iterator[SourceFrame]:
         """The frames, decoded and with flow: on their own threads with bounded queues (the
         stylizer only waits when they fall behind), or inline."""
-        if not self.cfg.render.stage_threads:
+        if not self.spec.stage_threads:
             self.encoder = InlineEncoder(self.encode)
             return self.with_flow(self.decoded())
         dec = Stage("decode", self.decoded(), 4, self.stop)
@@ -206,12 +204,12 @@ class _VideoRender:
     def run(self) -> RenderResult:
         started = time.perf_counter()
         self.reporter.begin(self.total, str(self.inp))
-        self.plan = render_plan(self.cfg, self.vs.engine, self.total, self.job.stylized, self.settler.k,
+        self.plan = render_plan(self.vs.spec, self.vs.engine, self.total, self.job.stylized, self.settler.k,
                                 self.resume.kept)
         self.reporter.plan(self.plan)
-        if self.vs.engine.optimises and (self.total or 0) > 1 and self.cfg.render.stage_threads:
+        if self.vs.engine.optimises and (self.total or 0) > 1 and self.spec.stage_threads:
             # Beside frame 0: the estimate's motion and scene cuts (render.scan).
-            self.scan = BackgroundScan(self.inp, scan_spec(self.cfg), self.job.span, self.job.info)
+            self.scan = BackgroundScan(self.inp, self.spec.scan, self.job.span, self.job.info)
             self.scan.start()
         try:
             chain.run(self.vs, self.waited(self.start_stages()), self.take, store=self.work, times=self.stages)
@@ -221,8 +219,8 @@ class _VideoRender:
             self.saver.close()
             if self.n_frames == 0:
                 raise InputError(f"input {self.inp} has no video frames in the requested span")
-            if self.cfg.temporal.loop and self.n_frames > 1:
-                self.loop(min(self.cfg.temporal.loop, self.n_frames))
+            if self.spec.loop and self.n_frames > 1:
+                self.loop(min(self.spec.loop, self.n_frames))
             self.mux(self.last_time)
         except KeyboardInterrupt as exc:
             self.abort()
@@ -239,7 +237,7 @@ class _VideoRender:
         self.reporter.end()
         self.work.remove()
         st = self.stages
-        st.stylize = max(sum(self.frame_secs) - (0.0 if self.cfg.render.stage_threads else st.flow), 0.0)
+        st.stylize = max(sum(self.frame_secs) - (0.0 if self.spec.stage_threads else st.flow), 0.0)
         st.io += self.enc_io
         return RenderResult(self.out, self.n_frames, time.perf_counter() - started, self.iterations, st,
                             tuple(self.frame_secs))
@@ -303,9 +301,9 @@ class _VideoRender:
         self.reporter.notice(f"--loop: rendering frames 0-{k - 1} again from the last frame")
         path = self.work.chunks / f"loop.open{chunk_suffix(self.out)}"
         writer = open_writer(None, path, self.job, self.reporter.notice)
-        c = self.cfg
-        frames = chain.decoded(self.inp, self.job.span, self.job.info, c.optim.size, c.optim.upscale,
-                               lambda m: None, strict=c.render.strict)  # (the first pass said it all)
+        c = self.spec
+        frames = chain.decoded(self.inp, self.job.span, self.job.info, c.size, c.upscale, lambda m: None,
+                               strict=c.strict)  # (the first pass said it all)
         try:
             chain.run(self.vs, itertools.islice(frames, k),
                       lambda step: writer.write(output_frame(step.image, self.job), step.frame.pts,  # type: ignore[arg-type]
@@ -353,18 +351,18 @@ class _VideoRender:
         self.reporter.end()
 
 
-def render_video(inp: str | os.PathLike[str], out: str | os.PathLike[str], cfg: Config,
+def render_video(inp: str | os.PathLike[str], out: str | os.PathLike[str], spec: RenderSpec,
                  reporter: Reporter | None = None, *, restart: bool = False, overwrite: bool = True,
                  stylizer: Stylizer | None = None) -> RenderResult:
     """Stylize a video into ``out``, streaming, with the source's audio; resumable.
 
-    With ``render.stage_threads`` decoding, optical flow and encoding run on their own threads with
+    With ``spec.stage_threads`` decoding, optical flow and encoding run on their own threads with
     bounded queues, so the stylizer (the main thread) only waits when they fall behind. Finished
     frames are saved and encoded into the work folder's chunks by the encoding stage; the output
     is muxed from the chunks with the audio at the end.
     """
-    if cfg.style.paintings:  # painted keyframes: passes around them (render.paint)
+    if spec.paintings:  # painted keyframes: passes around them (render.paint)
         from videostyle.render.paint import render_painted
 
-        return render_painted(Path(inp), Path(out), cfg, reporter or Reporter(), restart=restart, overwrite=overwrite)
-    return _VideoRender(Path(inp), Path(out), cfg, reporter or Reporter(), restart, overwrite, stylizer).run()
+        return render_painted(Path(inp), Path(out), spec, reporter or Reporter(), restart=restart, overwrite=overwrite)
+    return _VideoRender(Path(inp), Path(out), spec, reporter or Reporter(), restart, overwrite, stylizer).run()

@@ -175,3 +175,23 @@ def schedule(images: Sequence[str], blend: Sequence[float], transitions: Sequenc
         assert at is not None
         keys.append((at.resolve(fps), float(value)))
     return Schedule(len(images), tuple(blend), secs, trans if secs else (), tuple(sorted(keys)))
+
+
+@dataclass(frozen=True)
+class Keys:
+    """A style section's keyframes as given (``style.images`` with their times, ``blend``,
+    ``transitions``, ``strength``), before a source's frame rate places them (``at``)."""
+
+    images: tuple[str, ...] = ()
+    blend: tuple[float, ...] = ()
+    transitions: tuple[float, ...] = ()
+    strength: tuple[str, ...] = ()
+
+    @property
+    def paths(self) -> list[str]:
+        """The style images' paths, without their keyframe times."""
+        return style_paths(self.images)
+
+    def at(self, fps: float) -> Schedule:
+        """The schedule at ``fps`` (0: a still's, which places ``f:N`` keyframes at 25 fps)."""
+        return schedule(self.images, self.blend, self.transitions, self.strength, fps)
