@@ -181,3 +181,52 @@ def test_the_quickstart_notebook_runs(tmp_path):
               if "image/png" in o.get("data", {})]
     assert len(images) >= 3
     assert (tmp_path / "bunny_fast.mp4").is_file() and (tmp_path / "bunny_gatys.mp4").is_file()
+
+
+def test_render_into_a_stream_writes_the_video_there_and_no_work_folder(tmp_path):
+    import io
+
+    import av
+
+    clip = make_clip(tmp_path / "clip.mp4", frames=5)
+    buf = io.BytesIO()
+    res = vs.render(clip, style=stripes(40, 40), stream=buf, fmt="matroska", method="fast", size=48)
+    assert res.frames == 5 and buf.getbuffer().nbytes > 0
+    buf.seek(0)
+    with av.open(buf, format="matroska") as c:
+        assert sum(1 for _ in c.decode(video=0)) == 5
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]  # (nothing written beside the input)
+    with pytest.raises(ConfigError, match="container"):
+        vs.render(clip, style=stripes(40, 40), stream=io.BytesIO(), method="fast", size=48)
+
+
+def test_a_batch_plans_and_runs_through_the_api(tmp_path):
+    write_image(tmp_path / "a.png", pattern(40, 56))
+    write_image(tmp_path / "b.png", pattern(40, 56)[::-1].copy())
+    write_image(tmp_path / "s.png", stripes(40, 40))
+    (tmp_path / "jobs.yaml").write_text(
+        "jobs:\n  - name: stills\n    inputs: ['[ab].png']\n    styles: [s.png]\n    output: out/{input_stem}.png\n"
+        "    method: fast\n    size: 36\n")
+    plan = vs.plan_batch(tmp_path / "jobs.yaml", size=48)
+    mine = plan.renders
+    assert [r.input.name for r in mine] == ["a.png", "b.png"] and all(r.cfg.optim.size == 48 for r in mine)  # (the keyword over the job's)
+    seen: list[str] = []
+    outcomes = vs.run_batch(vs.BatchPlan(mine), on_outcome=lambda o: seen.append(o.status))
+    assert seen == ["ok", "ok"] and [o.status for o in outcomes] == seen
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.png"]
+    assert [o.status for o in vs.run_batch(vs.BatchPlan(mine))] == ["skipped", "skipped"]  # (not overwritten)
+    with pytest.raises(ConfigError, match="did you mean"):
+        vs.plan_batch(tmp_path / "jobs.yaml", szie=40)
+
+
+def test_evaluate_and_keyframes_and_optimises_are_api_calls(tmp_path):
+    clip = make_clip(tmp_path / "clip.mp4", frames=6)
+    out = tmp_path / "fast.mp4"
+    vs.render(clip, out, style=stripes(40, 40), method="fast", size=48)
+    rep = vs.evaluate(out, clip, gaps=(1, 2), size=48)
+    assert rep.frames == 6 and sorted(rep.error) == [1, 2] and all(v >= 0 for v in rep.error.values())
+    with pytest.raises(ConfigError, match="positive"):
+        vs.evaluate(out, clip, gaps=(0,))
+    written = vs.propose_keyframes(clip, tmp_path / "keys")
+    assert written and written[0][0] == 0 and all(p.is_file() for _, p in written)
+    assert vs.optimises() and vs.optimises(method="hybrid") and not vs.optimises(method="fast")

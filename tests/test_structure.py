@@ -110,6 +110,20 @@ def test_render_jobs_take_a_render_spec_not_the_config():
         assert not found, f"{m}: {sorted(found)}"
 
 
+def test_the_front_ends_reach_the_core_through_the_api_only():
+    """The CLI, the studio, the demo and the preview call the public API (``videostyle.api``) and
+    nothing else of the core: no render job, builder, factory, engine or metric (shared helpers
+    such as the io wing, the config, the events and a time parser are not the core)."""
+    mods = _modules()
+    fronts = [m for m in mods if m.startswith(("videostyle.cli", "videostyle.studio"))] + ["videostyle.preview"]
+    core = ("videostyle.render", "videostyle.engines", "videostyle.factory", "videostyle.gatys", "videostyle.fast",
+            "videostyle.metrics", "videostyle.temporal.flow", "videostyle.temporal.regions", "videostyle.temporal.paint")
+    assert len(fronts) >= 10
+    for m in fronts:
+        reached = {i for i in _imports(mods[m], set(mods)) if i.startswith(core)}
+        assert not reached, f"{m} reaches into {sorted(reached)}"
+
+
 def test_temporal_is_the_layer_below_the_engines_and_the_policy_sits_above_them():
     """``temporal/`` is pure flow, keyframe, painting and region code: it imports no engine, no
     builder and nothing of the render layer. The policy takes its engine handed in: it imports

@@ -14,8 +14,10 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 # (After the render layer's package is imported, so that the name is the API's function.)
-from videostyle.api import (Engine, Estimate, RenderResult, StyledFrame, VideostyleError, estimate, frames, render,
-                            settings, stylize)
+from videostyle.api import (BatchPlan, Config, Engine, Estimate, Outcome, RenderResult, StyledFrame, TemporalReport,
+                            VideostyleError, estimate, evaluate, frames, optimises, plan_batch, propose_keyframes, render,
+                            run_batch, settings, stylize)
 
-__all__ = ["Engine", "Estimate", "RenderResult", "StyledFrame", "VideostyleError", "__version__", "estimate", "frames",
-           "render", "settings", "stylize"]
+__all__ = ["BatchPlan", "Config", "Engine", "Estimate", "Outcome", "RenderResult", "StyledFrame", "TemporalReport",
+           "VideostyleError", "__version__", "estimate", "evaluate", "frames", "optimises", "plan_batch",
+           "propose_keyframes", "render", "run_batch", "settings", "stylize"]

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, BinaryIO, Union
 
 import numpy as np
 
@@ -30,6 +30,8 @@ from videostyle.errors import ConfigError, VideostyleError
 from videostyle.estimate import Estimate, Estimating
 from videostyle.events import EventReporter
 from videostyle.io.limits import MAX_PIXELS
+from videostyle.metrics import TemporalReport
+from videostyle.render.batch import BatchPlan, Outcome
 from videostyle.render.stream import StyledFrame
 from videostyle.report import RenderResult, Reporter
 
@@ -40,8 +42,9 @@ if TYPE_CHECKING:
 
 Config = C.Config  # the settings (``settings`` makes one)
 
-__all__ = ["Config", "Engine", "Estimate", "RenderResult", "StyledFrame", "VideostyleError", "estimate", "frames", "render",
-           "settings", "stylize"]
+__all__ = ["BatchPlan", "Config", "Engine", "Estimate", "Outcome", "RenderResult", "StyledFrame", "TemporalReport",
+           "VideostyleError", "estimate", "evaluate", "frames", "optimises", "plan_batch", "propose_keyframes", "render",
+           "run_batch", "settings", "stylize"]
 
 # A picture as the API takes it: a file's path, a PIL image, an array or a tensor.
 Picture = Union[str, os.PathLike, "Image", np.ndarray, Any]
@@ -107,13 +110,20 @@ def stylize(content: Picture, style: Styles = None, *, engine: Engine | None = N
 
 def render(input: str | os.PathLike[str], output: str | os.PathLike[str] | None = None, style: Styles = None, *,
            engine: Engine | None = None, on_event: OnEvent | None = None, reporter: Reporter | None = None,
-           overwrite: bool = False, restart: bool = False, config: C.Config | str | os.PathLike[str] | None = None,
+           overwrite: bool = False, restart: bool = False, stream: BinaryIO | None = None, fmt: str | None = None,
+           resumable: bool = True, config: C.Config | str | os.PathLike[str] | None = None,
            **values: Any) -> RenderResult:
     """Render ``input`` (a video, an image sequence or an image) into ``output`` (default: beside
     the input, named after it and the style). A video render keeps its finished frames in a work
     folder beside the output until it ends: called again after an interrupt, it resumes
     (``restart=True`` starts over). ``reporter``: a Reporter for the typed events instead of
-    ``on_event``'s records."""
+    ``on_event``'s records.
+
+    ``stream``: a binary file (a pipe, such as standard output) that the video is written into
+    instead of ``output``, in container ``fmt`` (``matroska``, ``mpegts`` or ``nut``: one a pipe
+    can carry). ``resumable=False``: no work folder, the frames go into the output as they are
+    made and an interrupted render starts over (for an input that will not be there again, such
+    as standard input kept in a temporary file); a ``stream`` implies it."""
     from videostyle.engines import render_spec
     from videostyle.io.images import is_image_path
     from videostyle.io.sequence import is_sequence
@@ -122,10 +132,18 @@ def render(input: str | os.PathLike[str], output: str | os.PathLike[str] | None 
     inp = Path(input)
     cfg = _config(config, style, values)
     image = is_image_path(inp) and not is_sequence(inp)
-    out = Path(output) if output is not None else default_output(inp, list(cfg.style.images), image)
     rep = reporter or _reporter(on_event)
     stylizer = engine.stylizer if engine else None
     spec = render_spec(cfg)
+    if stream is not None or not resumable:
+        from videostyle.render.pipeline import render_pipe
+
+        if stream is not None and not fmt:
+            raise ConfigError("a stream needs its container: fmt=\"matroska\" (or mpegts, nut)")
+        target = None if stream is not None else (Path(output) if output is not None else
+                                                  default_output(inp, list(cfg.style.images), image))
+        return render_pipe(inp, target, spec, rep, stream=stream, fmt=fmt, overwrite=overwrite, stylizer=stylizer)
+    out = Path(output) if output is not None else default_output(inp, list(cfg.style.images), image)
     if image:
         from videostyle.render.pipeline import render_image
 
@@ -161,6 +179,91 @@ def estimate(input: str | os.PathLike[str], style: Styles = None, *,
     from videostyle.render.pipeline import estimate_video
 
     return estimate_video(Path(input), render_spec(_config(config, style, values)))
+
+
+def plan_batch(jobs: str | os.PathLike[str], **values: Any) -> BatchPlan:
+    """The renders a YAML batch file (``jobs``) asks for, each with its input, output, styles and
+    settings, ``values`` over every job's (as on the command line); nothing is rendered."""
+    from videostyle.render import batch
+
+    return batch.plan(jobs, C.flatten(values, "videostyle") if values else None)
+
+
+def run_batch(plan: BatchPlan, *, overwrite: bool = False, fail_fast: bool = False, restart: bool = False,
+              reporter: Callable[[], Reporter] | None = None,
+              on_outcome: Callable[[Outcome], None] | None = None) -> list[Outcome]:
+    """Render a batch's renders in order (an existing output skipped unless ``overwrite``), one
+    failure recorded and the rest still run (``fail_fast``: stop at it). Jobs with ``workers`` above 1
+    run their segments on Ray together. ``reporter``: makes each render's Reporter;
+    ``on_outcome``: called with each render's Outcome as it ends."""
+    from videostyle.io.images import is_image_path
+    from videostyle.render import batch
+
+    make = reporter or (lambda: _Notices())
+    done = on_outcome or (lambda o: None)
+
+    def render_one(r: batch.Render) -> tuple[int, float]:
+        r.output.parent.mkdir(parents=True, exist_ok=True)
+        res = render(r.input, r.output, config=r.cfg, reporter=make(), restart=restart, overwrite=True)
+        return res.frames, res.seconds
+
+    if any(r.spec.workers > 1 and not is_image_path(r.input) for r in plan.renders):
+        from videostyle.render.parallel import run_batch as on_ray
+
+        address = next((r.spec.ray_address for r in plan.renders if r.spec.ray_address), None)
+        return on_ray(plan.renders, render_one, overwrite=overwrite, fail_fast=fail_fast, restart=restart,
+                      address=address, make_reporter=make, on_outcome=done)
+    return batch.run(plan, render_one, overwrite=overwrite, fail_fast=fail_fast, on_outcome=done)
+
+
+def evaluate(stylized: str | os.PathLike[str], source: str | os.PathLike[str], *, gaps: Sequence[int] = (1,),
+             config: C.Config | str | os.PathLike[str] | None = None, **values: Any) -> TemporalReport:
+    """How steady a stylized video is against its source: the temporal error at each frame gap
+    (the flow from the settings), and with style images in the settings the mean style and
+    content losses per frame (``losses``; left empty, with ``note`` saying why, when the network's
+    weights are not on this machine). ``start``/``duration``/``max_frames`` pick the span the
+    stylized video was rendered from."""
+    from videostyle.engines import build_stylizer, flow_params, load_styles, span
+    from videostyle.errors import WeightsError
+    from videostyle.metrics import frame_losses, temporal_error
+
+    cfg = settings(config, **values)
+    if any(g < 1 for g in gaps):
+        raise ConfigError(f"gaps {', '.join(map(str, gaps))}: gaps must be positive integers")
+    for p in (stylized, source):
+        if not Path(p).exists():
+            raise VideostyleError(f"input {p} does not exist")
+    rep = temporal_error(stylized, source, gaps=sorted(set(gaps)), params=flow_params(cfg), span=span(cfg))
+    if cfg.style.images:
+        try:
+            st = build_stylizer(cfg, load_styles(cfg), notice=lambda m: None, download=False)
+            rep.losses = frame_losses(stylized, source, st, span(cfg))
+        except WeightsError:
+            rep.note = "style/content losses need the VGG-19 weights (see README: Weights)"
+    return rep
+
+
+def propose_keyframes(input: str | os.PathLike[str], folder: str | os.PathLike[str], *, threshold: float = 2.0,
+                      every: int = 0, overwrite: bool = False) -> list[tuple[int, Path]]:
+    """The frames of a clip worth painting over: the first, each scene cut, and each frame where
+    the flow since the last proposal has revealed or changed ``threshold`` frames' worth of pixels
+    (``every``: at least one every so many frames, 0 for no such rule), written into ``folder``
+    at the source's size as ``NNNN.png`` by frame number; returns (frame, file) pairs. Paint over
+    them and render with ``paint=["f:N=FILE", ...]``."""
+    from videostyle.engines import scan_spec
+    from videostyle.render.keyframes import propose_frames
+
+    if threshold <= 0 or every < 0:
+        raise ConfigError("threshold must be above 0 and every 0 or more")
+    return propose_frames(Path(input), Path(folder), threshold, every, overwrite, scan_spec(C.Config()))
+
+
+def optimises(config: C.Config | str | os.PathLike[str] | None = None, **values: Any) -> bool:
+    """Whether the settings' engine optimises (it has iterations to show and to estimate): the
+    Gatys and hybrid engines, not the fast one."""
+    from videostyle.engines import uses_vgg
+
+    return uses_vgg(settings(config, **values))
 
 
 # -- helpers ---------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ class TemporalReport:
     reliable: float = 0.0  # mean reliable fraction at gap 1
     losses: dict[str, float] = field(default_factory=dict)  # mean style/content loss per frame, if measured
     source_left: bool = False  # the source span has frames past the stylized video's last
+    note: str = ""  # why a measure was left out (the losses without the network's weights)
 
     def as_dict(self) -> dict[str, object]:
         return {"frames": self.frames, "size": list(self.size), "temporal_error": {str(k): v for k, v in self.error.items()},

@@ -77,8 +77,7 @@ def _render_pipe(ns: argparse.Namespace, cfg: C.Config, fmt: str | None) -> int:
     import os
     import tempfile
 
-    from videostyle.engines import render_spec
-    from videostyle.render.pipeline import render_pipe
+    from videostyle import api
     from videostyle.report import Reporter
 
     reporter = _reporter(ns)
@@ -93,8 +92,9 @@ def _render_pipe(ns: argparse.Namespace, cfg: C.Config, fmt: str | None) -> int:
         else:
             inp = Path(ns.input)
         try:
-            res = render_pipe(inp, None if fmt else Path(ns.output), render_spec(cfg), typing.cast(Reporter, reporter),
-                              stream=sys.stdout.buffer if fmt else None, fmt=fmt, overwrite=ns.overwrite)
+            res = api.render(inp, None if fmt else Path(ns.output), config=cfg, reporter=typing.cast(Reporter, reporter),
+                             stream=sys.stdout.buffer if fmt else None, fmt=fmt, resumable=False,
+                             overwrite=ns.overwrite)
         except VideostyleError as err:
             if ns.input == "-":
                 raise type(err)(err.text.replace(str(inp), "standard input"), err.exit_code) from None
@@ -116,28 +116,17 @@ def _render_pipe(ns: argparse.Namespace, cfg: C.Config, fmt: str | None) -> int:
 def cmd_eval(ns: argparse.Namespace) -> int:
     import json
 
-    from videostyle.errors import WeightsError
-    from videostyle.metrics import frame_losses, temporal_error
-    from videostyle.engines import flow_params
-    from videostyle.engines import span
+    from videostyle import api
 
     cfg = resolve_config(ns)
-    gaps = sorted({int(g) for g in str(ns.gaps).split(",") if g.strip()}) if ns.gaps else [1]
+    try:
+        gaps = sorted({int(g) for g in str(ns.gaps).split(",") if g.strip()}) if ns.gaps else [1]
+    except ValueError:
+        raise ConfigError(f"--gaps {ns.gaps}: gaps must be positive integers, e.g. 1,2,4") from None
     if any(g < 1 for g in gaps):
         raise ConfigError(f"--gaps {ns.gaps}: gaps must be positive integers")
-    for p in (ns.stylized, ns.source):
-        if not Path(p).exists():
-            raise VideostyleError(f"input {p} does not exist")
-    rep = temporal_error(ns.stylized, ns.source, gaps=gaps, params=flow_params(cfg), span=span(cfg))
-    note = ""
-    if cfg.style.images:
-        from videostyle.engines import build_stylizer, load_styles
-
-        try:
-            st = build_stylizer(cfg, load_styles(cfg), notice=lambda m: None, download=False)
-            rep.losses = frame_losses(ns.stylized, ns.source, st, span(cfg))
-        except WeightsError:
-            note = "style/content losses need the VGG-19 weights (see README: Weights)"
+    rep = api.evaluate(ns.stylized, ns.source, gaps=gaps, config=cfg)
+    note = rep.note
     if ns.json:
         print(json.dumps(rep.as_dict() if ns.per_frame else {k: v for k, v in rep.as_dict().items() if k != "per_frame"},
                          indent=1))
@@ -160,12 +149,9 @@ def cmd_eval(ns: argparse.Namespace) -> int:
 def cmd_batch(ns: argparse.Namespace) -> int:
     import json
 
-    from videostyle.render import batch
-    from videostyle.io.images import is_image_path
-    from videostyle.render.pipeline import render_image, render_video
+    from videostyle import api
 
-    overrides = overrides_from_args(ns)
-    plan = batch.plan(ns.jobs, overrides)
+    plan = api.plan_batch(ns.jobs, **overrides_from_args(ns))
     if ns.dry_run:
         for i, r in enumerate(plan.renders, 1):
             state = "exists, skip" if r.skip(ns.overwrite) else "render"
@@ -173,30 +159,12 @@ def cmd_batch(ns: argparse.Namespace) -> int:
         print(f"{len(plan.renders)} render(s)")
         return 0
 
-    def render_one(r: batch.Render) -> tuple[int, float]:
-        reporter = _reporter(ns)
-        r.output.parent.mkdir(parents=True, exist_ok=True)
-        if is_image_path(r.input):
-            res = render_image(r.input, r.output, r.spec, reporter)
-        else:
-            res = render_video(r.input, r.output, r.spec, reporter, restart=ns.restart)
-        return res.frames, res.seconds
-
-    def on_outcome(o: batch.Outcome) -> None:
+    def on_outcome(o: api.Outcome) -> None:
         if o.status == "failed":
             print(f"videostyle: error: [{o.render.job}] {o.render.input}: {o.error}", file=sys.stderr)
 
-    if any(r.cfg.render.workers > 1 and not is_image_path(r.input) for r in plan.renders):
-        from videostyle.render.parallel import run_batch
-
-        address = next((r.cfg.render.ray_address for r in plan.renders if r.cfg.render.ray_address), None)
-        outcomes = run_batch(plan.renders, render_one, overwrite=ns.overwrite, fail_fast=ns.fail_fast,
-                             restart=ns.restart, address=address,
-                             make_reporter=lambda: _reporter(ns),
-                             on_outcome=on_outcome)
-    else:
-        outcomes = batch.run(plan, render_one, overwrite=ns.overwrite, fail_fast=ns.fail_fast,
-                             on_outcome=on_outcome)
+    outcomes = api.run_batch(plan, overwrite=ns.overwrite, fail_fast=ns.fail_fast, restart=ns.restart,
+                             reporter=lambda: _reporter(ns), on_outcome=on_outcome)
     rows = [("job", "status", "frames", "seconds", "output")]
     rows += [(o.render.job, o.status, str(o.frames), f"{o.seconds:.1f}", str(o.render.output)) for o in outcomes]
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
@@ -364,13 +332,12 @@ def cmd_demo(ns: argparse.Namespace) -> int:
 
 
 def cmd_keyframes(ns: argparse.Namespace) -> int:
-    from videostyle.engines import scan_spec
-    from videostyle.render.keyframes import propose_frames
+    from videostyle import api
 
     if ns.threshold <= 0 or ns.every < 0:
         raise ConfigError("--threshold must be above 0 and --every 0 or more")
-    written = propose_frames(Path(ns.input), Path(ns.output), ns.threshold, ns.every, ns.overwrite,
-                             scan_spec(C.Config()))
+    written = api.propose_keyframes(ns.input, ns.output, threshold=ns.threshold, every=ns.every,
+                                    overwrite=ns.overwrite)
     print(f"wrote {len(written)} frame(s) to paint over into {ns.output}; once painted (same names), render with:")
     print("  videostyle render " + shlex.quote(ns.input) + " " +
           " ".join(f"--paint f:{i}={shlex.quote(str(p))}" for i, p in written))

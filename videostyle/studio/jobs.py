@@ -19,7 +19,6 @@ import yaml
 
 from videostyle import api
 from videostyle import config as C
-from videostyle.engines import uses_vgg
 from videostyle.errors import VideostyleError, in_flags
 from videostyle.estimate import Estimating, duration
 from videostyle.io import containers
@@ -318,7 +317,7 @@ class Studio:
     def _preview(self, pid: str, gen: int, clip: Item, t: float, cfg: C.Config) -> None:
         try:
             frame = self.uploads.frame(clip, t)
-            steps = PREVIEW_STEPS if uses_vgg(cfg) else 1
+            steps = PREVIEW_STEPS if api.optimises(cfg) else 1
             # A Gatys preview runs in steps, each starting from the last picture, so that the page
             # shows it as it forms (the optimiser's history restarts at each step).
             stepped = replace(cfg, optim=replace(cfg.optim, iterations=max(1, cfg.optim.iterations // steps)))
