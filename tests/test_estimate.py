@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from videostyle.cli import main
+from videostyle.errors import worded
 from videostyle.estimate import (START_DELTAS, WARMUP_ITERATIONS, Estimating, RenderPlan, alternatives, duration,
                                  replay)
 from videostyle.io.images import write_image
@@ -128,8 +129,10 @@ def test_a_smaller_frame_pyramid_level_is_costed_per_pixel():
 
 def test_a_long_estimate_names_the_faster_ways():
     plan = RenderPlan(frames=240, first_iterations=300, later_iterations=20, size=(288, 512))
-    alts = alternatives(plan, 70 * 60)
+    alts = [worded(a, flags=True) for a in alternatives(plan, 70 * 60)]
     assert any(a.startswith("--method fast") for a in alts) and any("--size 256 (about 18 min)" in a for a in alts)
+    keywords = [worded(a, flags=False) for a in alternatives(plan, 70 * 60)]  # (the API's words)
+    assert keywords[0].startswith("method=fast") and "size=256 (about 18 min)" in keywords and "config=preview" in keywords
     assert alternatives(plan, 60) == ()
     assert [duration(s) for s in (30, 600, 4200)] == ["30 s", "10 min", "1 h 10 min"]
 

@@ -22,6 +22,7 @@ from videostyle.report import Reporter
 from videostyle.temporal import paint
 from videostyle.temporal.flow import FramePair, pair
 from videostyle.engines import render_spec
+from videostyle.errors import worded
 
 H, W, SHIFT, N = 96, 128, 2, 8
 TINY = {"model.name": "random", "optim.size": W, "optim.iterations": 2, "render.device": "cpu",
@@ -54,7 +55,7 @@ class Notes(Reporter):
         self.lines: list[str] = []
 
     def notice(self, message: str) -> None:
-        self.lines.append(message)
+        self.lines.append(worded(message, flags=True))  # (as the command line words it)
 
 
 def _rendered(shot: Path, out: Path, paintings: list[str], later: int = 0, **more: object) -> tuple[PaintRender, Notes]:

@@ -259,6 +259,49 @@ def test_errors_below_the_front_ends_name_settings_not_flags():
     assert not unknown, "\n".join(unknown)
 
 
+def _our_flags() -> set[str]:
+    """Every option string of the command line's parser and its subcommands."""
+    import argparse
+
+    from videostyle.cli import build_parser
+
+    found: set[str] = set()
+
+    def collect(p: argparse.ArgumentParser) -> None:
+        for a in p._actions:
+            found.update(o for o in a.option_strings if o.startswith("--"))
+            if isinstance(a, argparse._SubParsersAction):
+                for sub in a.choices.values():
+                    collect(sub)
+
+    collect(build_parser())
+    return found - {"--help"}
+
+
+def test_no_message_below_the_front_ends_names_a_flag():
+    """Not only errors: a notice, a warning, an estimate's suggestion made below the front ends
+    names its settings with ``errors.setting`` (a front end words them), never as a flag of the
+    command line (docstrings, comments and the config's flag help aside)."""
+    import re
+
+    flags = _our_flags()
+    assert {"--size", "--restart", "--overwrite", "--paint"} <= flags
+    found = []
+    for name, tree in _modules().items():
+        if name.startswith(("videostyle.cli", "videostyle.studio")) or name in ("videostyle.preview", "videostyle.config",
+                                                                               "videostyle.errors"):
+            continue
+        docs = {id(n.body[0].value) for n in ast.walk(tree)
+                if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and n.body
+                and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs:
+                named = set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", node.value)) & flags
+                if named:
+                    found.append(f"{name}:{node.lineno}: {sorted(named)} in {node.value[:60]!r}")
+    assert not found, "\n".join(found)
+
+
 def test_every_output_is_a_frame_sink():
     """A video file, a pipe and an image sequence take their frames through one interface
     (``io.sink.FrameSink``), with the same signatures."""

@@ -276,7 +276,10 @@ class _Notices(Reporter):
     def notice(self, message: str) -> None:
         import logging
 
+        from videostyle.errors import worded
+
         log = logging.getLogger("videostyle")
+        message = worded(message, flags=False)
         if message.startswith("warning") or "diverged" in message:
             log.warning(message.removeprefix("warning: "))
         else:

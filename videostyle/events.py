@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from videostyle.errors import worded
 from videostyle.report import Reporter, STIterate
 
 __all__ = ["EventReporter", "Tee"]
@@ -68,17 +69,18 @@ def _plain(value: Any) -> Any:
 class EventReporter(Reporter):
     """Each event as a plain record (JSON's types only) to ``callback``: its ``event`` name, the
     seconds since the render began (``t``) and its fields. ``--progress json`` writes these
-    records a line each; the API hands them to ``on_event``."""
+    records a line each; the API hands them to ``on_event``. A notice names settings as the API's
+    keywords, or with ``flags`` as the command line's flags."""
 
-    def __init__(self, callback: Callable[[dict[str, Any]], None]) -> None:
-        self.callback = callback
+    def __init__(self, callback: Callable[[dict[str, Any]], None], flags: bool = False) -> None:
+        self.callback, self.flags = callback, flags
         self.t0 = time.perf_counter()
 
     def _emit(self, event: str, **fields: Any) -> None:
         self.callback({"event": event, "t": round(time.perf_counter() - self.t0, 3), **_plain(fields)})
 
     def notice(self, message: str) -> None:
-        self._emit("notice", message=message)
+        self._emit("notice", message=worded(message, self.flags))
 
     def begin(self, total: int | None, what: str) -> None:
         self.t0 = time.perf_counter()
@@ -93,7 +95,8 @@ class EventReporter(Reporter):
     def estimate(self, estimate: Any) -> None:
         self._emit("estimate", total_seconds=estimate.total_seconds, iteration_seconds=estimate.iteration_seconds,
                    first_frame_seconds=estimate.first_frame_seconds, later_frame_seconds=estimate.later_frame_seconds,
-                   alternatives=list(estimate.alternatives), line=estimate.line())
+                   alternatives=[worded(a, self.flags) for a in estimate.alternatives],
+                   line=estimate.line(self.flags))
 
     def progress(self, progress: Any) -> None:
         self._emit("progress", **_plain(progress))

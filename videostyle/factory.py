@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 
 from videostyle.engine import Callback, Engine, EngineSpec, Painted, StyleSpec, WarmStart
-from videostyle.errors import ConfigError, NO_STYLE
+from videostyle.errors import ConfigError, NO_STYLE, setting
 from videostyle.estimate import RenderPlan
 from videostyle.fast.engine import FastEngine
 from videostyle.gatys.engine import GatysEngine
@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # the Gatys engine (torch) is imported only when a render use
     from videostyle.gatys.features import VGGFeatures
     from videostyle.gatys.stylizer import Stylizer
 
-RANDOM_MODEL_WARNING = "warning: --model random uses untrained VGG weights; the result is not a real stylization"
+RANDOM_MODEL_WARNING = f"warning: {setting('model', 'random')} uses untrained VGG weights; the result is not a real stylization"
 
 
 class HybridEngine:

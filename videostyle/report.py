@@ -38,7 +38,8 @@ class Reporter:
     """Progress sink; the default ignores everything. The CLI subclasses it with tqdm bars."""
 
     def notice(self, message: str) -> None:
-        """A one-line warning or note for the user."""
+        """A one-line warning or note for the user. The settings it names are marked
+        (``errors.setting``): a front end words them as its user knows them (``errors.worded``)."""
 
     def begin(self, total: int | None, what: str) -> None:
         """A render of ``total`` frames (None when unknown) starts."""

@@ -161,7 +161,7 @@ def cmd_batch(ns: argparse.Namespace) -> int:
 
     def on_outcome(o: api.Outcome) -> None:
         if o.status == "failed":
-            print(f"videostyle: error: [{o.render.job}] {o.render.input}: {o.error}", file=sys.stderr)
+            print(f"videostyle: error: [{o.render.job}] {o.render.input}: {o.message(flags=True)}", file=sys.stderr)
 
     outcomes = api.run_batch(plan, overwrite=ns.overwrite, fail_fast=ns.fail_fast, restart=ns.restart,
                              reporter=lambda: _reporter(ns), on_outcome=on_outcome)
@@ -175,7 +175,7 @@ def cmd_batch(ns: argparse.Namespace) -> int:
     print(f"{sum(o.status == 'ok' for o in outcomes)} ok, {failed} failed, "
           f"{sum(o.status == 'skipped' for o in outcomes)} skipped" + (f", {not_run} not run" if not_run else ""))
     if ns.report:
-        report = {"batch": str(ns.jobs), "renders": [o.as_dict() for o in outcomes],
+        report = {"batch": str(ns.jobs), "renders": [o.as_dict(flags=True) for o in outcomes],
                   "failed": failed, "not_run": not_run}
         from videostyle.io import durable
 

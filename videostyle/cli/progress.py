@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from videostyle.estimate import Estimating, duration
+from videostyle.errors import worded
 from videostyle.events import EventReporter, Tee
 from videostyle.report import Reporter, STIterate
 
@@ -32,7 +33,7 @@ class JsonReporter(EventReporter):
     seconds since the render began (``t``)."""
 
     def __init__(self, stream: IO[str], close: bool = False) -> None:
-        super().__init__(self._write)
+        super().__init__(self._write, flags=True)
         self.stream, self.close_at_end = stream, close
 
     def _write(self, rec: dict[str, Any]) -> None:
@@ -64,7 +65,7 @@ class TqdmReporter:
     def notice(self, message: str) -> None:
         from tqdm import tqdm
 
-        tqdm.write(f"videostyle: {message}", file=sys.stderr)
+        tqdm.write(f"videostyle: {worded(message, flags=True)}", file=sys.stderr)
 
     def begin(self, total: int | None, what: str) -> None:
         from tqdm import tqdm
@@ -85,7 +86,7 @@ class TqdmReporter:
         said = self.said_total
         if said is None or abs(estimate.total_seconds - said) >= 0.2 * said:
             self.said_total = estimate.total_seconds
-            self.notice(estimate.line())
+            self.notice(estimate.line(flags=True))
 
     def progress(self, progress: Any) -> None:
         bar = self.frames_bar

@@ -180,7 +180,7 @@ class FastStylizer:
             self.transform = self._net = NetworkProcesses(
                 workers, threads or (os.cpu_count() or 1),
                 on_build=lambda: notice("compiling the fast engine's network for this CPU: once, about a minute "
-                                        f"(kept in {cache_dir()}; --fast-runtime onnxruntime skips it)"))
+                                        f"(kept in {cache_dir()}; {setting('fast_runtime', 'onnxruntime')} skips it)"))
             self.predict = self._ort_session(model_bytes("arbitrary_predict.onnx"), threads, device)
             self.provider = f"compiled ({max(1, workers)} process(es))"
         elif self.runtime == "torch":

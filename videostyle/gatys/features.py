@@ -311,8 +311,8 @@ def load_torchvision_state(progress: bool = True, download: bool = True) -> dict
         return load_state_file(path)
     offline_msg = (
         f"VGG-19 weights not found at {path} and could not be downloaded; fetch them with: "
-        f"{fetch_command()}  (or pass --weights PATH / set VIDEOSTYLE_WEIGHTS; "
-        "or use the default --model vgg19, which is embedded and needs no download)"
+        f"{fetch_command()}  (or pass {setting('weights', 'PATH')} / set VIDEOSTYLE_WEIGHTS; "
+        f"or use the default {setting('model', 'vgg19')}, which is embedded and needs no download)"
     )
     if not download:
         raise WeightsError(offline_msg)

@@ -217,7 +217,7 @@ class Stylizer:
                         f"a {w}x{h} frame needs more memory than the budget leaves ({avail / GB:.1f} GB free for "
                         f"it) even in tiles; raise {setting('memory')}, free memory, or lower {setting('size')}")
                 self._notice(f"tiles{hw}", f"{w}x{h} frames do not fit the memory budget whole ({avail / GB:.1f} GB "
-                             f"free for them): optimised in tiles of {tile} px (--tile, --memory)")
+                             f"free for them): optimised in tiles of {tile} px ({setting('tile')}, {setting('memory')})")
         if len(self._tiles) > 8:
             self._tiles.clear()
         self._tiles[hw] = tile
@@ -360,7 +360,7 @@ class Stylizer:
             self._notice("diverged", f"the optimisation diverged at iteration {run.done} (loss {run.loss:.4g}, "
                          f"{_times(run.loss, run.first)}): one step overshot even after "
                          "being taken back; restarted the image from its start with a line search (slower per "
-                         "iteration); a lower --style-weight, or --optimizer adam, avoids it")
+                         f"iteration); a lower {setting('style_weight')}, or {setting('optimizer', 'adam')}, avoids it")
             spent = run.done
             runner = (TiledRunner(self, "lbfgs", o.lr, content, tile, line_search=True) if tile else
                       EagerRunner(self, "lbfgs", o.lr, line_search=True))

@@ -97,7 +97,7 @@ def output_picture(codec: str, fmt: str, source: Picture) -> tuple[str, Picture,
     want = source.depth if source.depth <= 12 else 10
     depth = max([d for d in DEPTHS[codec] if d <= max(want, 8)] or [min(DEPTHS[codec])])
     if want > 8 and depth == 8:
-        lost.append(f"--codec {codec} writes 8 bits here, so the source's {source.describe()} loses its depth "
+        lost.append(f"{setting('codec', codec)} writes 8 bits here, so the source's {source.describe()} loses its depth "
                     "(hevc, av1 or prores keep it)")
     alpha = source.alpha and codec in containers.BY_NAME[fmt].alpha
     if source.alpha and not alpha:

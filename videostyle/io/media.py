@@ -310,7 +310,7 @@ def read_frames(
         if lost:
             where = ", ".join(f"{x:.2f} s" for x in lost[:5]) + (f" and {len(lost) - 5} more" if len(lost) > 5 else "")
             warn(f"warning: {p}: {len(lost)} frame(s) did not decode and show the frame before them (at {where}); "
-                 "pass --strict to refuse such a file")
+                 f"pass {setting('strict')} to refuse such a file")
         whole = not start and not duration and not max_frames
         if whole and info.frames and index < info.frames:
             warn(f"warning: {p}: decoded {index} frames, the header promised {info.frames} (truncated file?)")

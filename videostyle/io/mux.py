@@ -45,7 +45,7 @@ def _container_options(fmt: str, den: int, timecode: bool) -> dict[str, str]:
 
 
 def _unreadable_chunk(chunk: str | os.PathLike[str]) -> str:
-    return f"the encoded chunk {chunk} is unreadable; rerun with --restart to render again"
+    return f"the encoded chunk {chunk} is unreadable; rerun with {setting('restart')} to render again"
 
 
 def _open_chunk(chunk: str | os.PathLike[str]) -> Any:

@@ -25,12 +25,13 @@ from typing import Any
 
 from videostyle import config as C
 from videostyle.engines import render_spec
-from videostyle.errors import ConfigError, RenderInterrupted, VideostyleError
+from videostyle.errors import ConfigError, RenderInterrupted, VideostyleError, setting, worded
 from videostyle.io import containers
 from videostyle.io.images import is_image_path
 from videostyle.render.spec import RenderSpec
 from videostyle.temporal.keyframes import split
 
+EXISTS = f"output exists (use {setting('overwrite')})"
 JOB_KEYS = ("name", "input", "inputs", "styles", "output", "config")
 # Beside the inputs, in a folder of their own: an input glob never picks them up.
 DEFAULT_OUTPUT = "{input_dir}/stylized/{input_stem}_{style_stem}{ext}"
@@ -60,12 +61,21 @@ class Outcome:
     status: str  # ok | failed | skipped
     frames: int = 0
     seconds: float = 0.0
-    error: str = ""
+    text: str = ""  # why it failed or was skipped, its settings marked (``errors.setting``)
 
-    def as_dict(self) -> dict[str, Any]:
+    @property
+    def error(self) -> str:
+        """Why it failed or was skipped, in the API's words."""
+        return worded(self.text, flags=False)
+
+    def message(self, flags: bool = False) -> str:
+        """Why it failed or was skipped, naming settings as keywords (``flags``: as flags)."""
+        return worded(self.text, flags)
+
+    def as_dict(self, flags: bool = False) -> dict[str, Any]:
         return {"job": self.render.job, "input": str(self.render.input), "output": str(self.render.output),
                 "styles": list(self.render.styles), "status": self.status, "frames": self.frames,
-                "seconds": round(self.seconds, 3), "error": self.error}
+                "seconds": round(self.seconds, 3), "error": self.message(flags)}
 
 
 @dataclass
@@ -239,9 +249,9 @@ def attempt(r: Render, render_one: Callable[[Render], tuple[int, float]]) -> Out
     except RenderInterrupted:
         raise  # Ctrl-C / SIGTERM stop the whole batch, not just this render
     except VideostyleError as err:
-        return Outcome(r, "failed", seconds=time.perf_counter() - t0, error=err.on_command_line())
+        return Outcome(r, "failed", seconds=time.perf_counter() - t0, text=err.text)
     except Exception as err:  # noqa: BLE001 - one broken job must not stop the batch
-        return Outcome(r, "failed", seconds=time.perf_counter() - t0, error=f"{type(err).__name__}: {err}")
+        return Outcome(r, "failed", seconds=time.perf_counter() - t0, text=f"{type(err).__name__}: {err}")
 
 
 def run(
@@ -256,7 +266,7 @@ def run(
     outcomes: list[Outcome] = []
     for r in batch.renders:
         if r.skip(overwrite):
-            o = Outcome(r, "skipped", error="output exists (use --overwrite)")
+            o = Outcome(r, "skipped", text=EXISTS)
         else:
             o = attempt(r, render_one)
         outcomes.append(o)

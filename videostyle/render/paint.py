@@ -114,7 +114,7 @@ class PaintRender:
     def _check_layout(self, index: int, frame: np.ndarray) -> None:
         match = paint.layout_match(self.pictures[index], frame)
         if match < paint.MATCH:
-            self.reporter.notice(f"warning: --paint {self.paintings[index].spec}: the painting hardly follows frame "
+            self.reporter.notice(f"warning: {setting('paint', self.paintings[index].spec)}: the painting hardly follows frame "
                                  f"{index}'s layout (edge correlation {match:.2f}); check its frame number")
 
     def keyframe(self, index: int) -> np.ndarray:
@@ -260,7 +260,7 @@ class PaintRender:
     def run(self) -> RenderResult:
         started = time.perf_counter()
         rep = self.reporter
-        rep.notice(f"--paint: {len(self.painted)} painting(s) at frame(s) {', '.join(map(str, self.painted))}; "
+        rep.notice(f"{setting('paint')}: {len(self.painted)} painting(s) at frame(s) {', '.join(map(str, self.painted))}; "
                    f"{len(self.passes)} pass(es) over {self.frames_to_render} frame(s)")
         rep.begin(self.frames_to_render, str(self.inp))
         opt = self.vs.engine.optimises

@@ -183,7 +183,7 @@ def run_batch(renders: list[Any], render_one: Any, *, overwrite: bool, fail_fast
     spread over the cluster together; results are collected and muxed in the batch's order.
     Images (and jobs with workers 1) render in this process. One failing job does not stop the
     others (``fail_fast`` cancels what is left)."""
-    from videostyle.render.batch import Outcome, attempt
+    from videostyle.render.batch import EXISTS, Outcome, attempt
     from videostyle.errors import VideostyleError
     from videostyle.io.images import is_image_path
 
@@ -193,7 +193,7 @@ def run_batch(renders: list[Any], render_one: Any, *, overwrite: bool, fail_fast
         jobs: dict[int, ParallelRender] = {}
         for i, r in enumerate(renders):
             if r.skip(overwrite):
-                early[i] = Outcome(r, "skipped", error="output exists (use --overwrite)")
+                early[i] = Outcome(r, "skipped", text=EXISTS)
             elif not is_image_path(r.input):
                 try:
                     if r.spec.workers <= 1 or r.spec.paintings:
@@ -203,7 +203,7 @@ def run_batch(renders: list[Any], render_one: Any, *, overwrite: bool, fail_fast
                     pr.submit(ray)
                     jobs[i] = pr
                 except VideostyleError as err:
-                    early[i] = Outcome(r, "failed", error=str(err))
+                    early[i] = Outcome(r, "failed", text=err.text)
         for i, r in enumerate(renders):
             t0 = time.perf_counter()
             if i in early:
@@ -214,7 +214,7 @@ def run_batch(renders: list[Any], render_one: Any, *, overwrite: bool, fail_fast
                     res = jobs[i].mux()
                     o = Outcome(r, "ok", res.frames, res.seconds)
                 except VideostyleError as err:
-                    o = Outcome(r, "failed", seconds=time.perf_counter() - t0, error=str(err))
+                    o = Outcome(r, "failed", seconds=time.perf_counter() - t0, text=err.text)
             else:
                 o = attempt(r, render_one)
             outcomes.append(o)

@@ -19,7 +19,7 @@ import numpy as np
 
 from videostyle import interrupt
 from videostyle.factory import ahead_workers, build_video_stylizer, load_styles, render_plan
-from videostyle.errors import InputError, RenderInterrupted
+from videostyle.errors import InputError, RenderInterrupted, setting
 from videostyle.io import durable
 from videostyle.io.images import write_image
 from videostyle.io.media import Frame
@@ -298,7 +298,7 @@ class _VideoRender:
         first chunk (which --loop makes exactly those frames). Until that chunk is replaced the
         old one stays: an interrupted loop pass is done again on resume."""
         self.chunks.close()
-        self.reporter.notice(f"--loop: rendering frames 0-{k - 1} again from the last frame")
+        self.reporter.notice(f"{setting('loop')}: rendering frames 0-{k - 1} again from the last frame")
         path = self.work.chunks / f"loop.open{chunk_suffix(self.out)}"
         writer = open_writer(None, path, self.job, self.reporter.notice)
         c = self.spec

@@ -19,7 +19,7 @@ import yaml
 
 from videostyle import api
 from videostyle import config as C
-from videostyle.errors import VideostyleError, in_flags
+from videostyle.errors import VideostyleError, in_flags, worded
 from videostyle.estimate import Estimating, duration
 from videostyle.io import containers
 from videostyle.io.workdir import work_path
@@ -197,7 +197,7 @@ class JobReporter(Reporter):
             raise KeyboardInterrupt
 
     def notice(self, message: str) -> None:
-        self.job.notices.append(message)
+        self.job.notices.append(worded(message, flags=True))
 
     def begin(self, total: int | None, what: str) -> None:
         self.job.total = total
@@ -206,7 +206,7 @@ class JobReporter(Reporter):
         self._check()
 
     def estimate(self, estimate: Any) -> None:
-        self.job.estimate = estimate.line()
+        self.job.estimate = estimate.line(flags=True)
         self.publish({"type": "job", "job": self.job.public()})
 
     def progress(self, progress: Any) -> None:
