@@ -20,7 +20,7 @@ from videostyle.io.images import check_size, fit_size, resize_image
 from videostyle.io.limits import MAX_PIXELS
 from videostyle.io.media import Span, VideoInfo, Warn, probe
 from videostyle.io.workdir import work_path
-from videostyle.io.codecs import (SDR, check_codec, container_format, default_codec, fits_codec, mxf_rate,
+from videostyle.io.codecs import (SDR, check_codec, chunk_suffix, container_format, default_codec, fits_codec, mxf_rate,
                                   output_picture)
 from videostyle.io.mux import Carried, VideoFormat, VideoWriter, even_size, make_even
 from videostyle.io.sequence import is_sequence
@@ -95,6 +95,18 @@ class VideoJob:
     audio: Path | None = None  # where the output's audio comes from (None: no audio)
     frames_out: frames_out.FramesOut | None = None  # an image-sequence output (None: a video file)
     tags: tuple[tuple[str, str], ...] = ()  # the output's timecode, reel name and creation time
+
+    @property
+    def muxed(self) -> bool:
+        """Whether the output is one video (a file or a pipe) muxed from the stylized frames; not
+        an image sequence, whose frames are written in place as they finish (its sink's kind:
+        ``open_sink``)."""
+        return self.frames_out is None
+
+    def chunk_suffix(self, out: Path) -> str:
+        """The suffix of the work folder's chunks for output ``out``: its container's, or
+        ``.frames`` (a list of the files written) for an image sequence."""
+        return chunk_suffix(out) if self.muxed else ".frames"
 
 
 def plan_video(inp: Path, out: Path, asked: OutputSpec, overwrite: bool, notice: Warn = lambda m: None) -> VideoJob:

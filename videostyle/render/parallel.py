@@ -99,7 +99,7 @@ class ParallelRender:
         self.inp, self.out, self.spec = Path(inp), Path(out), spec
         self.started = time.perf_counter()
         self.job = plan_video(self.inp, self.out, spec.output, overwrite, self.reporter.notice)
-        if self.job.frames_out is not None:
+        if not self.job.muxed:
             raise ConfigError(f"{setting('workers')} renders into a video file; render an image sequence without "
                               f"{setting('workers')}")
         load_styles(spec.engine.styles)  # fail fast on bad style paths

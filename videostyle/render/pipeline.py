@@ -112,7 +112,7 @@ def render_pipe(inp: str | os.PathLike[str], out: str | os.PathLike[str] | None,
         assert out is not None
         target = Path(out)
         job = plan_video(inp, target, spec.output, overwrite, reporter.notice)
-        if job.frames_out is not None:
+        if not job.muxed:
             raise ConfigError("a video from standard input renders into a video file, not an image sequence")
     vs = build_video_stylizer(spec, load_styles(spec.engine.styles), reporter, stylizer, job.info)
     total = job.span.count(inp, job.info)

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 
 from videostyle.io import durable
-from videostyle.io.codecs import chunk_suffix
 from videostyle.io.sink import FrameSink
 from videostyle.render.output import VideoJob, open_sink
 from videostyle.io.workdir import WorkDir
@@ -52,7 +51,7 @@ class Chunks:
         self.work, self.job, self.keep, self.warn = work, job, keep, warn
         self.chunk_frames, self.loop = chunk_frames, loop
         self.before_close = before_close  # waits for the chunk's frames' PNGs (saved on threads)
-        self.suffix = ".frames" if job.frames_out is not None else chunk_suffix(out)
+        self.suffix = job.chunk_suffix(out)
         self.writer: FrameSink | None = None
         self.start = self.end = 0
         self.pruned = 0  # PNGs below this index are already deleted

@@ -327,7 +327,7 @@ class _VideoRender:
         """The output from the closed chunks' packets, with the source's audio."""
         t0 = time.perf_counter()
         self.chunks.close()
-        if self.job.frames_out is not None:  # the frames are in place: nothing to mux
+        if not self.job.muxed:  # the frames are in place: nothing to mux
             return
         parts = self.chunks.parts()
         self.writer = open_writer(self.inp, self.out, self.job, self.reporter.notice, template=parts[0])
