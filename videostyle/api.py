@@ -19,6 +19,7 @@ its engines closed; a video render keeps its finished frames and resumes when ca
 from __future__ import annotations
 
 import os
+import typing
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Union
@@ -60,7 +61,7 @@ def settings(base: C.Config | str | os.PathLike[str] | None = None, **values: An
     elif isinstance(base, C.Config):
         cfg = base
     else:
-        cfg = C.load(base)
+        cfg = C.load(Path(base))
     return C.apply(cfg, C.flatten(values, "videostyle"), "videostyle") if values else cfg
 
 
@@ -336,14 +337,15 @@ def as_array(picture: Picture, what: str = "picture", max_pixels: int | None = N
         from videostyle.io.images import read_image
 
         return read_image(picture, what, max_pixels or MAX_PIXELS)
-    if type(picture).__module__.startswith("PIL."):
-        return np.asarray(picture.convert("RGB")).copy()
-    if type(picture).__module__.startswith("torch"):
-        t = picture.detach().cpu()
+    kind = type(picture).__module__
+    if kind.startswith("PIL."):
+        return np.asarray(typing.cast(Any, picture).convert("RGB")).copy()
+    if kind.startswith("torch"):
+        t = typing.cast(Any, picture).detach().cpu()
         if t.ndim == 4 and t.shape[0] == 1:
             t = t[0]
         if t.ndim != 3 or t.shape[0] not in (1, 3, 4):
-            raise ConfigError(f"{what}: a tensor must be (3, H, W) or (1, 3, H, W), not {tuple(picture.shape)}")
+            raise ConfigError(f"{what}: a tensor must be (3, H, W) or (1, 3, H, W), not {tuple(typing.cast(Any, picture).shape)}")
         picture = t.permute(1, 2, 0).numpy()
     if not isinstance(picture, np.ndarray):
         raise ConfigError(f"{what}: expected a path, a PIL image, a numpy array or a tensor, not "
