@@ -59,3 +59,24 @@ def test_perceptual_loss_is_the_weighted_sum_of_its_terms():
     assert torch.allclose(terms["temporal"], 5.0 * temporal_loss(img, tgt, mask))
     no_tv = PerceptualLoss(LossSpec(("b",), ("a", "b"), (1.0, 1.0), 1.0, 1.0, 0.0))(img, feats, target, grams)
     assert list(no_tv) == ["content", "style"]
+
+
+def test_the_gram_matrix_and_its_gradient_match_the_definition_in_either_memory_layout():
+    """The Gram's own backward (one product) and its channels_last view give the plain
+    definition's value and input gradient, within what float order allows: each entry sums
+    H*W products, whose rounding grows as about sqrt(H*W) units of float32's epsilon."""
+    torch.manual_seed(0)
+    n, c, h, w = 2, 16, 24, 40
+    weights = torch.randn(n, c, c)
+    tol = 8 * (h * w) ** 0.5 * torch.finfo(torch.float32).eps
+    for layout in (torch.contiguous_format, torch.channels_last):
+        f = torch.randn(n, c, h, w).contiguous(memory_format=layout).requires_grad_(True)
+        g = gram_matrix(f)
+        (g * weights).sum().backward()
+        got = f.grad.clone()
+        r = f.detach().clone().requires_grad_(True)
+        flat = r.reshape(n, c, h * w)
+        expected = torch.einsum("nci,ndi->ncd", flat, flat) / (c * h * w)
+        (expected * weights).sum().backward()
+        assert torch.allclose(g, expected, rtol=tol, atol=tol * expected.abs().max().item())
+        assert torch.allclose(got, r.grad, rtol=tol, atol=tol * r.grad.abs().max().item())

@@ -10,6 +10,7 @@ region: Gram sums over H*W products lose too much precision in half types.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -18,16 +19,36 @@ from torch import Tensor
 from videostyle.gatys.specs import LossSpec
 
 
+class _Gram(torch.autograd.Function):
+    """``x^T x`` of features ``x`` (N, M, C) -> (N, C, C), with a backward of one product,
+    ``x (g + g^T)``: autograd's own would take one per operand (``x`` is both) and add them."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor) -> Tensor:
+        ctx.save_for_backward(x)
+        return torch.bmm(x.transpose(1, 2), x)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> Tensor:
+        (x,) = ctx.saved_tensors
+        return torch.bmm(x, grad + grad.transpose(1, 2))
+
+
 def gram_matrix(features: Tensor) -> Tensor:
     """(N, C, H, W) -> (N, C, C) Gram matrix normalised by C*H*W.
 
     The paper's Gram matrix is unnormalised and its loss divides by 4 N^2 M^2; normalising
     the Gram itself (as neural-style does) keeps one style weight meaningful across layers
-    and image sizes.
+    and image sizes. Features in channels_last memory (the network's layout) are read as the
+    (N, H*W, C) matrix they already are, without the copy a (N, C, H*W) reshape would make.
     """
     n, c, h, w = features.shape
-    f = features.float().reshape(n, c, h * w)
-    return torch.bmm(f, f.transpose(1, 2)) / (c * h * w)
+    f = features.float()
+    if f.is_contiguous(memory_format=torch.channels_last) and not f.is_contiguous():
+        x = f.permute(0, 2, 3, 1).reshape(n, h * w, c)  # (a view of NHWC memory)
+    else:
+        x = f.reshape(n, c, h * w).transpose(1, 2)
+    return _Gram.apply(x) / (c * h * w)
 
 
 # Keeps an all-zero target (a black frame's deep features) from dividing by zero.
