@@ -4,9 +4,10 @@
 For each variant (flow method, overlap on/off, optimiser, CUDA graphs) it renders the clip and prints per-stage time per
 frame (decode, flow, stylize, encode, all run on their threads when overlapped), the stylizer's
 busy fraction (stylize time / wall time), iterations per later frame, seconds per later frame
-(median), peak RSS and peak GPU memory, the per-iteration time against the floor (VGG-19
-forward + input-gradient backward at the same size and precision, measured here in the same
-run), and the temporal error of each render (Farneback flow for the measure, so flow methods
+(median), peak RSS and peak GPU memory, the per-iteration time against the floor (the bare
+network: torchvision's VGG-19 layers to relu5_1, channels_last, forward + input-gradient
+backward at the same size and precision, no loss terms, measured here in the same run; what
+each part of an iteration adds is ``bench_iteration.py``'s table), and the temporal error of each render (Farneback flow for the measure, so flow methods
 compare fairly).
 
     python scripts/bench.py                       # CPU: 256 px
@@ -26,12 +27,11 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_stylizer import LAYERS, time_iteration  # noqa: E402
+from bench_iteration import net_parts  # noqa: E402
 from benchlib import media_parser  # noqa: E402
 
 from videostyle.engines import new_stylizer, configure  # noqa: E402
 from videostyle.config import Config, apply, load  # noqa: E402
-from videostyle.gatys.features import VGGFeatures, random_init  # noqa: E402
 from videostyle.io.media import Span, probe  # noqa: E402
 from videostyle.metrics import temporal_error  # noqa: E402
 from videostyle.render.pipeline import render_video  # noqa: E402
@@ -54,12 +54,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
-def floor_ms(size_hw: tuple[int, int], device: torch.device, dtype: torch.dtype | None, channels_last: bool) -> float:
-    """Median ms of one VGG forward+backward at (H, W); time_iteration takes a square, so use
-    the same pixel count (conv cost is linear in pixels)."""
-    side = int(round((size_hw[0] * size_hw[1]) ** 0.5))
-    model = random_init(VGGFeatures(LAYERS), 0).freeze()
-    return 1e3 * time_iteration(model, side, dtype, channels_last, device, repeats=5, warmup=2)
+def floor_ms(size_hw: tuple[int, int], device: torch.device, dtype: torch.dtype | None) -> float:
+    """Median ms of the bare network at (H, W): torchvision's VGG-19 layers up to relu5_1,
+    channels_last, forward plus the input's gradient, no loss terms (``bench_iteration``)."""
+    return net_parts(size_hw, dtype, 2.0, device, grams=False)["net"]
 
 
 def upscaled(clip: Path, long_side: int, frames: int, folder: Path) -> Path:
@@ -123,7 +121,7 @@ def main() -> None:
                 info = probe(clip)
                 print(f"# {size}: {args.clip.name} scaled up to {info.width}x{info.height} (speed only)", flush=True)
             hw = fit_size(info.height, info.width, size)
-            floors: dict[Any, float] = {}  # the floor per (precision, channels_last), measured once per size
+            floors: dict[Any, float] = {}  # the floor per precision, measured once per size
             warm = False
             for variant in variants:
                 cfg = apply(base, {"model.name": args.model, "style.images": [str(args.style)], "optim.size": size,
@@ -147,9 +145,9 @@ def main() -> None:
                 later_iters = res.iterations[1:] or res.iterations
                 ms_iter = 1e3 * s.stylize / max(sum(res.iterations), 1)
                 dtype = resolve_precision(cfg.render.precision, device, hw[0] * hw[1])
-                key = (dtype, cfg.render.channels_last)
+                key = dtype
                 if key not in floors:
-                    floors[key] = floor_ms(hw, device, dtype, cfg.render.channels_last)
+                    floors[key] = floor_ms(hw, device, dtype)
                 floor = floors[key]
                 te = temporal_error(out, clip, span=Span(max_frames=args.frames)).error[1]
                 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

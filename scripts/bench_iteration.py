@@ -68,8 +68,8 @@ def median_ms(fn: Callable[[], Any], min_run_time: float) -> float:
     return 1e3 * benchmark.Timer(stmt="fn()", globals={"fn": fn}).blocked_autorange(min_run_time=min_run_time).median
 
 
-def autocast(dtype: torch.dtype | None) -> contextlib.AbstractContextManager[Any]:
-    return torch.autocast("cpu", dtype=dtype) if dtype else contextlib.nullcontext()
+def autocast(dtype: torch.dtype | None, device: str = "cpu") -> contextlib.AbstractContextManager[Any]:
+    return torch.autocast(device, dtype=dtype) if dtype else contextlib.nullcontext()
 
 
 def bare_net() -> torch.nn.Module:
@@ -82,15 +82,17 @@ def bare_net() -> torch.nn.Module:
     return net.to(memory_format=torch.channels_last)
 
 
-def net_parts(hw: tuple[int, int], dtype: torch.dtype | None, seconds: float) -> dict[str, float]:
-    """ms of the bare network, and of it with each Gram (before, after) as the loss."""
-    net = bare_net()
+def net_parts(hw: tuple[int, int], dtype: torch.dtype | None, seconds: float,
+              device: torch.device = torch.device("cpu"), grams: bool = True) -> dict[str, float]:
+    """ms of the bare network on ``device``, and (``grams``) of it with each Gram (before,
+    after) as the loss (``torch.utils.benchmark`` synchronises a GPU around each call)."""
+    net = bare_net().to(device)
     taps = {1: "relu1_1", 6: "relu2_1", 11: "relu3_1", 20: "relu4_1", 29: "relu5_1"}
-    x = torch.rand(1, 3, *hw).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    x = torch.rand(1, 3, *hw, device=device).contiguous(memory_format=torch.channels_last).requires_grad_(True)
 
     def run(with_grams: bool) -> None:
         feats = []
-        with autocast(dtype):
+        with autocast(dtype, device.type):
             h = x
             for i, layer in enumerate(net):
                 h = layer(h)
@@ -101,7 +103,7 @@ def net_parts(hw: tuple[int, int], dtype: torch.dtype | None, seconds: float) ->
         x.grad = None
 
     out = {"net": median_ms(lambda: run(False), seconds)}
-    for kind in ("before", "after"):
+    for kind in ("before", "after") if grams else ():
         with gram(kind):
             out[f"grams {kind}"] = median_ms(lambda: run(True), seconds) - out["net"]
     return out
