@@ -39,6 +39,8 @@ from videostyle.report import RenderResult, Reporter
 if TYPE_CHECKING:
     from PIL.Image import Image
 
+    from videostyle.render.spec import RenderSpec
+
     from videostyle.gatys.stylizer import Stylizer
 
 Config = C.Config  # the settings (``settings`` makes one)
@@ -126,25 +128,31 @@ def render(input: str | os.PathLike[str], output: str | os.PathLike[str] | None 
     made and an interrupted render starts over (for an input that will not be there again, such
     as standard input kept in a temporary file); a ``stream`` implies it."""
     from videostyle.engines import render_spec
+
+    spec = render_spec(_config(config, style, values))
+    return _render(Path(input), output, spec, reporter or _reporter(on_event), engine.stylizer if engine else None,
+                   overwrite=overwrite, restart=restart, stream=stream, fmt=fmt, resumable=resumable)
+
+
+def _render(inp: Path, output: str | os.PathLike[str] | None, spec: RenderSpec, rep: Reporter,
+            stylizer: Stylizer | None, *, overwrite: bool, restart: bool, stream: BinaryIO | None = None,
+            fmt: str | None = None, resumable: bool = True) -> RenderResult:
+    """``render`` once its settings are translated (a batch's jobs come with their spec)."""
     from videostyle.io.images import is_image_path
     from videostyle.io.sequence import is_sequence
     from videostyle.render.output import default_output
 
-    inp = Path(input)
-    cfg = _config(config, style, values)
     image = is_image_path(inp) and not is_sequence(inp)
-    rep = reporter or _reporter(on_event)
-    stylizer = engine.stylizer if engine else None
-    spec = render_spec(cfg)
+    styles = list(spec.engine.styles.keys.images)
     if stream is not None or not resumable:
         from videostyle.render.pipeline import render_pipe
 
         if stream is not None and not fmt:
             raise ConfigError("a stream needs its container: fmt=\"matroska\" (or mpegts, nut)")
         target = None if stream is not None else (Path(output) if output is not None else
-                                                  default_output(inp, list(cfg.style.images), image))
+                                                  default_output(inp, styles, image))
         return render_pipe(inp, target, spec, rep, stream=stream, fmt=fmt, overwrite=overwrite, stylizer=stylizer)
-    out = Path(output) if output is not None else default_output(inp, list(cfg.style.images), image)
+    out = Path(output) if output is not None else default_output(inp, styles, image)
     if image:
         from videostyle.render.pipeline import render_image
 
@@ -205,7 +213,7 @@ def run_batch(plan: BatchPlan, *, overwrite: bool = False, fail_fast: bool = Fal
 
     def render_one(r: batch.Render) -> tuple[int, float]:
         r.output.parent.mkdir(parents=True, exist_ok=True)
-        res = render(r.input, r.output, config=r.cfg, reporter=make(), restart=restart, overwrite=True)
+        res = _render(r.input, r.output, r.spec, make(), None, overwrite=True, restart=restart)
         return res.frames, res.seconds
 
     if any(r.spec.workers > 1 and not is_image_path(r.input) for r in plan.renders):

@@ -148,10 +148,11 @@ def policy(cfg: Config) -> PolicySpec:
         settle_seconds=settle_seconds(cfg))
 
 
-def painted_policy(cfg: Config) -> PolicySpec:
-    """A painted render's policy: the styles are each pass's (``PassStart``), not keyframes', and a
-    chain from a painting has a temporal term even where the settings give none."""
-    spec = policy(cfg)
+def painted_policy(cfg: Config, spec: PolicySpec | None = None) -> PolicySpec:
+    """A painted render's policy (from ``spec``, the plain one, when made already): the styles are
+    each pass's (``PassStart``), not keyframes', and a chain from a painting has a temporal term
+    even where the settings give none."""
+    spec = spec or policy(cfg)
     if cfg.temporal.consistency is None and cfg.temporal.weight == 0:
         spec = dataclasses.replace(spec, temporal_weight=PAINTED_TEMPORAL_WEIGHT)
     return spec
@@ -189,7 +190,8 @@ def _settings(cfg: Config) -> str:
 def render_spec(cfg: Config) -> RenderSpec:
     """A render job's spec: the one translation of the Config a render makes."""
     r, s = cfg.render, cfg.style
-    return RenderSpec(engine_spec(cfg), policy(cfg), output_spec(cfg), scan_spec(cfg), _settings(cfg),
-                      painted_policy(cfg) if s.paintings else None, tuple(s.paintings), s.paint_style_weight,
+    plain = policy(cfg)
+    return RenderSpec(engine_spec(cfg), plain, output_spec(cfg), scan_spec(cfg), _settings(cfg),
+                      painted_policy(cfg, plain) if s.paintings else None, tuple(s.paintings), s.paint_style_weight,
                       cfg.temporal.loop, r.chunk_frames, r.preview_every, r.stage_threads, cfg.flow.workers, r.workers,
                       r.overlap, r.threads, r.ray_address)
