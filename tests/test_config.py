@@ -75,7 +75,7 @@ TEXT = {"model.weights": "w.pth", "optim.init_image": "i.png", "render.ray_addre
         "render.device": "cpu", "style.images": "a.png", "style.content_layers": "relu3_1",
         "style.style_layers": "relu2_1", "style.layer_weights": "0.5,1,1,1,2", "optim.tile": "512",
         "optim.tile_margin": "64", "style.strength": "1@0,2@f:24", "render.audio": "music.flac",
-        "style.paintings": "f:12=p.png"}
+        "style.paintings": "f:12=p.png", "render.chains": "4"}
 # Flags that need another one beside them to be valid.
 BESIDE = {"style.transitions": ["--style", "a.png@0", "--style", "b.png@4"]}
 

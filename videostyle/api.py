@@ -161,6 +161,13 @@ def _render(inp: Path, output: str | os.PathLike[str] | None, spec: RenderSpec, 
         from videostyle.render.parallel import render_parallel
 
         return render_parallel(inp, out, spec, rep, restart=restart, overwrite=overwrite)
+    from videostyle.factory import chains_for
+
+    k, stylizer = chains_for(spec, inp, stylizer)
+    if k > 1:
+        from videostyle.render.chains import render_chains
+
+        return render_chains(inp, out, spec, k, rep, restart=restart, overwrite=overwrite, stylizer=stylizer)
     from videostyle.render.pipeline import render_video
 
     return render_video(inp, out, spec, rep, restart=restart, overwrite=overwrite, stylizer=stylizer)

@@ -186,12 +186,20 @@ class RenderConfig:
     workers: int = opt(1, "parallel segments rendered on Ray (1 = this process only)", lo=1)
     ray_address: str | None = opt(None, "Ray cluster address (default: start a local cluster)")
     overlap: int = opt(12, "parallel: frames each segment starts early, cross-faded at the seam", lo=0)
+    chains: str = opt("auto", "segments optimised together as one batch on this device, as --workers splits the "
+                      "clip (auto: as many as the device gains from, measured once per size; 1 on a CPU)")
     compile: bool = opt(False, "torch.compile the feature network")
     cuda_graphs: bool = opt(False, "CUDA: replay the Adam iteration from a captured CUDA graph")
     chunk_frames: int = opt(240, "video: frames per encoded chunk of the work folder", lo=1)
     preview_every: int = opt(0, "write a preview PNG every N frames (0 = off)", lo=0)
     max_pixels: int = opt(MAX_PIXELS, "largest picture an input may declare, in pixels, checked from its header "
                           "before decoding (default 100 megapixels: 8K video is 33)", lo=1)
+
+    @property
+    def fixed_chains(self) -> int:
+        """``chains`` as a number, 0 for auto; raises ValueError for anything else."""
+        c = str(self.chains).strip().lower()
+        return 0 if c == "auto" else int(c)
 
 
 @dataclass(frozen=True)
@@ -385,6 +393,20 @@ def validate(cfg: Config, source: str = "") -> None:
     if cfg.temporal.loop and cfg.render.workers > 1:
         raise ConfigError(f"{where}{setting('loop')} needs a single-process render: leave out {setting('workers')} (the loop pass "
                           "continues from the last segment's last frame)")
+    try:
+        chains = cfg.render.fixed_chains or (0 if str(cfg.render.chains).strip().lower() == "auto" else -1)
+    except ValueError:
+        chains = -1
+    if chains < 0 or chains > 64:
+        raise ConfigError(f"{where}render.chains: use auto or a number of chains from 1 to 64, got {cfg.render.chains!r}")
+    if chains > 1:
+        for clash, name, why in ((cfg.temporal.loop, "loop", "the loop pass continues from the clip's last frame"),
+                                 (bool(cfg.style.paintings), "paint", "a painted render's chains are its passes"),
+                                 (cfg.render.workers > 1, "workers", "a Ray task renders one segment"),
+                                 (cfg.render.cuda_graphs, "cuda_graphs", "a graph replays one frame's iteration")):
+            if clash:
+                raise ConfigError(f"{where}{setting('chains', chains)} does not go with {setting(name)} ({why}); "
+                                  f"leave one out")
     if cfg.style.masks and cfg.render.cuda_graphs:
         raise ConfigError(f"{where}{setting('mask')} does not go with {setting('cuda_graphs')} (regions are optimised eagerly)")
     if any("@" in str(v) for v in cfg.style.strength) and cfg.render.cuda_graphs:

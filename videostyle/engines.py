@@ -194,4 +194,4 @@ def render_spec(cfg: Config) -> RenderSpec:
     return RenderSpec(engine_spec(cfg), plain, output_spec(cfg), scan_spec(cfg), _settings(cfg),
                       painted_policy(cfg, plain) if s.paintings else None, tuple(s.paintings), s.paint_style_weight,
                       cfg.temporal.loop, r.chunk_frames, r.preview_every, r.stage_threads, cfg.flow.workers, r.workers,
-                      r.overlap, r.threads, r.ray_address)
+                      r.fixed_chains, r.overlap, r.threads, r.ray_address)

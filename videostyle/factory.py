@@ -6,6 +6,7 @@ translates the Config into them once, and the render jobs hand them here."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, ClassVar
 
@@ -234,3 +235,30 @@ def build_video_stylizer(spec: RenderSpec, styles: list[np.ndarray], reporter: R
     engine = build_engine(spec.engine, styles, reporter.notice, stylizer, ahead_workers(spec) if ahead else 0)
     policy = spec.painted if painted else spec.policy_for(info)
     return VideoStylizer(policy, engine, build_regions(spec.engine.styles), reporter.iterate)
+
+
+def chains_for(spec: RenderSpec, inp: Path, stylizer: Stylizer | None = None) -> tuple[int, Stylizer | None]:
+    """How many segments a render of the video ``inp`` optimises together as one batch
+    (``render.chains``), and the stylizer it measured the device with (None: none made):
+    ``--chains``, or for auto as many as the device gains from (``gatys.throughput``): 1 on a
+    CPU, whose convolutions already spread over its cores, and for renders that cannot chain
+    (an engine that does not optimise, Ray workers, painted passes, a loop)."""
+    if spec.chains > 1 and not engine_type(spec.engine).optimises:
+        raise ConfigError(f"{setting('chains', spec.chains)} needs an engine that optimises its frames (gatys or "
+                          f"hybrid): the fast engine's frames come from its network, one by one")
+    if spec.chains:
+        return spec.chains, stylizer
+    if not engine_type(spec.engine).optimises or spec.workers > 1 or spec.paintings or spec.loop:
+        return 1, stylizer
+    from videostyle.device import resolve_device
+
+    device = stylizer.device if stylizer is not None else resolve_device(spec.engine.gatys.network.device)
+    if device.type == "cpu":
+        return 1, stylizer
+    from videostyle.gatys.throughput import auto_chains
+    from videostyle.render.output import probe_input
+
+    info = probe_input(inp, spec.output)
+    st = stylizer or new_stylizer(spec.engine.gatys)
+    hw = fit_size(info.height, info.width, spec.size, spec.upscale)
+    return auto_chains(spec, st, hw, spec.span.count(inp, info) or 0), st

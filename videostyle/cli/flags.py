@@ -36,7 +36,7 @@ class _Parser(argparse.ArgumentParser):
 FLAG_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("everyday options", ("style", "method", "size", "iterations", "iterations_later", "consistency",
                           "style_strength", "style_blend", "preserve_colors", "start", "duration", "max_frames",
-                          "device", "codec", "crf", "workers")),
+                          "device", "codec", "crf", "workers", "chains")),
     ("style and art direction", ("paint", "paint_style_weight", "style_transition", "mask", "mask_feather", "mask_follow", "style_scale",
                                  "stroke_side", "content_weight", "style_weight", "tv_weight")),
     ("video and temporal options", ("temporal_weight", "temporal_frames", "settle", "loop", "scene_cut",
@@ -62,7 +62,7 @@ METAVARS = {
     "mask": "MASK[=STYLE]", "content_layers": "LAYER", "style_layers": "LAYER", "layer_weights": "W",
     "temporal_frames": "GAP", "init_image": "PATH", "weights": "PATH", "start": "SECONDS", "duration": "SECONDS",
     "settle": "SECONDS", "device": "DEVICE", "tile": "PX|auto|off", "preset": "PRESET", "ray_address": "ADDRESS",
-    "memory": "GB", "mask_feather": "PX", "stroke_side": "PX", "tile_margin": "PX", "size": "PX",
+    "memory": "GB", "chains": "K|auto", "mask_feather": "PX", "stroke_side": "PX", "tile_margin": "PX", "size": "PX",
     "consistency": "0..1", "scene_cut": "FRACTION", "fps": "FPS", "audio": "PATH", "paint": "TIME=IMAGE",
 }
 

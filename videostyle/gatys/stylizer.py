@@ -12,7 +12,7 @@ import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -44,6 +44,18 @@ class StylizeResult:
 
 
 Callback = Callable[[STIterate], None]
+S = TypeVar("S", bound="Stylizer")
+
+
+@dataclass(frozen=True)
+class Start:
+    """An optimisation's start: the content (1, 3, H, W), the start image at its size, and the
+    levels' sizes (smallest first) and iterations."""
+
+    content: Tensor
+    x: Tensor
+    sizes: list[tuple[int, int]]
+    steps: list[int]
 
 # ---------------------------------------------------------------- the stylizer
 
@@ -223,6 +235,32 @@ class Stylizer:
         self._tiles[hw] = tile
         return tile
 
+    def fits_batch(self, hw: tuple[int, int], k: int) -> bool:
+        """Whether ``k`` frames of ``hw`` optimised as one batch fit the memory budget whole (the
+        network's pass and the optimiser's vectors, ``k`` times a frame's)."""
+        if self.tile_for(hw) or self.cuda_graphs:
+            return False
+        if self.optim.fixed_tile is not None:
+            return True  # (a fixed tile the frame is smaller than: whole, as asked)
+        if self._pass_cost is None:
+            self._pass_cost = pass_cost(self._features, self.loss.spec.layers, self.device)
+        pixels = hw[0] * hw[1] * k
+        vectors = 2 * EagerRunner.history + 8 if self.optim.optimizer == "lbfgs" else 10
+        cost = self._pass_cost
+        return cost.fixed + cost.per_pixel * pixels + image_bytes(pixels, vectors) <= budget(self.device, self.memory_gb)
+
+    def sibling(self, cls: type[S]) -> S:
+        """A ``cls`` (this type or a subclass) on this stylizer's network, device and settings,
+        with its own styles, regions and strength (one chain of several optimised together,
+        ``gatys.chains``): the network is shared, not copied."""
+        new = cls.__new__(cls)
+        new.__dict__.update(self.__dict__)
+        new.targets = StyleTargets()
+        new._tiles, new._graphs, new._noticed = {}, {}, set()
+        new._regions, new._keep, new._region_now = [], None, []
+        new.set_loss(self._spec)
+        return new
+
     def _grams(self, img: Tensor, tile: int) -> dict[str, Tensor]:
         """Gram matrices of an image's style layers (by tiles of ``tile`` px when it is larger)."""
         hw = (int(img.shape[2]), int(img.shape[3]))
@@ -269,6 +307,23 @@ class Stylizer:
         temporal targets and masks are scaled down with the frame).
         ``stop_loss`` ends the optimisation once the loss without its temporal term falls to it.
         """
+        start = self._begin(content, init, iterations, temporal, pyramid, coarse, seed)
+        x = start.x
+        total_iters = 0
+        result_loss, result_losses = math.nan, {}
+        for level, hw in enumerate(start.sizes):
+            x = resize(x, hw)
+            x, n, result_loss, result_losses = self._optimise(
+                resize(start.content, hw).to(self.device), x.to(self.device), start.steps[level],
+                scaled_terms(temporal, hw), stop_loss if level == len(start.sizes) - 1 else None,
+                level, len(start.sizes), callback,
+            )
+            total_iters += n
+        return StylizeResult(self._end(x, content), total_iters, result_loss, result_losses)
+
+    def _begin(self, content: np.ndarray, init: str | np.ndarray | None, iterations: int | None,
+               temporal: Sequence[TemporalTerm], pyramid: bool, coarse: int, seed: int | None) -> Start:
+        """An optimisation's start image, content and levels (``stylize``'s arguments)."""
         o = self.optim
         if self.device.type == "cuda":
             # tf32 matmuls and convolutions (faster on a GPU; docs/benchmarks.md) unless fp32 was
@@ -286,18 +341,10 @@ class Stylizer:
         n = plan.levels((h, w), pyramid=pyramid and not temporal, pyramid_levels=o.pyramid_levels,
                         scale=o.pyramid_scale, stroke_side=self.stroke_side)
         sizes, steps = plan.sizes_and_steps((h, w), n, o.pyramid_scale, iterations, coarse)
-        content_t = to_tensor(content)
-        x = init_t
-        total_iters = 0
-        result_loss, result_losses = math.nan, {}
-        for level, hw in enumerate(sizes):
-            x = resize(x, hw)
-            x, n, result_loss, result_losses = self._optimise(
-                resize(content_t, hw).to(self.device), x.to(self.device), steps[level],
-                scaled_terms(temporal, hw), stop_loss if level == len(sizes) - 1 else None,
-                level, len(sizes), callback,
-            )
-            total_iters += n
+        return Start(to_tensor(content), init_t, sizes, steps)
+
+    def _end(self, x: Tensor, content: np.ndarray) -> np.ndarray:
+        """The optimised image ``x`` (1, 3, H, W) as the picture ``stylize`` returns."""
         out = to_numpy(x)
         if self.preserve_colors:
             out = preserve_colors(out, content)
@@ -306,7 +353,7 @@ class Stylizer:
             k = self._keep[..., None].astype(np.float32)
             c = content.astype(np.float32) / (255.0 if content.dtype == np.uint8 else 1.0)
             out = out * (1.0 - k) + c * k
-        return StylizeResult(out, total_iters, result_loss, result_losses)
+        return out
 
     def score(self, image: np.ndarray, content: np.ndarray) -> dict[str, float]:
         """The weighted loss terms of a finished ``image`` against ``content`` (same size) and

@@ -94,20 +94,22 @@ class ParallelRender:
     """One video's parallel render: checked and planned on creation, then submitted, collected, muxed."""
 
     def __init__(self, inp: str | os.PathLike[str], out: str | os.PathLike[str], spec: RenderSpec,
-                 reporter: Reporter | None = None, *, restart: bool = False, overwrite: bool = True) -> None:
+                 reporter: Reporter | None = None, *, restart: bool = False, overwrite: bool = True,
+                 segments: int = 0, flag: str = "workers") -> None:
+        """``segments``: how many (0: ``spec.workers``); ``flag``: the setting that asked for them."""
         self.reporter = reporter or Reporter()
         self.inp, self.out, self.spec = Path(inp), Path(out), spec
         self.started = time.perf_counter()
         self.job = plan_video(self.inp, self.out, spec.output, overwrite, self.reporter.notice)
         if not self.job.muxed:
-            raise ConfigError(f"{setting('workers')} renders into a video file; render an image sequence without "
-                              f"{setting('workers')}")
+            raise ConfigError(f"{setting(flag)} renders into a video file; render an image sequence without "
+                              f"{setting(flag)}")
         load_styles(spec.engine.styles)  # fail fast on bad style paths
         found = scan(self.inp, spec.scan, self.job.span, self.job.info)
         n, cuts = (found.frames, list(found.cuts)) if found is not None else (0, [])
         if n == 0:
             raise InputError(f"input {self.inp} has no video frames in the requested span")
-        self.segs = plan_segments(n, cuts, spec.workers, spec.overlap)
+        self.segs = plan_segments(n, cuts, segments or spec.workers, spec.overlap)
         self.span_frames = n
         settings = record(spec, self.inp, self.job.info)
         settings["segments"] = [(s.start, s.end, s.warmup) for s in self.segs]

@@ -42,6 +42,7 @@ class RenderSpec:
     stage_threads: bool = True
     flow_workers: int = 0  # 0: by the engine and the device
     workers: int = 1  # Ray tasks
+    chains: int = 0  # segments optimised together as one batch (0: auto)
     overlap: int = 12
     threads: int = 0  # torch's CPU threads in a Ray task (0: its share)
     ray_address: str | None = None
