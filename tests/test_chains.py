@@ -39,6 +39,7 @@ from videostyle.gatys.stylizer import Stylizer
 from videostyle.gatys.throughput import choose, measured
 from videostyle.io.images import write_image
 from videostyle.io.workdir import WorkDir
+from videostyle.render import lockstep as render_lockstep
 from videostyle.render.chains import Chains
 from videostyle.render.pipeline import stylize_segment
 from videostyle.report import Reporter
@@ -179,8 +180,10 @@ def test_fresh_frames_batch_their_levels_and_a_lone_request_runs_alone():
         assert seen[k] == pytest.approx(lone, rel=1e-4)
 
 
-def _chained(tmp_path: Path, k: int, cfg: Config, src: Path) -> tuple[Chains, dict[int, list[tuple[int, float]]]]:
-    """A chained render's Chains, and each member's results in order (iterations, loss)."""
+def _chained(tmp_path: Path, k: int, cfg: Config, src: Path,
+             tiny: bool = True) -> tuple[Chains, dict[int, list[tuple[int, float]]]]:
+    """A chained render's Chains (on the tiny network, else the spec's), and each member's
+    results in order (iterations, loss)."""
     log: dict[int, list[tuple[int, float]]] = {}
     real = C.Member.stylize
 
@@ -192,7 +195,7 @@ def _chained(tmp_path: Path, k: int, cfg: Config, src: Path) -> tuple[Chains, di
     C.Member.stylize = stylize  # type: ignore[method-assign]
     try:
         ch = Chains(src, tmp_path / f"k{k}.mp4", render_spec(cfg), k, Reporter(), restart=True, overwrite=True,
-                    stylizer=new_stylizer(cfg, extractor=tiny_extractor()))
+                    stylizer=new_stylizer(cfg, extractor=tiny_extractor()) if tiny else None)
         ch.run()
     finally:
         C.Member.stylize = real  # type: ignore[method-assign]
@@ -304,12 +307,32 @@ def test_an_interrupted_chained_render_resumes_each_chain_where_it_stopped(tmp_p
 @pytest.mark.parametrize("values, words", [
     ({"render.chains": "0"}, "from 1 to 64"),
     ({"render.chains": "many"}, "from 1 to 64"),
-    ({"render.chains": "2", "render.workers": 2}, "a Ray task renders one segment"),
     ({"render.chains": "2", "temporal.loop": 8}, "loop"),
 ])
 def test_chains_refuse_what_they_cannot_do(values, words):
     with pytest.raises(ConfigError, match=words):
         apply(Config(), values)
+
+
+def test_a_ray_task_renders_its_segments_as_chains(tmp_path, cut_clip):
+    """--workers 2 --chains 2: four segments, each task's two in lockstep (the task's body, run
+    here without Ray): each segment's frames are its chain's in a --chains 4 render."""
+    from videostyle.render.parallel import ParallelRender, _segment_task
+
+    src, cfg = cut_clip
+    both = apply(cfg, {"render.workers": 2, "render.chains": "2"})
+    pr = ParallelRender(src, tmp_path / "o.mp4", render_spec(both))
+    assert len(pr.segs) == 4 and pr.per_task == 2
+    for group in (pr.segs[:2], pr.segs[2:]):
+        _segment_task(str(src), pr.spec, str(pr.work.path), [(s.index, s.start, s.end, s.warmup) for s in group],
+                      0, pr.span_frames)
+    ch, _ = _chained(tmp_path, 4, cfg, src, tiny=False)  # (the task builds the spec's network)
+    assert ch.pr.segs == pr.segs
+    for s in pr.segs:
+        assert_same_chain([pr.work.segment(s.index).load(i) for i in range(s.first, s.end)],
+                          [ch.pr.work.segment(s.index).load(i) for i in range(s.first, s.end)])
+    pr.mux()
+    assert (tmp_path / "o.mp4").exists()
 
 
 def test_chains_need_an_engine_that_optimises(tmp_path):
@@ -342,3 +365,44 @@ def test_the_measure_is_taken_once_and_kept(tmp_path, monkeypatch):
     first = measured(st, (32, 48), tmp_path / "chains.json")
     assert sorted(first) == [1, 2, 4, 8] and all(v > 0 for v in first.values())
     assert measured(st, (32, 48), tmp_path / "chains.json") == first and calls == [1, 2, 4, 8]
+
+
+def test_a_batch_files_videos_with_the_same_settings_share_one_batch(tmp_path, monkeypatch):
+    """Two clips with the same settings and --chains 2: one chain each, both in every batch; a
+    third job whose input is broken fails alone; each output is its clip rendered on its own
+    (on the tiny network, as the other chains here: see the module's docstring)."""
+    import av
+
+    import videostyle as vs
+
+    make_clip(tmp_path / "a.mp4", frames=9, shift_per_frame=1, audio=())
+    make_clip(tmp_path / "b.mp4", frames=7, shift_per_frame=3, audio=("aac",))
+    (tmp_path / "c.mp4").write_bytes(b"\x00" * 4096)
+    write_image(tmp_path / "s.png", stripes(48, 48))
+    (tmp_path / "jobs.yaml").write_text(
+        "defaults:\n  model: random\n  size: 64\n  iterations: 8\n  iterations_later: 3\n  device: cpu\n"
+        "  precision: fp32\n  crf: 0\n  preset: ultrafast\n  chains: 2\n"
+        "jobs:\n  - inputs: [a.mp4, b.mp4, c.mp4]\n    styles: [s.png]\n    output: out/{input_stem}.mp4\n")
+    plan = vs.plan_batch(tmp_path / "jobs.yaml")
+    sizes: list[int] = []
+    real = C.stylize_together
+    monkeypatch.setattr(C, "stylize_together", lambda reqs, *a: sizes.append(len(reqs)) or real(reqs, *a))
+    cfg = plan.renders[0].cfg
+    monkeypatch.setattr(render_lockstep, "new_stylizer", lambda spec: new_stylizer(cfg, extractor=tiny_extractor()))
+    outcomes = vs.run_batch(plan)
+    assert [o.status for o in outcomes] == ["ok", "ok", "failed"] and "c.mp4" in outcomes[2].error
+    assert max(sizes) == 2
+    monkeypatch.setattr(C, "stylize_together", real)
+
+    def frames(p: Path) -> list[np.ndarray]:
+        with av.open(str(p)) as c:
+            return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+
+    for name in ("a", "b"):
+        alone = Chains(tmp_path / f"{name}.mp4", tmp_path / f"{name}-alone.mp4", render_spec(cfg), 1, Reporter(),
+                       restart=True, overwrite=True, stylizer=new_stylizer(cfg, extractor=tiny_extractor()))
+        alone.run()
+        alone.pr.mux()
+        got, want = frames(tmp_path / "out" / f"{name}.mp4"), frames(tmp_path / f"{name}-alone.mp4")
+        assert len(got) == len(want)
+        assert_same_chain(got, want)

@@ -210,10 +210,12 @@ def run_batch(plan: BatchPlan, *, overwrite: bool = False, fail_fast: bool = Fal
               on_outcome: Callable[[Outcome], None] | None = None) -> list[Outcome]:
     """Render a batch's renders in order (an existing output skipped unless ``overwrite``), one
     failure recorded and the rest still run (``fail_fast``: stop at it). Jobs with ``workers`` above 1
-    run their segments on Ray together. ``reporter``: makes each render's Reporter;
+    run their segments on Ray together; videos with ``chains`` above 1 and the same settings share
+    one batch on the device. ``reporter``: makes each render's Reporter;
     ``on_outcome``: called with each render's Outcome as it ends."""
     from videostyle.io.images import is_image_path
     from videostyle.render import batch
+    from videostyle.render.shared import run_shared, shares
 
     make = reporter or (lambda: _Notices())
     done = on_outcome or (lambda o: None)
@@ -229,6 +231,9 @@ def run_batch(plan: BatchPlan, *, overwrite: bool = False, fail_fast: bool = Fal
         address = next((r.spec.ray_address for r in plan.renders if r.spec.ray_address), None)
         return on_ray(plan.renders, render_one, overwrite=overwrite, fail_fast=fail_fast, restart=restart,
                       address=address, make_reporter=make, on_outcome=done)
+    if any(shares(r) for r in plan.renders):
+        return run_shared(plan.renders, render_one, overwrite=overwrite, fail_fast=fail_fast, restart=restart,
+                          make_reporter=make, on_outcome=done)
     return batch.run(plan, render_one, overwrite=overwrite, fail_fast=fail_fast, on_outcome=done)
 
 

@@ -402,7 +402,6 @@ def validate(cfg: Config, source: str = "") -> None:
     if chains > 1:
         for clash, name, why in ((cfg.temporal.loop, "loop", "the loop pass continues from the clip's last frame"),
                                  (bool(cfg.style.paintings), "paint", "a painted render's chains are its passes"),
-                                 (cfg.render.workers > 1, "workers", "a Ray task renders one segment"),
                                  (cfg.render.cuda_graphs, "cuda_graphs", "a graph replays one frame's iteration")):
             if clash:
                 raise ConfigError(f"{where}{setting('chains', chains)} does not go with {setting(name)} ({why}); "

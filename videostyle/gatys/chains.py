@@ -68,10 +68,11 @@ Outcome = StylizeResult | BaseException
 Stop = Callable[[], bool]
 
 
-def stylize_together(requests: Sequence[Request], stop: Stop = lambda: False) -> list[Outcome]:
+def stylize_together(requests: Sequence[Request], stop: Stop = lambda: False, limit: int = 0) -> list[Outcome]:
     """Each request's result (or its error), the requests that can share a batch run as one:
-    those with the same levels (sizes), loss terms and optimiser. ``stop()`` true ends the
-    iterations with ``RenderInterrupted``."""
+    those with the same levels (sizes), loss terms and optimiser, at most ``limit`` at once (0:
+    any number) and as many as fit the memory budget whole. ``stop()`` true ends the iterations
+    with ``RenderInterrupted``."""
     out: list[Outcome | None] = [None] * len(requests)
     starts = []
     for i, r in enumerate(requests):
@@ -84,9 +85,11 @@ def stylize_together(requests: Sequence[Request], stop: Stop = lambda: False) ->
     for i, start in starts:
         groups.setdefault(_key(requests[i], start), []).append((i, start))
     for members in groups.values():
-        reqs = [requests[i] for i, _ in members]
-        for (i, _), res in zip(members, _batch(reqs, [s for _, s in members], stop)):
-            out[i] = res
+        size = _fitting(requests[members[0][0]].stylizer, members[0][1], min(limit or len(members), len(members)))
+        for j in range(0, len(members), size):
+            part = members[j:j + size]
+            for (i, _), res in zip(part, _batch([requests[i] for i, _ in part], [s for _, s in part], stop)):
+                out[i] = res
     return [o if o is not None else RuntimeError("no result") for o in out]
 
 
@@ -96,10 +99,17 @@ def _key(r: Request, start: Start) -> tuple[object, ...]:
     return (tuple(start.sizes), loss, st.optim.optimizer, st.optim.lr, len(st._regions), st.device)
 
 
+def _fitting(st: Stylizer, start: Start, most: int) -> int:
+    """The largest batch of at most ``most`` images of ``start``'s levels that fits whole (1: none)."""
+    k = most
+    while k > 1 and not all(st.fits_batch(hw, k) for hw in start.sizes):
+        k //= 2
+    return max(k, 1)
+
+
 def _batch(reqs: list[Request], starts: list[Start], stop: Stop) -> list[Outcome]:
-    """One group's requests: as one batch when it fits whole, else one by one."""
-    st0 = reqs[0].stylizer
-    if len(reqs) == 1 or not all(st0.fits_batch(hw, len(reqs)) for hw in starts[0].sizes):
+    """Requests that share a batch: as one (one alone: by the single stylizer)."""
+    if len(reqs) == 1:
         return [_alone(r) for r in reqs]
     try:
         xs, runs = _levels(reqs, starts, stop)
@@ -324,8 +334,10 @@ class Lockstep:
     waiting, then the last to arrive runs them all (``stylize_together``) and hands each its
     result (or its own error). ``cancel`` ends every wait with ``RenderInterrupted``."""
 
-    def __init__(self, base: Stylizer) -> None:
-        self._base = base
+    def __init__(self, base: Stylizer, limit: int = 0) -> None:
+        """``limit``: the most frames in one batch (0: every chain's); more chains than that take
+        turns, each batch of them a step of all."""
+        self._base, self._limit = base, limit
         self._cond = threading.Condition()
         self._live = 0
         self._pending: dict[int, Request] = {}
@@ -333,6 +345,7 @@ class Lockstep:
         self._cancelled: str | None = None
         self.batches = 0  # batches run
         self.sizes: list[int] = []  # the requests each batch ran
+        self.iterations = 0  # the iterations of every frame the batches ran (one per frame and step)
 
     def member(self) -> Member:
         m = self._base.sibling(Member)
@@ -378,12 +391,14 @@ class Lockstep:
         self._cond.release()
         try:
             try:
-                got: list[Outcome] = stylize_together(list(batch.values()), lambda: self._cancelled is not None)
+                got: list[Outcome] = stylize_together(list(batch.values()), lambda: self._cancelled is not None,
+                                                      self._limit)
             except BaseException as exc:  # noqa: BLE001 - every chain of the batch gets it
                 got = [exc] * len(batch)
         finally:
             self._cond.acquire()
         self.batches += 1
         self.sizes.append(len(batch))
+        self.iterations += sum(r.iterations for r in got if isinstance(r, StylizeResult))
         self._results.update(zip(batch, got))
         self._cond.notify_all()

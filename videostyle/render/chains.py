@@ -21,29 +21,14 @@ from typing import TYPE_CHECKING
 
 from videostyle import interrupt
 from videostyle.errors import RenderInterrupted
-from videostyle.factory import new_stylizer
-from videostyle.io.workdir import WorkDir
-from videostyle.render.parallel import ParallelRender, Segment
-from videostyle.render.pipeline import stylize_segment
+from videostyle.render.lockstep import Said, Together
+from videostyle.render.parallel import ParallelRender
 from videostyle.render.spec import RenderSpec
 from videostyle.report import FrameDone, RenderResult, Reporter
 
 if TYPE_CHECKING:
     from videostyle.gatys.chains import Lockstep, Member
     from videostyle.gatys.stylizer import Stylizer
-
-
-class _Said(Reporter):
-    """A chain's reporter: its notices go to the render's reporter, each said once."""
-
-    def __init__(self, to: Reporter, said: set[str], lock: threading.Lock) -> None:
-        self.to, self.said, self.lock = to, said, lock
-
-    def notice(self, message: str) -> None:
-        with self.lock:
-            if message not in self.said:
-                self.said.add(message)
-                self.to.notice(message)
 
 
 class Chains:
@@ -53,64 +38,46 @@ class Chains:
                  overwrite: bool, stylizer: Stylizer | None = None) -> None:
         self.said: set[str] = set()
         self.guard = threading.Lock()
-        self.pr = ParallelRender(inp, out, spec, _Said(reporter, self.said, self.guard), restart=restart,
+        self.pr = ParallelRender(inp, out, spec, Said(reporter, self.said, self.guard), restart=restart,
                                  overwrite=overwrite, segments=k, flag="chains")
         self.spec, self.reporter = spec, reporter
         self.base = stylizer
-        self.errors: list[BaseException] = []
-        self.lockstep: Lockstep | None = None
-        self.members: dict[int, Member] = {}
+        self.together: Together | None = None
+
+    @property
+    def lockstep(self) -> Lockstep | None:
+        return self.together.lockstep if self.together is not None else None
+
+    @property
+    def members(self) -> dict[int, Member]:
+        """Each segment's chain, by segment."""
+        return {i: m for (_, i), m in self.together.members.items()} if self.together is not None else {}
 
     def run(self) -> None:
-        from videostyle.gatys.chains import Lockstep
-
-        base = self.base or new_stylizer(self.spec.engine.gatys)
-        self.lockstep = lock = Lockstep(base)
-        segs = [s for s in self.pr.segs if self.pr.work.segment(s.index).count(s.first) < s.end - s.first]
-        members = [lock.member() for _ in segs]
-        self.members = {s.index: m for s, m in zip(segs, members)}  # (each segment's chain)
-        threads = [threading.Thread(target=self._chain, args=(s, m, _Said(self.reporter, self.said, self.guard)),
-                                    name=f"videostyle-chain-{s.index}", daemon=True) for s, m in zip(segs, members)]
-        self.reporter.notice(f"{len(self.pr.segs)} chains optimised together as one batch"
-                             + (f" ({len(segs)} left to render)" if len(segs) < len(self.pr.segs) else ""))
-        self.reporter.begin(self.pr.total, str(self.pr.inp))
+        pr = self.pr
+        self.together = tog = Together.of(pr.inp, self.spec, pr.work, pr.segs, pr.span_frames,
+                                          Said(self.reporter, self.said, self.guard), self.base)
+        self.reporter.notice(f"{len(pr.segs)} chains optimised together as one batch"
+                             + (f" ({len(tog.left)} left to render)" if len(tog.left) < len(pr.segs) else ""))
+        self.reporter.begin(pr.total, str(pr.inp))
         try:
-            for t in threads:
-                t.start()
-            self._wait(threads)
+            tog.start()
+            self._wait(tog)
         except KeyboardInterrupt as exc:
-            lock.cancel("interrupted")
-            for t in threads:
-                t.join()
-            raise RenderInterrupted(f"interrupted{interrupt.by(exc)}; finished frames are kept in {self.pr.work.path}: "
+            tog.cancel("interrupted")
+            raise RenderInterrupted(f"interrupted{interrupt.by(exc)}; finished frames are kept in {pr.work.path}: "
                                     "run the same command again to resume", exit_code=interrupt.exit_code(exc)) from None
         finally:
             self.reporter.end()
-        real = [e for e in self.errors if not isinstance(e, RenderInterrupted)]
-        if real or self.errors:
-            raise (real or self.errors)[0]
+        tog.raise_error()
 
-    def _chain(self, seg: Segment, member: Member, reporter: Reporter) -> None:
-        try:
-            store: WorkDir = self.pr.work.segment(seg.index)
-            stylize_segment(self.pr.inp, self.spec, store, seg.first, seg.end, reporter, member,
-                            total=self.pr.span_frames)
-        except BaseException as exc:  # noqa: BLE001 - handed to the render's thread
-            self.errors.append(exc)
-        finally:
-            member.leave()
-
-    def _wait(self, threads: list[threading.Thread]) -> None:
-        """Wait for the chains, reporting frames as they land in the work folder; the first
-        chain's error stops the others."""
-        assert self.lockstep is not None
+    def _wait(self, tog: Together) -> None:
+        """Wait for the chains, reporting frames as they land in the work folder."""
         seen = self.pr.kept
         for _ in range(seen):
             self.reporter.frame(FrameDone(0, self.pr.total, 0, 0.0, float("nan"), resumed=True))
-        while any(t.is_alive() for t in threads):
-            next(t for t in threads if t.is_alive()).join(0.5)
-            if self.errors:
-                self.lockstep.cancel("another chain failed")
+        while tog.alive():
+            tog.join(0.5)
             now = self.pr.done()
             for _ in range(now - seen):
                 self.reporter.frame(FrameDone(0, self.pr.total, 0, 0.0, float("nan")))

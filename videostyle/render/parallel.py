@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,58 +22,32 @@ import numpy as np
 
 from videostyle.errors import ConfigError, InputError, setting
 from videostyle.factory import load_styles, random_model_notice
+from videostyle.render.segments import Segment, plan_segments
 from videostyle.render.spec import RenderSpec, record
 from videostyle.render.output import finish_writer, open_writer, output_alpha, output_frame, plan_video
 from videostyle.render.cluster import import_ray, ray_session, remote_task, wait_tasks
+from videostyle.render.lockstep import Together
 from videostyle.render.pipeline import stylize_segment
 from videostyle.render.scan import scan
 from videostyle.report import RenderResult, Reporter, StageTimes
 from videostyle.io.workdir import WorkDir
 
 
-@dataclass(frozen=True)
-class Segment:
-    index: int
-    start: int  # first frame this segment owns
-    end: int  # one past its last frame
-    warmup: int  # frames rendered before ``start`` (cross-faded with the previous segment)
-
-    @property
-    def first(self) -> int:
-        return self.start - self.warmup
-
-
-def plan_segments(n: int, cuts: list[int], workers: int, overlap: int) -> list[Segment]:
-    """Split ``n`` frames into at most ``workers`` segments, snapping boundaries to scene cuts."""
-    workers = max(1, min(workers, n))
-    length = n / workers
-    bounds: list[tuple[int, bool]] = []
-    for k in range(1, workers):
-        ideal = round(k * length)
-        near = [c for c in cuts if abs(c - ideal) <= length / 4]
-        b, at_cut = (min(near, key=lambda c: abs(c - ideal)), True) if near else (ideal, False)
-        if (not bounds or b > bounds[-1][0]) and 0 < b < n:
-            bounds.append((b, at_cut))
-    segs: list[Segment] = []
-    starts = [(0, True)] + bounds
-    for i, (s, at_cut) in enumerate(starts):
-        e = starts[i + 1][0] if i + 1 < len(starts) else n
-        warm = 0 if at_cut else min(overlap, s)
-        segs.append(Segment(i, s, e, warm))
-    return segs
-
-
-def _segment_task(inp: str, spec: RenderSpec, work_path: str, seg: tuple[int, int, int, int],
+def _segment_task(inp: str, spec: RenderSpec, work_path: str, segs: list[tuple[int, int, int, int]],
                   threads: int, total: int | None = None) -> int:
-    """Ray task body: render one segment into its frame store (resuming), return frames made."""
+    """Ray task body: render its segments into their frame stores (resuming), one, or several
+    as chains in lockstep (``--chains``); return the frames made."""
     import torch
 
     if threads:
         torch.set_num_threads(threads)
-    index, start, end, warmup = seg
-    store = WorkDir.at(Path(work_path)).segment(index)
-    (store.path / "worker.pid").write_text(str(os.getpid()))
-    return stylize_segment(inp, spec, store, start - warmup, end, total=total)
+    work = WorkDir.at(Path(work_path))
+    for index, *_ in segs:
+        (work.segment(index).path / "worker.pid").write_text(str(os.getpid()))
+    if len(segs) == 1:
+        index, start, end, warmup = segs[0]
+        return stylize_segment(inp, spec, work.segment(index), start - warmup, end, total=total)
+    return Together.of(Path(inp), spec, work, [Segment(*s) for s in segs], total or 0, Reporter()).run()
 
 
 def composite(work: WorkDir, segs: list[Segment], i: int) -> np.ndarray:
@@ -109,7 +82,9 @@ class ParallelRender:
         n, cuts = (found.frames, list(found.cuts)) if found is not None else (0, [])
         if n == 0:
             raise InputError(f"input {self.inp} has no video frames in the requested span")
-        self.segs = plan_segments(n, cuts, segments or spec.workers, spec.overlap)
+        # With --chains K, each of --workers' tasks renders K segments as chains in lockstep.
+        self.per_task = max(spec.chains, 1) if not segments else 1
+        self.segs = plan_segments(n, cuts, segments or spec.workers * self.per_task, spec.overlap)
         self.span_frames = n
         settings = record(spec, self.inp, self.job.info)
         settings["segments"] = [(s.start, s.end, s.warmup) for s in self.segs]
@@ -128,8 +103,11 @@ class ParallelRender:
     def submit(self, ray: Any) -> None:
         """Queue one Ray task per segment: a GPU each where the cluster has GPUs, else a CPU share."""
         task, threads = remote_task(ray, _segment_task, self.spec.workers, self.spec.threads)
-        self.refs = [task.remote(str(self.inp), self.spec, str(self.work.path), (s.index, s.start, s.end, s.warmup),
-                                 threads, self.span_frames) for s in self.segs]
+        k = self.per_task
+        groups = [self.segs[i:i + k] for i in range(0, len(self.segs), k)]
+        self.refs = [task.remote(str(self.inp), self.spec, str(self.work.path),
+                                 [(s.index, s.start, s.end, s.warmup) for s in group], threads, self.span_frames)
+                     for group in groups]
 
     def wait(self, ray: Any) -> None:
         """Wait for the segments, reporting frames as they land; a task's error becomes one line."""
