@@ -37,6 +37,7 @@ def main() -> None:
     ap.add_argument("--chains", default="1,2,4")
     ap.add_argument("--model", default="auto")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--net-sizes", default="256,512", help="long sides to time the network's batches at")
     args = ap.parse_args()
     ks = [int(k) for k in args.chains.split(",")]
     model = resolve_model(args.model)
@@ -48,9 +49,12 @@ def main() -> None:
     print(f"# {args.clip.name}: first {args.frames} frames at {hw[1]}x{hw[0]}, {model}, iterations "
           f"{cfg.optim.iterations}/{cfg.optim.iterations_later}, overlap {cfg.render.overlap}, {args.device} "
           f"({platform.processor() or platform.machine()}, {os.cpu_count()} cores, {st.precision})")
-    net = {k: per_image(st, hw, k, seconds=2.0) for k in sorted(set(ks) | {1})}
+    net = {side: {k: per_image(st, fit_size(info.height, info.width, side), k, seconds=2.0)
+                  for k in sorted(set(ks) | {1})} for side in map(int, args.net_sizes.split(","))}
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
+        # (untimed: the first render pays for the network's first passes and the style targets)
+        render_video(args.clip, Path(tmp) / "warm.mp4", render_spec(apply(cfg, {"render.max_frames": 2})), stylizer=st)
         t0 = time.perf_counter()
         res = render_video(args.clip, Path(tmp) / "one.mp4", render_spec(cfg), stylizer=st)
         wall = time.perf_counter() - t0
@@ -71,10 +75,11 @@ def main() -> None:
     for name, wall, its, errs in rows:
         print(f"| {name} | {wall:.1f} | {args.frames / wall:.3f} | {base / wall:.2f}x | {its / wall:.2f} | "
               f"{' / '.join(f'{e:.4f}' for e in errs)} |")
-    print("\n| batch K | network per image (ms, median) | vs batch 1 |")
-    print("| --- | --- | --- |")
-    for k, v in net.items():
-        print(f"| {k} | {v * 1e3:.1f} | {net[1] / v:.2f}x |")
+    print("\n| size | batch K | network per image (ms, median) | vs batch 1 |")
+    print("| --- | --- | --- | --- |")
+    for side, costs in net.items():
+        for k, v in costs.items():
+            print(f"| {side} | {k} | {v * 1e3:.1f} | {costs[1] / v:.2f}x |")
 
 
 def _errors(out: Path, args: object, owned: list[tuple[int, int]]) -> list[float]:
