@@ -40,7 +40,7 @@ def _run(args: argparse.Namespace) -> int:
                     print(f"benchmarks: {name} failed", file=sys.stderr)
                     return 1
                 results[name] = json.loads(part.read_text())["results"][name]
-    data = harness.record(results, ctx)
+    data = harness.record(results, ctx, stamp)
     harness.write(out, data)
     for name, r in results.items():
         print(f"\n{name}: {r['title']} ({r['seconds']:.1f} s, peak {r['peak_rss_mb']:.0f} MB)")

@@ -113,9 +113,10 @@ def run(s: Scenario, ctx: Context) -> dict[str, Any]:
             "rows": rows, "seconds": time.perf_counter() - t0, **peak_memory_mb(ctx.device)}
 
 
-def record(results: dict[str, Any], ctx: Context) -> dict[str, Any]:
-    """A run's JSON: the machine, the context, each scenario's result."""
-    return {"machine": machine.describe(), "smoke": ctx.smoke, "device": ctx.device, "results": results}
+def record(results: dict[str, Any], ctx: Context, stamp: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A run's JSON: the machine (``stamp``: as described when the run began), the context, each
+    scenario's result."""
+    return {"machine": stamp or machine.describe(), "smoke": ctx.smoke, "device": ctx.device, "results": results}
 
 
 def write(path: Path, data: dict[str, Any]) -> None:
