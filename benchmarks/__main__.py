@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -27,7 +28,10 @@ def _run(args: argparse.Namespace) -> int:
     ctx = harness.Context(smoke=args.smoke, device=args.device, clip=args.clip, style=args.style)
     results = {}
     if len(names) == 1:
-        results[names[0]] = harness.run(REGISTRY[names[0]], ctx)
+        try:
+            results[names[0]] = harness.run(REGISTRY[names[0]], ctx)
+        finally:
+            shutil.rmtree(ctx.work, ignore_errors=True)
     else:
         # One process a scenario: each one's peak memory is its own.
         for name in names:

@@ -48,7 +48,7 @@ class Context:
     device: str = "cpu"
     clip: Path | None = None
     style: Path | None = None
-    work: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="videostyle-bench-")))
+    work: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="videostyle-bench-")))  # (removed after)
 
     def pick(self, full: Any, smoke: Any) -> Any:
         return smoke if self.smoke else full
@@ -78,20 +78,28 @@ class Timing:
 
 
 def inner(fn: Callable[[], Any], seconds: float) -> Timing:
-    """An inner loop's time per call: ``blocked_autorange`` (blocks of calls until ``seconds``; a
-    GPU is synchronised around each block)."""
+    """An inner loop's time per call after one untimed call: ``blocked_autorange`` (blocks of calls
+    until ``seconds``; a GPU is synchronised around each block)."""
     from torch.utils import benchmark
 
+    fn()  # (untimed: a first call at a new size creates its kernels)
     m = benchmark.Timer(stmt="fn()", globals={"fn": fn}).blocked_autorange(min_run_time=seconds)
     return Timing(m.median, m.iqr, len(m.times))
 
 
 def whole(fn: Callable[[], Any], repeats: int) -> Timing:
-    """A whole run's time (a render): ``repeats`` calls, each timed once, merged."""
+    """A whole run's time (a render): ``repeats`` calls, each timed once (no warm-up call: a
+    scenario warms what it needs itself), their median and IQR as ``torch.utils.benchmark``'s
+    Measurement computes them."""
     from torch.utils import benchmark
+    from torch.utils.benchmark.utils.common import TaskSpec
 
-    ms = [benchmark.Timer(stmt="fn()", globals={"fn": fn}).timeit(1) for _ in range(max(repeats, 1))]
-    m = benchmark.Measurement.merge(ms)[0]
+    times = []
+    for _ in range(max(repeats, 1)):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    m = benchmark.Measurement(number_per_run=1, raw_times=times, task_spec=TaskSpec(stmt="fn()", setup="pass"))
     return Timing(m.median, m.iqr, len(m.times))
 
 

@@ -7,7 +7,7 @@ busy fraction (stylize time / wall time), iterations per later frame, seconds pe
 (median), peak RSS and peak GPU memory, the per-iteration time against the floor (the bare
 network: torchvision's VGG-19 layers to relu5_1, channels_last, forward + input-gradient
 backward at the same size and precision, no loss terms, measured here in the same run; what
-each part of an iteration adds is ``bench_iteration.py``'s table), and the temporal error of each render (Farneback flow for the measure, so flow methods
+each part of an iteration adds is the ``iteration`` benchmark's table (``python -m benchmarks run iteration``)), and the temporal error of each render (Farneback flow for the measure, so flow methods
 compare fairly).
 
     python scripts/bench.py                       # CPU: 256 px
@@ -26,8 +26,8 @@ from typing import Any
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_iteration import net_parts  # noqa: E402
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
+from benchmarks.scenarios.iteration import net_and_grams  # noqa: E402
 from benchlib import media_parser  # noqa: E402
 
 from videostyle.engines import new_stylizer, configure  # noqa: E402
@@ -56,8 +56,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
 
 def floor_ms(size_hw: tuple[int, int], device: torch.device, dtype: torch.dtype | None) -> float:
     """Median ms of the bare network at (H, W): torchvision's VGG-19 layers up to relu5_1,
-    channels_last, forward plus the input's gradient, no loss terms (``bench_iteration``)."""
-    return net_parts(size_hw, dtype, 2.0, device, grams=False)["net"]
+    channels_last, forward plus the input's gradient, no loss terms (``benchmarks.scenarios.iteration``)."""
+    return 1e3 * net_and_grams(size_hw, dtype, 2.0, device, grams=False)[0]
 
 
 def upscaled(clip: Path, long_side: int, frames: int, folder: Path) -> Path:

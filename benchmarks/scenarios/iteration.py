@@ -34,8 +34,9 @@ def bare_net(device: Any) -> Any:
     return net.to(device=device, memory_format=torch.channels_last)
 
 
-def net_and_grams(hw: tuple[int, int], dtype: Any, seconds: float, device: Any) -> tuple[float, float]:
-    """Seconds of the bare network, and of it with the Gram matrices as the loss."""
+def net_and_grams(hw: tuple[int, int], dtype: Any, seconds: float, device: Any,
+                  grams: bool = True) -> tuple[float, float]:
+    """Seconds of the bare network, and (``grams``) of it with the Gram matrices as the loss (else 0)."""
     import torch
 
     from videostyle.gatys.losses import gram_matrix
@@ -54,7 +55,7 @@ def net_and_grams(hw: tuple[int, int], dtype: Any, seconds: float, device: Any) 
         loss.backward()  # type: ignore[union-attr]
         x.grad = None
 
-    return inner(lambda: run(False), seconds).median, inner(lambda: run(True), seconds).median
+    return inner(lambda: run(False), seconds).median, inner(lambda: run(True), seconds).median if grams else 0.0
 
 
 def loss_time(hw: tuple[int, int], dtype: Any, seconds: float, device: Any) -> float:
