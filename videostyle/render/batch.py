@@ -261,14 +261,15 @@ def run(
     overwrite: bool = False,
     fail_fast: bool = False,
     on_outcome: Callable[[Outcome], None] = lambda o: None,
+    rendered: Callable[[int], Outcome | None] = lambda i: None,
 ) -> list[Outcome]:
-    """Run renders in order; a failing render is recorded and the rest still run."""
+    """Run renders in order; a failing render is recorded and the rest still run. ``rendered(i)``:
+    render ``i``'s outcome where it was rendered another way (with others: ``render.shared``)."""
     outcomes: list[Outcome] = []
-    for r in batch.renders:
-        if r.skip(overwrite):
-            o = Outcome(r, "skipped", text=EXISTS)
-        else:
-            o = attempt(r, render_one)
+    for i, r in enumerate(batch.renders):
+        o = rendered(i)
+        if o is None:
+            o = Outcome(r, "skipped", text=EXISTS) if r.skip(overwrite) else attempt(r, render_one)
         outcomes.append(o)
         on_outcome(o)
         if fail_fast and o.status == "failed":

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from videostyle import interrupt
 from videostyle.errors import RenderInterrupted, VideostyleError
 from videostyle.io.images import is_image_path
-from videostyle.render.batch import EXISTS, Outcome, Render, attempt
+from videostyle.render.batch import BatchPlan, Outcome, Render, run
 from videostyle.render.lockstep import Link, Together
 from videostyle.render.parallel import ParallelRender
 from videostyle.report import Reporter
@@ -45,21 +45,16 @@ def run_shared(renders: list[Render], render_one: Callable[[Render], tuple[int, 
             groups.setdefault(r.spec.settings, []).append(i)
     together = {i: g for g in groups.values() if len(g) > 1 for i in g}
     done: dict[int, Outcome] = {}
-    outcomes: list[Outcome] = []
-    for i, r in enumerate(renders):
-        if i in together:  # (its output was checked when the groups were made: the group writes it)
-            if i not in done:
-                done.update(_group({j: renders[j] for j in together[i]}, restart, make_reporter(), stylizer))
-            o = done[i]
-        elif r.skip(overwrite):
-            o = Outcome(r, "skipped", text=EXISTS)
-        else:
-            o = attempt(r, render_one)
-        outcomes.append(o)
-        on_outcome(o)
-        if fail_fast and o.status == "failed":
-            break
-    return outcomes
+
+    def rendered(i: int) -> Outcome | None:
+        if i not in together:
+            return None
+        if i not in done:  # (its output was checked when the groups were made: the group writes it)
+            done.update(_group({j: renders[j] for j in together[i]}, restart, make_reporter(), stylizer))
+        return done[i]
+
+    return run(BatchPlan(renders), render_one, overwrite=overwrite, fail_fast=fail_fast, on_outcome=on_outcome,
+               rendered=rendered)
 
 
 def _failed(r: Render, err: BaseException, seconds: float) -> Outcome:
