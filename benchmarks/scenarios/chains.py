@@ -7,7 +7,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from benchmarks.harness import Column, Context, Row, Scenario, inner, whole
+from benchmarks.harness import Column, Context, Row, Scenario, whole
 
 
 def _config(ctx: Context, clip: Path, style: Path) -> Any:
@@ -70,10 +70,9 @@ def renders(ctx: Context) -> list[Row]:
 
 
 def network(ctx: Context) -> list[Row]:
-    import torch
-
     from videostyle.config import Config, apply
     from videostyle.engines import new_stylizer
+    from videostyle.gatys.throughput import per_image
     from videostyle.io.images import fit_size
 
     st = new_stylizer(apply(Config(), {"model.name": "random", "render.device": ctx.device}))
@@ -82,15 +81,7 @@ def network(ctx: Context) -> list[Row]:
         hw = fit_size(360, 640, side)
         one = 0.0
         for k in (1, 2, 4):
-            x = torch.rand(k, 3, *hw, device=st.device).requires_grad_(True)
-
-            def once() -> None:
-                feats = st._features(x, st.loss.spec.layers)
-                sum(v.float().pow(2).mean() for v in feats.values()).backward()  # type: ignore[union-attr]
-                x.grad = None
-
-            once()
-            per = inner(once, ctx.seconds(2.0)).median / k
+            per = per_image(st, hw, k, ctx.seconds(2.0))  # (what --chains auto measures)
             one = one or per
             rows.append({"size": f"{hw[1]}x{hw[0]}", "k": k, "ms": per * 1e3, "vs": one / per})
     return rows
