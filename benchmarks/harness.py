@@ -49,6 +49,7 @@ class Context:
     clip: Path | None = None
     style: Path | None = None
     work: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="videostyle-bench-")))  # (removed after)
+    options: dict[str, str] = field(default_factory=dict)  # a scenario's own settings (``--set KEY=VALUE``)
 
     def pick(self, full: Any, smoke: Any) -> Any:
         return smoke if self.smoke else full
@@ -121,10 +122,10 @@ def run(s: Scenario, ctx: Context) -> dict[str, Any]:
             "rows": rows, "seconds": time.perf_counter() - t0, **peak_memory_mb(ctx.device)}
 
 
-def record(results: dict[str, Any], ctx: Context, stamp: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A run's JSON: the machine (``stamp``: as described when the run began), the context, each
-    scenario's result."""
-    return {"machine": stamp or machine.describe(), "smoke": ctx.smoke, "device": ctx.device, "results": results}
+def record(results: dict[str, Any], smoke: bool, device: str, stamp: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A run's JSON: the machine (``stamp``: as described when the run began), whether it was a
+    smoke run, the device, each scenario's result."""
+    return {"machine": stamp or machine.describe(), "smoke": smoke, "device": device, "results": results}
 
 
 def write(path: Path, data: dict[str, Any]) -> None:

@@ -5,6 +5,7 @@ generate, a changed table is caught, two runs compare as ratios, and the scenari
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 from benchmarks import __main__ as cli
@@ -42,6 +43,22 @@ def test_two_runs_compare_as_ratios(tmp_path, capsys):
 
 
 def test_scenarios_are_named_as_the_docs_quote_them():
-    assert set(REGISTRY) >= {"chains-render", "chains-network", "iteration"}
+    assert set(REGISTRY) >= {"chains-render", "chains-network", "iteration", "roofline", "render", "render-length",
+                             "converge", "estimate", "drift", "temporal", "tiles", "paint", "peer", "command"}
     assert all(s.columns and s.title for s in REGISTRY.values())
     assert cli.main(["run", "no-such-scenario"]) == 2
+    doc = docs.DOC.read_text()
+    quoted = set(re.findall(r"`python -m benchmarks run ([a-z0-9-]+)", doc))
+    assert quoted and quoted <= set(REGISTRY), quoted - set(REGISTRY)
+
+
+def test_every_figure_is_one_command(capsys):
+    import importlib
+
+    from benchmarks.figures import FIGURES
+
+    assert cli.main(["figures"]) == 0
+    listed = capsys.readouterr().out
+    for name, (module, _) in FIGURES.items():
+        assert name in listed and callable(importlib.import_module(f"benchmarks.figures.{module}").main)
+    assert cli.main(["figure", "no-such-figure"]) == 2

@@ -1,5 +1,5 @@
-"""CUDA-only checks (skipped without a GPU): the graphed Adam iteration against the eager one,
-and a video render on the device."""
+"""CUDA-only checks (marked ``gpu``, skipped without a GPU): the graphed Adam iteration against the
+eager one, a video render on the device, and the real network on CUDA against the CPU."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from videostyle.engines import render_spec
 
 from .conftest import pattern, stripes, tiny_config, tiny_extractor
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 
 
 def _pair(**extra: object) -> tuple[Stylizer, Stylizer]:
@@ -107,3 +107,24 @@ def test_fast_torch_runtime_graph_replay_matches_eager():
     assert np.abs(outs[0] - outs[1]).mean() > 0.01
     ort_cuda = pick_runtime("onnxruntime", "cuda")[0] == "onnxruntime" and "CUDA" in FastStylizer("cuda").provider
     assert ort_cuda or pick_runtime("auto", "cuda") == ("torch", "cuda")
+
+
+def test_the_real_network_on_cuda_agrees_with_the_cpu():
+    """The same image render on CUDA and on the CPU, both fp32 with the embedded VGG-19: the final
+    losses agree within 2% (40 L-BFGS iterations, whose float-order differences grow with each
+    step; a wrong kernel or layout would be off by far more)."""
+    from videostyle.config import Config, apply
+    from videostyle.errors import WeightsError
+    from videostyle.gatys.features import build_extractor
+
+    try:
+        build_extractor(("relu1_1",), download=False)
+    except WeightsError:
+        pytest.skip("the embedded VGG-19's weights are not installed")
+    content, losses = pattern(288, 512, shift=5), []
+    for dev in ("cuda", "cpu"):
+        st = new_stylizer(apply(Config(), {"model.name": "vgg19", "render.device": dev, "render.precision": "fp32",
+                                           "optim.iterations": 40, "optim.size": 512}))
+        st.set_styles([stripes(256, 256)])
+        losses.append(st.stylize(content).loss)
+    assert losses[0] == pytest.approx(losses[1], rel=0.02)

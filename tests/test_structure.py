@@ -150,7 +150,7 @@ def test_the_video_policy_has_no_public_mutable_state():
 
 
 def test_modules_and_functions_stay_small():
-    for p in PACKAGE.rglob("*.py"):
+    for p in [*PACKAGE.rglob("*.py"), *(PACKAGE.parent / "benchmarks").rglob("*.py")]:
         text = p.read_text()
         assert len(text.splitlines()) <= 500, f"{p.name} has {len(text.splitlines())} lines"
         for node in ast.walk(ast.parse(text)):
@@ -317,3 +317,13 @@ def test_every_output_is_a_frame_sink():
             got = inspect.signature(getattr(cls, name))
             assert list(got.parameters) == list(sig.parameters), (cls.__name__, name, got)
             assert got.return_annotation == sig.return_annotation, (cls.__name__, name, got)
+
+
+def test_benchmarks_and_figures_edit_no_import_path_and_scripts_hold_tools_only():
+    """Benchmarks are scenarios of ``python -m benchmarks``, the docs' figures its ``figure``
+    command, checks are tests: none edits ``sys.path``, and ``scripts/`` keeps only what is none
+    of those (the GPU machine's preparation and its one call)."""
+    root = PACKAGE.parent
+    for p in [*(root / "benchmarks").rglob("*.py"), *(root / "scripts").rglob("*.py")]:
+        assert "sys.path" not in p.read_text(), p
+    assert sorted(p.name for p in (root / "scripts").iterdir()) == ["gpu_check.sh", "gpu_prepare.sh"]

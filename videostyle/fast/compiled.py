@@ -7,7 +7,7 @@ fake-quantization steps of six operators each and instance norms spelt out opera
 those passes into a few loops between the convolutions and compiles them for this CPU, and on a
 CPU with bf16 units (AMX or AVX512-BF16) the convolutions run in bf16:
 
-* a fraction of onnxruntime's time a frame (scripts/bench_fast.py --tables runtimes;
+* a fraction of onnxruntime's time a frame (the fast-runtimes benchmark;
   docs/benchmarks.md);
 * the output equals ``onnx_torch.TorchGraph``'s with the same convolution type, byte for byte;
   against onnxruntime's it differs as the CUDA runtime's does, in detail, not in look (the

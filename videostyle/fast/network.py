@@ -11,7 +11,7 @@ The transform graph is declared at 384x384 but is fully convolutional: with ``on
 (part of the extra) its input and output dimensions are relabelled symbolic and whole frames of
 any size and aspect ratio run in one pass (``tiling="whole"``, the default). Without it, or with
 ``tiling="tiles"``, frames are cut into overlapping 384x384 tiles blended with feathered
-(linear ramp) weights. scripts/bench_fast.py compares the two.
+(linear ramp) weights. The fast-speed benchmark compares the two.
 
 Runtimes (``fast.runtime``):
 
@@ -24,7 +24,7 @@ Runtimes (``fast.runtime``):
 
 ``auto`` takes onnxruntime's CUDA provider, else torch on CUDA, else ``compiled`` where it can
 be built (torch >= 2.6 and a C++ compiler), else onnxruntime on the CPU
-(scripts/bench_fast.py --tables runtimes).
+(the fast-runtimes benchmark).
 """
 
 from __future__ import annotations

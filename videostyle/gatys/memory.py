@@ -93,7 +93,7 @@ def map_large_blocks(threshold: int = 1 << 20) -> None:
     first tile, a tile's activations come from the heap, where the tiles' different shapes leave
     holes that ``malloc_trim`` cannot return while smaller blocks sit between them. Fixing the
     threshold keeps them out of the heap, for a lower peak at some more time per iteration (page
-    faults; scripts/bench_tiles.py --heaps, docs/benchmarks.md). Set for tiled frames only,
+    faults; the tiles benchmark with heap=glibc, docs/benchmarks.md). Set for tiled frames only,
     on the CPU; it holds for the rest of the process."""
     lib = _glibc()
     if lib is not None:

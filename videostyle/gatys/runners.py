@@ -74,7 +74,7 @@ def iterate(st: Stylizer, runner: Runner, step: Callable[[], Tensor], iterations
         # The step's losses are those of the image it evaluated, before its update: with a stop
         # loss, that image is kept, so that a frame already as stylized as the first one (a
         # static shot) is not moved at all: moving it by one step a frame made a held frame drift
-        # visibly over seconds (scripts/bench_drift.py --static).
+        # visibly over seconds (the drift benchmark).
         runner.keep = stop_loss is not None
         # One host read per iteration: the weighted terms and their total, stacked on the
         # device (reading each term apart would wait on the device once per term).
@@ -238,7 +238,7 @@ class TiledRunner(EagerRunner):
     # (docs/benchmarks.md, design figures).
     history = 5
     # The pairs in bf16: less peak memory for the same final loss to three figures
-    # (scripts/bench_tiles.py --history-dtypes; docs/benchmarks.md).
+    # (the tiles benchmark with history_dtype set; docs/benchmarks.md).
     history_dtype = torch.bfloat16
 
     def __init__(self, st: Stylizer, optimizer: str, lr: float, content: Tensor, tile: int,

@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Tune the style weight on the real network: a grid of style weights on both photos and all four
 paintings of ../shared/media.
 
@@ -6,10 +5,10 @@ For each (photo, painting, style weight) it prints the final content and style l
 unweighted: relative squared errors, see losses.relative_mse), the edge correlation with the
 photo (Pearson correlation of Sobel gradient magnitudes: how recognisable the content stays) and
 s/iteration, then medians per style weight over all pairs. A contact sheet (rows: pairs,
-columns: photo, then one per weight) goes to docs/tune_weights.jpg.
+columns: photo, then one per weight) goes to docs/figures/tune_weights.jpg.
 
-    python scripts/tune_weights.py [--size 192] [--iterations 100] [--weights 0.3,1,3,10]
-    python scripts/tune_weights.py --weights 1 --tv-weights 0,1,10,100 --only astronaut,chelsea,starry_night
+    python -m benchmarks figure tune-weights [--size 192] [--iterations 100] [--weights 0.3,1,3,10]
+    python -m benchmarks figure tune-weights --weights 1 --tv-weights 0,1,10,100 --only astronaut,chelsea,starry_night
 """
 
 from __future__ import annotations
@@ -27,8 +26,7 @@ from videostyle.config import Config, apply
 from videostyle.io.images import read_image, to_uint8
 from videostyle.report import STIterate
 
-MEDIA = Path(__file__).resolve().parents[1].parent / "shared/media"
-DOCS = Path(__file__).resolve().parents[1] / "docs"
+from benchmarks.figures import MEDIA, OUT
 
 
 def edges(img: np.ndarray) -> np.ndarray:
@@ -48,7 +46,7 @@ def fit(img: np.ndarray, side: int) -> np.ndarray:
     return cv2.resize(img, (round(w * f), round(h * f)), interpolation=cv2.INTER_AREA) if f < 1 else img
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", type=int, default=192)
     ap.add_argument("--iterations", type=int, default=100)
@@ -56,8 +54,8 @@ def main() -> None:
     ap.add_argument("--tv-weights", default="", help="TV weights to cross with the style weights (default: the config's)")
     ap.add_argument("--only", default="", help="comma-separated stems of photos/paintings to keep (default: all)")
     ap.add_argument("--media", type=Path, default=MEDIA)
-    ap.add_argument("--sheet", type=Path, default=DOCS / "tune_weights.jpg")
-    args = ap.parse_args()
+    ap.add_argument("--sheet", type=Path, default=OUT / "tune_weights.jpg")
+    args = ap.parse_args(argv)
     base: dict[str, object] = {"optim.size": args.size, "optim.iterations": args.iterations}
     tvs = [float(t) for t in args.tv_weights.split(",")] if args.tv_weights else [Config().style.tv_weight]
     weights = [(float(w), tv) for w in args.weights.split(",") for tv in tvs]
@@ -105,6 +103,3 @@ def main() -> None:
     cv2.imwrite(str(args.sheet), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
     print(f"\ncontact sheet: {args.sheet} (rows: photo x painting; columns: photo, then (style, tv) weights {weights})")
 
-
-if __name__ == "__main__":
-    main()

@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """How far a VGG-19 feature looks: the effective receptive field of each loss layer, measured.
 
 For a feature at the centre of a real image, the gradient of its channels' sum with respect to
@@ -6,14 +5,12 @@ the input pixels says which pixels it depends on. The radius (Chebyshev distance
 centre) that holds 95%, 99% and 99.9% of the gradient's magnitude is the context a tile needs
 around the features it keeps (``--tile-margin``); the theoretical field bounds it from above.
 
-    python scripts/receptive_field.py [--clip ...] [--size 512] [--model auto]
+    python -m benchmarks figure receptive-field [--clip ...] [--size 512] [--model auto]
 """
 
 from __future__ import annotations
 
 import math
-import sys
-from pathlib import Path
 
 import cv2
 import torch
@@ -23,8 +20,7 @@ from videostyle.io.media import read_frames
 from videostyle.gatys.stylizer import to_tensor
 from videostyle.gatys.tiles import layer_step
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import media_parser, resolve_model  # noqa: E402
+from benchmarks.figures import media_parser, resolve_model
 
 LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "relu5_1")
 
@@ -40,10 +36,10 @@ def theoretical(name: str) -> int:
     return math.ceil(radius + conv * step)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = media_parser(__doc__, frames=1, size=512)
     ap.add_argument("--model", default="auto")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     model = resolve_model(args.model)
     net = build_extractor(LAYERS, model=model, download=False).float().eval()
     frame = next(read_frames(args.clip)).image
@@ -71,6 +67,3 @@ def main() -> None:
             radii.append(r)
         print(f"| {name} | {step} | {theoretical(name)} | {radii[0]} | {radii[1]} | {radii[2]} |", flush=True)
 
-
-if __name__ == "__main__":
-    main()

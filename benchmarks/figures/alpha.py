@@ -1,11 +1,10 @@
-"""docs/alpha.jpg: how a keyed frame goes through the network. A photo is cut out with a soft
+"""docs/figures/alpha.jpg: how a keyed frame goes through the network. A photo is cut out with a soft
 matte, its hidden pixels filled with noise as a keyer leaves them; the figure shows the frame
 over a checkerboard, the colour as stored, the colour the network sees (hidden pixels filled
 from the visible ones) and the result over the checkerboard, against the same frame fed
 premultiplied (hidden pixels black), whose dark fringe is what the fill avoids.
 
-    python scripts/alpha_figure.py --content ../shared/media/content/astronaut.png \
-        --style ../shared/media/style/starry_night.jpg -o docs/alpha.jpg
+    python -m benchmarks figure alpha [--content ...] [--style ...] [-o docs/figures/alpha.jpg]
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from benchmarks.figures import MEDIA, OUT
 from videostyle.cli import main as cli
 from videostyle.io import colour
 from videostyle.io.images import read_image
@@ -39,15 +39,15 @@ def stylize(img: np.ndarray, style: Path, work: Path, name: str, args: argparse.
     return read_image(out)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--content", type=Path, required=True)
-    ap.add_argument("--style", type=Path, required=True)
-    ap.add_argument("-o", "--output", type=Path, default=Path("docs/alpha.jpg"))
+    ap.add_argument("--content", type=Path, default=MEDIA / "content/astronaut.png")
+    ap.add_argument("--style", type=Path, default=MEDIA / "style/starry_night.jpg")
+    ap.add_argument("-o", "--output", type=Path, default=OUT / "alpha.jpg")
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--method", default="gatys")
     ap.add_argument("--iterations", type=int, default=150)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     photo = cv2.resize(read_image(args.content), (args.size, args.size), interpolation=cv2.INTER_AREA)
     h, w = photo.shape[:2]
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
@@ -78,5 +78,3 @@ def main() -> None:
     print(f"wrote {args.output}")
 
 
-if __name__ == "__main__":
-    main()

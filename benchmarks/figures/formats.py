@@ -1,16 +1,14 @@
-#!/usr/bin/env python
 """What goes in and what comes out: for each kind of source (made here with PyAV, as cameras and
 compositors write them), a tiny render with the default codec, and what Debian's ffprobe (an
 independent reader) says of the output; with the alpha compared plane for plane. Prints a table.
 
-    python scripts/formats_table.py
+    python -m benchmarks figure formats
 """
 
 from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -18,7 +16,7 @@ import av
 import cv2
 import numpy as np
 
-from videostyle.cli import main
+from videostyle.cli import main as cli
 from videostyle.io import colour
 from videostyle.io.media import read_frames
 
@@ -117,7 +115,7 @@ def alpha_same(a: Path, b: Path) -> str:
     return f"mean difference {max(np.abs(x.astype(int) - y).mean() for x, y in zip(fa, fb)) / 257:.2f}/255"
 
 
-def main_() -> None:
+def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         style = d / "style.png"
@@ -133,7 +131,7 @@ def main_() -> None:
 
             err = io.StringIO()
             with contextlib.redirect_stderr(err):
-                rc = main(["render", str(src), "--style", str(style), "-o", str(out), *TINY, *extra])
+                rc = cli(["render", str(src), "--style", str(style), "-o", str(out), *TINY, *extra])
             said = " / ".join(line.removeprefix("videostyle: ") for line in err.getvalue().splitlines()
                               if "untrained" not in line) or "-"
             first = out if "%" not in name else out.with_name(out.name % 1)
@@ -145,6 +143,3 @@ def main_() -> None:
             print(f"| {what} | {Path(name).suffix or name} | {prof} | {info['pix_fmt']} | {tags} | {n} | "
                   f"{alpha_same(src, out) if rc == 0 else '-'} | {said} |")
 
-
-if __name__ == "__main__":
-    sys.exit(main_())

@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Stroke size across output sizes: the same image rendered at --base px and at --large px, the
 large one flat (--stroke-side 0) and coarse-to-fine from --base (--stroke-side base).
 
@@ -7,14 +6,13 @@ style at that size: do its strokes read as the style's at the base scale?) and i
 difference from the base render (does it look like a larger base render?). Writes a picture:
 base render | large flat | large from stroke side, all shown at the same size.
 
-    python scripts/stroke_size.py [--image ...] [--style ...] [--base 512] [--large 1024]
-        [--iterations 40] [--out docs/stroke_size.jpg]
+    python -m benchmarks figure stroke-size [--image ...] [--style ...] [--base 512] [--large 1024]
+        [--iterations 40] [--out docs/figures/stroke_size.jpg]
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
@@ -25,11 +23,10 @@ from videostyle.engines import new_stylizer, configure
 from videostyle.config import Config, apply
 from videostyle.io.images import read_image, resize_image, to_uint8
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import MEDIA, STYLE, resolve_model  # noqa: E402
+from benchmarks.figures import MEDIA, OUT, STYLE, resolve_model
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--image", type=Path, default=MEDIA / "content/astronaut.png")
     ap.add_argument("--style", type=Path, default=STYLE)
@@ -37,8 +34,8 @@ def main() -> None:
     ap.add_argument("--large", type=int, default=1024)
     ap.add_argument("--iterations", type=int, default=40)
     ap.add_argument("--model", default="auto")
-    ap.add_argument("--out", type=Path, default=None)
-    args = ap.parse_args()
+    ap.add_argument("--out", type=Path, default=OUT / "stroke_size.jpg")
+    args = ap.parse_args(argv)
     model = resolve_model(args.model)
     src = read_image(args.image)
     h, w = src.shape[:2]
@@ -82,6 +79,3 @@ def main() -> None:
         print(f"\npicture: {args.out} ({args.base} px | {args.large} px flat | {args.large} px from {args.base} px, "
               f"all scaled to {args.base} px)")
 
-
-if __name__ == "__main__":
-    main()

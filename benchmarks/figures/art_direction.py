@@ -1,19 +1,17 @@
-#!/usr/bin/env python
 """The pictures of the README's art-direction section, from the shared media:
 
-* docs/keyframes_strip.jpg: the bunny clip rendered with two style keyframes (Starry Night at
+* docs/figures/keyframes_strip.jpg: the bunny clip rendered with two style keyframes (Starry Night at
   0.5 s, The Great Wave at 2.5 s, eased in over 1.5 s), frames at 0.5, 1.25, 1.75, 2.1 and 2.5 s
   with the style weights each was painted with;
-* docs/regions_frame.jpg: one frame with configs/regions-example.yaml's regions (the top band
+* docs/figures/regions_frame.jpg: one frame with configs/regions-example.yaml's regions (the top band
   in The Great Wave, the ellipse kept, the rest in Starry Night): source | masks | result.
 
-    python scripts/art_direction_docs.py [--size 256] [--model auto] [--method gatys]
+    python -m benchmarks figure art-direction [--size 256] [--model auto] [--method gatys]
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from pathlib import Path
 
@@ -21,16 +19,15 @@ import av
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import CLIP, MEDIA, resolve_model  # noqa: E402
+from benchmarks.figures import CLIP, MEDIA, OUT, resolve_model
 
-from videostyle.config import Config, apply, load  # noqa: E402
-from videostyle.temporal.keyframes import schedule  # noqa: E402
-from videostyle.render.pipeline import render_image, render_video  # noqa: E402
-from videostyle.engines import render_spec  # noqa: E402
-from videostyle.temporal.regions import Regions  # noqa: E402
+from videostyle.config import Config, apply, load
+from videostyle.temporal.keyframes import schedule
+from videostyle.render.pipeline import render_image, render_video
+from videostyle.engines import render_spec
+from videostyle.temporal.regions import Regions
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks.machine import ROOT
 
 
 def label(img: np.ndarray, text: str) -> np.ndarray:
@@ -58,7 +55,7 @@ def strip(args: argparse.Namespace, tmp: Path) -> None:
                 w = sc.weights(t)
                 tiles.append(label(f.to_ndarray(format="rgb24"), f"{t:.2f}s  starry {w[0]:.2f} / wave {w[1]:.2f}"))
     sheet = np.concatenate(tiles, 1)
-    dest = ROOT / "docs/keyframes_strip.jpg"
+    dest = OUT / "keyframes_strip.jpg"
     cv2.imwrite(str(dest), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 88])
     print(f"{dest}: {len(tiles)} frames")
 
@@ -91,18 +88,18 @@ def regions(args: argparse.Namespace, tmp: Path) -> None:
         masks += fr.keep[..., None] * 255 * 0.3
     masks = cv2.resize(np.clip(masks, 0, 255).astype(np.uint8), (w, h), interpolation=cv2.INTER_AREA)
     sheet = np.concatenate([label(small, "source"), label(masks, "wave | kept | starry"), label(result, "result")], 1)
-    dest = ROOT / "docs/regions_frame.jpg"
+    dest = OUT / "regions_frame.jpg"
     cv2.imwrite(str(dest), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 88])
     print(dest)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--model", default="auto")
     ap.add_argument("--method", default="gatys", choices=("gatys", "fast"))
     ap.add_argument("--only", choices=("strip", "regions"))
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     args.model = resolve_model(args.model)
     with tempfile.TemporaryDirectory() as tmp:
         if args.only != "regions":
@@ -110,6 +107,3 @@ def main() -> None:
         if args.only != "strip":
             regions(args, Path(tmp))
 
-
-if __name__ == "__main__":
-    main()
