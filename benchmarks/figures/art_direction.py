@@ -55,7 +55,7 @@ def strip(args: argparse.Namespace, tmp: Path) -> None:
                 w = sc.weights(t)
                 tiles.append(label(f.to_ndarray(format="rgb24"), f"{t:.2f}s  starry {w[0]:.2f} / wave {w[1]:.2f}"))
     sheet = np.concatenate(tiles, 1)
-    dest = OUT / "keyframes_strip.jpg"
+    dest = args.out / "keyframes_strip.jpg"
     cv2.imwrite(str(dest), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 88])
     print(f"{dest}: {len(tiles)} frames")
 
@@ -88,7 +88,7 @@ def regions(args: argparse.Namespace, tmp: Path) -> None:
         masks += fr.keep[..., None] * 255 * 0.3
     masks = cv2.resize(np.clip(masks, 0, 255).astype(np.uint8), (w, h), interpolation=cv2.INTER_AREA)
     sheet = np.concatenate([label(small, "source"), label(masks, "wave | kept | starry"), label(result, "result")], 1)
-    dest = OUT / "regions_frame.jpg"
+    dest = args.out / "regions_frame.jpg"
     cv2.imwrite(str(dest), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 88])
     print(dest)
 
@@ -99,6 +99,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--model", default="auto")
     ap.add_argument("--method", default="gatys", choices=("gatys", "fast"))
     ap.add_argument("--only", choices=("strip", "regions"))
+    ap.add_argument("--out", type=Path, default=OUT, help="the folder written")
     args = ap.parse_args(argv)
     args.model = resolve_model(args.model)
     with tempfile.TemporaryDirectory() as tmp:

@@ -53,10 +53,11 @@ def main(argv: list[str] | None = None) -> None:
                                                         interpolation=cv2.INTER_AREA))
     from videostyle.config import Config, apply
     from videostyle.engines import new_stylizer
+    from videostyle.factory import prepare_content
 
     st = new_stylizer(apply(Config(), {"optim.size": args.gatys_size}))
     st.set_styles([style])
-    gatys = to_uint8(st.stylize(content).image)
+    gatys = to_uint8(st.stylize(prepare_content(content, args.gatys_size, "content")).image)
     write_image(args.out / "gatys_before_after.jpg", np.concatenate(
         [fit(content), gap, fit(style), gap, fit(gatys), gap, fit(stylized(content, 512))], axis=1))
     print(f"wrote before_after.jpg, clip_strip.jpg and gatys_before_after.jpg in {args.out}")

@@ -13,7 +13,6 @@ base render | large flat | large from stroke side, all shown at the same size.
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import cv2
@@ -24,6 +23,7 @@ from videostyle.config import Config, apply
 from videostyle.io.images import read_image, resize_image, to_uint8
 
 from benchmarks.figures import MEDIA, OUT, STYLE, resolve_model
+from benchmarks.harness import whole
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -49,9 +49,9 @@ def main(argv: list[str] | None = None) -> None:
         cfg = apply(Config(), {"model.name": model, "optim.size": 0, "optim.iterations": args.iterations,
                                "style.stroke_side": stroke, "optim.tile": "off"})
         configure(st, cfg)
-        t0 = time.perf_counter()
-        out = to_uint8(st.stylize(at(side)).image)
-        return out, time.perf_counter() - t0
+        got: list[np.ndarray] = []
+        secs = whole(lambda: got.append(to_uint8(st.stylize(at(side)).image)), 1).median
+        return got[0], secs
 
     st = new_stylizer(apply(Config(), {"model.name": model}))
     st.set_styles([read_image(args.style)])

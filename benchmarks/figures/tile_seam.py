@@ -18,11 +18,13 @@ from benchmarks.figures import CLIP, OUT, STYLE
 def seam_crop(image: np.ndarray, core: int, control: np.ndarray | None = None, side: int = 192) -> np.ndarray:
     import cv2
 
-    y0, x0 = max(0, core - side // 2), max(0, core - side // 2)
+    h, w = image.shape[:2]
+    side = min(side, h, w)
+    y0, x0 = min(max(0, core - side // 2), h - side), min(max(0, core - side // 2), w - side)
     crop = image[y0:y0 + side, x0:x0 + side].copy()
     marked = crop.copy()
-    marked[:, core - x0] = (255, 0, 0)
-    marked[core - y0, :] = (255, 0, 0)
+    marked[:, min(core - x0, side - 1)] = (255, 0, 0)
+    marked[min(core - y0, side - 1), :] = (255, 0, 0)
     gap = np.full((side, 8, 3), 255, np.uint8)
     parts = [crop, gap, marked] + ([gap, control[y0:y0 + side, x0:x0 + side]] if control is not None else [])
     sheet = np.concatenate(parts, 1)
@@ -41,7 +43,10 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     ctx = Context(clip=args.clip, style=args.style)
     _, images = runs(ctx)
-    size = max(s for s, got in images.items() if "tiled" in got and "untiled" in got)
+    both = [s for s, got in images.items() if "tiled" in got and "untiled" in got]
+    if not both:
+        raise SystemExit("tile-seam: no size ran both tiled and untiled")
+    size = max(both)
     p = plan(ctx)
     write_image(args.out, seam_crop(images[size]["tiled"], p["tile"] - 2 * p["margin"], images[size]["untiled"]))
     print(f"wrote {args.out} ({size} px: tiled | edges marked | untiled)")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from pathlib import Path
 
 import cv2
@@ -27,6 +26,7 @@ from videostyle.io.images import read_image, to_uint8
 from videostyle.report import STIterate
 
 from benchmarks.figures import MEDIA, OUT
+from benchmarks.harness import whole
 
 
 def edges(img: np.ndarray) -> np.ndarray:
@@ -77,9 +77,10 @@ def main(argv: list[str] | None = None) -> None:
             for w, tv in weights:
                 configure(stylizer, apply(Config(), {**base, "style.style_weight": w, "style.tv_weight": tv}))
                 seen: list[STIterate] = []
-                t0 = time.perf_counter()
-                res = stylizer.stylize(content, callback=seen.append)
-                per_iter = (time.perf_counter() - t0) / max(1, res.iterations)
+                got: list[object] = []
+                secs = whole(lambda: got.append(stylizer.stylize(content, callback=seen.append)), 1).median
+                res = got[0]
+                per_iter = secs / max(1, res.iterations)
                 out = to_uint8(res.image)
                 c = res.losses["content"] / stylizer.loss.spec.content_weight
                 s = res.losses["style"] / w
