@@ -11,8 +11,8 @@ import pytest
 
 from videostyle.cli import main
 from videostyle.errors import worded
-from videostyle.estimate import (START_DELTAS, WARMUP_ITERATIONS, Estimating, RenderPlan, alternatives, duration,
-                                 replay)
+from videostyle.estimate import (PRIOR_FACTOR, START_DELTAS, WARMUP_ITERATIONS, Estimating, RenderPlan, alternatives,
+                                 duration, replay)
 from videostyle.io.images import write_image
 from videostyle.report import FrameDone, Reporter, STIterate
 
@@ -220,8 +220,9 @@ def test_the_scans_scene_cuts_cost_a_first_frame_each():
 
 def test_motion_foresees_the_later_frames_that_stop_early():
     """Frames that move a lot use the whole budget; the scan says the rest hardly move, so they
-    are foreseen at fewer iterations, in proportion, with the smallest factor that accounts for
-    the frames measured."""
+    are foreseen at fewer iterations, in proportion: at the prior factor until a frame has
+    stopped early (raised where frames at their budget say it is larger), then with the
+    smallest factor that accounts for the frames measured."""
     clock, rec = Clock(), Record()
     est = Estimating(rec, clock)
     est.begin(20, "clip.mp4")
@@ -229,16 +230,28 @@ def test_motion_foresees_the_later_frames_that_stop_early():
     est.plan(RenderPlan(frames=20, first_iterations=100, later_iterations=20, size=(64, 64), early_stop=True,
                         motion=motion))
     _frame(est, clock, 0, 100, 0.1)
+    assert est._factor == PRIOR_FACTOR  # (nothing measured yet)
     for k in range(1, 10):
         _frame(est, clock, k, 20, 0.1)  # at the budget: the factor is at least 20 / 0.2 = 100
-    # ... which says nothing yet of frames stopping early: the rest at their budget
-    assert rec.progresses[-1].model_left == pytest.approx(10 * 20 * 0.1, rel=1e-6)
+    # ... less than the prior: the rest at the prior's iterations (0.05 x 200 = 10), and the range
+    # reaches their whole budget
+    assert rec.progresses[-1].model_left == pytest.approx(10 * 10 * 0.1, rel=1e-6)
+    e = est._estimate(clock())
+    assert e.high_seconds >= clock() + 10 * 20 * 0.1
     _frame(est, clock, 10, 5, 0.1)  # one of them stopped after 5: the factor is 100
     # the 9 others at motion 0.05: 100 x 0.05 = 5 iterations each, at 0.1 s
     assert rec.progresses[-1].model_left == pytest.approx(9 * 5 * 0.1, rel=1e-6)
     _frame(est, clock, 11, 10, 0.1)
     _frame(est, clock, 12, 10, 0.1)  # two took 10: the factor that fits them best is 200
     assert rec.progresses[-1].model_left == pytest.approx(7 * 10 * 0.1, rel=1e-6)
+    # Frames at their budget that hardly move raise the prior: 20 iterations at motion 0.05 say
+    # the factor is at least 400.
+    est3 = Estimating(Record(), Clock())
+    est3.plan(RenderPlan(frames=20, first_iterations=100, later_iterations=20, size=(64, 64), early_stop=True,
+                         motion=(1.0,) + (0.05,) * 19))
+    est3.later_its.append((0.05, 20))
+    est3._fit()
+    assert est3._factor == pytest.approx(400.0) and est3._prior
     # Without the early stop every frame takes its budget, whatever the motion.
     est2 = Estimating(Record(), Clock())
     est2.plan(RenderPlan(frames=20, first_iterations=100, later_iterations=20, size=(64, 64), motion=motion))

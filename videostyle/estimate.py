@@ -20,7 +20,9 @@ Once the render's scan of the span arrives (a second ``plan`` with ``motion`` an
 flow from the one before is reliable almost everywhere starts near its answer. Iterations are
 taken as proportional to the unreliable share, up to the budget, with the smallest factor that
 accounts for the frames measured so far (a frame at the budget only says the factor is at
-least that large), at the measured seconds per iteration of later frames.
+least that large), at the measured seconds per iteration of later frames. Until a later frame
+has stopped early, the factor is a prior (``PRIOR_FACTOR``), raised where frames at their
+budget say it is larger, and the range's top is every later frame at its budget.
 Nothing here prints; the clock is injectable for tests.
 """
 
@@ -52,6 +54,12 @@ RATE_WINDOW = 64  # recent iteration times the rate is the median of
 # seconds: a rate that jumps for a few iterations (a stage thread starting beside the optimiser)
 # moves it a little, a lasting change fully within a minute or two.
 SMOOTHING = 20.0
+# Iterations per unit of unreliable flow (the scan's motion) foreseen for a later frame that stops
+# early, before any has (a render's first seconds often move too much to stop early, and say
+# little of the rest). Read off renders of the shared clips: where the frames that stopped early
+# put it, rounded down, since the frames that move most of those that still run their budget
+# stop earlier than their motion says (docs/benchmarks.md, the estimate's tables).
+PRIOR_FACTOR = 200.0
 # Where the total is not bounded by what frames may do (early stops), the range says the
 # estimate's own accuracy: the rate measured so far may yet change by this much either way.
 SPREAD = 0.25
@@ -168,6 +176,7 @@ class Estimating(Reporter):
         self.later_its: list[tuple[float, int]] = []  # (motion, iterations) of each later frame measured
         self.first_secs: float | None = None  # frame 0's wall time, once it is done
         self._factor: float | None = None  # iterations per unit of motion (``_fit``)
+        self._prior = False  # whether ``_factor`` is the prior (no later frame has stopped early yet)
         self.frames_done = 0
         self.it_in_frame = (0, 0)  # (iterations done, planned) of the frame at hand
         self.frame_started: float | None = None
@@ -275,31 +284,35 @@ class Estimating(Reporter):
         """The factor from motion to iterations: the smallest that accounts for the later frames
         measured (least absolute error of min(budget, factor x motion) against their iterations)."""
         p = self.plan_
-        self._factor = None
+        self._factor, self._prior = None, False
         pts = [(u, n) for u, n in self.later_its if u == u and u > 0]
-        if p is None or not p.early_stop or not p.motion or not pts:
+        if p is None or not p.early_stop or not p.motion:
             return
         cap = p.later_iterations
         if all(n >= cap for _, n in pts):
             # Frames that all used their whole budget say only that the factor is at least so
-            # large: nothing yet says that any frame stops early (a render whose frames all ran
-            # their budget was foreseen, from this bound, at a fraction of its time left).
+            # large: the prior, unless they say more (taken alone, that bound foresaw a render
+            # whose frames all ran their budget at a fraction of its time left).
+            self._factor = max([PRIOR_FACTOR] + [cap / u for u, _ in pts])
+            self._prior = True
             return
         us, ns = np.array([u for u, _ in pts]), np.array([n for _, n in pts], np.float64)
         candidates = np.unique(np.minimum(ns, cap) / us)
         errors = [np.abs(np.minimum(cap, k * us) - ns).sum() for k in candidates]
         self._factor = float(candidates[int(np.argmin(errors))])  # (argmin: the first, smallest, of ties)
 
-    def _frame_seconds(self, indices: np.ndarray) -> float:
-        """The foreseen seconds of later frames ``indices`` (scene cuts among them cost a first frame)."""
+    def _frame_seconds(self, indices: np.ndarray, budget: bool = False) -> float:
+        """The foreseen seconds of later frames ``indices`` (scene cuts among them cost a first
+        frame); ``budget``: each at its whole budget, whatever the motion foresees."""
         p = self.plan_
         assert p is not None
         if not len(indices):
             return 0.0
-        if self._factor is not None and self.later_rate:
+        if self._factor is not None and not budget:
             u = np.asarray(p.motion, np.float64)[np.clip(indices, 0, len(p.motion) - 1)]
             its = np.clip(self._factor * u, 1.0, p.later_iterations)
-            secs = its * statistics.median(self.later_rate)
+            # (before a later frame is measured, at frame 0's rate: it is most of what they do)
+            secs = its * (statistics.median(self.later_rate) if self.later_rate else self._iteration_seconds())
         else:
             secs = np.full(len(indices), self._later_seconds())
         if p.cuts and p.first_iterations:
@@ -307,7 +320,7 @@ class Estimating(Reporter):
             secs = np.where(np.isin(indices, p.cuts), first, secs)
         return float(secs.sum())
 
-    def _left(self, now: float) -> float | None:
+    def _left(self, now: float, budget: bool = False) -> float | None:
         p = self.plan_
         if p is None or p.frames is None:
             return None
@@ -321,12 +334,12 @@ class Estimating(Reporter):
             left += max((planned or p.first_iterations) - done_it, 0) * self._iteration_seconds()
             nxt += 1
         elif nxt < p.frames and self.frame_started is not None:
-            left += max(self._frame_seconds(np.array([nxt])) - (now - self.frame_started), 0.0)
+            left += max(self._frame_seconds(np.array([nxt]), budget) - (now - self.frame_started), 0.0)
             nxt += 1
-        left += self._frame_seconds(np.arange(nxt, p.frames))
+        left += self._frame_seconds(np.arange(nxt, p.frames), budget)
         # The settle pass renders frames k-1 .. 0 again, each from the frame after it.
         settle = max(p.settle_frames - self.settled, 0)
-        return left + self._frame_seconds(np.arange(1, settle + 1)) if settle else left
+        return left + self._frame_seconds(np.arange(1, settle + 1), budget) if settle else left
 
     def _estimate(self, now: float) -> Estimate:
         assert self.plan_ is not None
@@ -336,6 +349,9 @@ class Estimating(Reporter):
         it_s = self._iteration_seconds()
         first = p.first_iterations * it_s if p.first_iterations else self._later_seconds()
         low, high = (now - self.t0) + (1 - SPREAD) * left, (now - self.t0) + (1 + SPREAD) * left
+        if self._prior:
+            # Foreseen from the prior: the later frames may yet all run their budget.
+            high = max(high, (now - self.t0) + (1 + SPREAD) * (self._left(now, budget=True) or 0.0))
         if p.early_stop and p.later_iterations > 1 and (p.frames or 0) > 1 and not self.later_secs:
             # Later frames may stop after one iteration each: as low as that, whatever the motion says.
             later = (p.frames or 0) - max(p.resumed, 1) + p.settle_frames

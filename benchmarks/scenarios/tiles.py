@@ -12,15 +12,13 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.harness import Column, Context, Row, Scenario, whole
+from benchmarks.harness import Column, Context, Row, Scenario, peak_memory_mb, whole
 from benchmarks.scenarios.common import model, own_process
 
 
 def tile_run(a: dict[str, Any]) -> dict[str, Any]:
     """One optimisation (in a process of its own): its peak memory, s/iteration and losses; the
     image saved at ``a["save"]``."""
-    import resource
-
     import cv2
     import torch
 
@@ -54,8 +52,8 @@ def tile_run(a: dict[str, Any]) -> dict[str, Any]:
     got: list[Any] = []
     secs = whole(lambda: got.append(st.stylize(content)), 1).median
     res = got[0]
-    peak = (torch.cuda.max_memory_allocated() / 2 ** 20 if st.device.type == "cuda"
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    mem = peak_memory_mb(st.device.type)
+    peak = mem.get("peak_cuda_mb", mem["peak_rss_mb"])
     write_image(Path(a["save"]), (res.image * 255).round().astype(np.uint8))
     return {"peak_mb": peak, "s_iter": secs / max(res.iterations, 1), "loss": res.loss, "losses": res.losses}
 
