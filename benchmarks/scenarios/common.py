@@ -16,18 +16,9 @@ from benchmarks.harness import Context
 def model(ctx: Context, name: str = "auto") -> str:
     """``auto``: the embedded VGG-19 when its weights are on this machine, else random weights
     (whose speed is the same); a smoke run always takes random weights."""
-    if ctx.smoke:
-        return "random"
-    if name != "auto":
-        return name
-    from videostyle.errors import WeightsError
-    from videostyle.gatys.features import build_extractor
+    from benchmarks.figures import resolve_model
 
-    try:
-        build_extractor(("relu1_1",), download=False)
-        return "vgg19"
-    except WeightsError:
-        return "random"
+    return "random" if ctx.smoke else resolve_model(name)
 
 
 def config(ctx: Context, style: Path, **over: Any) -> Any:
