@@ -324,13 +324,16 @@ def _replayed(name: str) -> tuple[list, list, float, float]:
     return rec.estimates, rec.progresses, frame0[0], real
 
 
-def test_a_recorded_render_is_foreseen_within_a_quarter_before_frame_0_ends():
-    """The shared bunny clip at 256 px, 48 frames, the defaults (300 iterations for frame 0, up
-    to 20 for later frames with the loss-ratio stop, the 1 s settle pass), as a render on a 2-core
-    CPU wrote its events: every estimate said before frame 0 ended is within 25% of the real
-    total, the real total falls in each one's range, and the bar's time left never swings by
-    more than 2x within a minute after the first estimate."""
-    estimates, progresses, frame0, real = _replayed("bunny256_48.jsonl.gz")
+@pytest.mark.parametrize("name", ["bunny256_48.jsonl.gz", "bunny256_240.jsonl.gz"])
+def test_a_recorded_render_is_foreseen_within_a_quarter_before_frame_0_ends(name):
+    """The shared bunny clip at 256 px, 48 frames and all 240, the defaults (300 iterations for
+    frame 0, up to 20 for later frames with the loss-ratio stop, the 1 s settle pass), as renders
+    on a 2-core CPU wrote their events: every estimate said before frame 0 ended is within 25% of
+    the real total, the real total falls in each one's range, and the bar's time left never swings
+    by more than 2x within a minute after the first estimate. (In the whole clip the first three
+    seconds run every later frame's budget and the rest stop after a few iterations: only the
+    scan's motion, in before frame 0 ends, tells them apart.)"""
+    estimates, progresses, frame0, real = _replayed(name)
     assert [e.revision for _, e in estimates] == list(range(len(estimates)))
     early = [e for t, e in estimates if t < frame0]
     assert len(early) >= 2  # the first, and revised as frame 0's iterations came in
@@ -342,3 +345,34 @@ def test_a_recorded_render_is_foreseen_within_a_quarter_before_frame_0_ends():
              if p.seconds_left and start <= p.elapsed <= start + 60]
     swing = max(max(a, b) / min(a, b) for i, (t, a) in enumerate(lefts) for u, b in lefts[i:] if u - t <= 60)
     assert swing <= 2.0
+
+
+@pytest.mark.slow
+def test_a_real_render_ends_inside_the_range_of_every_estimate_said_before_frame_0_ends(tmp_path):
+    """A whole render on this machine with the defaults (300 iterations for frame 0, up to 20 for
+    later frames with the loss-ratio stop, the settle pass), the network at its full depth with
+    random weights on a small moving clip: each estimate said before frame 0 ends has the time
+    the render took inside its range. (Its number is not held to 25% here: how early later
+    frames stop depends on the network and the footage, and the prior is for the real network
+    on real footage; the recorded renders above hold that.)"""
+    from videostyle.config import Config, apply
+    from videostyle.engines import render_spec
+    from videostyle.render.pipeline import render_video
+
+    src = make_clip(tmp_path / "clip.mp4", frames=36, size=(128, 72), audio=())
+    write_image(tmp_path / "s.png", stripes(64, 64))
+    said: list = []
+    before_frame_0: list[int] = []
+
+    class Said(Record):
+        def frame(self, done) -> None:  # type: ignore[override]
+            before_frame_0.append(len(said))
+
+        def estimate(self, e) -> None:  # type: ignore[override]
+            said.append(e)
+
+    cfg = apply(Config(), {"model.name": "random", "style.images": [str(tmp_path / "s.png")], "render.device": "cpu"})
+    real = render_video(src, tmp_path / "out.mp4", render_spec(cfg), Estimating(Said())).seconds
+    assert before_frame_0[0] >= 1
+    for e in said[:before_frame_0[0]]:
+        assert e.low_seconds <= real <= e.high_seconds, (e.revision, e.low_seconds, real, e.high_seconds)
