@@ -109,7 +109,7 @@ def flicker(ctx: Context) -> list[Row]:
 
     clip, style = ctx.media()
     frames, rows = ctx.pick(48, 3), []
-    for blend in (0.0, 0.6, 0.8):
+    for blend in ctx.pick((0.0, 0.6, 0.8), (0.0, 0.6)):
         cfg = config(ctx, style, fast__method="fast", optim__size=ctx.pick(256, 64), render__max_frames=frames,
                      fast__blend=blend, encode__crf=12, render__device="auto" if ctx.device == "cpu" else ctx.device)
         out = ctx.work / f"blend{blend}.mkv"
@@ -165,7 +165,7 @@ def command(ctx: Context) -> list[Row]:
     clip, style = ctx.media()
     seconds, rows = ctx.pick(5.0, 0.2), []
     runs = [(size, rt, ["--method", "fast", "--size", str(size), "--duration", str(seconds), "--fast-runtime", rt])
-            for size in ctx.pick((640, 1280), (64,)) for rt in ctx.pick(("onnxruntime", "compiled"), ("onnxruntime",))]
+            for size in ctx.pick((640, 1280), ()) for rt in ("onnxruntime", "compiled")]
     runs.append((ctx.pick(128, 64), "gatys", ["--size", str(ctx.pick(128, 64)), "--duration", str(seconds),
                                               "--iterations", str(ctx.pick(40, 2)), "--iterations-later",
                                               str(ctx.pick(10, 1)), "--settle", "0", "--restart",

@@ -46,7 +46,8 @@ def renders(ctx: Context) -> list[Row]:
 
     clip0, style = ctx.media()
     frames, device = ctx.pick(12, 2), resolve_device(ctx.device)
-    wanted = ctx.options["variants"].split(",") if ctx.options.get("variants") else list(VARIANTS)
+    wanted = ctx.options["variants"].split(",") if ctx.options.get("variants") else ctx.pick(list(VARIANTS),
+                                                                                               ["farneback", "adam"])
     names = [v for v in wanted if device.type == "cuda" or "render.cuda_graphs" not in VARIANTS[v]]
     rows: list[Row] = []
     stylizer = None
@@ -103,7 +104,9 @@ def _length_run(clip: Path, style: Path, frames: int, size: int, its: tuple[int,
 def lengths(ctx: Context) -> list[Row]:
     clip, style = ctx.media()
     short = ctx.pick(24, 2)
-    rows = [own_process(_length_run, clip, style, n, ctx.pick(128, 64), ctx.pick((20, 5), (2, 1)), ctx.work)
+    # (a smoke run in this process: the tiles scenario runs one of its own)
+    run = own_process if not ctx.smoke else (lambda fn, *a: fn(*a))
+    rows = [run(_length_run, clip, style, n, ctx.pick(128, 64), ctx.pick((20, 5), (2, 1)), ctx.work)
             for n in (short, 4 * short)]
     a, b = rows
     b["vs"] = f"time {b['total'] / a['total']:.2f}x, peak RSS {b['peak_rss_mb'] / a['peak_rss_mb']:.2f}x"

@@ -53,7 +53,7 @@ def consistency(ctx: Context) -> list[Row]:
     clip, style = ctx.media()
     frames, rows = ctx.pick(24, 2), []
     for engine in ("gatys", "fast"):
-        for c in ctx.pick((0.0, 0.25, 0.5, 0.75, 1.0), (0.0, 1.0)):
+        for c in ctx.pick((0.0, 0.25, 0.5, 0.75, 1.0), (1.0,)):
             cfg = config(ctx, style, model__name=model(ctx), optim__size=ctx.pick(160, 64),
                          optim__iterations=ctx.pick(60, 2), optim__iterations_later=ctx.pick(12, 1),
                          render__max_frames=frames, temporal__consistency=c, fast__method=engine, encode__crf=12)
@@ -137,8 +137,9 @@ def drift(ctx: Context) -> list[Row]:
 
     clip, style = ctx.media()
     rows = []
-    for label, static, over in (("ping-pong, defaults", False, {}), ("ping-pong, --settle 0", False,
-                                 {"temporal__settle": 0.0}), ("one frame held, defaults", True, {})):
+    rows_wanted = (("ping-pong, defaults", False, {}), ("ping-pong, --settle 0", False, {"temporal__settle": 0.0}),
+                   ("one frame held, defaults", True, {}))
+    for label, static, over in ctx.pick(rows_wanted, rows_wanted[::2]):
         looped = ctx.work / f"clip_{static}.mp4"
         n, fps = pingpong(clip, looped, ctx.pick(10.0, 0.5), static)
         cfg = config(ctx, style, model__name=model(ctx), optim__size=ctx.pick(128, 64),
