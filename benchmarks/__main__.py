@@ -34,6 +34,8 @@ def _run(args: argparse.Namespace) -> int:
                                   options=options)
             try:
                 results[name] = harness.run(REGISTRY[name], one)
+                # (written after each scenario: a run stopped by its time limit keeps what it measured)
+                harness.write(out, harness.record(results, args.smoke, args.device, stamp))
             except Exception:
                 print(f"benchmarks: {name} failed", file=sys.stderr)
                 raise
