@@ -15,6 +15,7 @@ import urllib.request
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 
 from videostyle import config as C
@@ -139,8 +140,11 @@ def test_bad_uploads_get_a_message_and_the_server_keeps_going(running, tmp_path)
     st, res = running.upload("../../escape.png", style.read_bytes(), "style")  # a name with a path in it
     assert st == 200 and not (tmp_path / "escape.png").exists()
     assert all(p.parent == running.studio.uploads.folder for p in running.studio.uploads.folder.rglob("*"))
-    st, res = running.upload("noise.mp4", os.urandom(4096), "clip")
+    # (seeded: about one in 400 draws of random bytes reads as lrc lyrics, a subtitle stream)
+    st, res = running.upload("noise.mp4", np.random.default_rng(0).bytes(4096), "clip")
     assert st == 400 and "not a readable video" in res["error"]
+    st, res = running.upload("lyrics.mp4", b"[00:01.00]la la la\n[00:02.50]la\n", "clip")  # read as subtitles
+    assert st == 400 and "lyrics.mp4: has no video stream" in res["error"] and "subtitle" in res["error"]
     png = (tmp_path / "still.png")
     write_image(png, pattern(48, 64))
     st, res = running.upload("holiday.mp4", png.read_bytes(), "clip")  # an image named .mp4

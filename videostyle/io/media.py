@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -106,7 +107,10 @@ def _main_video_stream(container: Any, path: Path) -> Any:
     for s in container.streams.video:
         if not s.disposition & av.stream.Disposition.attached_pic:  # cover art is not the video
             return s
-    raise InputError(f"input {path} has no video stream")
+    held = Counter(s.type for s in container.streams)
+    what = ", ".join(f"{n} {kind} stream{'s' if n > 1 else ''}" for kind, n in held.items()) or "no streams"
+    # (ffmpeg reads some text and noise as subtitles: say what it found)
+    raise InputError(f"input {path} has no video stream (read as {container.format.name}: {what}); give a video file")
 
 
 def _stream_info(s: Any) -> StreamInfo:
