@@ -298,8 +298,9 @@ class Estimating(Reporter):
             return
         us, ns = np.array([u for u, _ in pts]), np.array([n for _, n in pts], np.float64)
         candidates = np.unique(np.minimum(ns, cap) / us)
-        errors = [np.abs(np.minimum(cap, k * us) - ns).sum() for k in candidates]
-        self._factor = float(candidates[int(np.argmin(errors))])  # (argmin: the first, smallest, of ties)
+        errors = fit_errors(us, ns, cap, candidates)
+        # (the first, smallest, of ties, within the sums' rounding)
+        self._factor = float(candidates[int(np.argmax(errors <= errors.min() * (1 + 1e-9) + 1e-9))])
 
     def _frame_seconds(self, indices: np.ndarray, budget: bool = False) -> float:
         """The foreseen seconds of later frames ``indices`` (scene cuts among them cost a first
@@ -378,6 +379,31 @@ class Estimating(Reporter):
             total = shown + a * (total - shown)
         self.shown = (now, total)
         return max(total - (now - self.t0), 0.0)
+
+
+def fit_errors(us: np.ndarray, ns: np.ndarray, cap: float, ks: np.ndarray) -> np.ndarray:
+    """``sum(|min(cap, k * us) - ns|)`` for each ``k`` of ``ks``, in O((n + m) log n) rather than
+    O(n m): a render refits after each later frame, over every later frame it has measured.
+
+    Each point's error is piecewise linear in ``k``: ``n - k u`` up to ``a = min(n, cap) / u``,
+    ``k u - n`` from there up to ``b = cap / u`` (nothing when ``n >= cap``), and ``|cap - n|``
+    beyond ``b``. Sorted by ``a`` and by ``b``, prefix sums give each piece's total at each ``k``.
+    """
+    a, b = np.minimum(ns, cap) / us, cap / us
+    by_a, by_b = np.argsort(a), np.argsort(b)
+    a_sorted, b_sorted = a[by_a], b[by_b]
+
+    def prefix(values: np.ndarray, order: np.ndarray) -> np.ndarray:
+        return np.concatenate(([0.0], np.cumsum(values[order])))
+
+    u_a, n_a = prefix(us, by_a), prefix(ns, by_a)
+    u_b, n_b, flat_b = prefix(us, by_b), prefix(ns, by_b), prefix(np.abs(cap - ns), by_b)
+    below = np.searchsorted(a_sorted, ks, side="left")  # points with a < k (the rest: n - k u)
+    beyond = np.searchsorted(b_sorted, ks, side="left")  # points with b < k (|cap - n|)
+    u1, n1 = u_a[-1] - u_a[below], n_a[-1] - n_a[below]  # a >= k
+    u3, n3, flat = u_b[beyond], n_b[beyond], flat_b[beyond]  # b < k
+    u2, n2 = u_a[-1] - u1 - u3, n_a[-1] - n1 - n3  # a < k <= b
+    return (n1 - ks * u1) + (ks * u2 - n2) + flat
 
 
 def sum_levels_before(it: STIterate) -> int:
