@@ -127,3 +127,38 @@ def test_the_safeguard_keeps_one_read_an_iteration_when_no_step_is_taken_back():
         torch.Tensor.__float__, torch.Tensor.tolist = real_float, real_tolist
     assert opt.backtracks == 0
     assert reads == {"float": 0, "tolist": 10}  # the curvature test, the loss and the slope in one read
+
+
+def test_a_gatys_render_starts_without_importing_torchs_compiler(tmp_path):
+    """A default render's process never imports ``torch._dynamo``: ``torch.optim.Optimizer``'s
+    first call does (a second or more of every render's start), and the default optimiser needs
+    none of it. (``zero_grad`` as the stylizer calls it, between steps, is checked alongside.)"""
+    import subprocess
+    import sys
+
+    from videostyle.io.images import write_image
+
+    from .conftest import stripes
+
+    write_image(tmp_path / "c.png", stripes(48, 64))
+    write_image(tmp_path / "s.png", stripes(32, 32))
+    code = ("import sys\nfrom videostyle.cli import main\n"
+            f"rc = main(['render', 'c.png', '--style', 's.png', '-o', 'o.png', '--model', 'random', '--size', '48',"
+            f" '--iterations', '3', '-q'])\n"
+            "print(rc, 'torch._dynamo' in sys.modules)\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert res.stdout.split() == ["0", "False"], res.stderr
+    assert (tmp_path / "o.png").exists()
+
+
+def test_zero_grad_clears_or_zeroes_the_gradient():
+    x = torch.ones(4, requires_grad=True)
+    opt = LBFGS([x])
+    (x * 2).sum().backward()
+    opt.zero_grad(set_to_none=False)
+    assert x.grad is not None and not x.grad.any()
+    (x * 2).sum().backward()
+    opt.zero_grad()
+    assert x.grad is None
+    with pytest.raises(ValueError, match="exactly one tensor"):
+        LBFGS([x, torch.ones(2, requires_grad=True)])

@@ -17,16 +17,19 @@ their memory, which tiled frames use.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from torch import Tensor
 
 
-class LBFGS(torch.optim.Optimizer):
+class LBFGS:
     """``step(closure)``: evaluate the closure (loss and gradient at the current point), fold the
     last step's curvature pair into the history, and move along the two-loop direction with step
-    ``lr``.
+    ``lr``. It has the optimiser interface the stylizer uses (``param_groups``, ``zero_grad``,
+    ``step``) without ``torch.optim.Optimizer`` as its base: the base's first call imports
+    ``torch._dynamo``, a second or more at the start of every render, for hooks and state
+    handling that one tensor does not need.
 
     Departures from ``torch.optim.LBFGS`` (``max_iter=1``, no line search); with
     ``first_step=None, backtrack=0`` its iterates are torch's as long as no curvature pair is
@@ -51,9 +54,10 @@ class LBFGS(torch.optim.Optimizer):
     def __init__(self, params: list[Tensor], lr: float = 1.0, history_size: int = 50,
                  history_dtype: torch.dtype | None = None, first_step: float | None = None,
                  backtrack: int = 0, rise: float = 1e-3) -> None:
-        super().__init__(params, {"lr": lr})
-        if len(self.param_groups) != 1 or len(self.param_groups[0]["params"]) != 1:
+        params = list(params)
+        if len(params) != 1 or not isinstance(params[0], Tensor):
             raise ValueError("LBFGS optimises exactly one tensor")
+        self.param_groups: list[dict[str, Any]] = [{"params": params, "lr": lr}]
         self.history_size = history_size
         self.history_dtype = history_dtype
         self.first_step, self.backtrack, self.rise = first_step, backtrack, rise
@@ -71,6 +75,16 @@ class LBFGS(torch.optim.Optimizer):
     @property
     def _x(self) -> Tensor:
         return self.param_groups[0]["params"][0]
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        x = self._x
+        if x.grad is None:
+            return
+        if set_to_none:
+            x.grad = None
+        else:
+            x.grad.detach_()
+            x.grad.zero_()
 
     def _grad(self) -> Tensor:
         x = self._x

@@ -174,7 +174,7 @@ class EagerRunner(Runner):
         if self.optimizer == "lbfgs" and self.line_search:
             # One closure evaluation per step() (plus the line search's) so progress, early
             # stopping and the iteration count are exact; L-BFGS keeps its history across steps.
-            opt: torch.optim.Optimizer = torch.optim.LBFGS(
+            opt: torch.optim.Optimizer | LBFGS = torch.optim.LBFGS(
                 [x], lr=1.0, max_iter=1, history_size=self.history, tolerance_grad=-1, tolerance_change=-1,
                 line_search_fn="strong_wolfe")
         elif self.optimizer == "lbfgs":
