@@ -119,7 +119,7 @@ def test_batch_isolates_failures_and_reports(media, capsys):
 
 # ---------------------------------------------------------------- resume
 
-CLI_FAST = ["--model", "random", "--size", "64", "--iterations", "30", "--iterations-later", "12", "--device", "cpu",
+CLI_FAST = ["--model", "random", "--size", "64", "--iterations", "15", "--iterations-later", "6", "--device", "cpu",
             "--preset", "ultrafast", "--temporal-weight", "1", "--temporal-frames", "1,2", "-q"]
 
 
