@@ -363,6 +363,31 @@ def test_cover_art_stream_is_ignored(tmp_path, style):
     assert len(video_pts(out)) == 6
 
 
+def test_music_with_cover_art_says_it_holds_no_video(tmp_path, style, capsys):
+    """A song with its album cover (an attached picture beside the audio, as tagged music files
+    carry it) is not a video: one line that says what the file holds, and no output."""
+    song = tmp_path / "song.m4a"
+    with av.open(str(song), "w", format="mp4") as c:
+        art = c.add_stream("mjpeg")
+        art.width, art.height, art.pix_fmt = 32, 32, "yuvj420p"
+        art.disposition = av.stream.Disposition.attached_pic
+        a = c.add_stream("aac", rate=44100)
+        fr = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 128, np.uint8), format="rgb24").reformat(format="yuvj420p")
+        fr.pts = 0
+        for p in [*art.encode(fr), *art.encode(None)]:
+            c.mux(p)
+        sound = av.AudioFrame.from_ndarray(np.zeros((2, 1024), np.float32), format="fltp", layout="stereo")
+        sound.sample_rate, sound.pts = 44100, 0
+        for p in [*a.encode(sound), *a.encode(None)]:
+            c.mux(p)
+    out = tmp_path / "o.mp4"
+    assert main(["render", str(song), "--style", str(style), "-o", str(out), *FAST]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "song.m4a has no video stream" in err[0], err
+    assert "1 cover picture" in err[0] and "1 audio stream" in err[0] and "give a video file" in err[0]
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("suffix", [".mov", ".mp4"])
 def test_hevc_two_frame_stream_gets_valid_decode_timestamps(tmp_path, suffix):
     """x265 returns garbage decode timestamps for about half of two-frame streams (a short last

@@ -107,7 +107,7 @@ def _main_video_stream(container: Any, path: Path) -> Any:
     for s in container.streams.video:
         if not s.disposition & av.stream.Disposition.attached_pic:  # cover art is not the video
             return s
-    held = Counter(s.type for s in container.streams)
+    held = Counter("cover picture" if s.type == "video" else s.type for s in container.streams)
     what = ", ".join(f"{n} {kind} stream{'s' if n > 1 else ''}" for kind, n in held.items()) or "no streams"
     # (ffmpeg reads some text and noise as subtitles: say what it found)
     raise InputError(f"input {path} has no video stream (read as {container.format.name}: {what}); give a video file")
