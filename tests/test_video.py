@@ -339,19 +339,31 @@ def test_subtitles_copied_into_mkv_and_dropped_from_mp4_with_warning(tmp_path, s
     assert any("subtitle" in n and "dropped" in n for n in notes)
 
 
+def _cover_stream(out):
+    """An album cover's stream in ``out``: MJPEG marked as an attached picture, as tagged music
+    and video files carry it (add every stream before ``_mux_cover``: muxing writes the header)."""
+    art = out.add_stream("mjpeg")
+    art.width, art.height, art.pix_fmt = 32, 32, "yuvj420p"
+    art.disposition = av.stream.Disposition.attached_pic
+    return art
+
+
+def _mux_cover(out, art) -> None:
+    """The cover's one picture, 32x32 grey."""
+    fr = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 128, np.uint8), format="rgb24").reformat(format="yuvj420p")
+    fr.pts = 0
+    for p in [*art.encode(fr), *art.encode(None)]:
+        out.mux(p)
+
+
 def test_cover_art_stream_is_ignored(tmp_path, style):
     src = make_clip(tmp_path / "v.mp4", frames=6, audio=("aac",))
     cov = tmp_path / "cover.mp4"
     with av.open(str(src)) as inp, av.open(str(cov), "w") as out:
-        art = out.add_stream("mjpeg")
-        art.width, art.height, art.pix_fmt = 32, 32, "yuvj420p"
-        art.disposition = av.stream.Disposition.attached_pic
+        art = _cover_stream(out)
         vin, ain = inp.streams.video[0], inp.streams.audio[0]
         vo, ao = out.add_stream_from_template(vin), out.add_stream_from_template(ain)
-        fr = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 128, np.uint8), format="rgb24").reformat(format="yuvj420p")
-        fr.pts = 0
-        for p in [*art.encode(fr), *art.encode(None)]:
-            out.mux(p)
+        _mux_cover(out, art)
         for p in inp.demux(vin, ain):
             if p.dts is not None:
                 p.stream = vo if p.stream.type == "video" else ao
@@ -368,14 +380,9 @@ def test_music_with_cover_art_says_it_holds_no_video(tmp_path, style, capsys):
     carry it) is not a video: one line that says what the file holds, and no output."""
     song = tmp_path / "song.m4a"
     with av.open(str(song), "w", format="mp4") as c:
-        art = c.add_stream("mjpeg")
-        art.width, art.height, art.pix_fmt = 32, 32, "yuvj420p"
-        art.disposition = av.stream.Disposition.attached_pic
+        art = _cover_stream(c)
         a = c.add_stream("aac", rate=44100)
-        fr = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 128, np.uint8), format="rgb24").reformat(format="yuvj420p")
-        fr.pts = 0
-        for p in [*art.encode(fr), *art.encode(None)]:
-            c.mux(p)
+        _mux_cover(c, art)
         sound = av.AudioFrame.from_ndarray(np.zeros((2, 1024), np.float32), format="fltp", layout="stereo")
         sound.sample_rate, sound.pts = 44100, 0
         for p in [*a.encode(sound), *a.encode(None)]:
