@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import signal
 import subprocess
@@ -52,6 +53,26 @@ def test_planner_finds_the_scene_cut_on_small_frames(tmp_path):
     small, full = scan(src, scan_spec(cfg), span(cfg), info), scan(src, scan_spec(cfg), span(cfg), info, side=0)
     assert (small.frames, small.cuts) == (full.frames, full.cuts) == (12, (7,))
     assert small.unreliable[0] == 1.0 and max(small.unreliable[1:7] + small.unreliable[8:]) < 0.5
+
+
+def test_the_scan_foresees_a_cut_that_only_the_stylized_size_shows(tmp_path):
+    """Fast motion: a pattern that moves 20 px a frame at 320 px (10 at the scan's 160) keeps
+    enough reliable flow at 160 px not to be a cut there, and not at 320 px, where the render
+    decides. The scan says the render's cuts: the frames the render starts again."""
+    src = make_clip(tmp_path / "fast.mp4", frames=4, size=(320, 240), audio=(), shift_per_frame=20)
+    cfg = apply(Config(), {"optim.size": 320})
+    info = probe(src)
+    small, full = scan(src, scan_spec(cfg), span(cfg), info), scan(src, scan_spec(cfg), span(cfg), info, side=0)
+    assert max(small.unreliable[1:]) < 1 - cfg.temporal.scene_cut  # (no cut at 160 px alone)
+    assert small.cuts == full.cuts == (1, 2, 3)
+    style = tmp_path / "s.png"
+    write_image(style, stripes(48, 48))
+    events = tmp_path / "events.jsonl"
+    assert main(["render", str(src), "--style", str(style), "-o", str(tmp_path / "o.mp4"), "--model", "random",
+                 "--size", "320", "--iterations", "2", "--iterations-later", "1", "--settle", "0", "--device", "cpu",
+                 "-q", "--progress-file", str(events)]) == 0
+    frames = [json.loads(ln) for ln in events.read_text().splitlines() if '"frame"' in ln]
+    assert [f["index"] for f in frames if f["restarted"]] == [1, 2, 3]
 
 
 def test_missing_ray_gives_one_line(tmp_path, monkeypatch, capsys):

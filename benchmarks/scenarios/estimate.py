@@ -2,14 +2,16 @@
 estimator recording the estimated total when it first speaks (before frame 0 ends), each
 revision (``estimate`` events) and the bar's total at 10%, 25% and 50% of the frames, against
 the real total. ``--set replay=EVENTS.jsonl`` feeds a render's ``--progress-file`` through the
-estimator again instead (its times included), and ``--set scan=1`` gives a file written without
-the scan the clip's motion and cuts: the estimator can be checked, and changed, against a long
-render without rendering it again."""
+estimator again instead (its times included), and ``--set scan=1`` scans the clip again at the
+render's size and gives the estimator that scan's motion and cuts in place of the recorded ones
+(or, for a file written without a scan, before its first frame): the estimator and the scan can
+be checked, and changed, against a long render without rendering it again."""
 
 from __future__ import annotations
 
 import dataclasses
 import gzip
+import json
 import statistics
 import time
 from collections.abc import Callable
@@ -66,15 +68,18 @@ def swing(rec: Any) -> float:
 
 def replayed(path: Path, clip: Path | None = None) -> tuple[Any, float]:
     """A --progress-file's events through the estimator again, at their own times; and the real
-    total. ``clip``: scanned, and its motion and cuts given to the estimator where a render gives
-    them (before the first frame's event), for a file written without them."""
-    from videostyle import config as C
-    from videostyle.engines import scan_spec, span
+    total. ``clip``: scanned again at the render's size, and its motion and cuts given to the
+    estimator where the render gave its own (or, for a file written without them, before the
+    first frame's event): the recorded render replayed with today's scan."""
     from videostyle.estimate import Estimating, RenderPlan, replay
-    from videostyle.io.media import probe
-    from videostyle.render.scan import scan
 
-    scanned = scan(clip, scan_spec(C.Config()), span(C.Config()), probe(clip)) if clip else None
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt") as f:
+        lines = f.read().splitlines()
+    scanned = rescan(clip, lines) if clip else None
+    if scanned is not None:
+        lines = [json.dumps({**e, "motion": list(scanned.unreliable), "cuts": list(scanned.cuts)})
+                 if e["event"] == "plan" and e.get("motion") else ln for ln, e in ((ln, json.loads(ln)) for ln in lines)]
     now = [0.0]
     rec = recorder(lambda: now[0])
 
@@ -82,10 +87,20 @@ def replayed(path: Path, clip: Path | None = None) -> tuple[Any, float]:
         if scanned is not None and plan is not None and not est.plan_.motion:  # type: ignore[union-attr]
             est.plan(dataclasses.replace(plan, motion=scanned.unreliable, cuts=scanned.cuts, early_stop=True))
 
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt") as f:
-        real = replay(f.read().splitlines(), Estimating(rec, clock=lambda: now[0]), now, scan_in)
+    real = replay(lines, Estimating(rec, clock=lambda: now[0]), now, scan_in)
     return rec, real
+
+
+def rescan(clip: Path, lines: list[str]) -> Any:
+    """``clip`` scanned as the render of ``lines`` scanned it: its plan's frames, at its size."""
+    from videostyle import config as C
+    from videostyle.engines import scan_spec, span
+    from videostyle.io.media import probe
+    from videostyle.render.scan import scan
+
+    plan = next(json.loads(ln) for ln in lines if '"plan"' in ln)
+    cfg = C.apply(C.Config(), {"optim.size": max(plan["size"]), "render.max_frames": plan["frames"]}, "bench")
+    return scan(clip, scan_spec(cfg), span(cfg), probe(clip))
 
 
 def measure(ctx: Context) -> list[Row]:

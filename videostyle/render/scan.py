@@ -21,6 +21,13 @@ from videostyle.temporal.flow import shrink
 # motion only weighs frames against each other: at 160 px the scan costs a fraction of one at
 # 512 px (decoding the source is most of it).
 SCAN_SIDE = 160
+# Fast motion is not a cut, but its flow is less reliable the larger the frame (more pixels of
+# motion from one frame to the next), and the render decides its cuts at the stylized size: a
+# run of fast frames can fall under the threshold at 256 px and not at 160 (nor at 512, where the
+# flow's search scales with it). A frame whose reliable share at SCAN_SIDE is this close to
+# temporal.scene_cut is decided at the stylized size, as the render will decide it; the shares
+# differ between sizes by up to about a fifth on the shared clips.
+DOUBT = 0.3
 
 
 @dataclass(frozen=True)
@@ -41,31 +48,35 @@ class SpanScan:
 
     frames: int
     unreliable: tuple[float, ...]  # per frame: the share of unreliable flow from the frame before (frame 0: 1)
-    cuts: tuple[int, ...]  # frames whose flow from the frame before is below temporal.scene_cut
+    cuts: tuple[int, ...]  # frames whose flow from the frame before is below temporal.scene_cut (as the render sees it)
 
 
 def scan(inp: Path, spec: ScanSpec, span: Span, info: VideoInfo, side: int | None = None,
          stop: threading.Event | None = None) -> SpanScan | None:
-    """Scan ``span`` of ``inp`` at ``side`` pixels (default SCAN_SIDE; 0: at the stylized size,
-    as a render detects its cuts). None when ``stop`` is set before the end."""
+    """Scan ``span`` of ``inp`` at ``side`` pixels (default SCAN_SIDE; 0: at the stylized size),
+    its cuts as the render will detect them (a doubtful frame again at the stylized size). None
+    when ``stop`` is set before the end."""
     side = SCAN_SIDE if side is None else side
     params = spec.flow
-    prev = None
+    prev = prev_full = None
     unreliable: list[float] = []
     cuts: list[int] = []
     for fr in span.frames(inp, info=info, strict=spec.strict):
         if stop is not None and stop.is_set():
             return None
-        src = shrink(fr.image, side) if side else resize_image(
-            fr.image, fit_size(*fr.image.shape[:2], spec.size, spec.upscale))
+        full = (resize_image(fr.image, fit_size(*fr.image.shape[:2], spec.size, spec.upscale))
+                if not side or spec.scene_cut > 0 else None)
+        src = shrink(fr.image, side) if side else full
         if prev is None:
             unreliable.append(1.0)
         else:
             reliable = flow_pair(src, prev, params).reliable
             unreliable.append(round(1.0 - reliable, 4))
+            if side and full is not None and abs(reliable - spec.scene_cut) < DOUBT:
+                reliable = flow_pair(full, prev_full, params).reliable
             if reliable < spec.scene_cut:
                 cuts.append(fr.index)
-        prev = src
+        prev, prev_full = src, full
     return SpanScan(len(unreliable), tuple(unreliable), tuple(cuts))
 
 
