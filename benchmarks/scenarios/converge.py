@@ -84,42 +84,64 @@ def reach(log: list[tuple[int, float]], loss: float) -> int | None:
     return next((i for i, v in log if v <= loss), None)
 
 
+def listed(ctx: Context, key: str, full: tuple[Any, ...], smoke: tuple[Any, ...], kind: type = str) -> tuple[Any, ...]:
+    """``--set KEY=a,b``, else the full corpus (or the smoke run's one case)."""
+    got = ctx.options.get(key)
+    return tuple(kind(v) for v in got.split(",")) if got else ctx.pick(full, smoke)
+
+
 def measure(ctx: Context) -> list[Row]:
     from videostyle import config as C
     from videostyle.engines import build_stylizer
     from videostyle.factory import prepare_content
     from videostyle.io.images import read_image
 
-    styles = ctx.pick(STYLES, (None,))
+    styles = listed(ctx, "styles", STYLES, (None,))
     style_path = (lambda s: SHARED / "style" / f"{s}.jpg") if not ctx.smoke else (lambda s: ctx.media()[1])
-    cfg = C.apply(C.Config(), {"style.images": [str(style_path(styles[0]))], "optim.iterations": ctx.pick(40, 3),
+    cfg = C.apply(C.Config(), {"style.images": [str(style_path(styles[0]))],
+                               "optim.iterations": int(ctx.options.get("iterations", ctx.pick(40, 3))),
+                               "render.precision": ctx.options.get("precision", "auto"),
                                "render.device": ctx.device, "model.name": ctx.pick("vgg19", "random")}, "bench")
+    variants = listed(ctx, "variants", ("torch", "now", "first step 2/255"), ("torch", "now", "first step 2/255"))
+    upscale = ctx.options.get("upscale", "") in ("1", "yes", "true")
     rows: list[Row] = []
     st = None
-    for size in ctx.pick((256,), (64,)):
-        for c in ctx.pick(tuple(CONTENTS), ("clip",)):
-            img = prepare_content(content(ctx, c), size, "content", False)
+    for size in listed(ctx, "sizes", (256,), (64,), int):
+        for c in listed(ctx, "contents", tuple(CONTENTS), ("clip",)):
+            img = prepare_content(content(ctx, c), size, "content", upscale)
             for s in styles:
                 st = build_stylizer(cfg, [read_image(style_path(s), "style")], lambda m: None, st)
-                runs = {v: run(st, img, v) for v in ("torch", "now", "first step 2/255")}
-                target, ref = runs["torch"]["loss"], reach(runs["torch"]["log"], runs["torch"]["loss"])
+                runs = {v: run(st, img, v) for v in variants}
+                base = runs.get("torch") or runs[variants[0]]
+                target, ref = base["loss"], reach(base["log"], base["loss"])
                 for v, r in runs.items():
                     got = reach(r["log"], target)
-                    rows.append({"content": c, "style": s or "smoke", "size": size, "optimiser": v,
-                                 "levels": r["levels"], "its": r["its"], "restarts": r["restarts"], "back": r["back"],
-                                 "loss": r["loss"], "s": r["s"], "to": got if got else "not reached",
+                    rows.append({"content": c, "style": s or "smoke", "size": size, "precision": precision(st, img),
+                                 "optimiser": v, "levels": r["levels"], "its": r["its"], "restarts": r["restarts"],
+                                 "back": r["back"], "loss": r["loss"], "s": r["s"], "to": got if got else "not reached",
                                  # (every step taken back counted, also those after the loss was reached)
                                  "ratio": (got + r["back"]) / ref if got and ref else None})
     return rows
 
 
+def precision(st: Any, img: np.ndarray) -> str:
+    """The arithmetic the stylizer's network runs in at ``img``'s size (``auto`` resolved)."""
+    from videostyle.device import resolve_precision
+
+    dtype = resolve_precision(st.precision, st.device, img.shape[0] * img.shape[1])
+    return {None: "fp32"}.get(dtype, str(dtype).replace("torch.", "").replace("bfloat16", "bf16"))
+
+
 SCENARIOS = [
     Scenario("converge", "The default optimiser on real contents and styles",
              (Column("content", "content"), Column("style", "style"), Column("size", "size"),
-              Column("optimiser", "optimiser"), Column("levels", "levels"), Column("its", "iterations"),
+              Column("precision", "precision"), Column("optimiser", "optimiser"), Column("levels", "levels"),
+              Column("its", "iterations"),
               Column("restarts", "restarts"), Column("back", "steps back"), Column("loss", "final loss", "{:.4f}"),
               Column("s", "s", "{:.1f}"), Column("to", "iterations to torch's final loss"),
               Column("ratio", "evaluations to it, x torch's", "{:.2f}")),
              measure, "Frame 0 of both shared clips and both shared photos with each shared style at 256 px, 40 "
-                      "iterations, the precision auto picks."),
+                      "iterations, the precision auto picks; --set sizes=256,512, iterations=N, contents=a,b, "
+                      "styles=a,b, variants=torch,now, precision=fp32 or upscale=1 (each its own --set) narrow "
+                      "it, the first variant the reference where torch is not run."),
 ]
