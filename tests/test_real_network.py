@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 
@@ -143,6 +144,48 @@ def test_exploding_loss_is_caught_at_its_iteration_and_recovered(vgg, monkeypatc
     assert np.abs(res.image - content).mean() < 0.05  # the start, improved, not noise
     st.stylize(content)
     assert len(notes) == 1  # said once per stylizer
+
+
+def test_the_restart_after_a_divergence_runs_in_fp32_where_the_render_runs_bf16(vgg, monkeypatch):
+    """The last resort must recover. Under bf16 autocast the line search's first step (1/|g|_1,
+    a hundredth of a grey level at 256 px) does not reach the network's 0-255 input, and a
+    restart in bf16 can stall there: on the shared astronaut photo with The Shipwreck at 256 px
+    every iteration of it had the loss it started at, and the image came out as the content
+    (docs/benchmarks.md, converge-4). The restart's network runs in fp32, and its loss falls;
+    the render's own precision comes back after it."""
+    import videostyle.gatys.stylizer as stylizer_mod
+
+    real = stylizer_mod.iterate
+    runs: list[list[torch.dtype]] = []
+
+    def first_diverges(st, runner, step, iterations, *a, **k):
+        runs.append([])
+        run = real(st, runner, step, iterations if runs[1:] else 2, *a, **k)
+        return run if runs[1:] else dataclasses.replace(run, diverged=True)
+
+    monkeypatch.setattr(stylizer_mod, "iterate", first_diverges)
+    cfg = apply(Config(), {"optim.iterations": 8, "render.device": "cpu", "render.precision": "bf16"})
+    st = new_stylizer(cfg, extractor=vgg)
+    st.set_styles([stripes(96, 96)])
+    net = st._net
+
+    def watched(x, layers):
+        out = net(x, layers)
+        if runs:
+            runs[-1].append(next(iter(out.values())).dtype)
+        return out
+
+    monkeypatch.setattr(st, "_net", watched)
+    notes: list[str] = []
+    st.notice = notes.append
+    seen: list[STIterate] = []
+    st.stylize(smooth_frame(), callback=seen.append)
+    assert len(runs) == 2 and set(runs[0]) == {torch.bfloat16} and set(runs[1]) == {torch.float32}
+    assert len(notes) == 1 and "restarted the image from its start in fp32" in notes[0]
+    restart = [s.loss for s in seen[2:]]
+    assert len(restart) == 8 and restart[-1] < restart[0]
+    st.stylize(smooth_frame())
+    assert set(runs[2]) == {torch.bfloat16}  # (the next image in the render's precision)
 
 
 def test_unrecoverable_divergence_is_a_one_line_error(vgg):

@@ -105,6 +105,7 @@ class Stylizer:
         # Where one-line notes go (the CLI's stderr); each kind is said once per stylizer.
         self.notice: Callable[[str], None] | None = None
         self._noticed: set[str] = set()
+        self._fp32 = False  # autocast off: the restart after a divergence (see _optimize)
 
     def configure(self, *, loss: LossSpec, optim: OptimSpec, **settings: Any) -> None:
         """A new loss, optimiser and settings (``__init__``'s) on this stylizer's network and
@@ -144,7 +145,7 @@ class Stylizer:
 
     def _autocast(self, hw: tuple[int, int]) -> contextlib.AbstractContextManager[None]:
         dtype = resolve_precision(self.precision, self.device, hw[0] * hw[1])
-        if dtype is None:
+        if dtype is None or self._fp32:
             return contextlib.nullcontext()
         # No cast cache: it only serves leaf tensors that need grad (the image, cast once per
         # forward anyway) and CUDA graph capture requires it off.
@@ -403,16 +404,25 @@ class Stylizer:
         spent = 0
         if run.diverged:
             # Restart from the same start with L-BFGS and a strong-Wolfe line search: every step
-            # then decreases the loss, at 1-3 extra evaluations per iteration.
+            # then decreases the loss, at 1-3 extra evaluations per iteration. In fp32 where the
+            # render runs in bf16 or fp16: the line search's first step (1/|g|_1, about 1/n of the
+            # range) does not reach a bf16 network's 0-255 input, and from there it stalls, every
+            # iteration the loss it started at (the image comes out as the content).
+            reduced = resolve_precision(self.precision, self.device, hw[0] * hw[1]) is not None
             self._notice("diverged", f"the optimisation diverged at iteration {run.done} (loss {run.loss:.4g}, "
                          f"{_times(run.loss, run.first)}): one step overshot even after "
-                         "being taken back; restarted the image from its start with a line search (slower per "
-                         f"iteration); a lower {setting('style_weight')}, or {setting('optimizer', 'adam')}, avoids it")
+                         f"being taken back; restarted the image from its start{' in fp32' if reduced else ''} "
+                         "with a line search (slower per iteration); a lower "
+                         f"{setting('style_weight')}, or {setting('optimizer', 'adam')}, avoids it")
             spent = run.done
             runner = (TiledRunner(self, "lbfgs", o.lr, content, tile, line_search=True) if tile else
                       EagerRunner(self, "lbfgs", o.lr, line_search=True))
-            step = runner.start(x0, content_feats, grams, temp)
-            run = iterate(self, runner, step, iterations, stop_loss, level, levels, hw, callback)
+            self._fp32 = reduced
+            try:
+                step = runner.start(x0, content_feats, grams, temp)
+                run = iterate(self, runner, step, iterations, stop_loss, level, levels, hw, callback)
+            finally:
+                self._fp32 = False
             if run.diverged:
                 raise DivergedError(
                     f"the optimisation diverged (loss {run.loss:.4g} at iteration {run.done}, started at "
