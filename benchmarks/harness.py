@@ -81,10 +81,13 @@ class Timing:
 def inner(fn: Callable[[], Any], seconds: float) -> Timing:
     """An inner loop's time per call after one untimed call: ``blocked_autorange`` (blocks of calls
     until ``seconds``; a GPU is synchronised around each block)."""
+    import torch
     from torch.utils import benchmark
 
     fn()  # (untimed: a first call at a new size creates its kernels)
-    m = benchmark.Timer(stmt="fn()", globals={"fn": fn}).blocked_autorange(min_run_time=seconds)
+    # (the process's threads: Timer's default is one, which no render runs with)
+    m = benchmark.Timer(stmt="fn()", globals={"fn": fn},
+                        num_threads=torch.get_num_threads()).blocked_autorange(min_run_time=seconds)
     return Timing(m.median, m.iqr, len(m.times))
 
 

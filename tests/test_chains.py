@@ -18,6 +18,7 @@ grey levels on average (seen with oneDNN held to SSE4.1: 2.4% and 4.2).
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import signal
 from pathlib import Path
@@ -369,6 +370,29 @@ def test_the_measure_is_taken_once_and_kept(tmp_path, monkeypatch):
     first = measured(st, (32, 48), tmp_path / "chains.json")
     assert sorted(first) == [1, 2, 4, 8] and all(v > 0 for v in first.values())
     assert measured(st, (32, 48), tmp_path / "chains.json") == first and calls == [1, 2, 4, 8]
+
+
+def test_the_measure_runs_on_the_renders_threads_and_is_kept_per_thread_count(tmp_path, monkeypatch):
+    """A batch's gain on a CPU depends on how many threads share it: the measure runs the network
+    on the threads the render has (torch.utils.benchmark's Timer alone would run it on one), and
+    a process with other threads measures again."""
+    import videostyle.gatys.throughput as T
+
+    st = new_stylizer(tiny_config(), extractor=tiny_extractor())
+    seen: list[int] = []
+    features = st._features
+    monkeypatch.setattr(st, "_features", lambda x, layers: seen.append(torch.get_num_threads()) or features(x, layers))
+    monkeypatch.setattr(T, "SIZES", (1, 2))
+    kept = torch.get_num_threads()
+    try:
+        for threads in (2, 1):
+            torch.set_num_threads(threads)
+            seen.clear()
+            got = T.measured(st, (32, 48), tmp_path / "chains.json")
+            assert sorted(got) == [1, 2] and set(seen) == {threads}, seen
+    finally:
+        torch.set_num_threads(kept)
+    assert len(json.loads((tmp_path / "chains.json").read_text())) == 2
 
 
 def test_a_batch_files_videos_with_the_same_settings_share_one_batch(tmp_path, monkeypatch):

@@ -42,7 +42,9 @@ def per_image(st: Stylizer, hw: tuple[int, int], k: int, seconds: float = 0.5) -
         x.grad = None
 
     once()  # (cuDNN picks its algorithms)
-    t = benchmark.Timer("once()", globals={"once": once}).blocked_autorange(min_run_time=seconds)
+    # (the render's threads: Timer's default is one, and on a CPU a batch's gain depends on them)
+    t = benchmark.Timer("once()", globals={"once": once},
+                        num_threads=torch.get_num_threads()).blocked_autorange(min_run_time=seconds)
     return t.median / k
 
 
@@ -66,7 +68,7 @@ def choose(costs: Mapping[int, float], frames: int, fresh: int, later: int, over
 
 def _key(st: Stylizer, hw: tuple[int, int]) -> str:
     dev = st.device
-    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else dev.type
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"{dev.type}x{torch.get_num_threads()}"
     return f"{name}|{torch.__version__}|{st.precision}|{st.channels_last}|{hw[0]}x{hw[1]}"
 
 
