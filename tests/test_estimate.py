@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +13,8 @@ import pytest
 
 from videostyle.cli import main
 from videostyle.errors import worded
-from videostyle.estimate import (PRIOR_FACTOR, START_DELTAS, WARMUP_ITERATIONS, Estimating, RenderPlan, alternatives,
-                                 duration, fit_errors, replay)
+from videostyle.estimate import (BESIDE_SCAN, MEASURED, PRIOR_FACTOR, START_DELTAS, WARMUP_ITERATIONS, Estimating,
+                                 RenderPlan, alternatives, duration, fit_errors, replay)
 from videostyle.io.images import write_image
 from videostyle.report import FrameDone, Reporter, STIterate
 
@@ -282,8 +283,9 @@ def test_a_render_sends_the_scan_as_a_second_plan(tmp_path, capsys):
                  "--progress", "json", *TINY]) == 0
     events = [json.loads(ln) for ln in capsys.readouterr().err.splitlines() if ln.strip()]
     plans = [e for e in events if e["event"] == "plan"]
-    assert len(plans) == 2 and not plans[0]["motion"] and plans[0]["early_stop"]
+    assert len(plans) == 2 and not plans[0]["motion"] and plans[0]["early_stop"] and plans[0]["scanning"]
     assert plans[1]["cuts"] == [6] and len(plans[1]["motion"]) == 10 and plans[1]["motion"][0] == 1.0
+    assert not plans[1]["scanning"]
     restarted = [e["index"] for e in events if e["event"] == "frame" and e["restarted"]]
     assert restarted == [6]  # the render found the cut the scan foresaw
 
@@ -305,6 +307,71 @@ def test_a_scan_done_during_frame_0_reaches_the_estimate_before_frame_0_ends(tmp
     first_iterate = next(i for i, e in enumerate(events) if e["event"] == "iterate")
     assert second < first_iterate < first_frame, kinds[:6]
     assert events[second]["cuts"] == [5]
+
+
+def test_a_scan_that_fails_ends_the_wait_for_it(tmp_path, capsys, monkeypatch):
+    """A scan that fails (it only informs the estimate) still ends in a second plan, without
+    motion, so that the estimate stops counting iterations as run beside it."""
+    import importlib
+
+    scan_mod = importlib.import_module("videostyle.render.scan")  # (videostyle.render is also the API's function)
+
+    def broken(*args, **kwargs):
+        raise ValueError("unreadable")
+
+    monkeypatch.setattr(scan_mod, "scan", broken)
+    src = make_clip(tmp_path / "c.mp4", frames=6, size=(96, 64), audio=())
+    write_image(tmp_path / "s.png", stripes(48, 48))
+    assert main(["render", str(src), "--style", str(tmp_path / "s.png"), "-o", str(tmp_path / "o.mp4"),
+                 "--progress", "json", *TINY]) == 0
+    events = [json.loads(ln) for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    plans = [e for e in events if e["event"] == "plan"]
+    assert [p["scanning"] for p in plans] == [True, False] and not plans[1]["motion"]
+
+
+def _iterations(est: Estimating, clock: Clock, first: int, last: int, secs: float, of: int = 300) -> None:
+    for i in range(first, last + 1):
+        clock.t += secs
+        est.iterate(STIterate(i, of, 0, 1, 1.0, {}, (64, 64)))
+
+
+def test_iterations_beside_the_scan_do_not_set_the_rate():
+    """The scan shares the cores with frame 0's first iterations: the first estimate waits for
+    iterations after it, and the bar shows no time left before that estimate, then its number."""
+    clock, rec = Clock(), Record()
+    est = Estimating(rec, clock)
+    est.begin(10, "clip.mp4")
+    plan = RenderPlan(frames=10, first_iterations=300, later_iterations=10, size=(64, 64), scanning=True)
+    est.plan(plan)
+    _iterations(est, clock, 1, 20, 0.2)  # twice as slow beside the scan
+    assert not rec.estimates and all(p.seconds_left is None for p in rec.progresses)
+    est.plan(replace(plan, scanning=False, motion=(1.0,) + (0.5,) * 9))
+    _iterations(est, clock, 21, 20 + MEASURED - 1, 0.1)
+    assert not rec.estimates
+    _iterations(est, clock, 20 + MEASURED, 20 + MEASURED, 0.1)
+    (e,) = rec.estimates
+    assert e.iteration_seconds == pytest.approx(0.1)
+    p = rec.progresses[-1]
+    assert p.seconds_left == pytest.approx(e.total_seconds - clock.t) and p.model_left == p.seconds_left
+
+
+def test_a_scan_longer_than_a_few_dozen_iterations_does_not_hold_the_estimate_back():
+    """Said from the iterations beside the scan after BESIDE_SCAN of them, revised when the scan
+    ends and again once MEASURED iterations after it are in."""
+    clock, rec = Clock(), Record()
+    est = Estimating(rec, clock)
+    est.begin(10, "clip.mp4")
+    plan = RenderPlan(frames=10, first_iterations=300, later_iterations=10, size=(64, 64), scanning=True)
+    est.plan(plan)
+    _iterations(est, clock, 1, 1 + START_DELTAS + BESIDE_SCAN, 0.2)
+    (e,) = rec.estimates
+    assert e.iteration_seconds == pytest.approx(0.2)
+    est.plan(replace(plan, scanning=False, motion=(1.0,) + (0.5,) * 9))
+    assert len(rec.estimates) == 2  # the scan's motion
+    n = 1 + START_DELTAS + BESIDE_SCAN
+    _iterations(est, clock, n + 1, n + MEASURED, 0.1)
+    assert len(rec.estimates) == 3 and rec.estimates[-1].iteration_seconds == pytest.approx(0.1)
+    assert [x.revision for x in rec.estimates] == [0, 1, 2]
 
 
 def test_a_render_of_chains_only_says_what_it_does():

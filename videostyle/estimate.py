@@ -7,8 +7,9 @@ render's time on this machine, with faster alternatives when that is long) and `
 each iteration and frame: the fraction done and the seconds left).
 
 The model: an iteration costs what the last few cost (after the render's first few, which carry
-start-up costs: allocations, the first calls into the math library, the scan starting beside
-them), per pixel of the size being optimised
+start-up costs: allocations, the first calls into the math library; and after the scan beside
+them, which shares the cores: the estimate waits for it, up to ``BESIDE_SCAN`` iterations), per
+pixel of the size being optimised
 (frame 0's pyramid levels differ in size); a later frame costs its iteration budget at that
 rate until later frames have been measured, then what they took (their median, so that frames
 that stop early refine it). Frame 0 counts its iterations left; the settle pass renders its
@@ -42,12 +43,18 @@ from videostyle.report import FrameDone, Reporter, STIterate
 
 START_DELTAS = 3  # the render's first iteration times, left out while later ones are there (start-up costs)
 MEASURED = 4  # iteration times measured after those before the estimate speaks
+# While the render's scan runs beside frame 0 (``RenderPlan.scanning``), the iterations share the
+# cores with it and run slower than the rest of the render: their times count only until times
+# measured after the scan are in, and the first estimate waits for those, unless the scan is still
+# running after this many iterations (a long clip's scan): then it speaks from these, and is
+# revised once the scan is done and MEASURED iterations after it are in.
+BESIDE_SCAN = 40
 WARMUP_ITERATIONS = 1 + START_DELTAS + MEASURED  # iterations before the estimate
 LONG = 600.0  # seconds: an estimate above this lists the faster alternatives
 # The estimate is said again (a further ``estimate`` event) as what it stands on grows: when this
 # many of frame 0's iterations have been measured, when the scan's motion and cuts arrive, and
 # when this many later frames have been measured.
-REVISE_ITERATIONS = (16, 48, 128)
+REVISE_ITERATIONS = (MEASURED, 16, 48, 128)  # (MEASURED: where the first was said beside the scan)
 REVISE_LATER = (1, 4, 12)
 RATE_WINDOW = 64  # recent iteration times the rate is the median of
 # The time left the bar shows follows the model's total through a first-order lag of this many
@@ -79,6 +86,7 @@ class RenderPlan:
     early_stop: bool = False  # later frames stop once as stylized as the first (optim.stop_loss_ratio)
     motion: tuple[float, ...] = ()  # per frame of the span: the share of unreliable flow (render.scan; () until it is done)
     cuts: tuple[int, ...] = ()  # scene cuts the scan found
+    scanning: bool = False  # a scan runs beside frame 0: a later plan brings its motion and cuts, or says it ended
 
 
 @dataclass(frozen=True)
@@ -171,6 +179,7 @@ class Estimating(Reporter):
         self.per_px: deque[float] = deque(maxlen=RATE_WINDOW)  # recent seconds per iteration per pixel
         self.measured = 0  # iteration times measured (after the start-up ones), in all
         self.startup: list[float] = []  # the first START_DELTAS of them (used only while there are no others)
+        self.beside: list[float] = []  # those measured while the scan ran (used only until others are in)
         self.later_secs: deque[float] = deque(maxlen=24)  # recent later frames' wall times
         self.later_rate: deque[float] = deque(maxlen=24)  # their seconds per iteration
         self.later_its: list[tuple[float, int]] = []  # (motion, iterations) of each later frame measured
@@ -211,13 +220,16 @@ class Estimating(Reporter):
             d = (now - self.last_tick) / (it.size[0] * it.size[1])
             if len(self.startup) < START_DELTAS:
                 self.startup.append(d)
+            elif self.plan_ is not None and self.plan_.scanning:
+                self.beside.append(d)
             else:
                 self.per_px.append(d)
                 self.measured += 1
         self.last_tick = now
         self.it_in_frame = (it.i + sum_levels_before(it), it.iterations * it.levels)
         self.inner.iterate(it)
-        if self.plan_ is not None and (self.measured == MEASURED if not self.told else
+        first = self.measured == MEASURED or len(self.beside) == BESIDE_SCAN and not self.measured
+        if self.plan_ is not None and (first if not self.told else
                                        self.measured in REVISE_ITERATIONS and not self.later_secs):
             self._say(now)
         self.inner.progress(self._progress(now))
@@ -244,7 +256,7 @@ class Estimating(Reporter):
             self.frames_done += 1
         self.inner.frame(done)
         if not self.told and self.plan_ is not None and (
-                self.later_secs if self.plan_.first_iterations == 0 else self.per_px or self.startup):
+                self.later_secs if self.plan_.first_iterations == 0 else self.per_px or self.beside or self.startup):
             self._say(now)  # (a short frame 0: from what it measured)
         elif self.told and later and len(self.later_secs) in REVISE_LATER and self.plan_ and self.plan_.first_iterations:
             self._say(now)
@@ -256,6 +268,8 @@ class Estimating(Reporter):
         if self.told:
             self.revision += 1
             e = replace(e, revision=self.revision)
+        else:
+            self.shown = (now, e.total_seconds)  # the bar starts from the number just said
         self.told = True
         self.inner.estimate(e)
 
@@ -267,7 +281,7 @@ class Estimating(Reporter):
     def _iteration_seconds(self) -> float:
         assert self.plan_ is not None
         h, w = self.plan_.size
-        measured = self.per_px or self.startup
+        measured = self.per_px or self.beside or self.startup
         return statistics.median(measured) * h * w if measured else float("nan")
 
     def _later_seconds(self) -> float:
@@ -368,9 +382,10 @@ class Estimating(Reporter):
         return Progress(self.frames_done + part, total, self._shown_left(now, left), now - self.t0, left)
 
     def _shown_left(self, now: float, left: float | None) -> float | None:
-        """The time left as the bar shows it: the model's total (elapsed plus ``left``) followed
-        through a lag of ``SMOOTHING`` seconds, less the time elapsed."""
-        if left is None:
+        """The time left as the bar shows it: from the first estimate's total (none before it: the
+        first iterations' times are not yet the render's), the model's total (elapsed plus
+        ``left``) followed through a lag of ``SMOOTHING`` seconds, less the time elapsed."""
+        if left is None or not self.told:
             return None
         total = (now - self.t0) + left
         if self.shown is not None:
@@ -417,12 +432,19 @@ def replay(lines: Iterable[str], est: Estimating, now: list[float],
     events were written at: ``now[0]`` is each event's time as it is fed (``est``'s clock should
     read it). The events ``est`` makes itself (``estimate``, ``progress``) are left out; the rest
     go in as the render sent them. ``before_frame`` is called before each frame event (a check
-    can hand in a scan there). Returns the real total: the last event's time."""
+    can hand in a scan there). Returns the real total: the last event's time. (A file written
+    before plans said ``scanning``: where a later plan brings the scan's motion before frame 0
+    ends, the scan ran beside frame 0 until then, from the first plan on. Earlier renders said
+    the motion only at frame 0's end: when their scan ended is not known.)"""
     import json
 
+    events = [json.loads(line) for line in lines]
+    plans = [e for e in events if e["event"] == "plan"]
+    end0 = next((e["t"] for e in events if e["event"] == "frame"), float("inf"))
+    if plans and not any("scanning" in e for e in plans) and any(e.get("motion") and e["t"] < end0 for e in plans):
+        plans[0]["scanning"] = True
     plan: RenderPlan | None = None
-    for line in lines:
-        e = json.loads(line)
+    for e in events:
         now[0] = e.pop("t")
         kind = e.pop("event")
         if kind == "begin":

@@ -206,10 +206,12 @@ class _VideoRender:
         self.reporter.begin(self.total, str(self.inp))
         self.plan = render_plan(self.vs.spec, self.vs.engine, self.total, self.job.stylized, self.settler.k,
                                 self.resume.kept)
-        self.reporter.plan(self.plan)
         if self.vs.engine.optimises and (self.total or 0) > 1 and self.spec.stage_threads:
             # Beside frame 0: the estimate's motion and scene cuts (render.scan).
             self.scan = BackgroundScan(self.inp, self.spec.scan, self.job.span, self.job.info)
+            self.plan = dataclasses.replace(self.plan, scanning=True)
+        self.reporter.plan(self.plan)
+        if self.scan is not None:
             self.scan.start()
         try:
             chain.run(self.vs, self.waited(self.start_stages()), self.take, store=self.work, times=self.stages)
@@ -243,11 +245,14 @@ class _VideoRender:
                             tuple(self.frame_secs))
 
     def scan_found(self) -> None:
-        """The scan's motion and cuts into the plan, once it is done (a second ``plan`` event)."""
-        if self.scan is not None and self.scan.result is not None and not self.plan.motion:
-            found = self.scan.result
-            self.plan = dataclasses.replace(self.plan, motion=found.unreliable, cuts=found.cuts)
-            self.reporter.plan(self.plan)
+        """The scan's motion and cuts into the plan, once it is done (a second ``plan`` event; one
+        without them where the scan failed, so that the estimate stops waiting for it)."""
+        if self.scan is None or not self.plan.scanning or self.scan.is_alive():
+            return
+        found = self.scan.result
+        self.plan = dataclasses.replace(self.plan, scanning=False, motion=found.unreliable if found else (),
+                                        cuts=found.cuts if found else ())
+        self.reporter.plan(self.plan)
 
     def waited(self, source: Iterator[SourceFrame]) -> Iterator[SourceFrame]:
         """``source``, adding the time the stylizer waits on it to ``stages.waiting``; a stage
