@@ -28,6 +28,8 @@ def block(name: str, file: str) -> list[str]:
     m = data["machine"]
     head = (f"`{name}`: {r['title']}. Measured {m['date']} at {m['commit']}{' (dirty tree)' if m['dirty'] else ''} "
             f"on {machine.line(m)}, device {data['device']}{' (smoke sizes)' if data['smoke'] else ''}.")
+    if r.get("options"):  # (this run's own settings: a replayed file, another size)
+        head += " Run with " + " ".join(f"`--set {k}={v}`" for k, v in sorted(r["options"].items())) + "."
     return [head] + ([r["note"]] if r.get("note") else []) + [""] + table(r)
 
 

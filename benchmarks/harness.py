@@ -122,7 +122,8 @@ def run(s: Scenario, ctx: Context) -> dict[str, Any]:
     t0 = time.perf_counter()
     rows = s.measure(ctx)
     return {"title": s.title, "note": s.note, "columns": [[c.key, c.heading, c.fmt] for c in s.columns],
-            "rows": rows, "seconds": time.perf_counter() - t0, **peak_memory_mb(ctx.device)}
+            "rows": rows, "seconds": time.perf_counter() - t0, "options": dict(ctx.options),
+            **peak_memory_mb(ctx.device)}
 
 
 def record(results: dict[str, Any], smoke: bool, device: str, stamp: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -30,6 +30,22 @@ def test_a_table_edited_by_hand_is_caught_and_written_again(tmp_path, capsys):
     assert docs.main(check=False, doc=doc) == 0 and doc.read_text() == text
 
 
+def test_a_table_says_the_settings_its_run_was_given(tmp_path):
+    """A run with ``--set`` (a replayed file, another size) says so in its table's head, so that
+    the scenario's general note is not read as what was run."""
+    result = {"title": "T", "note": "", "columns": [["a", "a", "{}"]], "rows": [{"a": 1}],
+              "options": {"replay": "tests/data/x.jsonl.gz", "size": "512"}}
+    data = {"machine": {"date": "2026-12-07", "commit": "abc1234", "dirty": False, "gpu": None, "torch": "2.14.1",
+                        "cpu": {"model": "CPU", "cores": 2, "flags": []}},
+            "device": "cpu", "smoke": False, "results": {"x": result}}
+    (tmp_path / "r.json").write_text(json.dumps(data))
+    head = docs.block("x", str(tmp_path / "r.json"))[0]
+    assert head.endswith("Run with `--set replay=tests/data/x.jsonl.gz` `--set size=512`.")
+    del result["options"]
+    (tmp_path / "r.json").write_text(json.dumps(data))
+    assert "Run with" not in docs.block("x", str(tmp_path / "r.json"))[0]
+
+
 def test_two_runs_compare_as_ratios(tmp_path, capsys):
     def run(ms: float, commit: str) -> dict:
         return {"machine": {"commit": commit}, "results": {"x": {
