@@ -179,7 +179,7 @@ class Estimating(Reporter):
         self.per_px: deque[float] = deque(maxlen=RATE_WINDOW)  # recent seconds per iteration per pixel
         self.measured = 0  # iteration times measured (after the start-up ones), in all
         self.startup: list[float] = []  # the first START_DELTAS of them (used only while there are no others)
-        self.beside: list[float] = []  # those measured while the scan ran (used only until others are in)
+        self.beside: deque[float] = deque(maxlen=RATE_WINDOW)  # those measured while the scan ran (until others are in)
         self.later_secs: deque[float] = deque(maxlen=24)  # recent later frames' wall times
         self.later_rate: deque[float] = deque(maxlen=24)  # their seconds per iteration
         self.later_its: list[tuple[float, int]] = []  # (motion, iterations) of each later frame measured
@@ -228,7 +228,7 @@ class Estimating(Reporter):
         self.last_tick = now
         self.it_in_frame = (it.i + sum_levels_before(it), it.iterations * it.levels)
         self.inner.iterate(it)
-        first = self.measured == MEASURED or len(self.beside) == BESIDE_SCAN and not self.measured
+        first = self.measured == MEASURED or (len(self.beside) == BESIDE_SCAN and not self.measured)
         if self.plan_ is not None and (first if not self.told else
                                        self.measured in REVISE_ITERATIONS and not self.later_secs):
             self._say(now)
